@@ -1,0 +1,215 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: Request handlers of the REST API: endpoints, modules, health, readiness, metrics, OpenAPI.
+Tagline: Every answer is JSON, every error has a name, no traceback leaves the building.
+"""
+
+import hmac
+import time
+import uuid
+from functools import partial
+
+from tornado.ioloop import IOLoop
+from tornado.web import HTTPError, RequestHandler, stream_request_body
+
+from cerebro import jsonio, metrics
+from cerebro.api import openapi
+from cerebro.errors import (CerebroError, InternalError, InvalidPayload, MethodNotAllowed,
+                            NotFound, PayloadTooLarge, Unauthorized, Unavailable, http_status)
+from cerebro.reporting import report
+
+_HTTP_ERRORS = {400: InvalidPayload, 404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
+
+
+class BaseHandler(RequestHandler):
+    """JSON responses and JSON errors for every handler."""
+
+    def initialize(self, ctx):
+        """Keep the shared :class:`~cerebro.api.app.Context`."""
+        self.ctx = ctx
+
+    def set_default_headers(self):
+        """Every response is JSON unless a handler says otherwise."""
+        self.set_header("Content-Type", "application/json")
+
+    def send_json(self, value, status=200):
+        """Finish the request with ``value`` encoded as JSON."""
+        self.set_status(status)
+        self.finish(jsonio.dumps(value))
+
+    def fail(self, error):
+        """Finish the request with a :class:`CerebroError` as its JSON error body."""
+        request_id = self._headers.get("X-Request-Id")
+        self.clear()
+        if request_id:
+            self.set_header("X-Request-Id", request_id)
+        self.set_status(http_status(error))
+        if isinstance(error, MethodNotAllowed):
+            self.set_header("Allow", ", ".join(m for m in ("GET", "POST")
+                                               if m.lower() in type(self).__dict__))
+        self.finish(jsonio.dumps({"error": error.to_dict()}))
+
+    def write_error(self, status_code, **kwargs):
+        """Errors Tornado raises itself (405, bad requests, our own bugs) as JSON."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, CerebroError):
+            return self.fail(exc)
+        if status_code >= 500:
+            return self.fail(getattr(self, "_internal_error", None) or InternalError())
+        message = self._reason if exc is None else (exc.log_message or self._reason)
+        if status_code in _HTTP_ERRORS:
+            return self.fail(_HTTP_ERRORS[status_code](message))
+        self.set_status(status_code)
+        return self.finish(jsonio.dumps({"error": {"type": "http_error", "message": message,
+                                                   "field": None}}))
+
+    def log_exception(self, typ, value, tb):
+        """A non-HTTP exception escaping a handler is a bug: report it with an error id."""
+        if isinstance(value, (HTTPError, CerebroError)):
+            return super().log_exception(typ, value, tb)
+        self._internal_error = InternalError()
+        report(value, service="api", request_id=self.request.headers.get("X-Request-Id"),
+               error_id=self._internal_error.error_id, path=self.request.path)
+
+    def require_api_key(self):
+        """Raise :class:`Unauthorized` unless a configured API key is presented."""
+        keys = self.ctx.settings.api_keys
+        if not keys:
+            return
+        given = self.request.headers.get("X-API-Key", "")
+        if not given:
+            auth = self.request.headers.get("Authorization", "")
+            given = auth[7:] if auth.lower().startswith("bearer ") else ""
+        given = given.encode()
+        ok = False
+        for key in keys:  # compare with every key, constant time each
+            ok |= hmac.compare_digest(given, key.encode())
+        if not ok:
+            raise Unauthorized("a valid API key is required (header X-API-Key)", "X-API-Key")
+
+
+@stream_request_body
+class EndpointHandler(BaseHandler):
+    """``POST /v1/<module>/<function>``: validate, then call at once or queue."""
+
+    def prepare(self):
+        """Check the API key and the declared body size before reading the body."""
+        self._chunks, self._size, self._too_large = [], 0, False
+        self._started = time.perf_counter()
+        self.request_id = self.request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        self.set_header("X-Request-Id", self.request_id)
+        try:
+            self.require_api_key()
+            length = self.request.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > self.ctx.settings.max_body_bytes:
+                raise self._too_large_error()
+        except CerebroError as error:
+            self._done(error)
+
+    def data_received(self, chunk):
+        """Collect the body, dropping it once it is over the limit."""
+        self._size += len(chunk)
+        if self._size > self.ctx.settings.max_body_bytes:
+            self._too_large, self._chunks = True, []
+        else:
+            self._chunks.append(chunk)
+
+    async def post(self, module, function):
+        """Validate the payload and call the function off the IOLoop."""
+        try:
+            if self._too_large:
+                raise self._too_large_error()
+            body = b"".join(self._chunks)
+            payload = jsonio.loads(body) if body.strip() else {}
+            call = self.ctx.dispatcher.prepare(module, function, payload)
+            if call.endpoint.external:
+                if self.ctx.submitter is None:
+                    raise Unavailable("the async path (RabbitMQ + Celery) is not configured")
+                status, body = await self.ctx.submitter(self, call, payload)
+                return self._done(None, body, status)
+            run = partial(self.ctx.dispatcher.run_json, call, service="api",
+                          request_id=self.request_id)
+            data = await IOLoop.current().run_in_executor(self.ctx.executor, run)
+            self._done(None, data)
+        except CerebroError as error:
+            self._done(error)
+
+    def _too_large_error(self):
+        """The 413 error naming the limit."""
+        limit = self.ctx.settings.max_body_bytes
+        return PayloadTooLarge(f"request body is over the limit of {limit} bytes "
+                               "(CEREBRO_MAX_BODY_BYTES)")
+
+    def _done(self, error, data=None, status=200):
+        """Finish with a result or an error, and record the request's metrics."""
+        if error is None:
+            self.set_status(status)
+            self.finish(data)
+        else:
+            self.fail(error)
+        module, function = self.path_args or ("-", "-")
+        known = (module in self.ctx.registry.modules
+                 and function in self.ctx.registry.modules[module].endpoints)
+        metrics.observe(module if known else "-", function if known else "-",
+                        self.get_status(), time.perf_counter() - self._started,
+                        error.type if error else None)
+
+
+class ModulesHandler(BaseHandler):
+    """``GET /v1/modules``: every module with its functions, schemas, model version and status."""
+
+    def get(self):
+        """List the modules."""
+        try:
+            self.require_api_key()
+        except CerebroError as error:
+            return self.fail(error)
+        self.send_json({"modules": [m.describe() for m in self.ctx.registry.modules.values()]})
+
+
+class HealthHandler(BaseHandler):
+    """``GET /healthz``: the process is alive (never needs an API key)."""
+
+    def get(self):
+        """Answer that the process is alive."""
+        self.send_json({"status": "alive"})
+
+
+class ReadyHandler(BaseHandler):
+    """``GET /readyz``: 200 once every loadable model is loaded, with per-module status."""
+
+    def get(self):
+        """Report readiness; 503 while any module is still loading."""
+        registry = self.ctx.registry
+        modules = {m.name: {"status": m.status, "ready": m.ready, "errors": m.errors(),
+                            "versions": {h.artifact: h.version for h in m.handles}}
+                   for m in registry.modules.values()}
+        ready = registry.ready()
+        self.send_json({"ready": ready, "modules": modules}, 200 if ready else 503)
+
+
+class MetricsHandler(BaseHandler):
+    """``GET /metrics``: Prometheus text format."""
+
+    def get(self):
+        """Render the metrics."""
+        data, content_type = metrics.render()
+        self.set_header("Content-Type", content_type)
+        self.finish(data)
+
+
+class OpenAPIHandler(BaseHandler):
+    """``GET /openapi.json``: an OpenAPI 3 document generated from the declared inputs."""
+
+    def get(self):
+        """Render the OpenAPI document."""
+        self.send_json(openapi.document(self.ctx.registry, self.ctx.settings))
+
+
+class NotFoundHandler(BaseHandler):
+    """Any other path: a JSON 404."""
+
+    def prepare(self):
+        """Answer 404 for every method."""
+        self.fail(NotFound(f"no route for {self.request.method} {self.request.path}", "path"))

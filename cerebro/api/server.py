@@ -1,0 +1,78 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: ``cerebro serve``: bind, fork one process per core, load models, serve, stop cleanly.
+Tagline: Listen first, load beside, swap without a blink.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import tempfile
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from cerebro import logsetup
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 10
+
+
+def serve(settings, extra_routes_factory=None, submitter_factory=None):
+    """Run the REST API with ``settings.processes`` processes (0: one per core).
+
+    Blocks until SIGTERM or SIGINT. ``submitter_factory(settings)`` and
+    ``extra_routes_factory(settings)`` let the async path plug in.
+    """
+    logsetup.configure(settings, "api")
+    processes = settings.processes or os.cpu_count() or 1
+    if processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cerebro-metrics-")
+    sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
+    log.info("Cerebro REST API on http://%s:%d with %d process(es)",
+             settings.host, settings.port, processes)
+    if processes > 1:
+        from cerebro.api.prefork import fork_workers
+        fork_workers(processes)
+    asyncio.run(_run(settings, sockets, extra_routes_factory, submitter_factory))
+
+
+async def _run(settings, sockets, extra_routes_factory, submitter_factory):
+    """Serve on ``sockets`` in this process until a stop signal."""
+    from cerebro import metrics
+    from cerebro.api.app import make_app, make_context
+    from cerebro.models import PeriodicThread
+    from cerebro.registry import Registry
+
+    registry = Registry.discover(settings)
+    submitter = submitter_factory(settings) if submitter_factory else None
+    ctx = make_context(settings, registry, submitter)
+    routes = extra_routes_factory(settings) if extra_routes_factory else ()
+    server = HTTPServer(make_app(ctx, routes), xheaders=True)
+    server.add_sockets(sockets)
+
+    def refresh():
+        """Load new models and publish their versions as metrics."""
+        registry.refresh_models()
+        metrics.set_model_versions(registry)
+
+    loop = asyncio.get_running_loop()
+    loop.run_in_executor(None, refresh)
+    watcher = PeriodicThread(settings.reload_interval, refresh, name="cerebro-model-watcher")
+    watcher.start()
+
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("stopping: no new connections, finishing requests in flight")
+    watcher.stop()
+    server.stop()
+    try:
+        await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
+    except asyncio.TimeoutError:
+        log.warning("requests still in flight after %ds; closing", SHUTDOWN_GRACE_SECONDS)
+    ctx.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,77 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: The dispatch core: (module, function, payload) in, JSON-able result or a typed error out.
+Tagline: One road from every door to every model.
+
+REST handlers, Celery tasks and Kafka events all come through here, so
+validation, error typing and exception reporting happen once. Calling is split
+in two so a transport can validate at once and run later:
+:meth:`Dispatcher.prepare` resolves and validates (raising only client
+errors), :meth:`Dispatcher.run` calls the function.
+"""
+
+from dataclasses import dataclass
+
+from cerebro import jsonio
+from cerebro.errors import CerebroError, InternalError
+from cerebro.reporting import report
+
+
+@dataclass(frozen=True)
+class Call:
+    """A resolved, validated call, ready to run."""
+
+    endpoint: object
+    kwargs: dict
+
+
+class Dispatcher:
+    """Resolves endpoints in a :class:`~cerebro.registry.Registry` and calls them."""
+
+    def __init__(self, registry):
+        self.registry = registry
+
+    def prepare(self, module, function, payload):
+        """Resolve ``module.function`` and validate ``payload`` against its inputs.
+
+        Raises :class:`NotFound`, :class:`InvalidPayload` or, for a module that
+        failed to import, :class:`ModelNotReady`.
+        """
+        endpoint = self.registry.endpoint(module, function)
+        return Call(endpoint, endpoint.schema.validate(payload))
+
+    def run(self, call, *, service="api", request_id=None):
+        """Call the function and return its result.
+
+        A :class:`CerebroError` raised by the function passes through (it is
+        typed already); anything else is a bug: it is reported with its
+        context and raised as :class:`InternalError` carrying an error id.
+        """
+        try:
+            return call.endpoint.func(**call.kwargs)
+        except CerebroError:
+            raise
+        except Exception as exc:
+            raise self._internal(exc, call, service, request_id) from exc
+
+    def run_json(self, call, *, service="api", request_id=None):
+        """Like :meth:`run`, returning the result encoded as JSON bytes."""
+        result = self.run(call, service=service, request_id=request_id)
+        try:
+            return jsonio.dumps(result)
+        except TypeError as exc:
+            raise self._internal(exc, call, service, request_id) from exc
+
+    def dispatch(self, module, function, payload, *, service="api", request_id=None):
+        """Prepare and run in one step; returns the result."""
+        return self.run(self.prepare(module, function, payload),
+                        service=service, request_id=request_id)
+
+    @staticmethod
+    def _internal(exc, call, service, request_id):
+        """Report an unexpected exception and wrap it as :class:`InternalError`."""
+        error = InternalError(f"{call.endpoint.key} failed: {type(exc).__name__}")
+        report(exc, service=service, module=call.endpoint.module,
+               function=call.endpoint.name, request_id=request_id, error_id=error.error_id)
+        return error

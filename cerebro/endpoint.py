@@ -1,0 +1,118 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: How an expose function declares its inputs and the transport that serves it.
+Tagline: A public function is an endpoint; a decorator says the rest out loud.
+
+Every public function defined in a module's ``expose.py`` is an endpoint,
+called with its validated inputs as keyword arguments. Without a decorator its
+inputs are read from the signature (annotations ``str``, ``int``, ``float``,
+``bool``, ``list``, ``dict``; a default makes a field optional). The
+:func:`endpoint` decorator declares the rest explicitly::
+
+    @endpoint(inputs={"bhk": Field(int, minimum=1, maximum=10)})
+    def predict(bhk): ...                      # synchronous REST call
+
+    @endpoint(inputs={...}, external=True)
+    def enrich(...): ...                       # external network calls: 202 + Celery
+
+    @endpoint(inputs={...}, topics=("listings",), extra="ignore")
+    def screen(...): ...                       # handles Kafka topic "listings"
+"""
+
+import inspect
+from dataclasses import dataclass, field as dc_field
+
+from cerebro.schema import Field, Schema
+
+ATTRIBUTE = "__cerebro_endpoint__"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What the :func:`endpoint` decorator records on a function."""
+
+    inputs: dict = None
+    external: bool = False
+    topics: tuple = ()
+    extra: str = "forbid"
+    summary: str = ""
+
+
+def endpoint(inputs=None, *, external=False, topics=(), extra="forbid", summary=""):
+    """Declare an expose function's inputs and how it is served.
+
+    ``inputs``: a mapping of field name to :class:`~cerebro.schema.Field`
+    (default: read from the signature). ``external=True``: the function makes
+    external network calls, so REST answers ``202`` at once and a Celery worker
+    runs it. ``topics``: Kafka topics whose events this function handles.
+    ``extra``: ``"forbid"`` (undeclared fields are a 400) or ``"ignore"``.
+    The function itself is returned unchanged, so it stays a plain callable.
+    """
+    if isinstance(topics, str):
+        topics = (topics,)
+
+    def mark(func):
+        """Attach the declaration to ``func`` and return it unchanged."""
+        setattr(func, ATTRIBUTE, Declaration(inputs, bool(external), tuple(topics), extra, summary))
+        return func
+
+    return mark
+
+
+@dataclass
+class Endpoint:
+    """One servable function of one module, with everything a transport needs."""
+
+    module: str
+    name: str
+    func: object
+    schema: Schema
+    external: bool = False
+    topics: tuple = ()
+    summary: str = ""
+    description: str = dc_field(default="", repr=False)
+
+    @property
+    def key(self):
+        """``module.function``, the endpoint's routing key everywhere."""
+        return f"{self.module}.{self.name}"
+
+
+def build_endpoint(module, func):
+    """Make an :class:`Endpoint` from a function of ``module``'s expose.py."""
+    decl = getattr(func, ATTRIBUTE, None) or Declaration()
+    fields = decl.inputs if decl.inputs is not None else signature_fields(func)
+    doc = inspect.getdoc(func) or ""
+    return Endpoint(
+        module=module,
+        name=func.__name__,
+        func=func,
+        schema=Schema(fields, extra=decl.extra),
+        external=decl.external,
+        topics=decl.topics,
+        summary=decl.summary or (doc.splitlines()[0] if doc else func.__name__),
+        description=doc,
+    )
+
+
+def signature_fields(func):
+    """Read declared inputs from a function's signature annotations.
+
+    A parameter must be annotated with a JSON type; ``*args``/``**kwargs`` are
+    not allowed, because every input must be declared.
+    """
+    fields = {}
+    for param in inspect.signature(func).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"{func.__name__}: *args/**kwargs cannot be declared inputs")
+        annotation = param.annotation
+        if isinstance(annotation, str):
+            annotation = {"str": str, "int": int, "float": float, "bool": bool,
+                          "list": list, "dict": dict}.get(annotation, annotation)
+        if annotation is inspect.Parameter.empty:
+            raise TypeError(f"{func.__name__}: parameter '{param.name}' needs a type annotation "
+                            "or an @endpoint(inputs=...) declaration")
+        kwargs = {} if param.default is inspect.Parameter.empty else {"default": param.default}
+        fields[param.name] = Field(annotation, **kwargs)
+    return fields

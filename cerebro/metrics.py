@@ -1,0 +1,64 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: Prometheus metrics: requests, errors, latency per endpoint, and model versions.
+Tagline: What is measured can be mended.
+
+With several API processes, ``cerebro serve`` points ``PROMETHEUS_MULTIPROC_DIR``
+at a fresh folder before this module is imported, so one scrape of any process
+sums all of them.
+"""
+
+import os
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
+                               Histogram, generate_latest, multiprocess)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+_MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+REQUESTS = Counter("cerebro_requests_total", "Requests by endpoint and HTTP status.",
+                   ["module", "function", "status"], registry=REGISTRY)
+ERRORS = Counter("cerebro_errors_total", "Failed requests by endpoint and error type.",
+                 ["module", "function", "type"], registry=REGISTRY)
+LATENCY = Histogram("cerebro_request_seconds", "Request latency by endpoint.",
+                    ["module", "function"], registry=REGISTRY,
+                    buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+MODEL_VERSION = Gauge("cerebro_model_info", "Model version being served (1) per module.",
+                      ["module", "artifact", "version"], registry=REGISTRY,
+                      multiprocess_mode="max")
+
+_versions = {}
+
+
+def observe(module, function, status, seconds, error_type=None):
+    """Count one request and its latency (and its error type, if any)."""
+    REQUESTS.labels(module, function, str(status)).inc()
+    LATENCY.labels(module, function).observe(seconds)
+    if error_type:
+        ERRORS.labels(module, function, error_type).inc()
+
+
+def set_model_versions(registry):
+    """Publish the served model version of every module (old versions go to 0)."""
+    for mod in registry.modules.values():
+        for handle in mod.handles:
+            key = (mod.name, handle.artifact)
+            version = handle.version
+            previous = _versions.get(key)
+            if version == previous:
+                continue
+            if previous is not None:
+                MODEL_VERSION.labels(mod.name, handle.artifact, previous).set(0)
+            if version is not None:
+                MODEL_VERSION.labels(mod.name, handle.artifact, version).set(1)
+            _versions[key] = version
+
+
+def render():
+    """The metrics in Prometheus text format, and its content type."""
+    if _MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

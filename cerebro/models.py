@@ -1,0 +1,138 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: Model handles: an expose.py's window onto its models in the data volume.
+Tagline: Load the new one beside the old, then swap in one breath.
+
+An ``expose.py`` declares ``MODEL = ModelHandle("rent_predictor")`` at import
+time, which costs nothing. The platform finds the handle, loads it, and keeps
+polling the volume: when a build publishes a new version, the handle loads it
+in the background and swaps one reference, so requests in flight finish on the
+old model and the next ones use the new. A version that fails to load leaves
+the old model serving and is reported.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from cerebro import volume
+from cerebro.errors import ModelNotReady
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded model version: the object and its metadata."""
+
+    obj: object
+    version: str
+    metadata: dict
+
+
+class ModelHandle:
+    """One model artifact of one module, loaded from the data volume on demand.
+
+    States: ``unloaded`` (not looked at yet), ``no_model`` (nothing published),
+    ``ready`` (serving ``version``), ``failed`` (nothing serving; ``error``
+    says why). A handle that is ``ready`` may still carry an ``error`` when a
+    newer version failed to load and the older one kept serving.
+    """
+
+    def __init__(self, module, artifact="model"):
+        self.module = module
+        self.artifact = artifact
+        self.state = "unloaded"
+        self.error = None
+        self._loaded = None
+        self._rejected = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        """The loaded model object; raises :class:`ModelNotReady` when none is loaded."""
+        loaded = self._loaded
+        if loaded is None:
+            raise ModelNotReady(f"model '{self.module}/{self.artifact}' is not ready: "
+                                f"{self.error or self.state}")
+        return loaded.obj
+
+    @property
+    def version(self):
+        """The version being served, or ``None``."""
+        loaded = self._loaded
+        return loaded.version if loaded else None
+
+    @property
+    def metadata(self):
+        """The metadata of the version being served, or ``None``."""
+        loaded = self._loaded
+        return loaded.metadata if loaded else None
+
+    def refresh(self, root):
+        """Load the current version from the volume at ``root`` if it is new.
+
+        Returns True when a new version was swapped in. Raises
+        :class:`~cerebro.volume.VolumeError` when the current version cannot be
+        loaded; the previous version, if any, keeps serving. A version that
+        failed once is not retried until a newer one is published.
+        """
+        with self._lock:
+            try:
+                version = volume.current_version(root, self.module)
+            except volume.VolumeError as exc:
+                self._fail(str(exc))
+                raise
+            if version is None:
+                if self._loaded is None:
+                    self.state = "no_model"
+                    self.error = (f"no model published in the data volume; "
+                                  f"run `cerebro build {self.module}`")
+                return False
+            if (self._loaded and self._loaded.version == version) or version == self._rejected:
+                return False
+            try:
+                obj, meta = volume.load_version(root, self.module, version, self.artifact)
+            except volume.VolumeError as exc:
+                self._rejected = version
+                self._fail(str(exc))
+                raise
+            self._loaded = Loaded(obj, version, meta)
+            self.state, self.error, self._rejected = "ready", None, None
+            return True
+
+    def load(self, root=None):
+        """Load the current version now (for scripts and notebooks); returns the model."""
+        if root is None:
+            from cerebro.settings import load_settings
+            root = load_settings().data_volume
+        self.refresh(root)
+        return self.get()
+
+    def _fail(self, message):
+        """Record a load failure without dropping a model that is serving."""
+        self.error = message
+        if self._loaded is None:
+            self.state = "failed"
+
+
+class PeriodicThread(threading.Thread):
+    """A daemon thread calling ``func()`` every ``interval`` seconds until stopped."""
+
+    def __init__(self, interval, func, name="cerebro-periodic"):
+        super().__init__(name=name, daemon=True)
+        self.interval = interval
+        self.func = func
+        self._stop_event = threading.Event()
+
+    def run(self):
+        """Call the function on schedule; an exception is logged and never ends the loop."""
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.func()
+            except Exception:
+                log.exception("%s: periodic call failed", self.name)
+
+    def stop(self):
+        """Ask the thread to finish after its current call."""
+        self._stop_event.set()

@@ -1,0 +1,186 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: Module discovery: every folder with an expose.py is a module, no registration.
+Tagline: Drop in a folder; the platform finds it.
+
+:class:`Registry` imports ``<modules package>.<name>.expose`` for every
+sub-folder that has an ``expose.py``, collects its public functions as
+endpoints and its :class:`~cerebro.models.ModelHandle` objects as models. A
+module that fails to import, or whose model fails to load, is kept with its
+error so it can be reported; it never stops the others from serving.
+"""
+
+import importlib
+import inspect
+import logging
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cerebro.endpoint import build_endpoint
+from cerebro.errors import ModelNotReady, NotFound
+from cerebro.models import ModelHandle
+from cerebro.reporting import report
+from cerebro.volume import VolumeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Module:
+    """One discovered ML module: its endpoints, its model handles, or its import error."""
+
+    name: str
+    path: Path
+    endpoints: dict = field(default_factory=dict)
+    handles: list = field(default_factory=list)
+    import_error: str = None
+
+    @property
+    def status(self):
+        """``broken`` (import failed), ``failed``, ``no_model``, ``loading`` or ``ready``."""
+        if self.import_error:
+            return "broken"
+        states = {h.state for h in self.handles}
+        for state in ("failed", "no_model", "unloaded"):
+            if state in states:
+                return "loading" if state == "unloaded" else state
+        return "ready"
+
+    @property
+    def ready(self):
+        """True when every model of the module is loaded."""
+        return self.status == "ready"
+
+    def errors(self):
+        """Every error message of the module (import error or model errors)."""
+        if self.import_error:
+            return [self.import_error.strip().splitlines()[-1]]
+        return [f"{h.artifact}: {h.error}" for h in self.handles if h.error]
+
+    def describe(self):
+        """A JSON-able summary: status, model versions, endpoints with input schemas."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "errors": self.errors(),
+            "models": [{"artifact": h.artifact, "state": h.state, "version": h.version,
+                        "created_at": (h.metadata or {}).get("created_at"),
+                        "metrics": (h.metadata or {}).get("metrics", {})}
+                       for h in self.handles],
+            "functions": [{"name": e.name, "summary": e.summary,
+                           "mode": "async" if e.external else "sync",
+                           "topics": list(e.topics),
+                           "input_schema": e.schema.json_schema()}
+                          for e in self.endpoints.values()],
+        }
+
+
+class Registry:
+    """Every module found in the modules package, with lookup and model refresh."""
+
+    def __init__(self, settings, modules):
+        self.settings = settings
+        self.modules = modules
+
+    @classmethod
+    def discover(cls, settings):
+        """Import every module of ``settings.modules_package`` (or those in
+        ``settings.modules``) and return a registry. Models are not loaded yet:
+        call :meth:`refresh_models`."""
+        package = importlib.import_module(settings.modules_package)
+        found = {}
+        for root in package.__path__:
+            for path in sorted(Path(root).iterdir()):
+                if path.name[0] not in "._" and (path / "expose.py").is_file():
+                    found.setdefault(path.name, path)
+        wanted = settings.modules or tuple(found)
+        modules = {}
+        for name in wanted:
+            if name not in found:
+                modules[name] = Module(name, Path(package.__path__[0]) / name,
+                                       import_error=f"module '{name}' is not in "
+                                                    f"{settings.modules_package}/ (CEREBRO_MODULES)")
+                log.error("module %s: not found", name)
+                continue
+            modules[name] = _load_module(settings.modules_package, name, found[name])
+        return cls(settings, modules)
+
+    def module(self, name):
+        """The :class:`Module` called ``name``; raises :class:`NotFound`."""
+        try:
+            return self.modules[name]
+        except KeyError:
+            raise NotFound(f"no module named '{name}'", "module") from None
+
+    def endpoint(self, module, function):
+        """The endpoint ``module.function``; raises :class:`NotFound` for either part."""
+        mod = self.module(module)
+        if mod.import_error:
+            return _raise_broken(mod)
+        try:
+            return mod.endpoints[function]
+        except KeyError:
+            raise NotFound(f"module '{module}' has no function '{function}'", "function") from None
+
+    def endpoints(self):
+        """Every endpoint of every importable module."""
+        for mod in self.modules.values():
+            yield from mod.endpoints.values()
+
+    def topics(self):
+        """Map each declared Kafka topic to the endpoints that handle it."""
+        table = {}
+        for ep in self.endpoints():
+            for topic in ep.topics:
+                table.setdefault(topic, []).append(ep)
+        return table
+
+    def refresh_models(self):
+        """Load new model versions from the data volume; report failures.
+
+        Returns the names of modules that swapped in a new version.
+        """
+        swapped = []
+        for mod in self.modules.values():
+            for handle in mod.handles:
+                try:
+                    if handle.refresh(self.settings.data_volume):
+                        swapped.append(mod.name)
+                        log.info("module %s: model %s version %s loaded",
+                                 mod.name, handle.artifact, handle.version)
+                except VolumeError as exc:
+                    report(exc, f"module {mod.name}: model failed to load: {exc}",
+                           service="models", module=mod.name)
+        return swapped
+
+    def ready(self):
+        """True when no module is still loading (broken modules are reported, not waited for)."""
+        return all(mod.status != "loading" for mod in self.modules.values())
+
+
+def _raise_broken(mod):
+    """Raise the error a client sees for a module that failed to import."""
+    raise ModelNotReady(f"module '{mod.name}' failed to load: {mod.errors()[0]}")
+
+
+def _load_module(package, name, path):
+    """Import one module's expose.py and collect its endpoints and model handles."""
+    mod = Module(name, path)
+    try:
+        expose = importlib.import_module(f"{package}.{name}.expose")
+        for fname, func in inspect.getmembers(expose, inspect.isfunction):
+            if not fname.startswith("_") and func.__module__ == expose.__name__:
+                mod.endpoints[fname] = build_endpoint(name, func)
+        seen = set()
+        for value in vars(expose).values():
+            if isinstance(value, ModelHandle) and id(value) not in seen:
+                seen.add(id(value))
+                mod.handles.append(value)
+    except Exception as exc:
+        mod.import_error = traceback.format_exc()
+        mod.endpoints, mod.handles = {}, []
+        report(exc, f"module {name}: failed to import: {type(exc).__name__}: {exc}",
+               service="discovery", module=name)
+    return mod

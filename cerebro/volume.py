@@ -1,0 +1,192 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: The data volume: where builds publish models and services find them.
+Tagline: Write it whole, then rename: a reader never sees half a model.
+
+Layout, one folder per module::
+
+    <volume>/<module>/current.json            {"version": "<version>"}
+    <volume>/<module>/versions/<version>/     metadata.json, <artifact>.joblib, extras
+
+:func:`publish` writes a version into a hidden temporary folder, fsyncs it,
+renames it into place and only then atomically replaces ``current.json``. A
+crash at any point leaves the previous version current. :func:`load_current`
+reads the current version back and checks every artifact's sha256.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import uuid
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import joblib
+
+POINTER = "current.json"
+METADATA = "metadata.json"
+LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib")
+
+
+class VolumeError(Exception):
+    """The data volume holds no usable model for a module (missing or corrupt)."""
+
+
+def module_dir(root, module):
+    """The folder of ``module`` in the data volume at ``root``."""
+    return Path(root) / module
+
+
+def library_versions():
+    """Versions of Python and the libraries a pickled model depends on."""
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def sha256_of(path):
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path):
+    """Flush a directory entry to disk so a rename survives a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json_atomically(path, data):
+    """Write JSON to ``path`` via a temporary file and ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def new_version():
+    """A sortable, unique version name: UTC time plus a short random suffix."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + uuid.uuid4().hex[:6]
+
+
+def publish(root, module, artifacts, *, metrics=None, params=None, files=None, keep=5):
+    """Publish a new model version of ``module`` atomically and make it current.
+
+    ``artifacts`` maps a name to a Python object saved with joblib (the usual
+    one is ``{"model": pipeline}``); ``files`` maps a file name to bytes
+    written beside them (reports, plots). ``metrics`` and ``params`` go into
+    ``metadata.json``. Returns the metadata dict. Older versions beyond
+    ``keep`` are removed.
+    """
+    base = module_dir(root, module)
+    versions = base / "versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    version = new_version()
+    tmp = versions / f".tmp-{version}"
+    tmp.mkdir()
+    try:
+        entries = {}
+        for name, obj in artifacts.items():
+            path = tmp / f"{name}.joblib"
+            joblib.dump(obj, path)
+            entries[name] = {"file": path.name, "sha256": sha256_of(path),
+                             "bytes": path.stat().st_size}
+        for name, data in (files or {}).items():
+            (tmp / name).write_bytes(data)
+        meta = {
+            "module": module,
+            "version": version,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "artifacts": entries,
+            "files": sorted(files or {}),
+            "libraries": library_versions(),
+            "metrics": metrics or {},
+            "params": params or {},
+        }
+        _write_json_atomically(tmp / METADATA, meta)
+        for path in tmp.iterdir():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.rename(tmp, versions / version)
+        _fsync_dir(versions)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _write_json_atomically(base / POINTER, {"version": version})
+    prune(root, module, keep)
+    return meta
+
+
+def prune(root, module, keep):
+    """Remove all but the newest ``keep`` versions (never the current one)."""
+    versions = module_dir(root, module) / "versions"
+    current = current_version(root, module)
+    names = sorted(p.name for p in versions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for name in names[:-keep] if keep > 0 else []:
+        if name != current:
+            shutil.rmtree(versions / name, ignore_errors=True)
+
+
+def current_version(root, module):
+    """The current version name of ``module``, or ``None`` when none is published."""
+    try:
+        with open(module_dir(root, module) / POINTER, encoding="utf-8") as handle:
+            return json.load(handle)["version"]
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VolumeError(f"{module}: {POINTER} is unreadable: {exc}") from None
+
+
+def read_metadata(root, module, version):
+    """The ``metadata.json`` of one version."""
+    path = module_dir(root, module) / "versions" / version / METADATA
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise VolumeError(f"{module}: version {version} has no {METADATA}") from None
+    except ValueError as exc:
+        raise VolumeError(f"{module}: {METADATA} of {version} is corrupt: {exc}") from None
+
+
+def load_version(root, module, version, name="model"):
+    """Load artifact ``name`` of a version after checking its sha256.
+
+    Returns ``(object, metadata)``; raises :class:`VolumeError` when the
+    artifact is missing, does not match its checksum or does not unpickle.
+    """
+    meta = read_metadata(root, module, version)
+    entry = meta.get("artifacts", {}).get(name)
+    if entry is None:
+        raise VolumeError(f"{module}: version {version} has no artifact '{name}'")
+    path = module_dir(root, module) / "versions" / version / entry["file"]
+    try:
+        digest = sha256_of(path)
+    except FileNotFoundError:
+        raise VolumeError(f"{module}: artifact file {path.name} of {version} is missing") from None
+    if digest != entry["sha256"]:
+        raise VolumeError(f"{module}: artifact {path.name} of {version} is corrupt (sha256 mismatch)")
+    try:
+        return joblib.load(path), meta
+    except Exception as exc:  # unpickling can raise nearly anything
+        raise VolumeError(f"{module}: artifact {path.name} of {version} failed to load: "
+                          f"{type(exc).__name__}: {exc}") from exc
