@@ -22,6 +22,7 @@ from cerebro.endpoint import build_endpoint
 from cerebro.errors import ModelNotReady, NotFound
 from cerebro.models import ModelHandle
 from cerebro.reporting import report
+from cerebro.settings import ConfigurationError
 from cerebro.volume import VolumeError
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,11 @@ class Registry:
         """Import every module of ``settings.modules_package`` (or those in
         ``settings.modules``) and return a registry. Models are not loaded yet:
         call :meth:`refresh_models`."""
-        package = importlib.import_module(settings.modules_package)
+        try:
+            package = importlib.import_module(settings.modules_package)
+        except ImportError as exc:
+            raise ConfigurationError(f"the modules package {settings.modules_package!r} "
+                                     f"(CEREBRO_MODULES_PACKAGE) cannot be imported: {exc}") from None
         found = {}
         for root in package.__path__:
             for path in sorted(Path(root).iterdir()):

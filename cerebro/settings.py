@@ -52,6 +52,10 @@ _SPEC = {
 }
 
 
+class ConfigurationError(Exception):
+    """A setting names something that does not exist or cannot work."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Cerebro's configuration, read from the environment by :func:`load_settings`."""

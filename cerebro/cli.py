@@ -1,0 +1,193 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: The ``cerebro`` command: serve, build, modules, new, lint, settings.
+Tagline: One front door with a sign on every room.
+
+Every sub-command has ``--help`` showing its defaults, which come from the
+environment (see ``cerebro settings``).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cerebro.settings import PROJECT_ROOT, ConfigurationError, describe, load_settings
+
+_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+
+# Modules adding sub-commands of their own transport: each has
+# ``register(subparsers, settings, formatter)`` adding parsers whose
+# ``func(args, settings)`` returns an exit code.
+COMMAND_MODULES = ()
+
+
+def _cmd_serve(args, settings):
+    """Run the REST API until stopped."""
+    from cerebro.api.server import serve
+    changes = {"host": args.host, "port": args.port, "processes": args.processes}
+    if args.modules is not None:
+        changes["modules"] = tuple(m for m in args.modules.split(",") if m)
+    serve(settings.replace(**changes), **_async_plugins())
+    return 0
+
+
+def _async_plugins():
+    """The async path's submitter and routes when it is installed (see cerebro.tasks)."""
+    try:
+        from cerebro.tasks import api_plugins
+    except ImportError:
+        return {}
+    return api_plugins()
+
+
+def _module_root(settings, name):
+    """The folder of module ``name`` in the modules package."""
+    import importlib
+    package = importlib.import_module(settings.modules_package)
+    for root in package.__path__:
+        if (Path(root) / name / "expose.py").is_file():
+            return Path(root) / name
+    return None
+
+
+def _cmd_build(args, settings):
+    """Run a module's build.py in a fresh interpreter, exactly as a data scientist would."""
+    root = _module_root(settings, args.module)
+    if root is None:
+        print(f"cerebro build: no module named '{args.module}' in {settings.modules_package}/",
+              file=sys.stderr)
+        return 2
+    script = root / "src" / "build.py"
+    if not script.is_file():
+        print(f"cerebro build: {script} does not exist", file=sys.stderr)
+        return 2
+    env = dict(os.environ, CEREBRO_DATA_VOLUME=str(settings.data_volume))
+    return subprocess.call([sys.executable, str(script), *args.build_args], env=env)
+
+
+def _cmd_modules(args, settings):
+    """List every module with its functions, model version and status."""
+    from cerebro import jsonio
+    from cerebro.registry import Registry
+    import logging
+    logging.basicConfig(level=logging.CRITICAL)
+    registry = Registry.discover(settings)
+    registry.refresh_models()
+    described = [m.describe() for m in registry.modules.values()]
+    if args.json:
+        print(jsonio.dumps({"modules": described}).decode())
+    else:
+        for mod in described:
+            versions = ", ".join(f"{m['artifact']}={m['version']}" for m in mod["models"]) or "-"
+            print(f"{mod['name']:<24} {mod['status']:<9} models: {versions}")
+            for fn in mod["functions"]:
+                topics = f" topics={','.join(fn['topics'])}" if fn["topics"] else ""
+                print(f"    {fn['mode']:<5} {fn['name']}{topics}: {fn['summary']}")
+            for error in mod["errors"]:
+                print(f"    ERROR {error}")
+    broken = [m for m in described if m["status"] in ("broken", "failed")]
+    return 1 if broken and args.strict else 0
+
+
+def _cmd_new(args, settings):
+    """Scaffold a new module that follows the convention."""
+    from cerebro.scaffold import ScaffoldError, create_module
+    try:
+        path = create_module(args.module, modules_dir=Path(args.dir), volume=settings.data_volume)
+    except ScaffoldError as exc:
+        print(f"cerebro new: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {path}; try: curl -X POST http://{settings.host}:{settings.port}"
+          f"/v1/{args.module}/ping -d '{{}}'")
+    return 0
+
+
+def _cmd_lint(args, settings):
+    """Check the house conventions; exit 1 when anything is off."""
+    from cerebro.lint import lint_paths
+    problems = lint_paths([Path(p) for p in args.paths], modules_dir=Path(args.modules_dir))
+    for problem in problems:
+        print(problem)
+    print(f"cerebro lint: {len(problems)} problem(s)", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _cmd_settings(args, settings):
+    """Print every setting with its value in force."""
+    for var, value, text in describe(settings):
+        print(f"{var:<26} {value:<40} {text}")
+    return 0
+
+
+def build_parser(settings):
+    """The argument parser; defaults are the settings in force."""
+    parser = argparse.ArgumentParser(prog="cerebro", formatter_class=_FORMATTER,
+                                     description="Cerebro: scikit-learn models in production.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the REST API", formatter_class=_FORMATTER)
+    p.add_argument("--host", default=settings.host, help="address to bind (CEREBRO_HOST)")
+    p.add_argument("--port", type=int, default=settings.port, help="port (CEREBRO_PORT)")
+    p.add_argument("--processes", type=int, default=settings.processes,
+                   help="API processes, 0 = one per CPU core (CEREBRO_PROCESSES)")
+    p.add_argument("--modules", default=None,
+                   help="comma-separated modules to serve (CEREBRO_MODULES; default all)")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("build", help="rebuild a module's model (runs its src/build.py)",
+                       formatter_class=_FORMATTER)
+    p.add_argument("module", help="module name")
+    p.add_argument("build_args", nargs=argparse.REMAINDER,
+                   help="arguments passed on to build.py (see its --help)")
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("modules", help="list modules with status", formatter_class=_FORMATTER)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a module is broken or its model failed to load")
+    p.set_defaults(func=_cmd_modules)
+
+    p = sub.add_parser("new", help="scaffold a new module", formatter_class=_FORMATTER)
+    p.add_argument("module", help="module name (a Python identifier)")
+    p.add_argument("--dir", default=str(PROJECT_ROOT / settings.modules_package),
+                   help="the modules folder")
+    p.set_defaults(func=_cmd_new)
+
+    p = sub.add_parser("lint", help="check headers, docstrings and module shape",
+                       formatter_class=_FORMATTER)
+    p.add_argument("paths", nargs="*",
+                   default=[str(PROJECT_ROOT / d) for d in ("cerebro", "modules", "sherlock")],
+                   help="files or folders to check")
+    p.add_argument("--modules-dir", default=str(PROJECT_ROOT / settings.modules_package),
+                   help="folder whose sub-folders must have the module shape")
+    p.set_defaults(func=_cmd_lint)
+
+    p = sub.add_parser("settings", help="print the settings in force", formatter_class=_FORMATTER)
+    p.set_defaults(func=_cmd_settings)
+
+    import importlib
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, settings, _FORMATTER)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``cerebro`` console script."""
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        print(f"cerebro: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser(settings).parse_args(argv)
+    try:
+        return args.func(args, settings)
+    except ConfigurationError as exc:
+        print(f"cerebro {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: ``cerebro new``: scaffold a module that follows the convention and serves at once.
+Tagline: Begin where every module begins, already in good shape.
+"""
+
+import keyword
+from datetime import date
+from pathlib import Path
+from string import Template
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "module"
+
+
+class ScaffoldError(Exception):
+    """The module cannot be created (bad name, or it exists already)."""
+
+
+def create_module(name, modules_dir, volume=None):
+    """Write ``modules_dir/name`` from the templates; returns its path.
+
+    Also creates the module's folder in the data volume when ``volume`` is given.
+    """
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+        raise ScaffoldError(f"'{name}' is not a valid module name (a lowercase Python identifier)")
+    if name != name.lower():
+        raise ScaffoldError(f"'{name}': module names are lowercase (PEP 8)")
+    target = Path(modules_dir) / name
+    if target.exists():
+        raise ScaffoldError(f"{target} exists already")
+    values = {"module": name, "date": date.today().isoformat()}
+    for template in sorted(TEMPLATES.rglob("*.tmpl")):
+        out = target / template.relative_to(TEMPLATES).with_suffix("")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(Template(template.read_text(encoding="utf-8")).substitute(values),
+                       encoding="utf-8")
+    if volume is not None:
+        (Path(volume) / name).mkdir(parents=True, exist_ok=True)
+    return target

@@ -1,0 +1,69 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: Serve the rent predictor: one listing in, its predicted monthly rent (INR) out.
+Tagline: Ask the trees what a home is worth.
+
+The model is read from the data volume by the platform (``MODEL``); this file
+only declares inputs, checks what the declarations cannot (a floor above the
+building, a flat too small for its rooms), and runs the same feature
+engineering the build trained on. Importing it loads nothing heavy.
+"""
+
+from cerebro import Field, ModelHandle, endpoint
+from cerebro.errors import InvalidPayload
+from modules.rent_predictor.src import model, transform
+from modules.rent_predictor.src.utilities import (AMENITIES, CITIES, FURNISHING, MODULE, PARKING,
+                                                  round_rent)
+
+MODEL = ModelHandle(MODULE)
+
+
+@endpoint(inputs={
+    "city": Field(str, choices=CITIES, description="City of the listing."),
+    "locality": Field(str, min_length=1, max_length=80,
+                      description="Locality name, e.g. 'Koramangala'; an unknown one uses the city's average."),
+    "bhk": Field(int, minimum=1, maximum=10, description="Bedrooms (BHK)."),
+    "area_sqft": Field(float, minimum=100, maximum=20000, description="Carpet area in square feet."),
+    "bathrooms": Field(int, minimum=1, maximum=10, description="Bathrooms."),
+    "floor": Field(int, minimum=0, maximum=100, description="Floor of the flat; 0 is the ground floor."),
+    "total_floors": Field(int, minimum=1, maximum=100, description="Floors in the building."),
+    "age_years": Field(float, minimum=0, maximum=100, description="Age of the building in years."),
+    "furnishing": Field(str, choices=FURNISHING, default="semi", description="Furnishing."),
+    "parking": Field(str, choices=PARKING, default="none", description="Parking available."),
+    "amenities": Field(list, items=str, default=[], max_length=20,
+                       description=f"Amenities of the building, any of {list(AMENITIES)}."),
+})
+def predict(city, locality, bhk, area_sqft, bathrooms, floor, total_floors, age_years,
+            furnishing, parking, amenities):
+    """Predict the monthly rent of one listing, in INR, rounded to the nearest 10."""
+    _check(bhk, area_sqft, floor, total_floors, amenities)
+    pipeline = MODEL.get()
+    version = MODEL.version
+    vocabulary = model.locality_vocabulary(pipeline)
+    record = transform.engineer({
+        "city": city, "locality": locality, "bhk": bhk, "area_sqft": area_sqft,
+        "bathrooms": bathrooms, "floor": floor, "total_floors": total_floors,
+        "age_years": age_years, "furnishing": furnishing, "parking": parking,
+        "amenities": amenities,
+    }, vocabulary)
+    rent = model.predict_one(pipeline, record)
+    return {
+        "rent": round_rent(rent),
+        "currency": "INR",
+        "period": "month",
+        "locality_known": record["locality_key"] in vocabulary,
+        "model_version": version,
+    }
+
+
+def _check(bhk, area_sqft, floor, total_floors, amenities):
+    """Cross-field and vocabulary checks the field declarations cannot express."""
+    if floor > total_floors:
+        raise InvalidPayload(f"'floor' ({floor}) cannot be above 'total_floors' ({total_floors})", "floor")
+    if area_sqft < transform.MIN_AREA_PER_BHK * bhk:
+        raise InvalidPayload(f"'area_sqft' ({area_sqft:g}) is too small for {bhk} BHK: at least "
+                             f"{transform.MIN_AREA_PER_BHK * bhk:g} sqft", "area_sqft")
+    unknown = sorted(set(amenities) - set(AMENITIES))
+    if unknown:
+        raise InvalidPayload(f"unknown amenities {unknown}: use any of {list(AMENITIES)}", "amenities")

@@ -1,0 +1,367 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: The exception file: whole-line appends from many processes, rotation by size, reading back.
+Tagline: Many hands write in one ledger, and no page is ever torn.
+
+Layout of ``SHERLOCK_DIR``::
+
+    sherlock.jsonl        the current file, one JSON record per line
+    sherlock.jsonl.1..N   rotated files, .1 the newest (N = SHERLOCK_BACKUPS)
+    .sherlock.lock        the lock every writer and reader takes with flock
+    rotated-away.json     newest record time of the last file deleted by rotation
+    digest-state.json     the digest's watermark (see sherlock.digest)
+
+Writing a record: take the exclusive lock, stamp ``ts``/``time`` (so record
+times follow the order in the file), rotate when the line would push the file
+over ``max_bytes``, then one ``os.write`` of the whole line on an ``O_APPEND``
+descriptor. A short write (full disk) is cut back so no torn line stays.
+Nothing here raises into the caller: failures go to stderr in one line.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sherlock.record import truncate
+
+FILE_NAME = "sherlock.jsonl"
+LOCK_NAME = ".sherlock.lock"
+ROTATED_AWAY_NAME = "rotated-away.json"
+WRITE_LOCK_TIMEOUT = 5.0
+READ_LOCK_TIMEOUT = 60.0
+COMPLAINT_INTERVAL = 60.0
+_PREFIX_RESERVE = 80  # room for the {"ts":...,"time":"..."} prefix stamped under the lock
+
+_complaints = {}
+_complaints_lock = threading.Lock()
+
+
+def complain(message, key=None):
+    """Write one line to stderr, at most once a minute per ``key`` (default: the message).
+
+    Used whenever recording fails: the service carries on, a human can see why.
+    """
+    key = key or message
+    now = time.monotonic()
+    with _complaints_lock:
+        last, suppressed = _complaints.get(key, (None, 0))
+        if last is not None and now - last < COMPLAINT_INTERVAL:
+            _complaints[key] = (last, suppressed + 1)
+            return
+        _complaints[key] = (now, 0)
+    more = f" ({suppressed} similar messages suppressed)" if suppressed else ""
+    try:
+        sys.stderr.write(f"sherlock: {message}{more}\n")
+        sys.stderr.flush()
+    except Exception:  # stderr itself is gone: nothing more we can do
+        pass
+
+
+def iso_utc(ts):
+    """``ts`` (seconds since the epoch) as an ISO 8601 UTC string."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds")
+
+
+def encode(record, max_line_bytes):
+    """Encode ``record`` (without ``ts``/``time``) as a JSON object in bytes, bounded so
+    the stamped line stays within ``max_line_bytes``.
+
+    The traceback is shortened first (keeping its head and its innermost tail),
+    then the extra context and log message are dropped.
+    """
+    budget = max_line_bytes - _PREFIX_RESERVE
+    record = dict(record)
+    for _attempt in range(6):
+        data = json.dumps(record, ensure_ascii=False, default=str,
+                          separators=(",", ":")).encode("utf-8", "replace")
+        over = len(data) - budget
+        if over <= 0:
+            return data
+        text = record.get("traceback") or ""
+        if len(text) > 200:
+            record["traceback"] = truncate(text, max(len(text) - over - 200, 100))
+        elif record.get("context") or record.get("log_message"):
+            record["context"], record["log_message"] = {"truncated": True}, None
+        else:
+            record["message"] = (record.get("message") or "")[: max(budget // 8, 10)]
+    minimal = {k: record.get(k) for k in ("v", "id", "service", "type", "fingerprint")}
+    minimal["message"] = "record too large; truncated by Sherlock"
+    return json.dumps(minimal, default=str).encode("utf-8", "replace")[:budget]
+
+
+class LockTimeout(OSError):
+    """The Sherlock lock could not be taken in time."""
+
+
+class _Lock:
+    """An exclusive ``flock`` on the directory's lock file, opened afresh for each use
+    (so forked processes and threads never share one lock by accident)."""
+
+    def __init__(self, path, timeout):
+        self.path = path
+        self.timeout = timeout
+        self.fd = None
+
+    def __enter__(self):
+        """Take the lock, polling with a growing pause until ``timeout``."""
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = time.monotonic() + self.timeout
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    self.fd = None
+                    raise LockTimeout(errno.ETIMEDOUT, f"lock {self.path} busy") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.005)
+
+    def __exit__(self, *exc_info):
+        """Release the lock (closing the descriptor releases it)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        return False
+
+
+class Store:
+    """The exception file in one directory: append, rotate, read back."""
+
+    def __init__(self, directory, max_bytes=16 * 1024 * 1024, backups=10,
+                 max_line_bytes=64 * 1024):
+        self.dir = Path(directory)
+        self.max_bytes = max_bytes
+        self.backups = max(1, backups)
+        self.max_line_bytes = max_line_bytes
+        self.path = self.dir / FILE_NAME
+        self.lock_path = self.dir / LOCK_NAME
+        self.rotated_away_path = self.dir / ROTATED_AWAY_NAME
+
+    @classmethod
+    def from_settings(cls, settings):
+        """The store described by :class:`~sherlock.settings.SherlockSettings`."""
+        return cls(settings.dir, settings.max_bytes, settings.backups, settings.max_line_bytes)
+
+    def backup(self, number):
+        """Path of rotated file ``number`` (1 is the newest)."""
+        return self.dir / f"{FILE_NAME}.{number}"
+
+    def files(self):
+        """Existing record files, oldest first (the current file last)."""
+        paths = [self.backup(n) for n in range(self.backups, 0, -1)] + [self.path]
+        return [p for p in paths if p.exists()]
+
+    # -- writing ---------------------------------------------------------------
+
+    def append(self, record):
+        """Append ``record``; return ``True`` when written. Never raises."""
+        try:
+            body = encode(record, self.max_line_bytes)
+            self._append(body)
+            return True
+        except Exception as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            complain(f"could not record {record.get('type', 'an exception')} in "
+                     f"{self.dir}: {type(exc).__name__}: {reason}",
+                     key=f"append:{self.dir}:{type(exc).__name__}")
+            return False
+
+    def _append(self, body):
+        """Write ``body`` as one stamped line under the lock, creating the directory.
+
+        If the lock stays busy past ``WRITE_LOCK_TIMEOUT`` (a writer stuck while
+        holding it), the line is still appended whole with one ``O_APPEND``
+        write, without rotating, rather than lost; stderr says so.
+        """
+        lock = _Lock(self.lock_path, WRITE_LOCK_TIMEOUT)
+        try:
+            try:
+                lock.__enter__()
+            except FileNotFoundError:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                lock.__enter__()
+        except LockTimeout:
+            complain(f"{self.lock_path} busy for {WRITE_LOCK_TIMEOUT:.0f}s; "
+                     "appending without the lock", key=f"lock:{self.dir}")
+            self._write_line(self._stamp(body), rotate=False)
+            return
+        try:
+            self._write_line(self._stamp(body))
+        finally:
+            lock.__exit__()
+
+    @staticmethod
+    def _stamp(body):
+        """Prefix the encoded record with its time: ``{"ts":..., "time":"...", ...}``."""
+        ts = time.time()
+        return b'{"ts":%.6f,"time":"%s",' % (ts, iso_utc(ts).encode()) + body[1:] + b"\n"
+
+    def _open_current(self):
+        """Open the current file for appending."""
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def _write_line(self, line, rotate=True):
+        """Rotate if needed, then write ``line`` whole (the lock is held)."""
+        fd = self._open_current()
+        try:
+            size = os.fstat(fd).st_size
+            if rotate and size > 0 and size + len(line) > self.max_bytes:
+                os.close(fd)
+                fd = None
+                self._rotate()
+                fd = self._open_current()
+                size = os.fstat(fd).st_size
+            written = os.write(fd, line)
+            if written != len(line):  # a short write: cut it back, never leave a torn line
+                os.ftruncate(fd, size)
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(line)} bytes)")
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _rotate(self):
+        """Shift ``.N-1 -> .N`` ... ``current -> .1`` (the lock is held).
+
+        The oldest file is overwritten; the time of its newest record is noted
+        in ``rotated-away.json`` so the digest can warn that records it had not
+        mailed yet may be gone.
+        """
+        oldest = self.backup(self.backups)
+        if oldest.exists():
+            self._note_rotated_away(oldest)
+        for number in range(self.backups - 1, 0, -1):
+            if self.backup(number).exists():
+                os.replace(self.backup(number), self.backup(number + 1))
+        os.replace(self.path, self.backup(1))
+
+    def _note_rotated_away(self, path):
+        """Remember the newest record time of ``path`` before rotation deletes it."""
+        ts = last_ts(path, self.max_line_bytes)
+        if ts is None:
+            return
+        previous = self.rotated_away()
+        state = {"through_ts": max(ts, previous.get("through_ts", 0.0)),
+                 "through": iso_utc(ts), "files": previous.get("files", 0) + 1}
+        write_json_atomic(self.rotated_away_path, state)
+
+    def rotated_away(self):
+        """The ``rotated-away.json`` state (empty when nothing was ever deleted)."""
+        try:
+            return json.loads(self.rotated_away_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    # -- reading ---------------------------------------------------------------
+
+    def snapshot(self):
+        """Take the lock once, note the time and open every file; return ``(until, files)``.
+
+        Every record stamped before ``until`` is already whole in one of the
+        opened files (writers stamp under the lock), and the open descriptors
+        keep their data even if rotation renames or deletes the files later.
+        """
+        if not self.dir.exists():
+            return time.time(), []
+        with _Lock(self.lock_path, READ_LOCK_TIMEOUT):
+            until = time.time()
+            handles = []
+            for path in self.files():
+                try:
+                    handles.append(open(path, "rb"))
+                except FileNotFoundError:
+                    continue
+        return until, handles
+
+    def read(self, since=None, until=None, stats=None):
+        """Yield records with ``since <= ts < until``, oldest file first.
+
+        ``until`` defaults to a fresh :meth:`snapshot` time. Lines that are not
+        whole JSON objects are skipped and counted in ``stats["bad_lines"]``.
+        """
+        snap_until, handles = self.snapshot()
+        until = snap_until if until is None else until
+        yield from read_handles(handles, since, until, self.max_line_bytes, stats)
+
+
+def read_handles(handles, since, until, max_line_bytes, stats=None):
+    """Yield records with ``since <= ts < until`` from open binary files, closing them."""
+    stats = {} if stats is None else stats
+    stats.setdefault("bad_lines", 0)
+    try:
+        for handle in handles:
+            with handle:
+                if since is not None:
+                    newest = _last_ts_of_handle(handle, max_line_bytes)
+                    if newest is not None and newest < since:
+                        continue
+                    handle.seek(0)
+                for line in handle:
+                    if not line.endswith(b"\n"):
+                        break  # being written right now: after ``until`` by construction
+                    try:
+                        record = json.loads(line)
+                        ts = float(record["ts"])
+                    except (ValueError, KeyError, TypeError):
+                        stats["bad_lines"] += 1
+                        continue
+                    if (since is None or ts >= since) and (until is None or ts < until):
+                        yield record
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+def _last_ts_of_handle(handle, max_line_bytes):
+    """The ``ts`` of the last whole record in an open binary file, or ``None``."""
+    size = os.fstat(handle.fileno()).st_size
+    handle.seek(max(0, size - max_line_bytes - 1))
+    lines = handle.read().split(b"\n")
+    for line in reversed(lines[1:] if size > max_line_bytes else lines):
+        if not line.strip():
+            continue
+        try:
+            return float(json.loads(line)["ts"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def last_ts(path, max_line_bytes):
+    """The ``ts`` of the last whole record in ``path``, or ``None``."""
+    try:
+        with open(path, "rb") as handle:
+            return _last_ts_of_handle(handle, max_line_bytes)
+    except OSError:
+        return None
+
+
+def write_json_atomic(path, value):
+    """Write ``value`` as JSON to ``path`` durably: temp file, fsync, rename, fsync dir."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = json.dumps(value, indent=2, sort_keys=True).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

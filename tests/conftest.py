@@ -1,0 +1,40 @@
+"""Fixtures shared by every test suite."""
+
+import subprocess
+import sys
+
+import pytest
+
+from support import REPO, CerebroServer, cerebro_env
+
+
+@pytest.fixture(scope="session")
+def built_volume(tmp_path_factory):
+    """A data volume with every sample module built once (small but real builds)."""
+    root = tmp_path_factory.mktemp("volume")
+    for module, args in (("locality_score", []), ("rent_predictor", ["--rows", "5000"])):
+        script = REPO / "modules" / module / "src" / "build.py"
+        if script.exists():
+            subprocess.run([sys.executable, str(script), *args], check=True,
+                           env=cerebro_env(CEREBRO_DATA_VOLUME=root),
+                           stdout=subprocess.DEVNULL)
+    return root
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    """Start real `cerebro serve` processes; every one is stopped at teardown."""
+    servers = []
+
+    def start(env=None, processes=1, ready=False):
+        """Start one server with ``env`` on top of the test environment."""
+        env = dict(env or {})
+        env.setdefault("CEREBRO_DATA_VOLUME", tmp_path / "volume")
+        env.setdefault("SHERLOCK_DIR", tmp_path / "sherlock")
+        server = CerebroServer(env, processes, log_path=tmp_path / f"serve-{len(servers)}.log")
+        servers.append(server)
+        return server.start(ready=ready)
+
+    yield start
+    for server in servers:
+        server.stop()

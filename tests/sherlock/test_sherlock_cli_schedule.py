@@ -1,0 +1,93 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: Tests of the sherlock command line and the Celery beat schedule.
+Tagline: Ask politely, every morning at seven.
+
+The ``sherlock`` command line and the Celery beat schedule.
+"""
+
+import pytest
+
+from sherlock import cli, schedule
+from sherlock.settings import load_settings
+from sherlock_helpers import divide, lookup, raise_and_capture
+
+
+def test_help_shows_defaults(sherlock_dir, capsys):
+    """``sherlock digest --help`` shows the defaults (ArgumentDefaultsHelpFormatter)."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["digest", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--dry-run" in out and "(default: 24.0)" in out
+
+
+def test_settings_command_masks_the_password(sherlock_dir, monkeypatch, capsys):
+    """``sherlock settings`` lists every variable and never prints the password."""
+    monkeypatch.setenv("SHERLOCK_SMTP_PASSWORD", "topsecret-123")
+    assert cli.main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "topsecret-123" not in out and "<set>" in out
+    for var in ("SHERLOCK_DIR", "SHERLOCK_PROJECT", "SHERLOCK_HOURS", "SHERLOCK_MAX_BYTES",
+                "SHERLOCK_BACKUPS", "SHERLOCK_SMTP_SECURITY", "SHERLOCK_RECIPIENTS",
+                "SHERLOCK_ALL_CLEAR", "SHERLOCK_DIGEST_AT"):
+        assert var in out
+    assert "topsecret-123" not in repr(load_settings())
+
+
+def test_bad_setting_is_one_line_and_exit_2(sherlock_dir, monkeypatch, capsys):
+    """An unparsable variable: exit 2 and one line naming it."""
+    monkeypatch.setenv("SHERLOCK_SMTP_SECURITY", "tls-please")
+    assert cli.main(["digest"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sherlock: error: SHERLOCK_SMTP_SECURITY='tls-please' is not valid")
+    assert len(err.splitlines()) == 1
+
+
+def test_tail_and_stats(sherlock_dir, capsys):
+    """``tail`` prints the newest records; ``stats`` counts kinds without touching the watermark."""
+    for n in range(3):
+        raise_and_capture(divide, n, service="api", module="boom", function="explode",
+                          request_id=f"r{n}")
+    raise_and_capture(lookup, "k", service="worker")
+    assert cli.main(["tail", "-n", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert "api boom.explode ZeroDivisionError: division by zero request_id=r2" in lines[0]
+    assert "worker" in lines[1] and "KeyError" in lines[1]
+    assert cli.main(["stats"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("4 exception(s) in 2 kind(s) in the last 24.0 hours")
+    assert "       3  ZeroDivisionError" in out
+    assert not (sherlock_dir / "digest-state.json").exists()
+
+
+def test_beat_entry_uses_digest_at(sherlock_dir, monkeypatch):
+    """SHERLOCK_DIGEST_AT=06:45 -> a daily crontab at 06:45 for task ``sherlock.digest``."""
+    pytest.importorskip("celery")
+    monkeypatch.setenv("SHERLOCK_DIGEST_AT", "06:45")
+    entry = schedule.beat_entry(load_settings())
+    [(name, value)] = entry.items()
+    assert name == schedule.ENTRY_NAME and value["task"] == "sherlock.digest"
+    cron = value["schedule"]
+    assert cron.hour == {6} and cron.minute == {45}
+    assert cron.day_of_week == set(range(7))
+
+
+@pytest.mark.parametrize("value", ["7", "25:00", "07:60", "seven"])
+def test_bad_digest_at_is_refused(sherlock_dir, monkeypatch, value):
+    """A malformed SHERLOCK_DIGEST_AT fails loudly when settings load."""
+    monkeypatch.setenv("SHERLOCK_DIGEST_AT", value)
+    with pytest.raises(ValueError, match="SHERLOCK_DIGEST_AT"):
+        load_settings()
+
+
+def test_register_adds_task_and_beat_entry(sherlock_dir):
+    """register(app) wires task ``sherlock.digest`` and its beat entry into a Celery app."""
+    celery = pytest.importorskip("celery")
+    app = celery.Celery("sherlock-test", set_as_current=False)
+    app.conf.beat_schedule = {"other": {"task": "x", "schedule": 60}}
+    task = schedule.register(app, load_settings())
+    assert task.name == "sherlock.digest" and "sherlock.digest" in app.tasks
+    assert set(app.conf.beat_schedule) == {"other", schedule.ENTRY_NAME}

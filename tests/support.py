@@ -1,0 +1,105 @@
+"""Shared test helpers: free ports, a real `cerebro serve` process, a tiny HTTP client."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
+
+
+def free_port():
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(method, url, body=None, headers=None, timeout=10):
+    """Send one request; return (status, headers, parsed JSON or raw bytes)."""
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, head, raw = response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        status, head, raw = error.code, dict(error.headers), error.read()
+    try:
+        return status, head, json.loads(raw)
+    except ValueError:
+        return status, head, raw
+
+
+def cerebro_env(**extra):
+    """Environment for a Cerebro subprocess: the test fixture modules importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class CerebroServer:
+    """A real `cerebro serve` subprocess on a free port, stopped with SIGTERM."""
+
+    def __init__(self, env=None, processes=1, log_path=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = cerebro_env(**(env or {}))
+        self.processes = processes
+        self.log_path = log_path
+        self.proc = None
+
+    def start(self, ready=False, timeout=60):
+        """Start and wait for /healthz (and /readyz when ``ready``)."""
+        out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cerebro", "serve", "--port", str(self.port),
+             "--processes", str(self.processes)],
+            env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        path = "/readyz" if ready else "/healthz"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cerebro serve exited with {self.proc.returncode}")
+            try:
+                if http("GET", self.url + path, timeout=2)[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"cerebro serve not answering {path} after {timeout}s")
+
+    def wait_ready(self, timeout=60):
+        """Wait until /readyz says ready."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if http("GET", self.url + "/readyz")[0] == 200:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("not ready in time")
+
+    def post(self, path, body=None, headers=None):
+        """POST JSON to a path of this server."""
+        return http("POST", self.url + path, {} if body is None else body, headers)
+
+    def get(self, path, headers=None):
+        """GET a path of this server."""
+        return http("GET", self.url + path, None, headers)
+
+    def stop(self):
+        """SIGTERM the process group and wait."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
