@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Fixtures for Sherlock's tests: a private SHERLOCK_DIR and a real SMTP server.
+Subject: Fixtures for Sherlock's tests: a private SHERLOCK_DIR and a running SMTP server.
 Tagline: A sealed room and a postman who keeps every letter.
 
 Fixtures for Sherlock's tests: a private SHERLOCK_DIR and a real SMTP server (aiosmtpd).
@@ -15,6 +15,7 @@ from aiosmtpd.smtp import AuthResult
 import sherlock
 from sherlock.settings import load_settings
 from sherlock_helpers import RECIPIENTS, SMTPServer, free_port
+
 
 @pytest.fixture
 def sherlock_dir(tmp_path, monkeypatch):

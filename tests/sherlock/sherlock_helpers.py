@@ -1,10 +1,12 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Helpers raising exceptions from distinct places, so fingerprints differ by place.
-Tagline: Staged crimes for the detective to solve.
+Subject: Test helpers: exceptions raised from distinct places, and a real SMTP server.
+Tagline: Staged crimes for the detective, and a postman who keeps every letter.
 
-Helpers raising exceptions from distinct places, so fingerprints differ by place.
+``divide``, ``divide_elsewhere`` and ``lookup`` fail from different places so
+their fingerprints differ; :class:`SMTPServer` is aiosmtpd's controller with a
+handler that keeps every message it receives.
 """
 
 import email
