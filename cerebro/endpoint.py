@@ -37,9 +37,11 @@ class Declaration:
     topics: tuple = ()
     extra: str = "forbid"
     summary: str = ""
+    example: dict = None
 
 
-def endpoint(inputs=None, *, external=False, topics=(), extra="forbid", summary=""):
+def endpoint(inputs=None, *, external=False, topics=(), extra="forbid", summary="",
+             example=None):
     """Declare an expose function's inputs and how it is served.
 
     ``inputs``: a mapping of field name to :class:`~cerebro.schema.Field`
@@ -47,14 +49,16 @@ def endpoint(inputs=None, *, external=False, topics=(), extra="forbid", summary=
     external network calls, so REST answers ``202`` at once and a Celery worker
     runs it. ``topics``: Kafka topics whose events this function handles.
     ``extra``: ``"forbid"`` (undeclared fields are a 400) or ``"ignore"``.
-    The function itself is returned unchanged, so it stays a plain callable.
+    ``example``: a valid payload, shown in ``/openapi.json`` and called by the
+    module contract test. The function itself is returned unchanged, so it stays a plain callable.
     """
     if isinstance(topics, str):
         topics = (topics,)
 
     def mark(func):
         """Attach the declaration to ``func`` and return it unchanged."""
-        setattr(func, ATTRIBUTE, Declaration(inputs, bool(external), tuple(topics), extra, summary))
+        setattr(func, ATTRIBUTE, Declaration(inputs, bool(external), tuple(topics), extra,
+                                             summary, example))
         return func
 
     return mark
@@ -72,6 +76,7 @@ class Endpoint:
     topics: tuple = ()
     summary: str = ""
     description: str = dc_field(default="", repr=False)
+    example: dict = None
 
     @property
     def key(self):
@@ -93,7 +98,13 @@ def build_endpoint(module, func):
         topics=decl.topics,
         summary=decl.summary or (doc.splitlines()[0] if doc else func.__name__),
         description=doc,
+        example=decl.example if decl.example is not None else _default_example(fields),
     )
+
+
+def _default_example(fields):
+    """An example payload when none is declared: ``{}`` if every field is optional."""
+    return {} if all(not f.required for f in fields.values()) else None
 
 
 def signature_fields(func):

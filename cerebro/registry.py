@@ -73,7 +73,8 @@ class Module:
             "functions": [{"name": e.name, "summary": e.summary,
                            "mode": "async" if e.external else "sync",
                            "topics": list(e.topics),
-                           "input_schema": e.schema.json_schema()}
+                           "input_schema": e.schema.json_schema(),
+                           "example": e.example}
                           for e in self.endpoints.values()],
         }
 

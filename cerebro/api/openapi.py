@@ -16,6 +16,14 @@ def _error_response(description):
             "content": {"application/json": {"schema": _ERROR}}}
 
 
+def _body(ep):
+    """The request body media object, with the declared example when there is one."""
+    media = {"schema": ep.schema.json_schema()}
+    if ep.example is not None:
+        media["example"] = ep.example
+    return media
+
+
 def document(registry, settings):
     """Build the OpenAPI document for every endpoint in ``registry``."""
     paths = {}
@@ -41,8 +49,7 @@ def document(registry, settings):
             "tags": [ep.module],
             "summary": ep.summary,
             "description": ep.description,
-            "requestBody": {"required": True, "content": {
-                "application/json": {"schema": ep.schema.json_schema()}}},
+            "requestBody": {"required": True, "content": {"application/json": _body(ep)}},
             "responses": responses,
             "security": [{"apiKey": []}] if settings.api_keys else [],
         }}
