@@ -49,6 +49,35 @@ _SPEC = {
     "keep_versions": ("CEREBRO_KEEP_VERSIONS", "5", int,
                       "Model versions kept per module when a build publishes."),
     "log_level": ("CEREBRO_LOG_LEVEL", "INFO", str, "Python logging level."),
+    # Kafka consumer (cerebro consume)
+    "kafka_bootstrap": ("CEREBRO_KAFKA_BOOTSTRAP", "127.0.0.1:9092", _split,
+                        "Comma-separated Kafka bootstrap servers (host:port)."),
+    "kafka_group": ("CEREBRO_KAFKA_GROUP", "cerebro", str,
+                    "Consumer group of `cerebro consume`; processes in one group share partitions."),
+    "kafka_topics": ("CEREBRO_KAFKA_TOPICS", "", _split,
+                     "Comma-separated topics to consume (empty: every topic an expose function declares)."),
+    "kafka_api_version": ("CEREBRO_KAFKA_API_VERSION", "", str,
+                          "Kafka broker version such as 3.7 (empty: negotiated with the broker)."),
+    "kafka_session_timeout_ms": ("CEREBRO_KAFKA_SESSION_TIMEOUT_MS", "10000", int,
+                                 "Consumer group session timeout (ms)."),
+    "kafka_heartbeat_ms": ("CEREBRO_KAFKA_HEARTBEAT_MS", "3000", int,
+                           "Consumer group heartbeat interval (ms); about a third of the session timeout."),
+    "kafka_max_poll_records": ("CEREBRO_KAFKA_MAX_POLL_RECORDS", "500", int,
+                               "Largest batch of records one poll returns."),
+    "kafka_max_poll_interval_ms": ("CEREBRO_KAFKA_MAX_POLL_INTERVAL_MS", "300000", int,
+                                   "Longest time between polls before the group evicts the consumer (ms)."),
+    "consumer_concurrency": ("CEREBRO_CONSUMER_CONCURRENCY", "16", int,
+                             "Threads processing records and calling the main app concurrently."),
+    "consumer_retries": ("CEREBRO_CONSUMER_RETRIES", "3", int,
+                         "Retries of a failing handler before its record goes to <topic>.dlq."),
+    "consumer_retry_backoff": ("CEREBRO_CONSUMER_RETRY_BACKOFF", "0.2", float,
+                               "First retry delay in seconds (doubles on every retry)."),
+    "consumer_max_backoff": ("CEREBRO_CONSUMER_MAX_BACKOFF", "30.0", float,
+                             "Longest wait in seconds between retries when the broker or main app is down."),
+    "consumer_callback_path": ("CEREBRO_CONSUMER_CALLBACK_PATH", "/cerebro/events/{module}/{function}", str,
+                               "Main-app path the consumer posts each outcome to ({module}, {function}, {topic})."),
+    "consumer_event_id_field": ("CEREBRO_CONSUMER_EVENT_ID_FIELD", "event_id", str,
+                                "Event field used as idempotency key (else topic-partition-offset)."),
 }
 
 
@@ -72,6 +101,20 @@ class Settings:
     reload_interval: float
     keep_versions: int
     log_level: str
+    kafka_bootstrap: tuple
+    kafka_group: str
+    kafka_topics: tuple
+    kafka_api_version: str
+    kafka_session_timeout_ms: int
+    kafka_heartbeat_ms: int
+    kafka_max_poll_records: int
+    kafka_max_poll_interval_ms: int
+    consumer_concurrency: int
+    consumer_retries: int
+    consumer_retry_backoff: float
+    consumer_max_backoff: float
+    consumer_callback_path: str
+    consumer_event_id_field: str
 
     def replace(self, **changes):
         """Return a copy with some values changed (for tests and CLI flags)."""
