@@ -26,7 +26,9 @@ COMMAND_MODULES = ()
 
 def _cmd_serve(args, settings):
     """Run the REST API until stopped."""
-    from cerebro.api.server import serve
+    from cerebro.api.server import prepare_multiprocess_metrics, serve
+    if (args.processes or os.cpu_count() or 1) > 1:
+        prepare_multiprocess_metrics()
     changes = {"host": args.host, "port": args.port, "processes": args.processes}
     if args.modules is not None:
         changes["modules"] = tuple(m for m in args.modules.split(",") if m)

@@ -12,10 +12,13 @@ sums all of them.
 import os
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
-                               Histogram, generate_latest, multiprocess)
+                               Histogram, generate_latest, multiprocess, values)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 _MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+if _MULTIPROCESS and values.ValueClass is values.MutexValue:
+    raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set; "
+                       "call cerebro.api.server.prepare_multiprocess_metrics() first")
 
 REQUESTS = Counter("cerebro_requests_total", "Requests by endpoint and HTTP status.",
                    ["module", "function", "status"], registry=REGISTRY)

@@ -161,9 +161,14 @@ class Registry:
                            service="models", module=mod.name)
         return swapped
 
-    def ready(self):
-        """True when no module is still loading (broken modules are reported, not waited for)."""
-        return all(mod.status != "loading" for mod in self.modules.values())
+    def ready(self, names=None):
+        """True when every module (or every one of ``names``) has all its models loaded.
+
+        A broken module keeps the process not-ready (the deployment is not what
+        it should be) while the other modules go on serving requests.
+        """
+        wanted = self.modules.values() if names is None else [self.module(n) for n in names]
+        return all(mod.ready for mod in wanted)
 
 
 def _raise_broken(mod):

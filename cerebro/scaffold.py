@@ -20,6 +20,9 @@ class ScaffoldError(Exception):
 def create_module(name, modules_dir, volume=None):
     """Write ``modules_dir/name`` from the templates; returns its path.
 
+    ``modules_dir`` is the folder of the modules package; its name is the
+    package the generated imports use.
+
     Also creates the module's folder in the data volume when ``volume`` is given.
     """
     if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
@@ -29,7 +32,8 @@ def create_module(name, modules_dir, volume=None):
     target = Path(modules_dir) / name
     if target.exists():
         raise ScaffoldError(f"{target} exists already")
-    values = {"module": name, "date": date.today().isoformat()}
+    values = {"module": name, "package": Path(modules_dir).resolve().name,
+              "date": date.today().isoformat()}
     for template in sorted(TEMPLATES.rglob("*.tmpl")):
         out = target / template.relative_to(TEMPLATES).with_suffix("")
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,15 @@ import pytest
 from support import REPO, CerebroServer, cerebro_env
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _sherlock_in_tmp(tmp_path_factory):
+    """Keep Sherlock's files of in-process code out of the repository."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SHERLOCK_DIR", str(tmp_path_factory.mktemp("sherlock")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def built_volume(tmp_path_factory):
     """A data volume with every sample module built once (small but real builds)."""

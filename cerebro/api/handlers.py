@@ -177,15 +177,22 @@ class HealthHandler(BaseHandler):
 
 
 class ReadyHandler(BaseHandler):
-    """``GET /readyz``: 200 once every loadable model is loaded, with per-module status."""
+    """``GET /readyz``: 200 once every module's models are loaded, with per-module status.
+
+    ``/readyz?module=a&module=b`` asks about those modules only.
+    """
 
     def get(self):
-        """Report readiness; 503 while any module is still loading."""
+        """Report readiness; 503 while any (asked-about) module is not ready."""
         registry = self.ctx.registry
+        names = self.get_query_arguments("module") or None
+        try:
+            ready = registry.ready(names)
+        except CerebroError as error:
+            return self.fail(error)
         modules = {m.name: {"status": m.status, "ready": m.ready, "errors": m.errors(),
                             "versions": {h.artifact: h.version for h in m.handles}}
-                   for m in registry.modules.values()}
-        ready = registry.ready()
+                   for m in registry.modules.values() if names is None or m.name in names}
         self.send_json({"ready": ready, "modules": modules}, 200 if ready else 503)
 
 

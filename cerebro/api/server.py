@@ -6,8 +6,10 @@ Tagline: Listen first, load beside, swap without a blink.
 """
 
 import asyncio
+import atexit
 import logging
 import os
+import shutil
 import signal
 import tempfile
 
@@ -29,8 +31,8 @@ def serve(settings, extra_routes_factory=None, submitter_factory=None):
     """
     logsetup.configure(settings, "api")
     processes = settings.processes or os.cpu_count() or 1
-    if processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cerebro-metrics-")
+    if processes > 1:
+        prepare_multiprocess_metrics()
     sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
     log.info("Cerebro REST API on http://%s:%d with %d process(es)",
              settings.host, settings.port, processes)
@@ -38,6 +40,20 @@ def serve(settings, extra_routes_factory=None, submitter_factory=None):
         from cerebro.api.prefork import fork_workers
         fork_workers(processes)
     asyncio.run(_run(settings, sockets, extra_routes_factory, submitter_factory))
+
+
+def prepare_multiprocess_metrics():
+    """Point prometheus_client at a fresh shared folder, removed when the parent exits.
+
+    Must run before ``prometheus_client`` is first imported (``cerebro serve``
+    calls it first thing); :mod:`cerebro.metrics` refuses to start otherwise.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    folder = tempfile.mkdtemp(prefix="cerebro-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    parent = os.getpid()
+    atexit.register(lambda: os.getpid() == parent and shutil.rmtree(folder, ignore_errors=True))
 
 
 async def _run(settings, sockets, extra_routes_factory, submitter_factory):

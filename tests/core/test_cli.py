@@ -1,0 +1,84 @@
+"""The cerebro CLI: help with defaults, module listing, lint verdicts."""
+
+import subprocess
+import sys
+
+import pytest
+
+from support import REPO, cerebro_env
+
+COMMANDS = ["serve", "build", "modules", "new", "lint", "settings"]
+
+
+def _cerebro(*args, **env):
+    """Run the cerebro CLI."""
+    return subprocess.run([sys.executable, "-m", "cerebro", *args], capture_output=True,
+                          text=True, env=cerebro_env(**env))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    """`cerebro <command> --help` exits 0 and shows the usage."""
+    result = _cerebro(command, "--help")
+    assert result.returncode == 0
+    assert f"usage: cerebro {command}" in result.stdout
+
+
+def test_serve_help_shows_defaults():
+    """Defaults come from the settings and are shown."""
+    out = _cerebro("serve", "--help", CEREBRO_PORT="9123").stdout
+    assert "(default: 9123)" in out and "(default: 127.0.0.1)" in out
+
+
+def test_modules_lists_status(tmp_path):
+    """`cerebro modules` prints each module with status and its functions."""
+    result = _cerebro("modules", CEREBRO_MODULES_PACKAGE="fixture_modules",
+                      CEREBRO_DATA_VOLUME=tmp_path, SHERLOCK_DIR=tmp_path)
+    assert result.returncode == 0
+    assert "broken_import" in result.stdout and "broken" in result.stdout
+    assert "sync  say" in result.stdout
+    strict = _cerebro("modules", "--strict", CEREBRO_MODULES_PACKAGE="fixture_modules",
+                      CEREBRO_DATA_VOLUME=tmp_path, SHERLOCK_DIR=tmp_path)
+    assert strict.returncode == 1
+
+
+def test_bad_setting_fails_loudly():
+    """A setting that does not parse names the variable."""
+    result = _cerebro("settings", CEREBRO_PORT="eighty")
+    assert result.returncode == 2 and "CEREBRO_PORT" in result.stderr
+
+
+def test_repository_passes_lint():
+    """The project's own code follows the house conventions."""
+    result = _cerebro("lint")
+    assert result.returncode == 0, result.stdout
+
+
+def test_lint_catches_missing_header_and_docstring(tmp_path):
+    """A file without the header block or a docstring fails lint."""
+    bad = tmp_path / "bad.py"
+    bad.write_text('"""Just a docstring."""\n\ndef f():\n    return 1\n')
+    result = _cerebro("lint", str(bad), "--modules-dir", str(tmp_path / "none"))
+    assert result.returncode == 1
+    assert "header block misses Author:, Date:, Subject:, Tagline:" in result.stdout
+    assert "function 'f' has no docstring" in result.stdout
+
+
+def test_lint_checks_module_shape(tmp_path):
+    """A module folder missing conventional files fails lint."""
+    module = tmp_path / "half"
+    (module / "src").mkdir(parents=True)
+    (module / "expose.py").write_text(
+        '"""\nAuthor:  a\nDate:    d\nSubject: s\nTagline: t\n"""\n')
+    (module / "src" / "eda.ipynb").write_text("{not json")
+    result = _cerebro("lint", str(module), "--modules-dir", str(tmp_path))
+    assert result.returncode == 1
+    for missing in ("README.md", "src/build.py", "src/utilities.py"):
+        assert f"missing {missing}" in result.stdout
+    assert "not a valid notebook" in result.stdout
+
+
+def test_build_unknown_module_is_clear():
+    """Building a module that does not exist says so."""
+    result = _cerebro("build", "no_such_module")
+    assert result.returncode == 2 and "no module named 'no_such_module'" in result.stderr
