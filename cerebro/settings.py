@@ -78,6 +78,53 @@ _SPEC = {
                                "Main-app path the consumer posts each outcome to ({module}, {function}, {topic})."),
     "consumer_event_id_field": ("CEREBRO_CONSUMER_EVENT_ID_FIELD", "event_id", str,
                                 "Event field used as idempotency key (else topic-partition-offset)."),
+    # Async path: RabbitMQ + Celery workers, callbacks to the main app, Flower
+    "broker_url": ("CEREBRO_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//", str,
+                   "RabbitMQ URL the API publishes async tasks to and workers consume from."),
+    "result_backend": ("CEREBRO_RESULT_BACKEND", "redis://127.0.0.1:6379/0", str,
+                       "Celery result backend holding task states for GET /v1/tasks/<id>."),
+    "result_expires": ("CEREBRO_RESULT_EXPIRES", "86400", int,
+                       "Seconds a task's state and result are kept for polling."),
+    "queue_prefix": ("CEREBRO_QUEUE_PREFIX", "cerebro", str,
+                     "Prefix of the per-module task queues (<prefix>.<module>)."),
+    "broker_timeout": ("CEREBRO_BROKER_TIMEOUT", "1.0", float,
+                       "Seconds the API waits to connect/publish to RabbitMQ before answering 503."),
+    "publish_threads": ("CEREBRO_PUBLISH_THREADS", "4", int,
+                        "Threads per API process publishing async tasks off the IOLoop."),
+    "publish_confirm": ("CEREBRO_PUBLISH_CONFIRM", "true", _flag,
+                        "Wait for RabbitMQ's publisher confirm before answering 202."),
+    "worker_concurrency": ("CEREBRO_WORKER_CONCURRENCY", "0", int,
+                           "Celery worker processes (0: one per CPU core)."),
+    "model_wait": ("CEREBRO_MODEL_WAIT", "300", float,
+                   "Seconds a worker keeps retrying a task whose model is not loaded yet."),
+    "model_retry_delay": ("CEREBRO_MODEL_RETRY_DELAY", "5", float,
+                          "Seconds between those retries."),
+    "main_app_url": ("CEREBRO_MAIN_APP_URL", "http://127.0.0.1:8080", str,
+                     "Base URL of the main application that receives callbacks."),
+    "callback_path": ("CEREBRO_CALLBACK_PATH", "/cerebro/callbacks/{module}/{function}", str,
+                      "Main-app path of async task callbacks ({module}, {function})."),
+    "callback_paths": ("CEREBRO_CALLBACK_PATHS", "", _split,
+                       "Per-function callback paths: module.function=/path,..."),
+    "callback_allowed_hosts": ("CEREBRO_CALLBACK_ALLOWED_HOSTS", "", _split,
+                               "Hosts (host, host:port or *.domain) a request's callback_url may "
+                               "name; the main app's host is always allowed."),
+    "callback_secret": ("CEREBRO_CALLBACK_SECRET", "", str,
+                        "Shared secret signing callbacks (HMAC-SHA256); required by workers."),
+    "callback_timeout": ("CEREBRO_CALLBACK_TIMEOUT", "5.0", float,
+                         "Seconds one callback attempt may take."),
+    "callback_retry_window": ("CEREBRO_CALLBACK_RETRY_WINDOW", "3600", float,
+                              "Seconds a callback keeps being retried before it is dead-lettered."),
+    "callback_backoff": ("CEREBRO_CALLBACK_BACKOFF", "1.0", float,
+                         "First callback retry delay in seconds (doubles, with jitter)."),
+    "callback_backoff_max": ("CEREBRO_CALLBACK_BACKOFF_MAX", "300", float,
+                             "Longest delay between callback retries, in seconds."),
+    "callback_deadletter_dir": ("CEREBRO_CALLBACK_DEADLETTER_DIR", "", str,
+                                "Where failed callbacks are kept (empty: <data volume>/.callbacks/failed)."),
+    "flower_user": ("CEREBRO_FLOWER_USER", "cerebro", str, "Flower basic-auth user."),
+    "flower_password": ("CEREBRO_FLOWER_PASSWORD", "", str,
+                        "Flower basic-auth password; `cerebro flower` refuses to start without one."),
+    "flower_address": ("CEREBRO_FLOWER_ADDRESS", "127.0.0.1", str, "Address Flower binds."),
+    "flower_port": ("CEREBRO_FLOWER_PORT", "5555", int, "Port Flower binds."),
 }
 
 
@@ -115,6 +162,30 @@ class Settings:
     consumer_max_backoff: float
     consumer_callback_path: str
     consumer_event_id_field: str
+    broker_url: str
+    result_backend: str
+    result_expires: int
+    queue_prefix: str
+    broker_timeout: float
+    publish_threads: int
+    publish_confirm: bool
+    worker_concurrency: int
+    model_wait: float
+    model_retry_delay: float
+    main_app_url: str
+    callback_path: str
+    callback_paths: tuple
+    callback_allowed_hosts: tuple
+    callback_secret: str
+    callback_timeout: float
+    callback_retry_window: float
+    callback_backoff: float
+    callback_backoff_max: float
+    callback_deadletter_dir: str
+    flower_user: str
+    flower_password: str
+    flower_address: str
+    flower_port: int
 
     def replace(self, **changes):
         """Return a copy with some values changed (for tests and CLI flags)."""
@@ -146,6 +217,8 @@ def describe(settings):
         value = getattr(settings, name)
         if name == "api_keys":
             value = f"<{len(value)} keys>" if value else ""
+        elif name in ("callback_secret", "flower_password"):
+            value = "<set>" if value else ""
         elif isinstance(value, tuple):
             value = ",".join(value)
         yield var, str(value), text

@@ -1,0 +1,35 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: The main-app client: signed, retried, dead-lettered callbacks shared by every transport.
+Tagline: Knock, sign your name, and knock again until someone answers.
+
+The Celery worker and the Kafka consumer both tell the main app about a
+finished piece of work through this package:
+
+* :mod:`~cerebro.callbacks.signing` signs a body (HMAC-SHA256 over
+  ``timestamp + "." + body``) and verifies it on the receiving side;
+* :mod:`~cerebro.callbacks.client` posts it with keep-alive connections,
+  one attempt at a time or retried with exponential backoff and jitter;
+* :mod:`~cerebro.callbacks.urls` resolves where a callback goes (main-app
+  base URL plus a per-function path, or an allow-listed ``callback_url``);
+* :mod:`~cerebro.callbacks.deadletter` keeps the callbacks that finally
+  failed, durably, for ``cerebro callbacks failed`` and ``retry``.
+
+Delivery is at-least-once: the ``Idempotency-Key`` header lets the main app
+drop duplicates.
+"""
+
+from cerebro.callbacks.client import (AttemptResult, DeliveryError, MainAppClient,
+                                      PermanentDeliveryError, RetryWindowExpired, backoff_delay)
+from cerebro.callbacks.deadletter import DeadLetterStore, Entry
+from cerebro.callbacks.signing import (IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+                                       SignatureError, check, sign, signed_headers, verify)
+from cerebro.callbacks.urls import CallbackURLs
+
+__all__ = [
+    "AttemptResult", "CallbackURLs", "DeadLetterStore", "DeliveryError", "Entry",
+    "IDEMPOTENCY_HEADER", "MainAppClient", "PermanentDeliveryError", "RetryWindowExpired",
+    "SIGNATURE_HEADER", "SignatureError", "TIMESTAMP_HEADER", "backoff_delay", "check", "sign",
+    "signed_headers", "verify",
+]

@@ -1,0 +1,107 @@
+"""The main-app client on its own: signing, URL allow-list, delivery with retries, dead letters."""
+
+import random
+import time
+
+import pytest
+
+from cerebro.callbacks import (CallbackURLs, DeadLetterStore, MainAppClient,
+                               PermanentDeliveryError, RetryWindowExpired, backoff_delay, signing)
+from cerebro.errors import InvalidPayload
+from receiver import Receiver
+
+SECRET = "s3cret"
+
+
+def test_sign_and_verify_round_trip_and_tamper():
+    body = b'{"task_id": "t1"}'
+    headers = signing.signed_headers(SECRET, body, "t1", timestamp=1_700_000_000)
+    assert headers["Idempotency-Key"] == "t1"
+    sig = headers["X-Cerebro-Signature"]
+    assert sig.startswith("sha256=") and len(sig) == 7 + 64
+    assert signing.verify(SECRET, "1700000000", body, sig, now=1_700_000_010)
+    assert not signing.verify(SECRET, "1700000000", body + b" ", sig, now=1_700_000_010)
+    assert not signing.verify("other", "1700000000", body, sig, now=1_700_000_010)
+    with pytest.raises(signing.SignatureError, match="replay"):
+        signing.check(SECRET, "1700000000", body, sig, now=1_700_001_000)
+    with pytest.raises(ValueError):
+        signing.sign("", 1, body)
+
+
+def test_known_vector():
+    # The same vector is checked by the Java example (examples/java/CerebroExample.java).
+    assert signing.sign("secret", 1700000000, b"{}") == \
+        "b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163"
+
+
+def test_urls_default_paths_and_allow_list():
+    urls = CallbackURLs("http://main:8080/", paths=("m.special=/hooks/special",),
+                        allowed_hosts=("hooks.example.com", "127.0.0.1:9000", "*.corp.example"))
+    assert urls.default("m", "f") == "http://main:8080/cerebro/callbacks/m/f"
+    assert urls.default("m", "special") == "http://main:8080/hooks/special"
+    assert urls.resolve("m", "f") == "http://main:8080/cerebro/callbacks/m/f"
+    assert urls.check("http://main:8080/x") == "http://main:8080/x"
+    assert urls.check("https://hooks.example.com/cb")
+    assert urls.check("http://127.0.0.1:9000/cb")
+    assert urls.check("https://a.corp.example/cb")
+    for bad in ("http://127.0.0.1:9001/cb", "http://169.254.169.254/latest", "ftp://hooks.example.com/",
+                "http://hooks.example.com@evil.com/", "http://evil.com\\@hooks.example.com/",
+                "http://corp.example/", "/relative", "", 42, "http://hooks.example.com.evil.com/"):
+        with pytest.raises(InvalidPayload) as info:
+            urls.check(bad)
+        assert info.value.field == "callback_url"
+
+
+def test_backoff_grows_and_is_capped():
+    rng = random.Random(1)
+    delays = [backoff_delay(n, 1.0, 30.0, rng) for n in range(10)]
+    assert 0.5 <= delays[0] <= 1.0 and 8 <= delays[4] <= 16
+    assert all(15 <= d <= 30 for d in delays[6:])
+
+
+def test_deliver_retries_5xx_then_succeeds():
+    receiver = Receiver(SECRET, statuses=[503, 500, 429])
+    try:
+        client = MainAppClient(SECRET, timeout=2)
+        result = client.deliver(receiver.url + "/cb", {"task_id": "k1"}, "k1", backoff=0.01)
+        assert result.ok
+        got = receiver.wait(4)
+        assert [r["status"] for r in got] == [503, 500, 429, 200]
+        assert all(r["verified"] and r["headers"]["Idempotency-Key"] == "k1" for r in got)
+    finally:
+        receiver.stop()
+
+
+def test_deliver_4xx_is_final_and_window_expires():
+    receiver = Receiver(SECRET, statuses=[404])
+    try:
+        client = MainAppClient(SECRET, timeout=1)
+        with pytest.raises(PermanentDeliveryError):
+            client.deliver(receiver.url + "/cb", {"a": 1}, "k2", backoff=0.01)
+        assert len(receiver.received) == 1
+    finally:
+        receiver.stop()
+    started = time.time()
+    with pytest.raises(RetryWindowExpired) as info:
+        MainAppClient(SECRET, timeout=1).deliver(receiver.url + "/cb", {"a": 1}, "k3", retry_window=0.5, backoff=0.05)
+    assert info.value.attempts >= 2 and time.time() - started < 3
+
+
+def test_deadletter_store_list_and_retry(tmp_path):
+    store = DeadLetterStore(tmp_path / "dl")
+    assert store.list() == []
+    entry = store.add("http://127.0.0.1:1/cb", {"task_id": "t/1"}, "t/1", "down", attempts=5)
+    assert entry.id == "t_1" and [e.id for e in store.list()] == ["t_1"]
+    client = MainAppClient(SECRET, timeout=1)
+    [(kept, result)] = store.retry(client)
+    assert not result.ok and store.get("t_1").retries == 1
+    receiver = Receiver(SECRET)
+    try:
+        store.add(receiver.url + "/cb", {"task_id": "t/1"}, "t/1", "down")
+        [(_, result)] = store.retry(client, "t_1")
+        assert result.ok and store.list() == []
+        assert receiver.wait(1)[0]["body"] == {"task_id": "t/1"}
+    finally:
+        receiver.stop()
+    with pytest.raises(KeyError):
+        store.retry(client, "nope")
