@@ -25,8 +25,6 @@ from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-import joblib
-
 POINTER = "current.json"
 METADATA = "metadata.json"
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib")
@@ -96,6 +94,7 @@ def publish(root, module, artifacts, *, metrics=None, params=None, files=None, k
     ``metadata.json``. Returns the metadata dict. Older versions beyond
     ``keep`` are removed.
     """
+    import joblib  # imported here: expose.py imports this module and must stay cheap
     base = module_dir(root, module)
     versions = base / "versions"
     versions.mkdir(parents=True, exist_ok=True)
@@ -185,6 +184,7 @@ def load_version(root, module, version, name="model"):
         raise VolumeError(f"{module}: artifact file {path.name} of {version} is missing") from None
     if digest != entry["sha256"]:
         raise VolumeError(f"{module}: artifact {path.name} of {version} is corrupt (sha256 mismatch)")
+    import joblib
     try:
         return joblib.load(path), meta
     except Exception as exc:  # unpickling can raise nearly anything
