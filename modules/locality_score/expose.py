@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Serve the locality score: distances and amenities in, a 0-10 score and grade out, instantly.
+Subject: Serve the locality score: distances and amenities in, a 0-10 score and a grade out.
 Tagline: Three network calls once; now a few multiplications.
 
 The calibration is read from the data volume by the platform (``MODEL``); a
@@ -15,6 +15,10 @@ from modules.locality_score.src import model
 from modules.locality_score.src.utilities import AMENITIES, CITIES, DISTANCES, MODULE, OTHER_CITY
 
 MODEL = ModelHandle(MODULE)
+
+EXAMPLE = {"metro_km": 0.8, "bus_stop_km": 0.2, "school_km": 0.5, "hospital_km": 1.0,
+           "park_km": 0.4, "market_km": 0.3, "amenities": ["atm", "cafe", "pharmacy"],
+           "city": "bangalore"}
 
 
 def _distance(name, what):
@@ -33,13 +37,15 @@ def _distance(name, what):
     "amenities": Field(list, items=str, default=[], max_length=20,
                        description=f"Amenity kinds within about 1 km, any of {list(AMENITIES)}."),
     "city": Field(str, choices=(*CITIES, OTHER_CITY), default=OTHER_CITY,
-                  description="City whose typical distances calibrate the score; 'other' uses national ones."),
-})
+                  description="City whose typical distances calibrate the score; "
+                              "'other' uses national ones."),
+}, example=EXAMPLE)
 def score(metro_km, bus_stop_km, school_km, hospital_km, park_km, market_km, amenities, city):
     """Score a locality from 0 to 10 (and grade it A+ to D) by its distances and amenities."""
     unknown = sorted(set(amenities) - set(AMENITIES))
     if unknown:
-        raise InvalidPayload(f"unknown amenities {unknown}: use any of {list(AMENITIES)}", "amenities")
+        raise InvalidPayload(f"unknown amenities {unknown}: use any of {list(AMENITIES)}",
+                             "amenities")
     calibration = MODEL.get()
     version = MODEL.version
     distances = {"metro": metro_km, "bus_stop": bus_stop_km, "school": school_km,

@@ -18,22 +18,29 @@ from modules.rent_predictor.src.utilities import (AMENITIES, CITIES, FURNISHING,
 
 MODEL = ModelHandle(MODULE)
 
+EXAMPLE = {"city": "mumbai", "locality": "Andheri West", "bhk": 2, "area_sqft": 950, "bathrooms": 2,
+           "floor": 7, "total_floors": 14, "age_years": 6, "furnishing": "semi",
+           "parking": "four_wheeler", "amenities": ["lift", "security", "power_backup"]}
+
 
 @endpoint(inputs={
     "city": Field(str, choices=CITIES, description="City of the listing."),
     "locality": Field(str, min_length=1, max_length=80,
-                      description="Locality name, e.g. 'Koramangala'; an unknown one uses the city's average."),
+                      description="Locality name, e.g. 'Koramangala'; an unknown one is "
+                                  "priced at the city's average."),
     "bhk": Field(int, minimum=1, maximum=10, description="Bedrooms (BHK)."),
-    "area_sqft": Field(float, minimum=100, maximum=20000, description="Carpet area in square feet."),
+    "area_sqft": Field(float, minimum=100, maximum=20000,
+                       description="Carpet area in square feet."),
     "bathrooms": Field(int, minimum=1, maximum=10, description="Bathrooms."),
-    "floor": Field(int, minimum=0, maximum=100, description="Floor of the flat; 0 is the ground floor."),
+    "floor": Field(int, minimum=0, maximum=100,
+                   description="Floor of the flat; 0 is the ground floor."),
     "total_floors": Field(int, minimum=1, maximum=100, description="Floors in the building."),
     "age_years": Field(float, minimum=0, maximum=100, description="Age of the building in years."),
     "furnishing": Field(str, choices=FURNISHING, default="semi", description="Furnishing."),
     "parking": Field(str, choices=PARKING, default="none", description="Parking available."),
     "amenities": Field(list, items=str, default=[], max_length=20,
                        description=f"Amenities of the building, any of {list(AMENITIES)}."),
-})
+}, example=EXAMPLE)
 def predict(city, locality, bhk, area_sqft, bathrooms, floor, total_floors, age_years,
             furnishing, parking, amenities):
     """Predict the monthly rent of one listing, in INR, rounded to the nearest 10."""
@@ -60,10 +67,12 @@ def predict(city, locality, bhk, area_sqft, bathrooms, floor, total_floors, age_
 def _check(bhk, area_sqft, floor, total_floors, amenities):
     """Cross-field and vocabulary checks the field declarations cannot express."""
     if floor > total_floors:
-        raise InvalidPayload(f"'floor' ({floor}) cannot be above 'total_floors' ({total_floors})", "floor")
+        raise InvalidPayload(f"'floor' ({floor}) cannot be above 'total_floors' ({total_floors})",
+                             "floor")
     if area_sqft < transform.MIN_AREA_PER_BHK * bhk:
         raise InvalidPayload(f"'area_sqft' ({area_sqft:g}) is too small for {bhk} BHK: at least "
                              f"{transform.MIN_AREA_PER_BHK * bhk:g} sqft", "area_sqft")
     unknown = sorted(set(amenities) - set(AMENITIES))
     if unknown:
-        raise InvalidPayload(f"unknown amenities {unknown}: use any of {list(AMENITIES)}", "amenities")
+        raise InvalidPayload(f"unknown amenities {unknown}: use any of {list(AMENITIES)}",
+                             "amenities")

@@ -34,7 +34,7 @@ GRADES = ("A+", "A", "B", "C", "D")
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    """Run a small real build into a temporary data volume; return ``(volume, completed process)``."""
+    """Run a small real build into a temporary data volume; return ``(volume, process)``."""
     volume = tmp_path_factory.mktemp("volume")
     env = {**os.environ, "CEREBRO_DATA_VOLUME": str(volume)}
     result = subprocess.run([sys.executable, str(BUILD), "--rows", "2000"], cwd=volume, env=env,
@@ -72,7 +72,7 @@ def _scaled(factor):
 
 
 def test_build_prints_metrics_and_location(build, version_dir):
-    """The build prints agreement with ratings and where it published; the progress bar goes to stderr."""
+    """The build prints agreement with ratings and where it published; progress goes to stderr."""
     _, result = build
     assert "Spearman" in result.stdout
     assert f"published version {version_dir.name}" in result.stdout
@@ -81,7 +81,7 @@ def test_build_prints_metrics_and_location(build, version_dir):
 
 
 def test_metadata_has_sha256_and_metrics(version_dir):
-    """metadata.json records the calibration's real sha256 and its agreement with resident ratings."""
+    """metadata.json records the calibration's real sha256 and its agreement with ratings."""
     meta = json.loads((version_dir / "metadata.json").read_text())
     entry = meta["artifacts"]["model"]
     assert entry["sha256"] == hashlib.sha256((version_dir / entry["file"]).read_bytes()).hexdigest()
@@ -105,11 +105,18 @@ def test_result_shape(score, version_dir):
     result = score(**DISTANCES, amenities=["atm", "cafe"], city="pune")
     assert set(result) == {"score", "grade", "components", "city", "model_version"}
     assert 0.0 <= result["score"] <= 10.0 and result["grade"] in GRADES
-    assert set(result["components"]) == {"metro", "bus_stop", "school", "hospital", "park", "market",
-                                         "amenities"}
+    assert set(result["components"]) == {"metro", "bus_stop", "school", "hospital", "park",
+                                         "market", "amenities"}
     assert all(0.0 <= value <= 1.0 for value in result["components"].values())
     assert result["components"]["amenities"] == 0.25
     assert result["model_version"] == version_dir.name and result["city"] == "pune"
+
+
+def test_declared_example_is_a_valid_payload(score):
+    """The example shown in /openapi.json and /v1/modules validates and scores."""
+    from modules.locality_score import expose
+
+    assert 0.0 <= score(**expose.EXAMPLE)["score"] <= 10.0
 
 
 def test_score_decreases_as_distances_grow(score):
@@ -141,10 +148,11 @@ def test_amenities_raise_the_score(score):
 
 def test_best_and_worst_localities(score):
     """Everything next door is a 10 (A+); everything at the limits is a 0 (D)."""
-    best = score(**{n: 0.0 for n in DISTANCES}, amenities=["atm", "bank", "cafe", "gym", "mall", "pharmacy",
-                                                            "restaurant", "supermarket"])
+    everything = ["atm", "bank", "cafe", "gym", "mall", "pharmacy", "restaurant", "supermarket"]
+    best = score(**{n: 0.0 for n in DISTANCES}, amenities=everything)
     assert best["score"] == 10.0 and best["grade"] == "A+"
-    worst = score(metro_km=50, bus_stop_km=25, school_km=25, hospital_km=50, park_km=25, market_km=25)
+    worst = score(metro_km=50, bus_stop_km=25, school_km=25, hospital_km=50, park_km=25,
+                  market_km=25)
     assert worst["score"] == 0.0 and worst["grade"] == "D"
 
 
@@ -167,7 +175,7 @@ def test_city_calibration_matters(score):
     ({"noise_db": 40}, "noise_db"),
 ])
 def test_invalid_inputs_are_rejected_naming_the_field(score, change, field):
-    """Out-of-range, mistyped, unknown and undeclared inputs raise InvalidPayload naming the field."""
+    """Out-of-range, mistyped, unknown and undeclared inputs raise InvalidPayload with the field."""
     with pytest.raises(InvalidPayload) as caught:
         score(**{**DISTANCES, **change})
     assert caught.value.field == field
@@ -185,7 +193,8 @@ def test_extract_is_deterministic():
     """Same seed, same localities; another seed, other localities."""
     from modules.locality_score.src import extract
 
-    first, again, other = extract.extract(1200, 5), extract.extract(1200, 5), extract.extract(1200, 6)
+    first, again = extract.extract(1200, 5), extract.extract(1200, 5)
+    other = extract.extract(1200, 6)
     assert first.equals(again) and not first.equals(other)
     assert len(first) == 1200 and first["city"].nunique() == 10
 
@@ -194,7 +203,7 @@ def test_cli_help_shows_defaults_and_rows_has_a_floor():
     """``--help`` shows the defaults; ``--rows`` below 1000 is a usage error (exit 2)."""
     run = [sys.executable, "-m", "modules.locality_score.src.build"]
     shown = subprocess.run(run + ["--help"], capture_output=True, text=True, timeout=60)
-    assert shown.returncode == 0 and "default: 20000" in shown.stdout
+    assert shown.returncode == 0 and "(default: 20000)" in " ".join(shown.stdout.split())
     refused = subprocess.run(run + ["--rows", "10"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2
 
@@ -202,7 +211,9 @@ def test_cli_help_shows_defaults_and_rows_has_a_floor():
 def test_importing_expose_is_light():
     """Importing expose.py loads no pandas, scipy, scikit-learn or matplotlib."""
     code = ("import sys, modules.locality_score.expose as e; "
-            "print(sorted(m for m in ('pandas', 'sklearn', 'matplotlib', 'scipy') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+            "heavy = ('pandas', 'sklearn', 'matplotlib', 'scipy'); "
+            "print(sorted(m for m in heavy if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

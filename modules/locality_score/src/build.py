@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Build the locality score: extract, clean, calibrate, evaluate, report and publish to the data volume.
+Subject: Build the locality score: extract, clean, calibrate, evaluate, report, publish.
 Tagline: Walk every street once, so no request has to.
 
 Run ``python modules/locality_score/src/build.py`` (or ``python -m
@@ -18,8 +18,8 @@ from types import SimpleNamespace
 
 from modules.locality_score.src import extract, model, transform
 from modules.locality_score.src.utilities import (DEFAULT_ROWS, DEFAULT_SEED, DISTANCES, GRADES,
-                                                  MIN_ROWS, MODULE, distance_column, report_markdown,
-                                                  report_png)
+                                                  MIN_ROWS, MODULE, distance_column,
+                                                  report_markdown, report_png)
 
 STAGES = ("extract", "transform", "calibrate", "evaluate", "report", "publish")
 
@@ -122,7 +122,8 @@ def stage_report(state):
     state.files = {
         "report.png": report_png(state.scores, state.clean["resident_rating"], state.clean["city"],
                                  f"{MODULE}: Spearman {state.metrics['spearman_rating']:.3f} with "
-                                 f"resident ratings over {state.metrics['localities']:,} localities"),
+                                 f"resident ratings over {state.metrics['localities']:,} "
+                                 "localities"),
         "report.md": report_markdown(title, sections),
     }
 
@@ -136,7 +137,7 @@ def stage_publish(state):
 
 
 def run(rows=DEFAULT_ROWS, seed=DEFAULT_SEED, volume=None, keep=5, progress=True):
-    """Run every stage; return the state (``calibration``, ``metrics``, ``meta``, ``timings`` ...)."""
+    """Run every stage; return the state (``calibration``, ``metrics``, ``meta``, ``timings``)."""
     from tqdm import tqdm
 
     if volume is None:
@@ -157,7 +158,7 @@ def run(rows=DEFAULT_ROWS, seed=DEFAULT_SEED, volume=None, keep=5, progress=True
 
 
 def main(argv=None):
-    """Command-line entry point: calibrate, print metrics and where the calibration was published."""
+    """Command-line entry point: calibrate, print metrics and where the result was published."""
     from pathlib import Path
 
     args = parse_args(argv)
@@ -166,11 +167,13 @@ def main(argv=None):
     elapsed = time.perf_counter() - started
     metrics, version = state.metrics, state.meta["version"]
     where = Path(args.volume).resolve() / MODULE / "versions" / version
-    print(f"{MODULE}: Spearman {metrics['spearman_rating']:.4f} | Pearson {metrics['pearson_rating']:.4f} "
+    print(f"{MODULE}: Spearman {metrics['spearman_rating']:.4f} | "
+          f"Pearson {metrics['pearson_rating']:.4f} "
           f"with resident ratings | mean score {metrics['mean_score']:.2f} over "
           f"{metrics['localities']:,} localities in {metrics['cities']} cities")
     print("weights: " + ", ".join(f"{k} {v:.3f}" for k, v in state.calibration["weights"].items()))
-    print("stages: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in state.timings.items()))
+    print("stages: " + ", ".join(f"{name} {seconds:.1f}s"
+                                 for name, seconds in state.timings.items()))
     print(f"published version {version}")
     print(f"  to {where} (model.joblib, report.png, report.md, metadata.json)")
     print(f"build took {elapsed:.1f}s")

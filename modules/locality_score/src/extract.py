@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Deterministic, realistic locality data: distances to daily needs, amenities and resident ratings.
+Subject: Deterministic, realistic locality data: distances, amenities and resident ratings.
 Tagline: Every street corner, counted in kilometres.
 
 Stands in for the geo warehouse: :func:`extract` returns one row per
@@ -26,7 +26,8 @@ CITY_CONNECTEDNESS = {
 CITY_SHARE = {"ahmedabad": 0.06, "bangalore": 0.16, "chennai": 0.1, "delhi": 0.14, "gurgaon": 0.06,
               "hyderabad": 0.12, "kolkata": 0.08, "mumbai": 0.14, "noida": 0.05, "pune": 0.09}
 #: Typical distance (km) of a middling locality, per feature.
-BASE_DISTANCE = {"metro": 2.5, "bus_stop": 0.4, "school": 0.8, "hospital": 1.6, "park": 0.7, "market": 0.6}
+BASE_DISTANCE = {"metro": 2.5, "bus_stop": 0.4, "school": 0.8, "hospital": 1.6, "park": 0.7,
+                 "market": 0.6}
 #: Per-city multiplier of the metro distance: how dense the network is.
 METRO_DENSITY = {"ahmedabad": 2.4, "bangalore": 1.2, "chennai": 1.5, "delhi": 0.6, "gurgaon": 1.3,
                  "hyderabad": 1.3, "kolkata": 1.4, "mumbai": 1.0, "noida": 1.0, "pune": 2.0}
@@ -57,15 +58,16 @@ def extract(rows, seed=DEFAULT_SEED):
                "city": city.astype(object)}
     closeness = {}
     for name, limit in DISTANCES.items():
-        scale = BASE_DISTANCE[name] * (np.array([METRO_DENSITY[c] for c in city]) if name == "metro" else 1.0)
+        density = np.array([METRO_DENSITY[c] for c in city]) if name == "metro" else 1.0
+        scale = BASE_DISTANCE[name] * density
         distance = scale * np.exp(-2.0 * (connected - 0.5)) * rng.lognormal(0.0, 0.55, rows)
         distance = np.clip(np.round(distance, 2), 0.0, limit)
         columns[distance_column(name)] = distance
-        closeness[name] = 0.5 ** (distance / (scale * 1.0))
+        closeness[name] = 0.5 ** (distance / scale)
 
     kind_offset = np.linspace(0.6, -0.8, len(AMENITIES))   # ATMs are everywhere, malls are not
-    present = rng.random((rows, len(AMENITIES))) < 1 / (1 + np.exp(-(-1.6 + 4.2 * connected[:, None]
-                                                                      + kind_offset[None, :])))
+    logit = -1.6 + 4.2 * connected[:, None] + kind_offset[None, :]
+    present = rng.random((rows, len(AMENITIES))) < 1 / (1 + np.exp(-logit))
     columns["amenities"] = [",".join(k for k, p in zip(AMENITIES, row) if p) for row in present]
     closeness["amenities"] = present.mean(axis=1)
 

@@ -120,7 +120,6 @@ def _fit_weights(parts, ratings):
     Both sides are centred, so the fit has a free intercept; when no
     component explains anything the weights fall back to equal.
     """
-    import numpy as np
     from scipy.optimize import nnls
 
     centred = parts - parts.mean(axis=0)

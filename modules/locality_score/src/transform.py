@@ -25,7 +25,7 @@ def closeness(distance_km, half_life_km):
 
 
 def parse_amenities(value):
-    """The set of known amenity kinds in a list or a comma-separated string (unknown kinds dropped)."""
+    """The known amenity kinds in a list or a comma-separated string (unknown kinds dropped)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return set()
     items = value.split(",") if isinstance(value, str) else value

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Build the rent predictor: extract, transform, fit, evaluate, report and publish to the data volume.
+Subject: Build the rent predictor: extract, transform, fit, evaluate, report, publish.
 Tagline: Fifty thousand flats in, one honest number out.
 
 Run ``python modules/rent_predictor/src/build.py`` (or ``python -m
@@ -33,7 +33,8 @@ def parse_args(argv=None):
     settings = load_settings()
     parser = argparse.ArgumentParser(
         prog="build.py",
-        description="Train the rent predictor on generated listings and publish it to the data volume.",
+        description="Train the rent predictor on generated listings and publish it "
+                    "to the data volume.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--rows", type=_rows, default=DEFAULT_ROWS,
@@ -64,13 +65,18 @@ def stage_extract(state):
 
 
 def stage_transform(state):
-    """Clean the listings, split them, learn the locality vocabulary and engineer features."""
+    """Clean the listings, split them, learn the locality vocabulary and engineer features.
+
+    The vocabulary is learned from the training split only; a few training
+    rows have their locality hidden (see ``transform.drop_localities``).
+    """
     from sklearn.model_selection import train_test_split
 
     state.clean, state.dropped = transform.clean(state.raw)
     train, test = train_test_split(state.clean, test_size=TEST_SIZE, random_state=state.seed)
     state.vocabulary = transform.locality_vocabulary(train)
-    state.x_train = transform.features(train, state.vocabulary)
+    state.x_train = transform.drop_localities(transform.features(train, state.vocabulary),
+                                              seed=state.seed)
     state.x_test = transform.features(test, state.vocabulary)
     state.y_train = train[transform.TARGET].to_numpy(dtype=float)
     state.y_test = test[transform.TARGET].to_numpy(dtype=float)
@@ -102,7 +108,8 @@ def stage_evaluate(state):
     sample = state.x_test.head(PARITY_ROWS)
     fast = np.array([model.predict_one(state.pipeline, r) for r in sample.to_dict("records")])
     if not np.allclose(fast, predicted[:len(fast)], rtol=1e-9, atol=1e-6):
-        raise RuntimeError("model.predict_one disagrees with pipeline.predict: the feature layout changed")
+        raise RuntimeError("model.predict_one disagrees with pipeline.predict: "
+                           "the feature layout changed")
 
 
 def stage_report(state):
@@ -112,10 +119,13 @@ def stage_report(state):
         "rows": state.rows,
         "seed": state.seed,
         "test_size": TEST_SIZE,
+        "locality_dropout": transform.LOCALITY_DROPOUT,
+        "min_locality_listings": transform.MIN_LOCALITY_LISTINGS,
         "regressor": type(regressor).__name__,
         **{k: v for k, v in regressor.get_params().items() if k in model.DEFAULT_PARAMS},
         "n_iter": int(regressor.n_iter_),
-        "categorical": list(transform.CATEGORICAL),
+        "one_hot": list(transform.ONE_HOT),
+        "target_encoded": list(transform.TARGET_ENCODED),
         "numeric": list(transform.NUMERIC),
     }
     data = {
@@ -130,7 +140,8 @@ def stage_report(state):
     state.files = {
         "report.png": report_png(state.y_test, state.predicted,
                                  f"{MODULE}: MAE {state.metrics['mae']:,.0f} INR, "
-                                 f"R² {state.metrics['r2']:.3f} on {len(state.y_test):,} held-out listings"),
+                                 f"R² {state.metrics['r2']:.3f} on {len(state.y_test):,} "
+                                 "held-out listings"),
         "report.md": report_markdown(title, state.metrics, state.params, data),
     }
 
@@ -177,7 +188,8 @@ def main(argv=None):
     print(f"{MODULE}: MAE {metrics['mae']:,.0f} INR | R² {metrics['r2']:.4f} | "
           f"MAPE {metrics['mape'] * 100:.1f}% on {metrics['n_test']:,} held-out listings "
           f"({metrics['n_train']:,} trained, {state.params['n_iter']} boosting iterations)")
-    print("stages: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in state.timings.items()))
+    print("stages: " + ", ".join(f"{name} {seconds:.1f}s"
+                                 for name, seconds in state.timings.items()))
     print(f"published version {version}")
     print(f"  to {where} (model.joblib, report.png, report.md, metadata.json)")
     print(f"build took {elapsed:.1f}s")

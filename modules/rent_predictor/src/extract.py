@@ -74,7 +74,7 @@ COLUMNS = ("listing_id", "city", "locality", "bhk", "area_sqft", "bathrooms", "f
 
 
 def extract(rows, seed=DEFAULT_SEED):
-    """Return ``rows`` raw listings as a ``DataFrame`` (columns :data:`COLUMNS`), deterministically."""
+    """Return ``rows`` raw listings as a ``DataFrame`` (:data:`COLUMNS`), deterministically."""
     import numpy as np
     import pandas as pd
 
@@ -123,7 +123,8 @@ def extract(rows, seed=DEFAULT_SEED):
         (rng.random(rows)[:, None] > np.cumsum(parking_p, axis=1)).sum(axis=1)]
     age = np.clip(np.round(rng.gamma(2.0, 4.0, rows)), 0, 60).astype(int)
 
-    gated = apartment & (rng.random(rows) < np.where(tier == 1, 0.6, np.where(tier == 2, 0.45, 0.25)))
+    gated_p = np.where(tier == 1, 0.6, np.where(tier == 2, 0.45, 0.25))
+    gated = apartment & (rng.random(rows) < gated_p)
     has = {
         "lift": rng.random(rows) < np.where(total_floors >= 4, 0.95, 0.1),
         "gym": rng.random(rows) < np.where(gated, 0.8, 0.08),
@@ -132,7 +133,8 @@ def extract(rows, seed=DEFAULT_SEED):
         "power_backup": rng.random(rows) < np.where(gated, 0.75, 0.35),
         "clubhouse": rng.random(rows) < np.where(gated, 0.6, 0.02),
     }
-    amenities = np.array([",".join(a for a in AMENITIES if has[a][i]) for i in range(rows)], dtype=object)
+    amenities = np.array([",".join(a for a in AMENITIES if has[a][i]) for i in range(rows)],
+                         dtype=object)
 
     psf = np.array([CITY_PROFILE[c][1] for c in city])
     rent = psf * np.array([TIER_MULTIPLIER[t] for t in tier]) * premium * area
@@ -165,6 +167,9 @@ def extract(rows, seed=DEFAULT_SEED):
     return _dirty(frame, rng)
 
 
+_HAND_TYPED = {"semi": "Semi-Furnished", "full": "Fully Furnished", "unfurnished": "Unfurnished"}
+
+
 def _dirty(frame, rng):
     """Spoil about :data:`DIRTY_SHARE` of the rows the way real listings are spoiled."""
     import numpy as np
@@ -175,8 +180,7 @@ def _dirty(frame, rng):
     for index, kind in zip(spoiled, kinds):
         if kind == 0:      # labels typed by hand
             frame.at[index, "city"] = frame.at[index, "city"].title() + " "
-            frame.at[index, "furnishing"] = {"semi": "Semi-Furnished", "full": "Fully Furnished",
-                                             "unfurnished": "Unfurnished"}[frame.at[index, "furnishing"]]
+            frame.at[index, "furnishing"] = _HAND_TYPED[frame.at[index, "furnishing"]]
         elif kind == 1:    # floor and total floors swapped
             floor, total = frame.at[index, "floor"], frame.at[index, "total_floors"]
             frame.at[index, "floor"], frame.at[index, "total_floors"] = total + 1, max(floor, 1)

@@ -31,8 +31,10 @@ RENT_PER_SQFT_RANGE = (3.0, 400.0)
 RENT_OUTLIER_FACTOR = 3.5
 #: A locality needs this many training listings to get its own category.
 MIN_LOCALITY_LISTINGS = 5
+#: Share of training rows whose locality is hidden, so every city's ``other`` locality is learned.
+LOCALITY_DROPOUT = 0.05
 
-#: Low-cardinality categoricals (one-hot encoded) and the high-cardinality locality (target encoded).
+#: Low-cardinality categoricals (one-hot) and the high-cardinality locality (target encoded).
 ONE_HOT = ("city", "furnishing", "parking")
 TARGET_ENCODED = ("locality_key",)
 CATEGORICAL = ONE_HOT + TARGET_ENCODED
@@ -47,8 +49,9 @@ _FURNISHING_ALIASES = {
     "semi": "semi", "semi-furnished": "semi", "semi furnished": "semi", "semifurnished": "semi",
     "full": "full", "fully furnished": "full", "fully-furnished": "full", "furnished": "full",
 }
-_PARKING_ALIASES = {"none": "none", "no": "none", "two_wheeler": "two_wheeler", "bike": "two_wheeler",
-                    "four_wheeler": "four_wheeler", "car": "four_wheeler", "both": "both"}
+_PARKING_ALIASES = {"none": "none", "no": "none", "two_wheeler": "two_wheeler",
+                    "bike": "two_wheeler", "four_wheeler": "four_wheeler", "car": "four_wheeler",
+                    "both": "both"}
 
 
 def normalise_label(value):
@@ -65,7 +68,7 @@ def locality_key(city, locality):
 
 
 def parse_amenities(value):
-    """The set of known amenities in a list or a comma-separated string; unknown names are dropped."""
+    """The known amenities in a list or a comma-separated string; unknown names are dropped."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return set()
     items = value.split(",") if isinstance(value, str) else value
@@ -127,7 +130,8 @@ def clean(frame):
     """
     frame = frame.copy()
     frame["city"] = frame["city"].map(normalise_label)
-    frame["furnishing"] = frame["furnishing"].map(lambda v: _FURNISHING_ALIASES.get(normalise_label(v), ""))
+    frame["furnishing"] = frame["furnishing"].map(
+        lambda v: _FURNISHING_ALIASES.get(normalise_label(v), ""))
     frame["parking"] = frame["parking"].map(lambda v: _PARKING_ALIASES.get(normalise_label(v), ""))
     checks = (
         ("unknown city", lambda f: f["city"].isin(CITIES)),
@@ -142,7 +146,8 @@ def clean(frame):
          & f["total_floors"].between(*TOTAL_FLOORS_RANGE) & (f["floor"] <= f["total_floors"])),
         ("bathrooms out of range", lambda f: f["bathrooms"].between(*BATHROOM_RANGE)),
         ("age out of range", lambda f: f["age_years"].between(*AGE_RANGE)),
-        ("rent per sqft implausible", lambda f: (f[TARGET] / f["area_sqft"]).between(*RENT_PER_SQFT_RANGE)),
+        ("rent per sqft implausible",
+         lambda f: (f[TARGET] / f["area_sqft"]).between(*RENT_PER_SQFT_RANGE)),
     )
     dropped = {}
     for reason, keep in checks + (("rent far from locality median", _typical_rent),):
@@ -153,7 +158,7 @@ def clean(frame):
 
 
 def _typical_rent(frame):
-    """Mask of rows whose rent per sqft is within :data:`RENT_OUTLIER_FACTOR` of their locality's median.
+    """Rows whose rent per sqft is within :data:`RENT_OUTLIER_FACTOR` of their locality median.
 
     A missing or extra zero on the rent moves it tenfold, far outside the
     spread of honest listings in one locality, yet often inside the absolute
@@ -177,8 +182,25 @@ def locality_vocabulary(frame, min_count=MIN_LOCALITY_LISTINGS):
 
 
 def features(frame, vocabulary):
-    """The feature ``DataFrame`` (columns :data:`FEATURES`) of a clean frame, row by row via :func:`engineer`."""
+    """The feature ``DataFrame`` (:data:`FEATURES`) of a clean frame, one :func:`engineer` a row."""
     import pandas as pd
 
     records = frame.to_dict("records")
     return pd.DataFrame([engineer(r, vocabulary) for r in records], columns=list(FEATURES))
+
+
+def drop_localities(features_frame, share=LOCALITY_DROPOUT, seed=0):
+    """Fold a random ``share`` of training rows into their city's ``other`` locality.
+
+    Unmapped localities are rare in the data, so without this an unknown
+    locality at request time would be priced from a handful of rows (or not
+    at all). Hiding a few percent of known localities teaches the model what
+    a listing somewhere in the city, locality unknown, is worth. Training only.
+    """
+    import numpy as np
+
+    hide = np.random.default_rng(seed).random(len(features_frame)) < share
+    features_frame = features_frame.copy()
+    other = features_frame.loc[hide, "city"] + f":{OTHER_LOCALITY}"
+    features_frame.loc[hide, "locality_key"] = other
+    return features_frame
