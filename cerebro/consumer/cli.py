@@ -1,0 +1,117 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: ``cerebro consume``: run the Kafka consumer for every declared topic (or those named).
+Tagline: Open the mailbox, and keep it open through every storm.
+
+Start more processes with the same ``--group`` to share the partitions. The
+process stops cleanly on SIGTERM or SIGINT: the batch in hand finishes, its
+offsets are committed, the group is left.
+"""
+
+import logging
+import signal
+import threading
+
+from cerebro.settings import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers, settings, formatter):
+    """Add the ``consume`` sub-command to the ``cerebro`` parser."""
+    p = subparsers.add_parser("consume", help="consume Kafka events and dispatch them to modules",
+                              formatter_class=formatter,
+                              description="Consume Kafka topics, run each event through its expose "
+                                          "function and post the outcome to the main app. Failed "
+                                          "events go to <topic>.dlq.")
+    p.add_argument("topics", nargs="*", default=list(settings.kafka_topics),
+                   help="topics to consume (CEREBRO_KAFKA_TOPICS; default: every declared topic)")
+    p.add_argument("--group", default=settings.kafka_group,
+                   help="consumer group (CEREBRO_KAFKA_GROUP)")
+    p.add_argument("--bootstrap", default=",".join(settings.kafka_bootstrap),
+                   help="bootstrap servers host:port,... (CEREBRO_KAFKA_BOOTSTRAP)")
+    p.add_argument("--api-version", default=settings.kafka_api_version,
+                   help="broker version such as 3.7; empty negotiates (CEREBRO_KAFKA_API_VERSION)")
+    p.add_argument("--modules", default=None,
+                   help="comma-separated modules to load (CEREBRO_MODULES; default all)")
+    p.add_argument("--concurrency", type=int, default=settings.consumer_concurrency,
+                   help="threads running handlers and main-app calls (CEREBRO_CONSUMER_CONCURRENCY)")
+    p.add_argument("--max-poll-records", type=int, default=settings.kafka_max_poll_records,
+                   help="largest batch per poll (CEREBRO_KAFKA_MAX_POLL_RECORDS)")
+    p.add_argument("--retries", type=int, default=settings.consumer_retries,
+                   help="handler retries before dead-lettering (CEREBRO_CONSUMER_RETRIES)")
+    p.add_argument("--main-app-url", default=settings.main_app_url,
+                   help="main-app base URL outcomes are posted to (CEREBRO_MAIN_APP_URL)")
+    p.set_defaults(func=_cmd_consume)
+
+
+def _cmd_consume(args, settings):
+    """Apply the command-line options and run the consumer until stopped."""
+    changes = {
+        "kafka_topics": tuple(args.topics),
+        "kafka_group": args.group,
+        "kafka_bootstrap": tuple(b.strip() for b in args.bootstrap.split(",") if b.strip()),
+        "kafka_api_version": args.api_version,
+        "consumer_concurrency": args.concurrency,
+        "kafka_max_poll_records": args.max_poll_records,
+        "consumer_retries": args.retries,
+        "main_app_url": args.main_app_url,
+    }
+    if args.modules is not None:
+        changes["modules"] = tuple(m for m in args.modules.split(",") if m)
+    return consume(settings.replace(**changes))
+
+
+def consume(settings):
+    """Run one consumer process with ``settings``; returns the exit code."""
+    from cerebro import logsetup
+    from cerebro.consumer.dlq import DeadLetters, ensure_topics
+    from cerebro.consumer.notify import Notifier
+    from cerebro.consumer.processor import Processor
+    from cerebro.consumer.router import Router
+    from cerebro.consumer.runner import Runner, until_connected
+    from cerebro.dispatch import Dispatcher
+    from cerebro.models import PeriodicThread
+    from cerebro.registry import Registry
+
+    logsetup.configure(settings, "consumer")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, _frame: _stop(stop, number))
+
+    registry = Registry.discover(settings)
+    registry.refresh_models()
+    router = Router(registry, settings.kafka_topics, settings.consumer_event_id_field)
+    try:
+        notifier = Notifier.from_settings(settings, stop)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    reloader = PeriodicThread(settings.reload_interval, registry.refresh_models,
+                              name="cerebro-model-reload")
+    reloader.start()
+    ensure_topics(settings, router.topics)
+    dead_letters = until_connected(lambda: DeadLetters.from_settings(settings),
+                                   "dead-letter producer", settings, stop)
+    if dead_letters is None:
+        return 0
+    processor = Processor(router, Dispatcher(registry), notifier, dead_letters,
+                          concurrency=settings.consumer_concurrency,
+                          retries=settings.consumer_retries,
+                          backoff=settings.consumer_retry_backoff,
+                          max_backoff=settings.consumer_max_backoff, stop_event=stop)
+    try:
+        Runner(settings, router, processor, settings.kafka_group, stop).run()
+    finally:
+        reloader.stop()
+        processor.close()
+        dead_letters.close()
+        notifier.close()
+    log.info("consumer stopped")
+    return 0
+
+
+def _stop(stop, signum):
+    """Signal handler: ask the loop to finish the batch in hand and exit."""
+    log.info("received %s: finishing the current batch", signal.Signals(signum).name)
+    stop.set()

@@ -1,0 +1,110 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: The dead-letter topic: records that cannot be processed, kept with their error and origin.
+Tagline: Set the broken letter aside, label it, and keep the line moving.
+
+A record that does not decode, does not validate, or whose handler keeps
+failing is produced to ``<topic>.dlq`` with its original key and bytes and
+these headers (UTF-8 values) beside its own headers::
+
+    cerebro-error-type      invalid_payload | internal | model_not_ready | callback_refused ...
+    cerebro-error           the error message
+    cerebro-stage           decode | validate | handler | callback
+    cerebro-source-topic    the original topic
+    cerebro-source-partition, cerebro-source-offset
+    cerebro-event-id        the idempotency key
+    cerebro-function        module.function (when known)
+    cerebro-error-id        the id Sherlock recorded the traceback under (internal errors)
+
+Replaying is producing the value back to the original topic once fixed.
+"""
+
+import logging
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from cerebro.consumer.config import admin_kwargs, producer_kwargs
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".dlq"
+
+
+def dlq_topic(topic):
+    """The dead-letter topic of ``topic``."""
+    return topic + SUFFIX
+
+
+def ensure_topics(settings, topics):
+    """Create the dead-letter topics of ``topics`` when missing (a broker without topic
+    auto-creation would otherwise refuse them). Failure is logged, not fatal: the
+    topics may exist already, or be created by an operator."""
+    names = [dlq_topic(t) for t in topics]
+    try:
+        admin = KafkaAdminClient(**admin_kwargs(settings))
+    except KafkaError as exc:
+        log.warning("could not connect to create dead-letter topics %s: %s", names, exc)
+        return False
+    try:
+        existing = set(admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            brokers = len(admin.describe_cluster().get("brokers", [])) or 1
+            admin.create_topics({n: {"num_partitions": 1, "replication_factor": min(3, brokers)}
+                                for n in missing}, wait_for_metadata=True)
+            log.info("created dead-letter topics %s", missing)
+        return True
+    except TopicAlreadyExistsError:
+        return True
+    except KafkaError as exc:
+        log.warning("could not create dead-letter topics %s: %s", names, exc)
+        return False
+    finally:
+        admin.close()
+
+
+class DeadLetters:
+    """Produces dead-lettered records; thread-safe (one kafka-python producer)."""
+
+    def __init__(self, producer):
+        self.producer = producer
+
+    @classmethod
+    def from_settings(cls, settings):
+        """A dead-letter producer for the configured cluster."""
+        return cls(KafkaProducer(**producer_kwargs(settings)))
+
+    @staticmethod
+    def headers(record, error, stage, event_key, function=None):
+        """The record's own headers plus the ``cerebro-*`` ones describing the failure."""
+        items = {
+            "cerebro-error-type": getattr(error, "type", type(error).__name__),
+            "cerebro-error": getattr(error, "message", None) or str(error),
+            "cerebro-stage": stage,
+            "cerebro-source-topic": record.topic,
+            "cerebro-source-partition": str(record.partition),
+            "cerebro-source-offset": str(record.offset),
+            "cerebro-event-id": event_key,
+        }
+        if function:
+            items["cerebro-function"] = function
+        if getattr(error, "error_id", None):
+            items["cerebro-error-id"] = error.error_id
+        own = [(k, v) for k, v in (record.headers or []) if not k.startswith("cerebro-")]
+        return own + [(k, str(v).encode("utf-8")) for k, v in items.items()]
+
+    def send(self, record, error, stage, event_key, function=None):
+        """Produce the original bytes to ``<topic>.dlq``; returns the send future
+        (check it before committing the record's offset)."""
+        return self.producer.send(dlq_topic(record.topic), value=record.value, key=record.key,
+                                  headers=self.headers(record, error, stage, event_key, function))
+
+    def flush(self, timeout):
+        """Wait up to ``timeout`` seconds for every pending send."""
+        self.producer.flush(timeout=timeout)
+
+    def close(self, timeout=10):
+        """Flush and close the producer."""
+        self.producer.close(timeout=timeout)

@@ -1,0 +1,270 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: The poll loop: batches in, outcomes out, offsets committed only for finished work.
+Tagline: Take a handful, finish it, write down how far you got, and never lose your place.
+
+One :class:`Runner` per process. Each round it polls a batch (up to
+``CEREBRO_KAFKA_MAX_POLL_RECORDS`` records), processes it to the end on the
+processor's thread pool (handlers and main-app calls run concurrently), then
+commits, synchronously, the offsets the batch finished (:mod:`.offsets`).
+Nothing is in flight while ``poll()`` runs, so a rebalance never takes a
+partition with unfinished work; offsets still waiting for a commit (the
+broker was away) are committed, or dropped to be redelivered, when their
+partitions are revoked. SIGTERM lets the current batch finish (waits abandon
+at once), commits, leaves the group and exits. Broker trouble never ends the
+loop: polls, commits and dead-letter sends are retried with capped backoff.
+"""
+
+import logging
+import threading
+import time
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
+from kafka.errors import CommitFailedError, KafkaError
+
+from cerebro.callbacks import backoff_delay
+from cerebro.consumer.config import consumer_kwargs
+from cerebro.consumer.offsets import plan
+from cerebro.reporting import report
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 500
+COMMIT_TIMEOUT_MS = 5000
+STATS_INTERVAL = 10.0
+
+
+class Backoff:
+    """Capped exponential backoff with jitter; :meth:`reset` after a success."""
+
+    def __init__(self, base, cap):
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+
+    def next(self):
+        """The next delay in seconds (grows with every call until :meth:`reset`)."""
+        delay = backoff_delay(self.failures, self.base, self.cap)
+        self.failures += 1
+        return delay
+
+    def reset(self):
+        """Start again from the base delay."""
+        self.failures = 0
+
+
+class Stats:
+    """Counters the runner logs every :data:`STATS_INTERVAL` seconds."""
+
+    def __init__(self):
+        self.records = self.handled = self.dead = self.retried = self.commits = 0
+        self.started = self.last_log = time.monotonic()
+
+    def add(self, outcomes, retried):
+        """Count a processed batch."""
+        self.records += len(outcomes)
+        self.handled += sum(o.handled for o in outcomes)
+        self.dead += sum(o.dead for o in outcomes)
+        self.retried += retried
+
+    def maybe_log(self, force=False):
+        """Log the counters when the interval passed (or when ``force``)."""
+        now = time.monotonic()
+        if force or now - self.last_log >= STATS_INTERVAL:
+            self.last_log = now
+            elapsed = max(now - self.started, 1e-9)
+            log.info("consumer: %d records (%.0f/s), %d handled, %d dead-lettered, "
+                     "%d to retry, %d commits", self.records, self.records / elapsed,
+                     self.handled, self.dead, self.retried, self.commits)
+
+
+class Runner(ConsumerRebalanceListener):
+    """The consumer loop of one process (see the module docstring)."""
+
+    def __init__(self, settings, router, processor, group, stop_event=None, consumer=None):
+        self.settings = settings
+        self.router = router
+        self.processor = processor
+        self.group = group
+        self.stop_event = stop_event or threading.Event()
+        self.consumer = consumer
+        self.pending = {}
+        self.stats = Stats()
+        self.outage = Backoff(settings.consumer_retry_backoff, settings.consumer_max_backoff)
+        self.retry = Backoff(settings.consumer_retry_backoff, settings.consumer_max_backoff)
+
+    # -- rebalance listener (called inside poll(), on kafka-python's IO loop) --
+
+    def on_partitions_revoked(self, revoked):
+        """Commit (asynchronously: blocking is not allowed here) what revoked partitions
+        finished and no commit took yet; nothing is in flight during a poll."""
+        offsets = {tp: OffsetAndMetadata(self.pending.pop(tp), "", -1)
+                   for tp in list(revoked) if tp in self.pending}
+        log.info("partitions revoked: %s", _names(revoked))
+        if offsets:
+            try:
+                self.consumer.commit_async(offsets)
+            except (KafkaError, RuntimeError) as exc:
+                log.warning("could not commit %s on revocation (%s): they will be redelivered",
+                            _names(offsets), exc)
+
+    def on_partitions_assigned(self, assigned):
+        """Log the new assignment (positions come from the committed offsets)."""
+        log.info("partitions assigned: %s", _names(assigned))
+
+    def on_partitions_lost(self, lost):
+        """The group evicted us: uncommitted offsets of these partitions cannot be committed."""
+        dropped = [tp for tp in lost if self.pending.pop(tp, None) is not None]
+        log.warning("partitions lost: %s%s", _names(lost),
+                    f" (uncommitted, will be redelivered: {_names(dropped)})" if dropped else "")
+
+    # -- the loop --
+
+    def connect(self):
+        """Create the kafka-python consumer and subscribe (waiting while no broker answers);
+        False when stopped first."""
+        self.consumer = until_connected(
+            lambda: KafkaConsumer(**consumer_kwargs(self.settings, self.group)),
+            "consumer", self.settings, self.stop_event)
+        if self.consumer is None:
+            return False
+        self.consumer.subscribe(self.router.topics, listener=self)
+        log.info("consuming %s in group %s from %s", ", ".join(self.router.topics),
+                 self.group, ",".join(self.settings.kafka_bootstrap))
+        return True
+
+    def run(self):
+        """Consume until the stop event is set; then finish, commit and leave the group."""
+        if self.consumer is None and not self.connect():
+            return
+        try:
+            while not self.stop_event.is_set():
+                self.round()
+                self.stats.maybe_log()
+        finally:
+            self.shutdown()
+
+    def round(self):
+        """One poll, process and commit round; never raises for broker trouble."""
+        if self.pending:
+            self.commit()
+        started = time.monotonic()
+        try:
+            batches = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+        except KafkaError as exc:
+            delay = self.outage.next()
+            log.warning("poll failed (%s); retrying in %.1fs", exc, delay)
+            self.stop_event.wait(delay)
+            return
+        except Exception as exc:
+            delay = self.outage.next()
+            report(exc, f"consumer poll failed: {type(exc).__name__}: {exc}", service="consumer")
+            self.stop_event.wait(delay)
+            return
+        if not batches:
+            if time.monotonic() - started < 0.05:  # returned at once: do not spin
+                self.stop_event.wait(min(self.outage.next(), 2.0))
+            return
+        self.outage.reset()
+        records = [record for batch in batches.values() for record in batch]
+        outcomes = self.processor.process_batch(records)
+        commits, rewinds = plan(outcomes)
+        for tp, offset in rewinds.items():
+            self.consumer.seek(tp, offset)
+        self.pending.update(commits)
+        self.stats.add(outcomes, sum(1 for o in outcomes if o.status != "done"))
+        self.commit()
+        if rewinds:
+            delay = self.retry.next()
+            log.warning("%d partition(s) rewound to retry unfinished events in %.1fs",
+                        len(rewinds), delay)
+            self.pause(delay)
+        else:
+            self.retry.reset()
+
+    def commit(self):
+        """Commit pending offsets synchronously; True when they were committed."""
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self.pending.items()}
+        if not offsets:
+            return True
+        try:
+            self.consumer.commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
+        except CommitFailedError as exc:
+            # The group moved on (rebalance or eviction): these partitions may belong to
+            # someone else now, who starts from the last committed offset: redelivery.
+            log.warning("commit refused after a rebalance (%s); %s will be redelivered",
+                        exc, _names(offsets))
+            for tp in offsets:
+                self.pending.pop(tp, None)
+            return False
+        except KafkaError as exc:
+            delay = self.outage.next()
+            log.warning("commit failed (%s); keeping %d offsets and retrying in %.1fs",
+                        exc, len(offsets), delay)
+            self.stop_event.wait(delay)
+            return False
+        for tp, meta in offsets.items():
+            if self.pending.get(tp) == meta.offset:
+                del self.pending[tp]
+        self.stats.commits += 1
+        return True
+
+    def pause(self, seconds):
+        """Wait ``seconds`` with every partition paused, polling so the group keeps us.
+
+        Records a poll still returns (partitions newly assigned by a rebalance
+        are not paused) are not processed: their partitions are rewound to them.
+        """
+        consumer = self.consumer
+        consumer.pause(*consumer.assignment())
+        deadline = time.monotonic() + seconds
+        try:
+            while not self.stop_event.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batches = consumer.poll(timeout_ms=int(min(remaining, 0.5) * 1000) or 1)
+                except KafkaError as exc:
+                    log.warning("poll while paused failed: %s", exc)
+                    self.stop_event.wait(min(remaining, 0.5))
+                    continue
+                for tp, batch in batches.items():
+                    consumer.seek(tp, batch[0].offset)
+        finally:
+            consumer.resume(*consumer.paused())
+
+    def shutdown(self):
+        """Commit what is finished, leave the group, close clients."""
+        log.info("consumer stopping")
+        self.stats.maybe_log(force=True)
+        try:
+            if self.pending:
+                self.commit()
+        finally:
+            if self.consumer is not None:
+                try:
+                    self.consumer.close(autocommit=False, timeout_ms=COMMIT_TIMEOUT_MS)
+                except KafkaError as exc:
+                    log.warning("closing the Kafka consumer: %s", exc)
+
+
+def until_connected(factory, what, settings, stop_event):
+    """Call ``factory()`` until it stops raising ``KafkaError`` (no broker yet), waiting
+    with capped backoff in between; ``None`` when ``stop_event`` is set first."""
+    backoff = Backoff(settings.consumer_retry_backoff, settings.consumer_max_backoff)
+    while not stop_event.is_set():
+        try:
+            return factory()
+        except KafkaError as exc:
+            delay = backoff.next()
+            log.warning("Kafka %s: no broker reachable at %s (%s); retrying in %.1fs", what,
+                        ",".join(settings.kafka_bootstrap), exc, delay)
+            stop_event.wait(delay)
+    return None
+
+
+def _names(partitions):
+    """``topic-partition`` names of some partitions, sorted, for logs."""
+    return ", ".join(sorted(f"{tp.topic}-{tp.partition}" for tp in partitions)) or "none"
