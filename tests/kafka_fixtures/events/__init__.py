@@ -1,0 +1,1 @@
+"""Events: a model-free module handling the ``events`` topic, for consumer tests."""
