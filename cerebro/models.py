@@ -57,6 +57,17 @@ class ModelHandle:
                                 f"{self.error or self.state}")
         return loaded.obj
 
+    def current(self):
+        """The loaded :class:`Loaded` (object, version, metadata) as one consistent snapshot.
+
+        Use it when a response reports the version: reading ``get()`` and then
+        ``version`` separately could straddle a hot swap.
+        """
+        loaded = self._loaded
+        if loaded is None:
+            self.get()
+        return loaded
+
     @property
     def version(self):
         """The version being served, or ``None``."""

@@ -9,6 +9,7 @@ It validates a decoded JSON payload (raising :class:`InvalidPayload` naming
 the field) and describes itself as JSON Schema for ``/openapi.json``.
 """
 
+import copy
 import math
 
 from cerebro.errors import InvalidPayload
@@ -130,6 +131,8 @@ class Schema:
         for name, field in self.fields.items():
             if name in payload:
                 clean[name] = field.validate(name, payload[name])
+            elif isinstance(field.default, (list, dict)):
+                clean[name] = copy.deepcopy(field.default)  # never share a mutable default
             else:
                 clean[name] = field.default
         return clean

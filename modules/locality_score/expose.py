@@ -46,8 +46,8 @@ def score(metro_km, bus_stop_km, school_km, hospital_km, park_km, market_km, ame
     if unknown:
         raise InvalidPayload(f"unknown amenities {unknown}: use any of {list(AMENITIES)}",
                              "amenities")
-    calibration = MODEL.get()
-    version = MODEL.version
+    loaded = MODEL.current()  # model and version from one snapshot, even mid-swap
+    calibration, version = loaded.obj, loaded.version
     distances = {"metro": metro_km, "bus_stop": bus_stop_km, "school": school_km,
                  "hospital": hospital_km, "park": park_km, "market": market_km}
     result = model.score(calibration, city, distances, amenities)

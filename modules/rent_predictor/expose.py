@@ -45,8 +45,8 @@ def predict(city, locality, bhk, area_sqft, bathrooms, floor, total_floors, age_
             furnishing, parking, amenities):
     """Predict the monthly rent of one listing, in INR, rounded to the nearest 10."""
     _check(bhk, area_sqft, floor, total_floors, amenities)
-    pipeline = MODEL.get()
-    version = MODEL.version
+    loaded = MODEL.current()  # model and version from one snapshot, even mid-swap
+    pipeline, version = loaded.obj, loaded.version
     vocabulary = model.locality_vocabulary(pipeline)
     record = transform.engineer({
         "city": city, "locality": locality, "bhk": bhk, "area_sqft": area_sqft,

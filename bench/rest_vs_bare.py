@@ -1,0 +1,104 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: Benchmark: `cerebro serve` against a bare Tornado app, same model, same run.
+Tagline: The platform should cost little; here is the bill.
+
+Builds rent_predictor into a scratch volume when none is given, serves it with
+``cerebro serve`` and with ``bench/bare_tornado.py`` (same process count),
+loads each with wrk at concurrency 1, 16 and 64, and prints req/s, p50, p99
+and errors, with Cerebro's ratio to the bare baseline (target: >= 0.90).
+
+    python bench/rest_vs_bare.py [--duration 10] [--processes 2] [--volume DIR]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from common import PYTHON, REPO, free_port, start, stop, wait_http, wrk
+
+from cerebro.endpoint import build_endpoint
+from modules.rent_predictor import expose
+
+# The declared example with every default filled in, so the bare app (which
+# does no validation) receives exactly the same full payload as Cerebro.
+_ENDPOINT = build_endpoint("rent_predictor", expose.predict)
+BODY = _ENDPOINT.schema.validate(_ENDPOINT.example)
+TARGET_RATIO = 0.90
+
+
+def _volume(path):
+    """A data volume holding a built rent_predictor (built here if needed)."""
+    if path:
+        return Path(path).resolve()
+    volume = Path(tempfile.mkdtemp(prefix="cerebro-bench-"))
+    print(f"building rent_predictor into {volume} ...", flush=True)
+    subprocess.run([PYTHON, str(REPO / "modules/rent_predictor/src/build.py")], check=True,
+                   env=dict(os.environ, CEREBRO_DATA_VOLUME=str(volume)),
+                   stdout=subprocess.DEVNULL)
+    return volume
+
+
+def _measure(name, cmd, env, url, body, levels, duration):
+    """Start one server, load it at every concurrency level, stop it."""
+    proc = start(cmd, env, log=Path(tempfile.gettempdir()) / f"cerebro-bench-{name}.log")
+    try:
+        wait_http(url, body)
+        wrk(url, body.decode(), 16, duration=2)  # warm-up
+        return {c: wrk(url, body.decode(), c, duration) for c in levels}
+    finally:
+        stop(proc)
+
+
+def main():
+    """Run both servers and print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--processes", type=int, default=2, help="server processes")
+    parser.add_argument("--volume", default=None, help="a data volume with rent_predictor built")
+    parser.add_argument("--levels", default="1,16,64", help="concurrency levels")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    volume = _volume(args.volume)
+    levels = [int(c) for c in args.levels.split(",")]
+    body = json.dumps(BODY).encode()
+    env = {"CEREBRO_DATA_VOLUME": str(volume), "OMP_NUM_THREADS": "1",
+           "CEREBRO_LOG_LEVEL": "WARNING", "SHERLOCK_DIR": tempfile.mkdtemp()}
+    path = "/v1/rent_predictor/predict"
+
+    port = free_port()
+    bare = _measure("bare", [PYTHON, str(REPO / "bench/bare_tornado.py"), "--port", str(port),
+                             "--processes", str(args.processes), "--volume", str(volume)],
+                    env, f"http://127.0.0.1:{port}{path}", body, levels, args.duration)
+    port = free_port()
+    cerebro = _measure("cerebro", [PYTHON, "-m", "cerebro", "serve", "--port", str(port),
+                                   "--processes", str(args.processes),
+                                   "--modules", "rent_predictor"],
+                       env, f"http://127.0.0.1:{port}{path}", body, levels, args.duration)
+
+    print(f"\nrent_predictor, {args.processes} processes, wrk {args.duration}s per level, "
+          f"{os.cpu_count()} cores")
+    print(f"{'server':<10}{'conc':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for name, table in (("bare", bare), ("cerebro", cerebro)):
+        for c in levels:
+            r = table[c]
+            print(f"{name:<10}{c:>6}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+                  f"{r['errors']:>8}")
+    print()
+    worst = min(cerebro[c]["rps"] / bare[c]["rps"] for c in levels)
+    for c in levels:
+        ratio = cerebro[c]["rps"] / bare[c]["rps"]
+        print(f"concurrency {c:>3}: cerebro/bare = {ratio:.2f}")
+    verdict = "MET" if worst >= TARGET_RATIO else "NOT MET"
+    print(f"target: cerebro within 10% of bare (ratio >= {TARGET_RATIO}) -> {verdict}")
+
+
+if __name__ == "__main__":
+    main()
