@@ -38,7 +38,7 @@ _SPEC = {
     "port": ("CEREBRO_PORT", "8000", int, "Port the REST API binds."),
     "processes": ("CEREBRO_PROCESSES", "0", int,
                   "REST API processes (0: one per CPU core)."),
-    "threads": ("CEREBRO_THREADS", "4", int,
+    "threads": ("CEREBRO_THREADS", "1", int,
                 "Threads per API process that run model calls off the IOLoop."),
     "max_body_bytes": ("CEREBRO_MAX_BODY_BYTES", str(1024 * 1024), int,
                        "Largest accepted request body; larger bodies get 413."),

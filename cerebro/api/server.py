@@ -75,8 +75,18 @@ async def _run(settings, sockets, extra_routes_factory, submitter_factory):
         registry.refresh_models()
         metrics.set_model_versions(registry)
 
+    def first_load():
+        """Load every model once, then say clearly what each module is doing."""
+        refresh()
+        for mod in registry.modules.values():
+            versions = ", ".join(f"{h.artifact}={h.version}" for h in mod.handles) or "no models"
+            if mod.ready:
+                log.info("module %s: ready (%s)", mod.name, versions)
+            else:
+                log.error("module %s: %s: %s", mod.name, mod.status, "; ".join(mod.errors()))
+
     loop = asyncio.get_running_loop()
-    loop.run_in_executor(None, refresh)
+    loop.run_in_executor(None, first_load)
     watcher = PeriodicThread(settings.reload_interval, refresh, name="cerebro-model-watcher")
     watcher.start()
 
