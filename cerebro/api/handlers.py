@@ -122,15 +122,20 @@ class EndpointHandler(BaseHandler):
                 raise self._too_large_error()
             body = b"".join(self._chunks)
             payload = jsonio.loads(body) if body.strip() else {}
+            callback_url = _pop_callback_url(self.ctx.registry, module, function, payload)
             call = self.ctx.dispatcher.prepare(module, function, payload)
             if call.endpoint.external:
                 if self.ctx.submitter is None:
                     raise Unavailable("the async path (RabbitMQ + Celery) is not configured")
-                status, body = await self.ctx.submitter(self, call, payload)
+                status, body = await self.ctx.submitter(self, call, payload,
+                                                        callback_url=callback_url)
                 return self._done(None, body, status)
-            run = partial(self.ctx.dispatcher.run_json, call, service="api",
-                          request_id=self.request_id)
-            data = await IOLoop.current().run_in_executor(self.ctx.executor, run)
+            if call.endpoint.batch is not None:
+                data = await self.ctx.batcher(call.endpoint).submit(call, self.request_id)
+            else:
+                run = partial(self.ctx.dispatcher.run_json, call, service="api",
+                              request_id=self.request_id)
+                data = await IOLoop.current().run_in_executor(self.ctx.executor(module), run)
             self._done(None, data)
         except CerebroError as error:
             self._done(error)
@@ -154,6 +159,20 @@ class EndpointHandler(BaseHandler):
         metrics.observe(module if known else "-", function if known else "-",
                         self.get_status(), time.perf_counter() - self._started,
                         error.type if error else None)
+
+
+def _pop_callback_url(registry, module, function, payload):
+    """Take the transport-level ``callback_url`` out of an async call's payload.
+
+    It tells the worker where to send the result and is not an input of the
+    function, so it is removed before validation; ``None`` when absent or
+    when the function is synchronous (where it is validated like any field).
+    """
+    if not isinstance(payload, dict) or "callback_url" not in payload:
+        return None
+    if not registry.endpoint(module, function).external:
+        return None
+    return payload.pop("callback_url")
 
 
 class ModulesHandler(BaseHandler):

@@ -1,0 +1,85 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: The Celery application, configured from Cerebro's settings: durable, late-acked, JSON only.
+Tagline: Nothing leaves the queue until the work is done.
+
+``app`` is built once from :func:`cerebro.settings.load_settings` when this
+module is imported, so ``cerebro worker``, ``cerebro flower``, the API's
+submitter and ``celery -A cerebro.tasks.celery_app`` all share one
+configuration:
+
+* tasks are acknowledged *after* they run (``task_acks_late``) and requeued
+  when a worker process dies (``task_reject_on_worker_lost``), one at a time
+  per process (``worker_prefetch_multiplier=1``): a worker killed with
+  ``kill -9`` loses nothing, the task runs again on the next worker. Delivery
+  is therefore at-least-once;
+* messages are persistent and every queue is durable: one queue per module,
+  ``<CEREBRO_QUEUE_PREFIX>.<module>``, so a slow module never starves the
+  others and workers can be started for chosen modules;
+* messages and results are plain JSON (ids, payloads, results), never pickles.
+"""
+
+from celery import Celery
+from kombu import Queue
+
+from cerebro.settings import load_settings
+
+RUN_TASK = "cerebro.run"
+DELIVER_TASK = "cerebro.deliver_callback"
+
+
+def queue_name(settings, module):
+    """The durable queue of ``module``: ``<prefix>.<module>``."""
+    return f"{settings.queue_prefix}.{module}"
+
+
+def make_app(settings):
+    """A Celery app configured from ``settings`` (tasks are registered by
+    :mod:`cerebro.tasks.task` on the module-level :data:`app`)."""
+    app = Celery("cerebro", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.broker_url,
+        result_backend=settings.result_backend,
+        result_expires=settings.result_expires,
+        result_extended=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        task_track_started=True,
+        task_default_delivery_mode="persistent",
+        task_default_queue=queue_name(settings, "default"),
+        task_queues=[Queue(queue_name(settings, "default"), durable=True)],
+        task_create_missing_queues=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=settings.broker_timeout,
+        broker_pool_limit=max(10, settings.publish_threads * 2),
+        broker_transport_options={"confirm_publish": settings.publish_confirm},
+        broker_heartbeat=30,
+        redis_socket_connect_timeout=settings.broker_timeout,
+        redis_socket_timeout=max(2.0, settings.broker_timeout),
+        redis_retry_on_timeout=False,
+        result_backend_always_retry=False,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return app
+
+
+def worker_queues(settings, names):
+    """Queue names for a worker: each of ``names`` is a module (``echo``) or a
+    full queue name (``cerebro.echo``)."""
+    prefix = settings.queue_prefix + "."
+    return [n if n.startswith(prefix) else queue_name(settings, n) for n in names]
+
+
+settings = load_settings()
+app = make_app(settings)

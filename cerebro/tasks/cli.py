@@ -1,0 +1,146 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: ``cerebro worker``, ``cerebro flower`` and ``cerebro callbacks failed|retry``.
+Tagline: Start the hands, open the window, sweep the undelivered.
+"""
+
+import os
+import sys
+import time
+from datetime import datetime, timezone
+
+
+def _modules(settings):
+    """Names of the modules a default worker serves (every discovered module)."""
+    import logging
+    from cerebro.registry import Registry
+    logging.getLogger("cerebro").setLevel(logging.CRITICAL)
+    return sorted(Registry.discover(settings).modules)
+
+
+def _cmd_worker(args, settings):
+    """Run a Celery worker for the chosen module queues with the project's settings."""
+    if not settings.callback_secret:
+        print("cerebro worker: CEREBRO_CALLBACK_SECRET is empty; callbacks to the main app "
+              "must be signed", file=sys.stderr)
+        return 2
+    from cerebro import logsetup
+    logsetup.configure(settings.replace(log_level=args.loglevel), "worker")
+    names = [n for n in (args.queues or "").split(",") if n.strip()] or _modules(settings)
+    if not names:
+        print(f"cerebro worker: no modules in {settings.modules_package}/ and no --queues",
+              file=sys.stderr)
+        return 2
+    from cerebro.tasks import task  # noqa: F401  (registers the tasks)
+    from cerebro.tasks.celery_app import app, worker_queues
+    queues = ",".join(worker_queues(settings, [n.strip() for n in names]))
+    concurrency = args.concurrency or settings.worker_concurrency or os.cpu_count() or 1
+    hostname = args.hostname.replace("{pid}", str(os.getpid()))
+    argv = ["worker", f"--queues={queues}", f"--concurrency={concurrency}",
+            f"--loglevel={args.loglevel}", f"--hostname={hostname}", f"--pool={args.pool}",
+            "--task-events", "--without-gossip"]
+    return app.worker_main(argv) or 0
+
+
+def _cmd_flower(args, settings):
+    """Run Flower on the project's broker with basic auth."""
+    if not settings.flower_password:
+        print("cerebro flower: set CEREBRO_FLOWER_PASSWORD (Flower always runs with basic auth)",
+              file=sys.stderr)
+        return 2
+    if ":" in settings.flower_user:
+        print("cerebro flower: CEREBRO_FLOWER_USER cannot contain ':'", file=sys.stderr)
+        return 2
+    # Through the environment, so the password never shows in `ps`.
+    os.environ["FLOWER_BASIC_AUTH"] = f"{settings.flower_user}:{settings.flower_password}"
+    from cerebro.tasks.celery_app import app
+    argv = ["flower", f"--port={args.port}", f"--address={args.address}",
+            f"--purge_offline_workers={args.purge_offline_workers}"]
+    return app.start(argv) or 0
+
+
+def _when(timestamp):
+    """A Unix time as ISO 8601 UTC."""
+    if not timestamp:
+        return "-"
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+def _cmd_failed(args, settings):
+    """List dead-lettered callbacks."""
+    from cerebro import jsonio
+    from cerebro.callbacks import DeadLetterStore
+    store = DeadLetterStore.from_settings(settings)
+    entries = store.list()
+    if args.json:
+        print(jsonio.dumps([e.to_dict() for e in entries]).decode())
+        return 0
+    for e in entries:
+        print(f"{e.id}  failed {_when(e.failed_at)}  attempts={e.attempts}  "
+              f"retries={e.retries}  {e.url}\n    {e.reason}")
+    print(f"{len(entries)} failed callback(s) in {store.directory}", file=sys.stderr)
+    return 0
+
+
+def _cmd_retry(args, settings):
+    """Re-send dead-lettered callbacks once each; delivered ones are removed."""
+    from cerebro.callbacks import DeadLetterStore, MainAppClient
+    if not settings.callback_secret:
+        print("cerebro callbacks retry: CEREBRO_CALLBACK_SECRET is empty", file=sys.stderr)
+        return 2
+    store = DeadLetterStore.from_settings(settings)
+    client = MainAppClient.from_settings(settings)
+    try:
+        outcomes = store.retry(client, args.id)
+    except KeyError as exc:
+        print(f"cerebro callbacks retry: {exc.args[0]}", file=sys.stderr)
+        return 2
+    failed = 0
+    for entry, result in outcomes:
+        if result.ok:
+            print(f"{entry.id}  delivered (HTTP {result.status})")
+        else:
+            failed += 1
+            print(f"{entry.id}  still failing: {result.describe()}")
+    print(f"{len(outcomes) - failed} delivered, {failed} still failing "
+          f"({time.strftime('%H:%M:%S')})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def register(subparsers, settings, formatter):
+    """Add ``worker``, ``flower`` and ``callbacks`` to the ``cerebro`` command."""
+    p = subparsers.add_parser("worker", help="run a Celery worker for async (external=True) calls",
+                              formatter_class=formatter)
+    p.add_argument("--queues", default="",
+                   help="comma-separated modules (or queue names) to serve; default: every "
+                        f"module, queue {settings.queue_prefix}.<module> (CEREBRO_QUEUE_PREFIX)")
+    p.add_argument("--concurrency", type=int, default=settings.worker_concurrency,
+                   help="worker processes, 0 = one per CPU core (CEREBRO_WORKER_CONCURRENCY)")
+    p.add_argument("--loglevel", default=settings.log_level, help="log level (CEREBRO_LOG_LEVEL)")
+    p.add_argument("--hostname", default="cerebro-{pid}@%h",
+                   help="worker node name ({pid}: this process id, %%h: host name)")
+    p.add_argument("--pool", default="prefork", choices=("prefork", "solo", "threads"),
+                   help="Celery execution pool")
+    p.set_defaults(func=_cmd_worker)
+
+    p = subparsers.add_parser("flower", help="run Flower (Celery monitor) with basic auth",
+                              formatter_class=formatter)
+    p.add_argument("--port", type=int, default=settings.flower_port,
+                   help="port (CEREBRO_FLOWER_PORT)")
+    p.add_argument("--address", default=settings.flower_address,
+                   help="address to bind (CEREBRO_FLOWER_ADDRESS)")
+    p.add_argument("--purge-offline-workers", type=int, default=3600,
+                   help="seconds after which offline workers disappear from Flower")
+    p.set_defaults(func=_cmd_flower)
+
+    p = subparsers.add_parser("callbacks", help="failed (dead-lettered) callbacks to the main app",
+                              formatter_class=formatter)
+    sub = p.add_subparsers(dest="callbacks_command", required=True, metavar="ACTION")
+    q = sub.add_parser("failed", help="list dead-lettered callbacks", formatter_class=formatter)
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=_cmd_failed)
+    q = sub.add_parser("retry", help="re-send dead-lettered callbacks (all, or one with --id)",
+                       formatter_class=formatter)
+    q.add_argument("--id", default=None, help="the entry id (as listed by `cerebro callbacks failed`)")
+    q.set_defaults(func=_cmd_retry)

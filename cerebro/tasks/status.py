@@ -1,0 +1,80 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: ``GET /v1/tasks/<id>``: the state of an async call, for clients that prefer polling.
+Tagline: Knock on the task's door; it says where it is.
+
+States: ``queued`` (waiting in RabbitMQ, or waiting for its model),
+``running``, ``succeeded`` and ``failed`` with the result or error: the same
+body the callback carries. An id never submitted (or expired after
+``CEREBRO_RESULT_EXPIRES``) is a 404.
+"""
+
+import asyncio
+import re
+
+from celery import states
+from redis.exceptions import RedisError
+
+from cerebro.api.handlers import BaseHandler
+from cerebro.errors import CerebroError, NotFound, Unavailable
+
+_TASK_ID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
+
+
+def describe(task_id, meta):
+    """The JSON status of ``task_id`` from a result-backend ``meta`` dict."""
+    state, result = meta.get("status"), meta.get("result")
+    if state == states.PENDING and result is None:
+        raise NotFound(f"no task with id '{task_id}' (unknown or expired)", "task_id")
+    body = {"task_id": task_id, "status": "queued", "module": None, "function": None,
+            "result": None, "error": None}
+    if state == states.SUCCESS and isinstance(result, dict):
+        body.update({k: result.get(k) for k in ("module", "function", "status", "result", "error",
+                                               "timings", "attempts")})
+        return body
+    name_args = meta.get("args") or []
+    if len(name_args) >= 2:
+        body["module"], body["function"] = name_args[0], name_args[1]
+    elif isinstance(result, dict):
+        body["module"], body["function"] = result.get("module"), result.get("function")
+    if state == states.STARTED:
+        body["status"] = "running"
+    elif state in (states.FAILURE, states.REVOKED):
+        body["status"] = "failed"
+        body["error"] = {"type": "internal", "message": f"task {state.lower()}: "
+                                                        f"{meta.get('result')!s:.300}",
+                         "field": None}
+    return body
+
+
+class TaskStatusHandler(BaseHandler):
+    """``GET /v1/tasks/<id>``."""
+
+    app = None
+    executor = None
+
+    async def get(self, task_id):
+        """Read the task's state from the result backend (off the IOLoop)."""
+        try:
+            self.require_api_key()
+            if not _TASK_ID.match(task_id):
+                raise NotFound(f"no task with id '{task_id}'", "task_id")
+            loop = asyncio.get_running_loop()
+            try:
+                meta = await loop.run_in_executor(self.executor, self.app.backend.get_task_meta,
+                                                  task_id)
+            except (RedisError, OSError) as exc:
+                raise Unavailable(f"the result backend is unreachable: {type(exc).__name__}") \
+                    from exc
+            self.send_json(describe(task_id, meta))
+        except CerebroError as error:
+            self.fail(error)
+
+
+def routes(app, executor):
+    """The ``(pattern, handler)`` pairs of the status endpoint, bound to ``app``."""
+    handler = type("BoundTaskStatusHandler", (TaskStatusHandler,),
+                   {"app": app, "executor": executor,
+                    "__doc__": TaskStatusHandler.__doc__})
+    return [(r"/v1/tasks/([^/]+)", handler)]

@@ -1,0 +1,1 @@
+"""Test fixture module jobs: external (async) functions for the Celery path."""
