@@ -4,9 +4,9 @@ Date:    2026-11-24
 Subject: The benchmark baseline: a bare Tornado app calling the same model per request.
 Tagline: The floor we measure ourselves against.
 
-No validation, no executor, no metrics, no error mapping: decode the body,
-call ``modules.rent_predictor.expose.predict`` on the IOLoop, encode the
-result. Run: ``python bench/bare_tornado.py --port P --processes N --volume DIR``.
+No validation, no executor, no metrics, no error mapping, no batching: decode
+the body, call ``modules.rent_predictor.expose.predict`` with that one listing
+on the IOLoop, encode the result. Run: ``python bench/bare_tornado.py --port P --processes N --volume DIR``.
 """
 
 import argparse
@@ -27,7 +27,7 @@ class PredictHandler(tornado.web.RequestHandler):
     def post(self):
         """Predict and answer."""
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(expose.predict(**json.loads(self.request.body))))
+        self.finish(json.dumps(expose.predict([json.loads(self.request.body)])[0]))
 
 
 async def _serve(sockets):

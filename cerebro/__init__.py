@@ -9,9 +9,9 @@ A module's ``expose.py`` imports its declarations from here::
     from cerebro import Field, ModelHandle, endpoint
 """
 
-from cerebro.endpoint import endpoint
+from cerebro.endpoint import Batching, endpoint
 from cerebro.models import ModelHandle
 from cerebro.schema import Field
 
-__all__ = ["Field", "ModelHandle", "endpoint"]
+__all__ = ["Batching", "Field", "ModelHandle", "endpoint"]
 __version__ = "0.1.0"

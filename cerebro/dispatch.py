@@ -48,6 +48,11 @@ class Dispatcher:
         typed already); anything else is a bug: it is reported with its
         context and raised as :class:`InternalError` carrying an error id.
         """
+        if call.endpoint.batch is not None:
+            outcome = self.run_batch([call], service=service, request_ids=[request_id])[0]
+            if isinstance(outcome, CerebroError):
+                raise outcome
+            return outcome
         try:
             return call.endpoint.func(**call.kwargs)
         except CerebroError:
@@ -55,9 +60,45 @@ class Dispatcher:
         except Exception as exc:
             raise self._internal(exc, call, service, request_id) from exc
 
+    def run_batch(self, calls, *, service="api", request_ids=None):
+        """Run calls to one endpoint; return one outcome per call, in order.
+
+        An outcome is the call's result or the :class:`CerebroError` it failed
+        with. A batch function is called once with every call's inputs; it may
+        return an error instance in a row to fail only that row. When the whole
+        call fails, every row gets the same error (a bug is reported once, with
+        one error id). A plain function is called once per call.
+        """
+        request_ids = request_ids or [None] * len(calls)
+        endpoint = calls[0].endpoint
+        if endpoint.batch is None:
+            outcomes = []
+            for call, request_id in zip(calls, request_ids):
+                try:
+                    outcomes.append(self.run(call, service=service, request_id=request_id))
+                except CerebroError as error:
+                    outcomes.append(error)
+            return outcomes
+        try:
+            results = endpoint.func([call.kwargs for call in calls])
+            if len(results) != len(calls):
+                raise TypeError(f"batch function returned {len(results)} results "
+                                f"for {len(calls)} inputs")
+            return list(results)
+        except CerebroError as error:
+            return [error] * len(calls)
+        except Exception as exc:
+            error = self._internal(exc, calls[0], service, ",".join(filter(None, request_ids))
+                                   or None, batch_size=len(calls))
+            return [error] * len(calls)
+
     def run_json(self, call, *, service="api", request_id=None):
         """Like :meth:`run`, returning the result encoded as JSON bytes."""
-        result = self.run(call, service=service, request_id=request_id)
+        return self.encode(self.run(call, service=service, request_id=request_id),
+                           call, service=service, request_id=request_id)
+
+    def encode(self, result, call, *, service="api", request_id=None):
+        """A result as JSON bytes; a value JSON cannot hold is a bug, reported as such."""
         try:
             return jsonio.dumps(result)
         except TypeError as exc:
@@ -69,9 +110,10 @@ class Dispatcher:
                         service=service, request_id=request_id)
 
     @staticmethod
-    def _internal(exc, call, service, request_id):
+    def _internal(exc, call, service, request_id, **context):
         """Report an unexpected exception and wrap it as :class:`InternalError`."""
         error = InternalError(f"{call.endpoint.key} failed: {type(exc).__name__}")
         report(exc, service=service, module=call.endpoint.module,
-               function=call.endpoint.name, request_id=request_id, error_id=error.error_id)
+               function=call.endpoint.name, request_id=request_id, error_id=error.error_id,
+               **context)
         return error

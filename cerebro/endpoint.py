@@ -18,6 +18,13 @@ inputs are read from the signature (annotations ``str``, ``int``, ``float``,
 
     @endpoint(inputs={...}, topics=("listings",), extra="ignore")
     def screen(...): ...                       # handles Kafka topic "listings"
+
+    @endpoint(inputs={...}, batch=Batching(max_size=64))
+    def predict(rows): ...                     # takes a list of inputs, returns a list
+
+A batch function is called with a list of validated input dicts and returns
+a list of results in the same order; concurrent requests are gathered into one
+call (see :mod:`cerebro.batching`).
 """
 
 import inspect
@@ -26,6 +33,23 @@ from dataclasses import dataclass, field as dc_field
 from cerebro.schema import Field, Schema
 
 ATTRIBUTE = "__cerebro_endpoint__"
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How concurrent calls to a batch function are gathered.
+
+    ``max_size``: most inputs in one call. ``max_wait_ms``: how long an idle
+    endpoint waits for company before calling with what it has (0: call at
+    once; while a call runs, new requests gather for the next one anyway).
+    """
+
+    max_size: int = 64
+    max_wait_ms: float = 0.0
+
+    def __post_init__(self):
+        if self.max_size < 1 or self.max_wait_ms < 0:
+            raise ValueError("Batching needs max_size >= 1 and max_wait_ms >= 0")
 
 
 @dataclass(frozen=True)
@@ -38,10 +62,11 @@ class Declaration:
     extra: str = "forbid"
     summary: str = ""
     example: dict = None
+    batch: Batching = None
 
 
 def endpoint(inputs=None, *, external=False, topics=(), extra="forbid", summary="",
-             example=None):
+             example=None, batch=None):
     """Declare an expose function's inputs and how it is served.
 
     ``inputs``: a mapping of field name to :class:`~cerebro.schema.Field`
@@ -50,15 +75,19 @@ def endpoint(inputs=None, *, external=False, topics=(), extra="forbid", summary=
     runs it. ``topics``: Kafka topics whose events this function handles.
     ``extra``: ``"forbid"`` (undeclared fields are a 400) or ``"ignore"``.
     ``example``: a valid payload, shown in ``/openapi.json`` and called by the
-    module contract test. The function itself is returned unchanged, so it stays a plain callable.
+    module contract test. ``batch``: a :class:`Batching` (or ``True`` for the
+    defaults) when the function takes a list of inputs. The function itself is returned unchanged, so it stays a plain callable.
     """
     if isinstance(topics, str):
         topics = (topics,)
 
     def mark(func):
         """Attach the declaration to ``func`` and return it unchanged."""
+        if batch is not None and inputs is None:
+            raise TypeError(f"{func.__name__}: a batch function must declare its inputs")
+        policy = Batching() if batch is True else batch
         setattr(func, ATTRIBUTE, Declaration(inputs, bool(external), tuple(topics), extra,
-                                             summary, example))
+                                             summary, example, policy))
         return func
 
     return mark
@@ -77,6 +106,7 @@ class Endpoint:
     summary: str = ""
     description: str = dc_field(default="", repr=False)
     example: dict = None
+    batch: Batching = None
 
     @property
     def key(self):
@@ -99,6 +129,7 @@ def build_endpoint(module, func):
         summary=decl.summary or (doc.splitlines()[0] if doc else func.__name__),
         description=doc,
         example=decl.example if decl.example is not None else _default_example(fields),
+        batch=decl.batch,
     )
 
 

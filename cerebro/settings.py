@@ -39,7 +39,7 @@ _SPEC = {
     "processes": ("CEREBRO_PROCESSES", "0", int,
                   "REST API processes (0: one per CPU core)."),
     "threads": ("CEREBRO_THREADS", "1", int,
-                "Threads per API process that run model calls off the IOLoop."),
+                "Threads per module per API process running model calls off the IOLoop."),
     "max_body_bytes": ("CEREBRO_MAX_BODY_BYTES", str(1024 * 1024), int,
                        "Largest accepted request body; larger bodies get 413."),
     "api_keys": ("CEREBRO_API_KEYS", "", _split,

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from support import REPO, CerebroServer, cerebro_env
+from support import QUICK_BUILD_ARGS, REPO, CerebroServer, cerebro_env, module_names
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -15,16 +15,6 @@ def _sherlock_in_tmp(tmp_path_factory):
     mp.setenv("SHERLOCK_DIR", str(tmp_path_factory.mktemp("sherlock")))
     yield
     mp.undo()
-
-
-# Smaller-than-default builds for modules whose full build is slow; every
-# other module is built with its defaults.
-QUICK_BUILD_ARGS = {"rent_predictor": ["--rows", "5000"]}
-
-
-def module_names():
-    """Every module folder of the repository (a folder with an expose.py)."""
-    return sorted(p.parent.name for p in (REPO / "modules").glob("*/expose.py"))
 
 
 @pytest.fixture(scope="session")

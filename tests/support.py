@@ -14,6 +14,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TESTS = REPO / "tests"
 
+# Smaller-than-default builds for modules whose full build is slow; every
+# other module is built with its defaults.
+QUICK_BUILD_ARGS = {"rent_predictor": ["--rows", "5000"]}
+
+
+def module_names():
+    """Every module folder of the repository (a folder with an expose.py)."""
+    return sorted(p.parent.name for p in (REPO / "modules").glob("*/expose.py"))
+
 
 def free_port():
     """A TCP port that is free on 127.0.0.1 right now."""

@@ -10,8 +10,7 @@ from cerebro.dispatch import Dispatcher
 from cerebro.lint import lint_module_shape, lint_paths
 from cerebro.registry import Registry
 from cerebro.settings import load_settings
-from conftest import module_names
-from support import REPO, cerebro_env
+from support import REPO, cerebro_env, module_names
 
 MODULES = module_names()
 HEAVY = ("sklearn", "pandas", "matplotlib", "scipy", "joblib")

@@ -6,11 +6,12 @@ Tagline: A short table of roads, all leading to the dispatcher.
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tornado.web import Application
 
 from cerebro.api import handlers
+from cerebro.batching import Batcher
 from cerebro.dispatch import Dispatcher
 
 _NAME = r"([A-Za-z_][A-Za-z0-9_]*)"
@@ -19,21 +20,44 @@ _NAME = r"([A-Za-z_][A-Za-z0-9_]*)"
 @dataclass
 class Context:
     """What every handler needs: settings, registry, dispatcher, the model-call
-    executor, and the async submitter (set by the async path when configured)."""
+    executors, and the async submitter (set by the async path when configured).
+
+    Each module gets its own small thread pool (``CEREBRO_THREADS`` threads),
+    so a slow module never queues calls to another one.
+    """
 
     settings: object
     registry: object
     dispatcher: Dispatcher
-    executor: ThreadPoolExecutor
     submitter: object = None
+    executors: dict = field(default_factory=dict)
+    batchers: dict = field(default_factory=dict)
+
+    def executor(self, module):
+        """The thread pool running ``module``'s model calls in this process."""
+        pool = self.executors.get(module)
+        if pool is None:
+            pool = self.executors[module] = ThreadPoolExecutor(
+                max_workers=self.settings.threads, thread_name_prefix=f"cerebro-{module}")
+        return pool
+
+    def batcher(self, endpoint):
+        """The :class:`~cerebro.batching.Batcher` of a batch endpoint in this process."""
+        batcher = self.batchers.get(endpoint.key)
+        if batcher is None:
+            batcher = self.batchers[endpoint.key] = Batcher(
+                self.dispatcher, endpoint, self.executor(endpoint.module))
+        return batcher
+
+    def shutdown(self):
+        """Stop every thread pool (calls not started are cancelled)."""
+        for pool in self.executors.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def make_context(settings, registry, submitter=None):
     """Build the shared :class:`Context` for one API process."""
-    return Context(settings, registry, Dispatcher(registry),
-                   ThreadPoolExecutor(max_workers=settings.threads,
-                                      thread_name_prefix="cerebro-model"),
-                   submitter)
+    return Context(settings, registry, Dispatcher(registry), submitter)
 
 
 def make_app(ctx, extra_routes=()):

@@ -101,4 +101,4 @@ async def _run(settings, sockets, extra_routes_factory, submitter_factory):
         await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
     except asyncio.TimeoutError:
         log.warning("requests still in flight after %ds; closing", SHUTDOWN_GRACE_SECONDS)
-    ctx.executor.shutdown(wait=False, cancel_futures=True)
+    ctx.shutdown()

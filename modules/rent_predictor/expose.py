@@ -10,7 +10,7 @@ building, a flat too small for its rooms), and runs the same feature
 engineering the build trained on. Importing it loads nothing heavy.
 """
 
-from cerebro import Field, ModelHandle, endpoint
+from cerebro import Batching, Field, ModelHandle, endpoint
 from cerebro.errors import InvalidPayload
 from modules.rent_predictor.src import model, transform
 from modules.rent_predictor.src.utilities import (AMENITIES, CITIES, FURNISHING, MODULE, PARKING,
@@ -40,28 +40,38 @@ EXAMPLE = {"city": "mumbai", "locality": "Andheri West", "bhk": 2, "area_sqft": 
     "parking": Field(str, choices=PARKING, default="none", description="Parking available."),
     "amenities": Field(list, items=str, default=[], max_length=20,
                        description=f"Amenities of the building, any of {list(AMENITIES)}."),
-}, example=EXAMPLE)
-def predict(city, locality, bhk, area_sqft, bathrooms, floor, total_floors, age_years,
-            furnishing, parking, amenities):
-    """Predict the monthly rent of one listing, in INR, rounded to the nearest 10."""
-    _check(bhk, area_sqft, floor, total_floors, amenities)
+}, example=EXAMPLE, batch=Batching(max_size=64))
+def predict(rows):
+    """Predict the monthly rent of listings, in INR, rounded to the nearest 10.
+
+    A batch function: Cerebro gathers concurrent requests into ``rows`` (one
+    validated listing each) and this makes one vectorised model call. A row
+    that fails a cross-field check gets its own error; the others are priced.
+    """
     loaded = MODEL.current()  # model and version from one snapshot, even mid-swap
     pipeline, version = loaded.obj, loaded.version
     vocabulary = model.locality_vocabulary(pipeline)
-    record = transform.engineer({
-        "city": city, "locality": locality, "bhk": bhk, "area_sqft": area_sqft,
-        "bathrooms": bathrooms, "floor": floor, "total_floors": total_floors,
-        "age_years": age_years, "furnishing": furnishing, "parking": parking,
-        "amenities": amenities,
-    }, vocabulary)
-    rent = model.predict_one(pipeline, record)
-    return {
-        "rent": round_rent(rent),
-        "currency": "INR",
-        "period": "month",
-        "locality_known": record["locality_key"] in vocabulary,
-        "model_version": version,
-    }
+    results, records, slots = [None] * len(rows), [], []
+    for index, row in enumerate(rows):
+        try:
+            _check(row["bhk"], row["area_sqft"], row["floor"], row["total_floors"],
+                   row["amenities"])
+        except InvalidPayload as error:
+            results[index] = error
+            continue
+        records.append(transform.engineer(row, vocabulary))
+        slots.append(index)
+    if records:
+        rents = model.predict_many(pipeline, records)
+        for index, record, rent in zip(slots, records, rents):
+            results[index] = {
+                "rent": round_rent(rent),
+                "currency": "INR",
+                "period": "month",
+                "locality_known": record["locality_key"] in vocabulary,
+                "model_version": version,
+            }
+    return results
 
 
 def _check(bhk, area_sqft, floor, total_floors, amenities):

@@ -84,6 +84,14 @@ def feature_vector(pipeline, record):
     return row
 
 
+def predict_many(pipeline, records):
+    """Predicted rents (floats) for many feature records, in one vectorised call."""
+    import numpy as np
+
+    matrix = np.vstack([feature_vector(pipeline, record) for record in records])
+    return [float(rent) for rent in pipeline.named_steps["regressor"].predict(matrix)]
+
+
 def predict_one(pipeline, record):
     """Predicted rent (float) for one feature record from ``transform.engineer``."""
     return float(pipeline.named_steps["regressor"].predict(feature_vector(pipeline, record))[0])

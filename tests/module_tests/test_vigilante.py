@@ -8,22 +8,14 @@ import sys
 import numpy as np
 import pytest
 
+from cerebro.dispatch import Dispatcher
+from cerebro.errors import InvalidPayload
+from cerebro.registry import Registry
+from cerebro.settings import load_settings
+from modules.vigilante.expose import EXAMPLE
+from modules.vigilante.src import extract, model, transform
+from modules.vigilante.src.utilities import KINDS
 from support import REPO, cerebro_env
-
-# tests/ is on sys.path and tests/modules/ (this folder) would shadow the real `modules`
-# package as a namespace package: make sure the project's package is the one imported.
-if getattr(sys.modules.get("modules"), "__file__", "") is None:
-    del sys.modules["modules"]
-if sys.path[0] != str(REPO):
-    sys.path.insert(0, str(REPO))
-
-from cerebro.dispatch import Dispatcher  # noqa: E402
-from cerebro.errors import InvalidPayload  # noqa: E402
-from cerebro.registry import Registry  # noqa: E402
-from cerebro.settings import load_settings  # noqa: E402
-from modules.vigilante.expose import EXAMPLE  # noqa: E402
-from modules.vigilante.src import extract, model, transform  # noqa: E402
-from modules.vigilante.src.utilities import KINDS  # noqa: E402
 
 BUILD = REPO / "modules" / "vigilante" / "src" / "build.py"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from cerebro.dispatch import Call, Dispatcher
 from cerebro.endpoint import build_endpoint
 from cerebro.errors import InvalidPayload, ModelNotReady
 from cerebro.models import ModelHandle
@@ -59,8 +60,8 @@ def predict(build):
     endpoint = build_endpoint(MODULE, expose.predict)
 
     def call(**payload):
-        """Validate ``payload`` against the declared inputs and call ``predict``."""
-        return endpoint.func(**endpoint.schema.validate(payload))
+        """Validate ``payload`` against the declared inputs and call ``predict`` (a batch of one)."""
+        return Dispatcher(None).run(Call(endpoint, endpoint.schema.validate(payload)))
 
     return call
 
@@ -218,6 +219,7 @@ def test_fast_path_matches_the_pipeline(build):
     fast = np.array([model.predict_one(pipeline, record) for record in records])
     slow = pipeline.predict(pd.DataFrame(records, columns=list(transform.FEATURES)))
     np.testing.assert_allclose(fast, slow, rtol=1e-12)
+    np.testing.assert_allclose(model.predict_many(pipeline, records), slow, rtol=1e-12)
 
 
 def test_predict_without_a_model_is_not_ready(tmp_path, monkeypatch):
@@ -229,7 +231,7 @@ def test_predict_without_a_model_is_not_ready(tmp_path, monkeypatch):
     assert handle.state == "no_model"
     monkeypatch.setattr(expose, "MODEL", handle)
     with pytest.raises(ModelNotReady):
-        expose.predict(**LISTING, furnishing="semi", parking="none", amenities=[])
+        expose.predict([{**LISTING, "furnishing": "semi", "parking": "none", "amenities": []}])
 
 
 def test_extract_is_deterministic_and_realistic():

@@ -1,0 +1,95 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: Adaptive micro-batching: concurrent requests to a batch function become one call.
+Tagline: Many small questions, one vectorised answer, each reply to its own asker.
+
+One :class:`Batcher` per batch endpoint per API process. A request that finds
+the endpoint idle runs at once (after ``max_wait_ms``, 0 by default), so a lone
+request is never held back. Requests arriving while a call runs gather, and run
+together as soon as it returns, up to ``max_size`` at a time: the batch grows
+with the load by itself. Validation happened before (one bad input fails alone);
+results and errors go back to their own requests.
+"""
+
+import asyncio
+
+from cerebro.errors import CerebroError, InternalError
+from cerebro.reporting import report
+
+
+class Batcher:
+    """Gathers concurrent calls to one batch endpoint into single executor calls."""
+
+    def __init__(self, dispatcher, endpoint, executor, service="api"):
+        self.dispatcher = dispatcher
+        self.endpoint = endpoint
+        self.executor = executor
+        self.service = service
+        self.max_size = endpoint.batch.max_size
+        self.max_wait = endpoint.batch.max_wait_ms / 1000.0
+        self._pending = []
+        self._busy = False
+        self._timer = None
+
+    def submit(self, call, request_id=None):
+        """Queue one validated call; returns a future of its JSON bytes (or its error)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((call, request_id, future))
+        if not self._busy:
+            if self.max_wait == 0 or len(self._pending) >= self.max_size:
+                self._launch()
+            elif self._timer is None:
+                self._timer = loop.call_later(self.max_wait, self._launch)
+        return future
+
+    def _launch(self):
+        """Send up to ``max_size`` pending calls to the executor as one batch."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        batch, self._pending = self._pending[:self.max_size], self._pending[self.max_size:]
+        self._busy = True
+        running = asyncio.get_running_loop().run_in_executor(self.executor, self._run, batch)
+        running.add_done_callback(lambda done: self._finish(batch, done))
+
+    def _run(self, batch):
+        """In the executor: one dispatcher call, then each outcome encoded as JSON."""
+        calls = [call for call, _, _ in batch]
+        ids = [request_id for _, request_id, _ in batch]
+        outcomes = self.dispatcher.run_batch(calls, service=self.service, request_ids=ids)
+        encoded = []
+        for call, request_id, outcome in zip(calls, ids, outcomes):
+            if isinstance(outcome, CerebroError):
+                encoded.append(outcome)
+                continue
+            try:
+                encoded.append(self.dispatcher.encode(outcome, call, service=self.service,
+                                                      request_id=request_id))
+            except CerebroError as error:
+                encoded.append(error)
+        return encoded
+
+    def _finish(self, batch, done):
+        """Hand each outcome to its request, then start the next batch if any gathered."""
+        self._busy = False
+        if done.cancelled() or done.exception() is not None:
+            error = InternalError("batch execution failed")
+            if not done.cancelled():
+                report(done.exception(), service=self.service, module=self.endpoint.module,
+                       function=self.endpoint.name, error_id=error.error_id)
+            outcomes = [error] * len(batch)
+        else:
+            outcomes = done.result()
+        for (_, _, future), outcome in zip(batch, outcomes):
+            if future.done():
+                continue
+            if isinstance(outcome, CerebroError):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        if self._pending:
+            self._launch()
