@@ -13,9 +13,7 @@ from datetime import datetime, timezone
 
 def _modules(settings):
     """Names of the modules a default worker serves (every discovered module)."""
-    import logging
     from cerebro.registry import Registry
-    logging.getLogger("cerebro").setLevel(logging.CRITICAL)
     return sorted(Registry.discover(settings).modules)
 
 

@@ -58,7 +58,7 @@ class Submitter:
         if callback_url is not None:
             self.urls.check(callback_url)
         if time.monotonic() < self._down_until:
-            raise Unavailable(f"the task queue is unreachable ({self._down_reason}); "
+            raise Unavailable(f"the task queue (RabbitMQ) is unreachable ({self._down_reason}); "
                               "async calls are unavailable, retry later")
         module, function = call.endpoint.module, call.endpoint.name
         task_id = str(uuid.uuid4())
