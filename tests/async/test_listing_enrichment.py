@@ -1,0 +1,95 @@
+"""listing_enrichment end to end: a real amenities HTTP server, RabbitMQ, a worker and a callback."""
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from conftest import SECRET
+from modules.listing_enrichment.src.utilities import neighbourhood
+from receiver import Receiver
+from support import REPO, cerebro_env
+
+LISTING = {"listing_id": "L-42", "latitude": 12.97, "longitude": 77.59, "bhk": 2,
+           "area_sqft": 1100, "rent": 32000}
+
+
+class AmenitiesServer:
+    """A small real amenities service: GET /amenities?lat=&lon=."""
+
+    def __init__(self):
+        self.calls = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            """Answer with the deterministic neighbourhood."""
+
+            def do_GET(self):
+                """One amenities lookup."""
+                query = parse_qs(urlsplit(self.path).query)
+                lat, lon = float(query["lat"][0]), float(query["lon"][0])
+                outer.calls.append((lat, lon))
+                data = json.dumps(neighbourhood(lat, lon)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def enrichment_env(async_env, tmp_path):
+    """The async environment serving the real listing_enrichment module, built into the volume."""
+    volume = tmp_path / "volume"
+    subprocess.run([sys.executable, str(REPO / "modules/listing_enrichment/src/build.py"),
+                    "--rows", "2000", "--volume", str(volume)], check=True,
+                   env=cerebro_env(PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL)
+    return dict(async_env, CEREBRO_MODULES_PACKAGE="modules", CEREBRO_MODULES="listing_enrichment",
+                CEREBRO_DATA_VOLUME=str(volume))
+
+
+def test_enrich_calls_the_amenities_service_and_calls_back(enrichment_env, server_factory,
+                                                           worker_factory):
+    amenities = AmenitiesServer()
+    port = int(enrichment_env["CEREBRO_MAIN_APP_URL"].rsplit(":", 1)[1])
+    rec = Receiver(SECRET, port=port)
+    try:
+        env = dict(enrichment_env, LISTING_ENRICHMENT_AMENITIES_URL=amenities.url)
+        server = server_factory(env, ready=True)
+        worker_factory(env)
+        assert server.post("/v1/listing_enrichment/enrich", dict(LISTING, bhk=0))[0] == 400
+        status, _, body = server.post("/v1/listing_enrichment/enrich", LISTING)
+        assert status == 202, body
+        [got] = rec.wait(1)
+        assert got["verified"] and got["path"] == "/cerebro/callbacks/listing_enrichment/enrich"
+        result = got["body"]["result"]
+        assert got["body"]["status"] == "succeeded", got["body"]
+        assert result["listing_id"] == "L-42"
+        assert result["neighbourhood"] == neighbourhood(12.97, 77.59)
+        assert 0 <= result["demand_probability"] <= 1 and result["demand_tier"] in ("high", "medium", "low")
+        assert amenities.calls == [(12.97, 77.59)]
+
+        amenities.stop()  # the external service goes away: a failed callback, typed
+        status, _, body = server.post("/v1/listing_enrichment/enrich", LISTING)
+        assert status == 202
+        failed = [r for r in rec.wait(2) if r["body"]["task_id"] == body["task_id"]][0]
+        assert failed["body"]["status"] == "failed"
+        assert failed["body"]["error"]["type"] == "unavailable"
+    finally:
+        rec.stop()
