@@ -125,6 +125,26 @@ _SPEC = {
                         "Flower basic-auth password; `cerebro flower` refuses to start without one."),
     "flower_address": ("CEREBRO_FLOWER_ADDRESS", "127.0.0.1", str, "Address Flower binds."),
     "flower_port": ("CEREBRO_FLOWER_PORT", "5555", int, "Port Flower binds."),
+    # Pub-sub over RabbitMQ (cerebro subscribe); the broker is CEREBRO_BROKER_URL
+    "pubsub_requests_exchange": ("CEREBRO_PUBSUB_REQUESTS_EXCHANGE", "cerebro.requests", str,
+                                 "Topic exchange of requests (key <module>.<function>); module "
+                                 "queues are <exchange>.<module>."),
+    "pubsub_results_exchange": ("CEREBRO_PUBSUB_RESULTS_EXCHANGE", "cerebro.results", str,
+                                "Topic exchange of results (key <module>.<function>.<succeeded|failed>)."),
+    "pubsub_dlx": ("CEREBRO_PUBSUB_DLX", "cerebro.dlx", str,
+                   "Dead-letter exchange, and the queue of the same name keeping dead letters."),
+    "pubsub_prefetch": ("CEREBRO_PUBSUB_PREFETCH", "128", int,
+                        "Unacknowledged requests per module queue a subscriber holds at once."),
+    "pubsub_retries": ("CEREBRO_PUBSUB_RETRIES", "3", int,
+                       "Retries of a failing request (or redeliveries) before it is dead-lettered."),
+    "pubsub_retry_backoff": ("CEREBRO_PUBSUB_RETRY_BACKOFF", "0.5", float,
+                             "First retry delay in seconds (doubles on every retry)."),
+    "pubsub_reconnect_backoff": ("CEREBRO_PUBSUB_RECONNECT_BACKOFF", "0.5", float,
+                                 "First reconnect delay in seconds after losing RabbitMQ (doubles)."),
+    "pubsub_max_backoff": ("CEREBRO_PUBSUB_MAX_BACKOFF", "30.0", float,
+                           "Longest retry or reconnect delay in seconds."),
+    "pubsub_heartbeat": ("CEREBRO_PUBSUB_HEARTBEAT", "30", int,
+                         "AMQP heartbeat in seconds: how fast a silent broker is noticed."),
 }
 
 
@@ -186,6 +206,15 @@ class Settings:
     flower_password: str
     flower_address: str
     flower_port: int
+    pubsub_requests_exchange: str
+    pubsub_results_exchange: str
+    pubsub_dlx: str
+    pubsub_prefetch: int
+    pubsub_retries: int
+    pubsub_retry_backoff: float
+    pubsub_reconnect_backoff: float
+    pubsub_max_backoff: float
+    pubsub_heartbeat: int
 
     def replace(self, **changes):
         """Return a copy with some values changed (for tests and CLI flags)."""
