@@ -21,12 +21,12 @@ from cerebro.reporting import report
 class Batcher:
     """Gathers concurrent calls to one batch endpoint into single executor calls."""
 
-    def __init__(self, dispatcher, endpoint, executor, service="api"):
+    def __init__(self, dispatcher, endpoint, executor, service="api", max_size=None):
         self.dispatcher = dispatcher
         self.endpoint = endpoint
         self.executor = executor
         self.service = service
-        self.max_size = endpoint.batch.max_size
+        self.max_size = max_size or endpoint.batch.max_size
         self.max_wait = endpoint.batch.max_wait_ms / 1000.0
         self._pending = []
         self._busy = False

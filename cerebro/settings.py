@@ -49,6 +49,10 @@ _SPEC = {
     "keep_versions": ("CEREBRO_KEEP_VERSIONS", "5", int,
                       "Model versions kept per module when a build publishes."),
     "log_level": ("CEREBRO_LOG_LEVEL", "INFO", str, "Python logging level."),
+    "access_log": ("CEREBRO_ACCESS_LOG", "false", _flag,
+                   "Log every HTTP request (errors are always logged)."),
+    "batching": ("CEREBRO_BATCHING", "true", _flag,
+                 "Gather concurrent calls to batch functions (false: one call per request)."),
     # Kafka consumer (cerebro consume)
     "kafka_bootstrap": ("CEREBRO_KAFKA_BOOTSTRAP", "127.0.0.1:9092", _split,
                         "Comma-separated Kafka bootstrap servers (host:port)."),
@@ -168,6 +172,8 @@ class Settings:
     reload_interval: float
     keep_versions: int
     log_level: str
+    access_log: bool
+    batching: bool
     kafka_bootstrap: tuple
     kafka_group: str
     kafka_topics: tuple

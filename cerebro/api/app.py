@@ -46,7 +46,8 @@ class Context:
         batcher = self.batchers.get(endpoint.key)
         if batcher is None:
             batcher = self.batchers[endpoint.key] = Batcher(
-                self.dispatcher, endpoint, self.executor(endpoint.module))
+                self.dispatcher, endpoint, self.executor(endpoint.module),
+                max_size=None if self.settings.batching else 1)
         return batcher
 
     def shutdown(self):

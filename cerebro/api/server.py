@@ -30,6 +30,8 @@ def serve(settings, extra_routes_factory=None, submitter_factory=None):
     ``extra_routes_factory(settings)`` let the async path plug in.
     """
     logsetup.configure(settings, "api")
+    if not settings.access_log:  # 4xx and 5xx are still logged, as warnings and errors
+        logging.getLogger("tornado.access").setLevel(logging.WARNING)
     processes = settings.processes or os.cpu_count() or 1
     if processes > 1:
         prepare_multiprocess_metrics()
