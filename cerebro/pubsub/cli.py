@@ -1,0 +1,136 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: ``cerebro subscribe``: serve every module's requests from RabbitMQ and publish the results.
+Tagline: Listen on every line at once, and answer each caller by name.
+
+Run it under Supervisor like the consumer; start more processes to share the
+queues. SIGTERM or SIGINT finish the batch in hand, wait for its confirms and
+close; whatever was not answered is redelivered to another subscriber.
+``--declare-only`` declares the exchanges and queues and exits (for a
+deployment step, or a main app that publishes before any subscriber ran).
+"""
+
+import logging
+import signal
+import threading
+
+from cerebro.settings import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers, settings, formatter):
+    """Add the ``subscribe`` sub-command to the ``cerebro`` parser."""
+    p = subparsers.add_parser(
+        "subscribe", help="serve requests published to RabbitMQ, publish their results",
+        formatter_class=formatter,
+        description="Consume one durable queue per module from the requests exchange (routing "
+                    "key <module>.<function>), run each request and publish its result to the "
+                    "results exchange (<module>.<function>.<succeeded|failed>) or to reply_to. "
+                    "Bad requests and requests failing past the retry limit are dead-lettered.")
+    p.add_argument("--modules", default=None,
+                   help="comma-separated modules to serve (CEREBRO_MODULES; default all)")
+    p.add_argument("--broker-url", default=settings.broker_url,
+                   help="RabbitMQ URL (CEREBRO_BROKER_URL)")
+    p.add_argument("--prefetch", type=int, default=settings.pubsub_prefetch,
+                   help="unacknowledged requests per module queue (CEREBRO_PUBSUB_PREFETCH)")
+    p.add_argument("--retries", type=int, default=settings.pubsub_retries,
+                   help="retries before dead-lettering (CEREBRO_PUBSUB_RETRIES)")
+    p.add_argument("--requests-exchange", default=settings.pubsub_requests_exchange,
+                   help="requests exchange; queues are <exchange>.<module> "
+                        "(CEREBRO_PUBSUB_REQUESTS_EXCHANGE)")
+    p.add_argument("--results-exchange", default=settings.pubsub_results_exchange,
+                   help="results exchange (CEREBRO_PUBSUB_RESULTS_EXCHANGE)")
+    p.add_argument("--dlx", default=settings.pubsub_dlx,
+                   help="dead-letter exchange and queue (CEREBRO_PUBSUB_DLX)")
+    p.add_argument("--declare-only", action="store_true",
+                   help="declare exchanges, queues and bindings, then exit")
+    p.set_defaults(func=_cmd_subscribe)
+
+
+def _cmd_subscribe(args, settings):
+    """Apply the command-line options and subscribe until stopped."""
+    if args.prefetch < 1:
+        raise ConfigurationError("--prefetch must be at least 1")
+    if args.retries < 0:
+        raise ConfigurationError("--retries cannot be negative")
+    changes = {"broker_url": args.broker_url, "pubsub_prefetch": args.prefetch,
+               "pubsub_retries": args.retries,
+               "pubsub_requests_exchange": args.requests_exchange,
+               "pubsub_results_exchange": args.results_exchange, "pubsub_dlx": args.dlx}
+    if args.modules is not None:
+        changes["modules"] = tuple(m for m in args.modules.split(",") if m)
+    return subscribe(settings.replace(**changes), declare_only=args.declare_only)
+
+
+def served_functions(registry):
+    """Map every importable module to its function names (a broken module has none)."""
+    functions = {name: sorted(mod.endpoints) for name, mod in registry.modules.items()
+                 if not mod.import_error}
+    broken = sorted(set(registry.modules) - set(functions))
+    if broken:
+        log.error("not subscribing for broken module(s) %s: their requests wait in their "
+                  "queues until a fixed subscriber starts", ", ".join(broken))
+    if not functions:
+        raise ConfigurationError("no importable module to serve")
+    return functions
+
+
+def subscribe(settings, declare_only=False):
+    """Run one subscriber process with ``settings``; returns the exit code."""
+    import queue
+
+    import pika.exceptions
+
+    from cerebro import logsetup
+    from cerebro.dispatch import Dispatcher
+    from cerebro.models import PeriodicThread
+    from cerebro.pubsub import topology
+    from cerebro.pubsub.contract import Names
+    from cerebro.pubsub.handler import Handler
+    from cerebro.pubsub.runner import Runner
+    from cerebro.pubsub.session import Session
+    from cerebro.registry import Registry
+
+    logsetup.configure(settings, "subscriber")
+    # pika logs every failed connection attempt as ERROR with a traceback (Sherlock would
+    # file each one); the session logs every loss and reconnect itself, once, as a warning.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    names = Names.from_settings(settings)
+    registry = Registry.discover(settings)
+    functions = served_functions(registry)
+    if declare_only:
+        try:
+            topology.declare_with(settings, names, functions)
+        except pika.exceptions.AMQPError as exc:
+            log.error("cannot declare on RabbitMQ: %s", exc or type(exc).__name__)
+            return 1
+        return 0
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, _frame: _stop(stop, number))
+    registry.refresh_models()
+    reloader = PeriodicThread(settings.reload_interval, registry.refresh_models,
+                              name="cerebro-model-reload")
+    reloader.start()
+    inbox = queue.SimpleQueue()
+    session = Session(settings, names, functions, inbox, stop).start()
+    handler = Handler(Dispatcher(registry), names, retries=settings.pubsub_retries,
+                      backoff=settings.pubsub_retry_backoff,
+                      max_backoff=settings.pubsub_max_backoff)
+    try:
+        Runner(session, handler, inbox, stop,
+               max_batch=settings.pubsub_prefetch * len(functions)).run()
+    finally:
+        reloader.stop()
+        session.shutdown()
+    log.info("subscriber stopped")
+    return 0
+
+
+def _stop(stop, signum):
+    """Signal handler: finish the batch in hand, then close."""
+    log.info("received %s: finishing the current batch", signal.Signals(signum).name)
+    stop.set()

@@ -1,0 +1,227 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: The pub-sub contract: exchange and queue names, headers, request and result messages.
+Tagline: Agree on the envelope once, and any hand can post a letter.
+
+Everything the main app has to know is here (and in ``examples/java/pubsub``).
+
+Request: published to the requests exchange with routing key
+``<module>.<function>``; the body is the JSON payload the REST endpoint takes;
+properties ``message_id`` (idempotency key, becomes the request id),
+``correlation_id`` (copied to the result) and optionally ``reply_to`` (a queue
+name: the result goes there through the default exchange instead of the
+results exchange). Publish it persistent (delivery mode 2).
+
+Result: JSON ``{"status": "succeeded", "module", "function", "message_id",
+"correlation_id", "result"}`` or ``{"status": "failed", ..., "error": {"type",
+"message", "field", "error_id"?}}``, published persistent with the request's
+``correlation_id`` and ``message_id`` and the header ``x-cerebro-status``.
+A request may be answered more than once (at-least-once): deduplicate results
+by ``message_id``.
+
+Dead letter: the original body and properties, to the dead-letter exchange with
+the original routing key, plus the ``x-cerebro-error*`` headers below.
+"""
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import pika
+
+from cerebro import jsonio
+from cerebro.errors import CerebroError, InvalidPayload
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+
+ATTEMPTS = "x-cerebro-attempts"          # retries so far (absent: first attempt)
+ROUTING_KEY = "x-cerebro-routing-key"    # original <module>.<function> of a retried request
+STATUS = "x-cerebro-status"              # succeeded | failed, on results
+ERROR_TYPE = "x-cerebro-error-type"      # invalid_payload | not_found | internal | ...
+ERROR = "x-cerebro-error"                # the error message
+ERROR_ID = "x-cerebro-error-id"          # Sherlock's id for an internal error
+STAGE = "x-cerebro-stage"                # decode | validate | handler | redelivery
+SOURCE_QUEUE = "x-cerebro-source-queue"  # the module queue the request came from
+
+JSON = "application/json"
+PERSISTENT = pika.DeliveryMode.Persistent
+
+
+class RedeliveryLimit(CerebroError):
+    """A request was redelivered (its subscriber died or lost RabbitMQ) too many times."""
+
+    type = "redelivery_limit"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every exchange and queue name, derived from the settings."""
+
+    requests: str
+    results: str
+    dlx: str
+
+    @classmethod
+    def from_settings(cls, settings):
+        """The names configured by ``CEREBRO_PUBSUB_*``."""
+        return cls(settings.pubsub_requests_exchange, settings.pubsub_results_exchange,
+                   settings.pubsub_dlx)
+
+    @property
+    def dead_letter_queue(self):
+        """The durable queue keeping every dead letter (named like its exchange)."""
+        return self.dlx
+
+    def queue(self, module):
+        """The durable request queue of ``module``."""
+        return f"{self.requests}.{module}"
+
+    def retry_queue(self, module):
+        """Where retried requests of ``module`` wait (per-message TTL) before going back."""
+        return f"{self.requests}.{module}.retry"
+
+
+def request_key(module, function):
+    """The routing key of a request."""
+    return f"{module}.{function}"
+
+
+def result_key(module, function, status):
+    """The routing key of a result on the results exchange."""
+    return f"{module}.{function}.{status}"
+
+
+@dataclass
+class Delivery:
+    """One request as delivered, tagged with the connection generation it came on."""
+
+    generation: int
+    module: str
+    queue: str
+    tag: int
+    routing_key: str
+    redelivered: bool
+    properties: object
+    body: bytes
+    message_id: str = field(init=False, default="")
+
+    @property
+    def headers(self):
+        """The message headers (an empty dict when none)."""
+        return self.properties.headers or {}
+
+    @property
+    def key(self):
+        """``<module>.<function>`` as first published (kept in a header across retries)."""
+        value = self.headers.get(ROUTING_KEY)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return value or self.routing_key
+
+    @property
+    def function(self):
+        """The function named by the routing key ('' when it names none)."""
+        module, _, function = self.key.partition(".")
+        return function if module == self.module else ""
+
+    @property
+    def attempts(self):
+        """Retries so far, from the ``x-cerebro-attempts`` header."""
+        try:
+            return max(0, int(self.headers.get(ATTEMPTS, 0)))
+        except (TypeError, ValueError):
+            return 0
+
+    def __post_init__(self):
+        """Fix the idempotency key: ``message_id``, else ``correlation_id``, else a fresh id."""
+        props = self.properties
+        self.message_id = props.message_id or props.correlation_id or f"amqp-{uuid.uuid4().hex}"
+
+    def payload(self):
+        """The decoded JSON body; raises :class:`InvalidPayload`."""
+        if self.properties.content_encoding not in (None, "", "utf-8", "identity"):
+            raise InvalidPayload(f"unsupported content encoding {self.properties.content_encoding!r}")
+        return jsonio.loads(self.body)
+
+
+@dataclass
+class Publish:
+    """One message to publish (with a confirm) before its request may be acked."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: object
+    mandatory: bool = True
+
+
+@dataclass
+class Outcome:
+    """What becomes of one delivery: messages to publish, then ack (``kind`` is for stats)."""
+
+    delivery: Delivery
+    kind: str
+    publishes: list = field(default_factory=list)
+    waiting: int = 0
+    nacked: bool = False
+
+
+def result_message(names, delivery, status, *, result=None, error=None):
+    """The :class:`Publish` carrying a result (to ``reply_to`` when the request names one)."""
+    body = {"status": status, "module": delivery.module, "function": delivery.function,
+            "message_id": delivery.message_id,
+            "correlation_id": delivery.properties.correlation_id}
+    if status == SUCCEEDED:
+        body["result"] = result
+    else:
+        body["error"] = error.to_dict() if isinstance(error, CerebroError) else \
+            {"type": type(error).__name__, "message": str(error), "field": None}
+    props = pika.BasicProperties(content_type=JSON, delivery_mode=PERSISTENT,
+                                 correlation_id=delivery.properties.correlation_id,
+                                 message_id=delivery.message_id, app_id="cerebro",
+                                 timestamp=int(time.time()), headers={STATUS: status})
+    reply_to = delivery.properties.reply_to
+    if reply_to:
+        return Publish("", reply_to, jsonio.dumps(body), props)
+    return Publish(names.results, result_key(delivery.module, delivery.function or "_", status),
+                   jsonio.dumps(body), props)
+
+
+def _copy(properties, headers, **changes):
+    """The request's properties with new headers (and other changes), made persistent."""
+    values = {name: getattr(properties, name) for name in (
+        "content_type", "content_encoding", "priority", "correlation_id", "reply_to",
+        "message_id", "timestamp", "type", "user_id", "app_id")}
+    values.update(changes)
+    values.pop("user_id")  # RabbitMQ refuses a user_id that is not the publisher's
+    return pika.BasicProperties(delivery_mode=PERSISTENT, headers=headers, **values)
+
+
+def retry_message(names, delivery, delay):
+    """The request again, to its module's retry queue, counted and delayed ``delay`` seconds."""
+    headers = dict(delivery.headers)
+    headers[ATTEMPTS] = delivery.attempts + 1
+    headers[ROUTING_KEY] = delivery.key
+    headers.pop("x-death", None)  # the broker's dead-lettering history grows otherwise
+    props = _copy(delivery.properties, headers, message_id=delivery.message_id,
+                  expiration=str(max(1, int(delay * 1000))))
+    return Publish("", names.retry_queue(delivery.module), delivery.body, props)
+
+
+def dead_letter_message(names, delivery, error, stage):
+    """The request, unchanged but for the ``x-cerebro-error*`` headers, to the DLX."""
+    headers = dict(delivery.headers)
+    headers.update({
+        ERROR_TYPE: getattr(error, "type", type(error).__name__),
+        ERROR: getattr(error, "message", None) or str(error),
+        STAGE: stage,
+        ATTEMPTS: delivery.attempts,
+        ROUTING_KEY: delivery.key,
+        SOURCE_QUEUE: delivery.queue,
+    })
+    if getattr(error, "error_id", None):
+        headers[ERROR_ID] = error.error_id
+    props = _copy(delivery.properties, headers, message_id=delivery.message_id)
+    return Publish(names.dlx, delivery.key, delivery.body, props)

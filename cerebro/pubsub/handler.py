@@ -1,0 +1,147 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: Deliveries in, outcomes out: decode, validate, run in batches, then answer, retry or dead-letter.
+Tagline: Sort the post by door, open each door once, and leave a note for every letter.
+
+:meth:`Handler.handle` never raises and decides, per delivery, what must be
+published (and confirmed) before the request is acked:
+
+* success: the result;
+* a caller's mistake (malformed JSON, an invalid payload, an unknown function,
+  a client error raised by the function): a failed result and a dead letter;
+* our failure (a bug, a model not loaded): the request again, to the module's
+  retry queue with ``x-cerebro-attempts`` + 1 and an exponential delay; past
+  ``CEREBRO_PUBSUB_RETRIES`` retries, a failed result and a dead letter;
+* a redelivery (a subscriber died holding it, or RabbitMQ went away): counted
+  as an attempt the same way before it runs again, so a message that kills
+  its subscriber is dead-lettered after the retry limit instead of looping.
+
+Valid calls to one endpoint are run together through ``Dispatcher.run_batch``
+(in chunks of the endpoint's batch size): a batch function such as
+``rent_predictor.predict`` makes one vectorised call for a whole prefetch window.
+"""
+
+import logging
+from collections import Counter
+
+from cerebro.callbacks import backoff_delay
+from cerebro.errors import CerebroError, InternalError
+from cerebro.pubsub.contract import (FAILED, SUCCEEDED, Outcome, RedeliveryLimit,
+                                     dead_letter_message, result_message, retry_message)
+from cerebro.reporting import report
+
+log = logging.getLogger(__name__)
+
+SERVICE = "subscriber"
+DEFAULT_CHUNK = 256
+
+
+class Handler:
+    """Turns deliveries into :class:`~cerebro.pubsub.contract.Outcome` lists."""
+
+    def __init__(self, dispatcher, names, *, retries=3, backoff=0.5, max_backoff=30.0):
+        self.dispatcher = dispatcher
+        self.names = names
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.counts = Counter()
+
+    def handle(self, deliveries):
+        """One outcome per delivery, in order; never raises."""
+        outcomes = [None] * len(deliveries)
+        groups = {}
+        for index, delivery in enumerate(deliveries):
+            try:
+                prepared = self._prepare(delivery)
+            except Exception as exc:  # a bug of ours: never stall the queue
+                prepared = self._bug(delivery, exc)
+            if isinstance(prepared, Outcome):
+                outcomes[index] = prepared
+            else:
+                groups.setdefault(prepared.endpoint.key, []).append((index, delivery, prepared))
+        for members in groups.values():
+            endpoint = members[0][2].endpoint
+            size = endpoint.batch.max_size if endpoint.batch is not None else DEFAULT_CHUNK
+            for start in range(0, len(members), size):
+                chunk = members[start:start + size]
+                for (index, delivery, _call), outcome in zip(chunk, self._run(chunk)):
+                    outcomes[index] = outcome
+        for outcome in outcomes:
+            self.counts[outcome.kind] += 1
+        return outcomes
+
+    def _prepare(self, delivery):
+        """A validated call, or the outcome of a delivery that will not run now."""
+        if delivery.redelivered:
+            return self._again(delivery, RedeliveryLimit(
+                f"redelivered {delivery.attempts + 1} times without an answer: a subscriber "
+                f"died or lost RabbitMQ while holding it"), "redelivery")
+        try:
+            payload = delivery.payload()
+        except CerebroError as error:
+            return self._dead(delivery, error, "decode")
+        try:
+            return self.dispatcher.prepare(delivery.module, delivery.function, payload)
+        except CerebroError as error:
+            if error.client_error:
+                return self._dead(delivery, error, "validate")
+            return self._again(delivery, error, "validate")
+
+    def _run(self, chunk):
+        """Run one chunk of calls to one endpoint; one outcome per call."""
+        calls = [call for _i, _d, call in chunk]
+        deliveries = [delivery for _i, delivery, _c in chunk]
+        try:
+            results = self.dispatcher.run_batch(calls, service=SERVICE,
+                                                request_ids=[d.message_id for d in deliveries])
+        except Exception as exc:  # run_batch types every error; anything else is a bug of ours
+            return [self._bug(delivery, exc) for delivery in deliveries]
+        outcomes = []
+        for delivery, call, result in zip(deliveries, calls, results):
+            if isinstance(result, CerebroError):
+                if result.client_error:
+                    outcomes.append(self._dead(delivery, result, "handler"))
+                else:
+                    outcomes.append(self._again(delivery, result, "handler"))
+                continue
+            try:
+                publish = result_message(self.names, delivery, SUCCEEDED, result=result)
+            except TypeError as exc:  # a value JSON cannot hold: a bug in the function
+                error = self.dispatcher._internal(exc, call, SERVICE, delivery.message_id)
+                outcomes.append(self._again(delivery, error, "handler"))
+                continue
+            outcomes.append(Outcome(delivery, "succeeded", [publish]))
+        return outcomes
+
+    def _again(self, delivery, error, stage):
+        """Retry later through the retry queue, or dead-letter past the retry limit."""
+        if delivery.attempts >= self.retries:
+            return self._dead(delivery, error, stage)
+        delay = backoff_delay(delivery.attempts, self.backoff, self.max_backoff)
+        log.info("request %s (%s): %s; retry %d/%d in %.2fs", delivery.message_id, delivery.key,
+                 getattr(error, "message", error), delivery.attempts + 1, self.retries, delay)
+        return Outcome(delivery, "retried", [retry_message(self.names, delivery, delay)])
+
+    def _dead(self, delivery, error, stage):
+        """A failed result for the caller and a dead letter; reported (never silent)."""
+        report(error, f"request {delivery.message_id} ({delivery.key}) dead-lettered to "
+                      f"{self.names.dlx} at stage {stage} after {delivery.attempts} retries: "
+                      f"{getattr(error, 'type', type(error).__name__)}: "
+                      f"{getattr(error, 'message', error)}",
+               service=SERVICE, module=delivery.module, function=delivery.function or None,
+               request_id=delivery.message_id, stage=stage)
+        return Outcome(delivery, "dead", [result_message(self.names, delivery, FAILED, error=error),
+                                          dead_letter_message(self.names, delivery, error, stage)])
+
+    def _bug(self, delivery, exc):
+        """A bug in the subscriber itself: reported, then handled like a failing function."""
+        error = InternalError(f"subscriber failed on {delivery.key}: {type(exc).__name__}")
+        report(exc, service=SERVICE, module=delivery.module, function=delivery.function or None,
+               request_id=delivery.message_id, error_id=error.error_id)
+        try:
+            return self._again(delivery, error, "subscriber")
+        except Exception as again:  # cannot even build the retry: keep the message safe
+            report(again, service=SERVICE, request_id=delivery.message_id)
+            return Outcome(delivery, "requeued")

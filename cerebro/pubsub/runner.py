@@ -1,0 +1,86 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: The subscriber's worker loop: take what the prefetch window delivered, handle it as one batch.
+Tagline: Empty the letterbox in one sweep, answer everything, sweep again.
+
+The worker runs on the main thread (so signals reach it) while the
+:class:`~cerebro.pubsub.session.Session` runs the connection on its own. Each
+round takes every delivery waiting in the inbox (at most the prefetch window
+of every queue), drops those of a lost connection (RabbitMQ redelivers them),
+hands them to the :class:`~cerebro.pubsub.handler.Handler` as one batch and
+gives the outcomes back to the session to publish, confirm and ack. SIGTERM
+ends the loop after the batch in hand; the session then waits for its
+confirms and closes, so unanswered requests go back to their queues.
+"""
+
+import logging
+import queue
+import time
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL = 10.0
+IDLE_WAIT = 0.5
+
+
+class Runner:
+    """Moves deliveries from the session's inbox through the handler and back."""
+
+    def __init__(self, session, handler, inbox, stop_event, max_batch):
+        self.session = session
+        self.handler = handler
+        self.inbox = inbox
+        self.stop_event = stop_event
+        self.max_batch = max_batch
+        self.requests = 0
+        self.stale = 0
+        self.started = self.last_log = time.monotonic()
+
+    def run(self):
+        """Handle deliveries until the stop event is set."""
+        while not self.stop_event.is_set():
+            batch = self.take()
+            if batch:
+                self.round(batch)
+            self.maybe_log()
+        self.maybe_log(force=True)
+
+    def take(self):
+        """Every delivery waiting now (blocking up to :data:`IDLE_WAIT` for the first)."""
+        try:
+            batch = [self.inbox.get(timeout=IDLE_WAIT)]
+        except queue.Empty:
+            return []
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def round(self, batch):
+        """Handle one batch of the current connection and submit its outcomes."""
+        generation = self.session.generation
+        fresh = [d for d in batch if d.generation == generation]
+        self.stale += len(batch) - len(fresh)
+        if not fresh:
+            return
+        outcomes = self.handler.handle(fresh)
+        self.requests += len(fresh)
+        if not self.session.submit(outcomes, generation):
+            self.stale += len(fresh)
+
+    def maybe_log(self, force=False):
+        """Log the counters every :data:`STATS_INTERVAL` seconds (or when ``force``)."""
+        now = time.monotonic()
+        if not force and now - self.last_log < STATS_INTERVAL:
+            return
+        self.last_log = now
+        counts = self.handler.counts
+        elapsed = max(now - self.started, 1e-9)
+        log.info("subscriber: %d requests (%.0f/s), %d succeeded, %d retried, %d dead-lettered, "
+                 "%d acked, %d requeued, %d returned unroutable, %d dropped with a lost "
+                 "connection", self.requests, self.requests / elapsed, counts["succeeded"],
+                 counts["retried"], counts["dead"], self.session.acked, self.session.nacked,
+                 self.session.returned, self.stale)

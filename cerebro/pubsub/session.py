@@ -1,0 +1,298 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: The AMQP session: consume module queues, publish outcomes with confirms, ack once confirmed, reconnect.
+Tagline: Hold the line open; when it drops, dial again and pick up where you were.
+
+A :class:`Session` owns one pika ``SelectConnection`` at a time and runs its
+IOLoop on its own thread; nothing else touches the connection. Deliveries go
+to an inbox queue for the worker; the worker hands outcomes back with
+:meth:`Session.submit` (thread-safe). Every outcome message is published
+persistent and mandatory on a channel in confirm mode, and the request is
+acked when all its messages are confirmed (nacked back to the queue when the
+broker refuses one), so nothing is acked before its answer is safe.
+
+Losing the connection (or the channel) stops the IOLoop; the thread declares
+the topology again and reconnects with capped exponential backoff, forever.
+Deliveries and outcomes of a lost connection are dropped by generation: the
+broker redelivers those requests. ``basic_qos`` caps the unacknowledged
+requests per module queue (``CEREBRO_PUBSUB_PREFETCH``); several processes
+consuming the same queues share the work.
+"""
+
+import functools
+import logging
+import os
+import threading
+import time
+
+import pika
+import pika.exceptions
+from pika.spec import Basic
+
+from cerebro.callbacks import backoff_delay
+from cerebro.pubsub import topology
+from cerebro.pubsub.contract import Delivery
+from cerebro.reporting import report
+
+log = logging.getLogger(__name__)
+
+
+class Session:
+    """The subscriber's AMQP connection and its IOLoop thread (see the module docstring)."""
+
+    def __init__(self, settings, names, functions, inbox, stop_event):
+        self.settings = settings
+        self.names = names
+        self.functions = functions
+        self.inbox = inbox
+        self.stop_event = stop_event
+        self.params = topology.parameters(settings, f"cerebro-subscribe-{os.getpid()}")
+        self.generation = 0
+        self.connection = None
+        self.channel = None
+        self.consumer_tags = []
+        self.pending = {}
+        self.sequence = 0
+        self.consuming = threading.Event()
+        self.returned = 0
+        self.acked = 0
+        self.nacked = 0
+        self._lock = threading.Lock()
+        self._thread = None
+        self._failures = 0
+
+    # -- the thread --
+
+    def start(self):
+        """Start the connection thread; returns at once (see :attr:`consuming`)."""
+        self._thread = threading.Thread(target=self._run, name="cerebro-amqp", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        """Declare, connect and run the IOLoop until stopped; reconnect after every loss."""
+        while not self.stop_event.is_set():
+            try:
+                self._declare()
+                connection = self._connect()
+                connection.ioloop.start()
+                connection.ioloop.close()
+            except Exception as exc:
+                if isinstance(exc, pika.exceptions.AMQPError) or isinstance(exc, OSError):
+                    log.warning("RabbitMQ at %s: %s", self._where(), exc or type(exc).__name__)
+                else:
+                    report(exc, f"subscriber connection failed: {type(exc).__name__}: {exc}",
+                           service="subscriber")
+            finally:
+                with self._lock:
+                    self.connection = self.channel = None
+                self.consuming.clear()
+            if self.stop_event.is_set():
+                break
+            delay = backoff_delay(self._failures, self.settings.pubsub_reconnect_backoff,
+                                  self.settings.pubsub_max_backoff)
+            self._failures += 1
+            log.warning("reconnecting to RabbitMQ in %.1fs", delay)
+            self.stop_event.wait(delay)
+        log.info("subscriber connection closed")
+
+    def _declare(self):
+        """Declare the topology with a short blocking connection (idempotent)."""
+        with pika.BlockingConnection(self.params) as connection:
+            topology.declare(connection.channel(), self.names, self.functions)
+
+    def _connect(self):
+        """A new SelectConnection for a new generation (its callbacks do the rest)."""
+        with self._lock:
+            self.generation += 1
+            self.pending = {}
+            self.sequence = 0
+            self.consumer_tags = []
+            self.connection = pika.SelectConnection(
+                self.params, on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error, on_close_callback=self._on_closed)
+            return self.connection
+
+    def _where(self):
+        """host:port/vhost of the broker, for logs (never the credentials)."""
+        return f"{self.params.host}:{self.params.port}/{self.params.virtual_host}"
+
+    # -- IOLoop callbacks --
+
+    def _on_open(self, connection):
+        """Connection open: open the channel."""
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_open_error(self, connection, error):
+        """Could not connect: stop the loop; the thread retries."""
+        log.warning("cannot connect to RabbitMQ at %s: %s", self._where(), error)
+        connection.ioloop.stop()
+
+    def _on_closed(self, connection, reason):
+        """Connection lost or closed: stop the loop; the thread reconnects unless stopping."""
+        self.consuming.clear()
+        dropped = len({id(o) for o in self.pending.values()})
+        if self.stop_event.is_set():
+            log.info("connection closed: %s", reason)
+        else:
+            log.warning("connection to RabbitMQ lost: %s%s", reason,
+                        f" ({dropped} request(s) awaiting confirms will be redelivered)"
+                        if dropped else "")
+        connection.ioloop.stop()
+
+    def _on_channel_open(self, channel):
+        """Channel open: confirm mode, then prefetch, then consume."""
+        self.channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.add_on_cancel_callback(self._on_cancelled)
+        channel.confirm_delivery(self._on_confirm, callback=self._on_confirm_mode)
+
+    def _on_confirm_mode(self, _frame):
+        """Confirm mode on: set the prefetch limit (per consumer)."""
+        self.channel.basic_qos(prefetch_count=self.settings.pubsub_prefetch,
+                               callback=self._on_qos)
+
+    def _on_qos(self, _frame):
+        """Prefetch set: consume every module queue."""
+        for module in sorted(self.functions):
+            queue = self.names.queue(module)
+            callback = functools.partial(self._on_message, module, queue, self.generation)
+            self.consumer_tags.append(self.channel.basic_consume(queue, callback))
+        self._failures = 0
+        self.consuming.set()
+        log.info("consuming %s from %s (prefetch %d per queue)",
+                 ", ".join(self.names.queue(m) for m in sorted(self.functions)), self._where(),
+                 self.settings.pubsub_prefetch)
+
+    def _on_channel_closed(self, channel, reason):
+        """The broker closed the channel: close the connection so everything starts afresh."""
+        if not self.stop_event.is_set():
+            log.warning("channel closed by RabbitMQ: %s", reason)
+        if self.connection is not None and self.connection.is_open:
+            self.connection.close()
+
+    def _on_cancelled(self, frame):
+        """The broker cancelled a consumer (its queue was deleted): reconnect and redeclare."""
+        log.warning("consumer cancelled by RabbitMQ (%s): reconnecting", frame.method)
+        if self.connection is not None and self.connection.is_open:
+            self.connection.close()
+
+    def _on_message(self, module, queue, generation, _channel, method, properties, body):
+        """A request: hand it to the worker."""
+        self.inbox.put(Delivery(generation, module, queue, method.delivery_tag,
+                                method.routing_key, method.redelivered, properties, body))
+
+    def _on_return(self, _channel, method, properties, _body):
+        """A mandatory message no queue took (the broker still confirms it)."""
+        self.returned += 1
+        log.warning("message %s for correlation id %s returned unroutable by %r/%r: %s "
+                    "(is the reply_to queue or the results queue declared?)",
+                    properties.message_id, properties.correlation_id, method.exchange,
+                    method.routing_key, method.reply_text)
+
+    def _on_confirm(self, frame):
+        """A publisher confirm (ack or nack, maybe for several messages): settle requests."""
+        method = frame.method
+        ok = isinstance(method, Basic.Ack)
+        if method.multiple:
+            done = []
+            for sequence in self.pending:
+                if sequence > method.delivery_tag:
+                    break
+                done.append(sequence)
+        else:
+            done = [method.delivery_tag]
+        for sequence in done:
+            outcome = self.pending.pop(sequence, None)
+            if outcome is None:
+                continue
+            outcome.waiting -= 1
+            outcome.nacked = outcome.nacked or not ok
+            if outcome.waiting == 0:
+                self._settle(outcome)
+
+    def _settle(self, outcome):
+        """Ack a request whose messages were all confirmed, else put it back in its queue."""
+        tag = outcome.delivery.tag
+        if outcome.nacked or not outcome.publishes:
+            log.warning("request %s: %s; requeued", outcome.delivery.message_id,
+                        "RabbitMQ refused its outcome" if outcome.nacked else "not handled")
+            self.channel.basic_nack(tag, requeue=True)
+            self.nacked += 1
+        else:
+            self.channel.basic_ack(tag)
+            self.acked += 1
+
+    def _publish(self, outcomes, generation):
+        """IOLoop side of :meth:`submit`: publish every message, remember what awaits confirms."""
+        channel = self.channel
+        if generation != self.generation or channel is None or not channel.is_open:
+            log.info("dropping %d outcome(s) of a lost connection: RabbitMQ redelivers them",
+                     len(outcomes))
+            return
+        for outcome in outcomes:
+            if not outcome.publishes:
+                self._settle(outcome)
+                continue
+            for message in outcome.publishes:
+                channel.basic_publish(message.exchange, message.routing_key, message.body,
+                                      message.properties, mandatory=message.mandatory)
+                self.sequence += 1
+                self.pending[self.sequence] = outcome
+                outcome.waiting += 1
+
+    # -- called from other threads --
+
+    def submit(self, outcomes, generation):
+        """Hand outcomes of deliveries of ``generation`` to the IOLoop (thread-safe)."""
+        with self._lock:
+            connection = self.connection
+            if connection is None or generation != self.generation:
+                return False
+            try:
+                connection.ioloop.add_callback_threadsafe(
+                    functools.partial(self._publish, outcomes, generation))
+            except Exception as exc:  # the loop is closing: the requests are redelivered
+                log.info("could not hand %d outcome(s) to the connection: %s", len(outcomes), exc)
+                return False
+        return True
+
+    def shutdown(self, timeout=10.0):
+        """Stop consuming, wait (up to ``timeout``) for outstanding confirms, close, join."""
+        deadline = time.monotonic() + timeout
+
+        def cancel():
+            """Cancel every consumer so no new requests arrive."""
+            if self.channel is not None and self.channel.is_open:
+                for tag in self.consumer_tags:
+                    self.channel.basic_cancel(tag)
+
+        def close_when_settled():
+            """Close once nothing awaits a confirm (or the deadline passed)."""
+            connection = self.connection
+            if connection is None:
+                return
+            if self.pending and time.monotonic() < deadline:
+                connection.ioloop.call_later(0.05, close_when_settled)
+                return
+            if self.pending:
+                log.warning("closing with %d message(s) unconfirmed: their requests will be "
+                            "redelivered", len(self.pending))
+            if connection.is_open:
+                connection.close()
+            else:
+                connection.ioloop.stop()
+
+        self.stop_event.set()
+        with self._lock:
+            connection = self.connection
+            if connection is not None:
+                try:
+                    connection.ioloop.add_callback_threadsafe(cancel)
+                    connection.ioloop.add_callback_threadsafe(close_when_settled)
+                except Exception as exc:
+                    log.info("connection already closing: %s", exc)
+        if self._thread is not None:
+            self._thread.join(timeout + 5)

@@ -1,0 +1,90 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: Declare the pub-sub topology: exchanges, module queues and bindings, retry queues, dead letters.
+Tagline: Lay the pipes before the water runs.
+
+Everything is durable and declaring is idempotent, so every subscriber (and
+the main app, or ``cerebro subscribe --declare-only``) may declare at start
+and after every reconnect. Per module::
+
+    <requests>.<module>        durable; bound by <module>.<function> for every function,
+                               and by <module>.* so a request for an unknown function is
+                               answered (not_found) instead of vanishing;
+                               x-dead-letter-exchange = <dlx>
+    <requests>.<module>.retry  durable, no consumer: a retried request waits here for its
+                               per-message TTL, then is dead-lettered back to the queue above
+
+and once: the topic exchanges ``<requests>``, ``<results>`` and ``<dlx>``, and
+the durable queue ``<dlx>`` bound to ``<dlx>`` by ``#``, keeping every dead letter.
+"""
+
+import logging
+
+import pika
+import pika.exceptions
+
+from cerebro.pubsub.contract import request_key
+from cerebro.settings import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+
+def parameters(settings, name="cerebro-subscribe"):
+    """Connection parameters from ``CEREBRO_BROKER_URL`` with Cerebro's timeouts."""
+    params = pika.URLParameters(settings.broker_url)
+    if not params.virtual_host:  # kombu's "amqp://host//" means the vhost "/"
+        params.virtual_host = "/"
+    params.heartbeat = settings.pubsub_heartbeat
+    params.blocked_connection_timeout = max(60, 2 * settings.pubsub_heartbeat)
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.client_properties = {"connection_name": name}
+    return params
+
+
+def queue_arguments(names):
+    """The arguments of a module queue (they must match wherever it is declared)."""
+    return {"x-dead-letter-exchange": names.dlx}
+
+
+def retry_queue_arguments(names, module):
+    """The arguments of a module's retry queue: expired messages go back to the module queue."""
+    return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.queue(module)}
+
+
+def declare(channel, names, functions):
+    """Declare everything on a blocking ``channel``; ``functions`` maps module -> function names.
+
+    A queue that exists with other arguments closes the channel; that is a
+    deployment mistake and raises :class:`ConfigurationError` naming it.
+    """
+    for exchange in (names.requests, names.results, names.dlx):
+        channel.exchange_declare(exchange, "topic", durable=True)
+    channel.queue_declare(names.dead_letter_queue, durable=True)
+    channel.queue_bind(names.dead_letter_queue, names.dlx, "#")
+    for module, funcs in sorted(functions.items()):
+        queue = names.queue(module)
+        try:
+            channel.queue_declare(queue, durable=True, arguments=queue_arguments(names))
+            channel.queue_declare(names.retry_queue(module), durable=True,
+                                  arguments=retry_queue_arguments(names, module))
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            raise ConfigurationError(f"queue {queue} (or its retry queue) exists with other "
+                                     f"arguments: {exc.reply_text}; delete it or change "
+                                     f"CEREBRO_PUBSUB_REQUESTS_EXCHANGE") from None
+        for function in sorted(funcs):
+            channel.queue_bind(queue, names.requests, request_key(module, function))
+        channel.queue_bind(queue, names.requests, f"{module}.*")
+
+
+def declare_with(settings, names, functions):
+    """Open a short blocking connection and :func:`declare`; raises pika's AMQP errors."""
+    connection = pika.BlockingConnection(parameters(settings, "cerebro-declare"))
+    try:
+        declare(connection.channel(), names, functions)
+    finally:
+        if connection.is_open:
+            connection.close()
+    log.info("declared %s -> %s, results %s, dead letters %s", names.requests,
+             ", ".join(names.queue(m) for m in sorted(functions)), names.results, names.dlx)
