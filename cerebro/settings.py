@@ -71,7 +71,11 @@ _SPEC = {
     "kafka_max_poll_interval_ms": ("CEREBRO_KAFKA_MAX_POLL_INTERVAL_MS", "300000", int,
                                    "Longest time between polls before the group evicts the consumer (ms)."),
     "consumer_concurrency": ("CEREBRO_CONSUMER_CONCURRENCY", "16", int,
-                             "Threads processing records and calling the main app concurrently."),
+                             "Threads running handlers (batches, or single events) concurrently."),
+    "consumer_http_connections": ("CEREBRO_CONSUMER_HTTP_CONNECTIONS", "8", int,
+                                  "Kept-alive connections the consumer opens to the main app."),
+    "consumer_http_pipeline": ("CEREBRO_CONSUMER_HTTP_PIPELINE", "16", int,
+                               "Main-app calls pipelined per connection (1: one at a time)."),
     "consumer_retries": ("CEREBRO_CONSUMER_RETRIES", "3", int,
                          "Retries of a failing handler before its record goes to <topic>.dlq."),
     "consumer_retry_backoff": ("CEREBRO_CONSUMER_RETRY_BACKOFF", "0.2", float,
@@ -183,6 +187,8 @@ class Settings:
     kafka_max_poll_records: int
     kafka_max_poll_interval_ms: int
     consumer_concurrency: int
+    consumer_http_connections: int
+    consumer_http_pipeline: int
     consumer_retries: int
     consumer_retry_backoff: float
     consumer_max_backoff: float
