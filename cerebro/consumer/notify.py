@@ -6,8 +6,9 @@ Tagline: Tell the main app what happened, once in its eyes, however often we kno
 
 Every processed event ends with a POST to ``CEREBRO_MAIN_APP_URL`` +
 ``CEREBRO_CONSUMER_CALLBACK_PATH`` (``{module}``, ``{function}`` and
-``{topic}`` are filled in) through the shared, keep-alive, signed
-:class:`~cerebro.callbacks.MainAppClient`. The body::
+``{topic}`` are filled in). A batch's calls go out together through the
+consumer's :class:`~cerebro.consumer.fastclient.FastClient` (kept-alive,
+pipelined, each call signed with :mod:`cerebro.callbacks.signing`). The body::
 
     {"event_id": "...", "topic": "listings", "partition": 3, "offset": 1234,
      "module": "vigilante", "function": "screen",
@@ -16,16 +17,31 @@ Every processed event ends with a POST to ``CEREBRO_MAIN_APP_URL`` +
 
 and the ``Idempotency-Key`` header is the event id (or ``topic-partition-offset``),
 so the main app drops the duplicates at-least-once delivery can cause.
+Retryable failures (timeouts, connection errors, 5xx, 408, 429) are retried
+``CEREBRO_CONSUMER_RETRIES`` times with backoff, all of a batch's together;
+a 4xx is final.
 """
 
 import threading
+from dataclasses import dataclass
 
 from cerebro import jsonio
-from cerebro.callbacks import MainAppClient, PermanentDeliveryError, backoff_delay
+from cerebro.callbacks import PermanentDeliveryError, backoff_delay
+from cerebro.consumer.fastclient import FastClient
 
 
 class CallbackUnavailable(Exception):
     """The main app did not take a call after the quick retries; try the event again later."""
+
+
+@dataclass
+class Note:
+    """One main-app call to make: the event, its endpoint, and the encoded body."""
+
+    event: object
+    endpoint: object
+    status: str
+    data: bytes
 
 
 class Notifier:
@@ -44,9 +60,10 @@ class Notifier:
 
     @classmethod
     def from_settings(cls, settings, stop_event=None):
-        """A notifier with its own keep-alive pool as large as the consumer's concurrency."""
-        client = MainAppClient(settings.callback_secret, timeout=settings.callback_timeout,
-                               maxsize=max(10, settings.consumer_concurrency))
+        """A notifier with its own pool of kept-alive, pipelined connections."""
+        client = FastClient(settings.callback_secret, timeout=settings.callback_timeout,
+                            connections=settings.consumer_http_connections,
+                            pipeline=settings.consumer_http_pipeline)
         return cls(client, settings.main_app_url, settings.consumer_callback_path,
                    settings.consumer_retries, settings.consumer_retry_backoff,
                    settings.consumer_max_backoff, stop_event)
@@ -75,31 +92,54 @@ class Notifier:
             body["result"] = result
         return body
 
-    def send(self, event, endpoint, status, result=None, error=None):
-        """POST one outcome. Returns the successful attempt; raises
-        :class:`~cerebro.callbacks.PermanentDeliveryError` when the main app refuses
-        it (a 4xx other than 408/429) and :class:`CallbackUnavailable` when every
-        quick retry failed (timeouts, connection errors, 5xx, 408, 429) or the
-        consumer is stopping."""
-        url = self.url(endpoint, event.topic)
-        data = jsonio.dumps(self.body(event, endpoint, status, result, error))
+    def note(self, event, endpoint, status, result=None, error=None):
+        """A :class:`Note` with its body encoded (``TypeError`` when the result is not JSON-able)."""
+        return Note(event, endpoint, status,
+                    jsonio.dumps(self.body(event, endpoint, status, result, error)))
+
+    def send_many(self, notes):
+        """POST every note; returns one outcome per note, in order: ``None`` (delivered),
+        :class:`~cerebro.callbacks.PermanentDeliveryError` (the main app refused it: a
+        4xx other than 408/429) or :class:`CallbackUnavailable` (every quick retry
+        failed: timeouts, connection errors, 5xx, 408, 429; or the consumer is stopping)."""
+        outcomes = [None] * len(notes)
+        pending = list(range(len(notes)))
         attempt = 0
-        while True:
-            outcome = self.client.attempt(url, data, event.key)
-            if outcome.ok:
-                return outcome
-            if not outcome.retryable:
-                raise PermanentDeliveryError(f"main app refused event {event.key}: "
-                                             f"{outcome.describe()}", url, event.key, outcome,
-                                             attempt + 1)
-            if attempt >= self.retries:
-                raise CallbackUnavailable(f"main app unavailable for event {event.key} after "
-                                          f"{attempt + 1} attempts: {outcome.describe()}")
-            delay = max(backoff_delay(attempt, self.backoff, self.max_backoff),
-                        min(outcome.retry_after or 0, self.max_backoff))
-            if self.stop_event.wait(delay):
-                raise CallbackUnavailable(f"stopping before event {event.key} was delivered")
+        while pending:
+            results = self.client.post_many(
+                [(self.url(notes[i].endpoint, notes[i].event.topic), notes[i].data,
+                  notes[i].event.key) for i in pending])
+            retry, delay = [], 0.0
+            for index, outcome in zip(pending, results):
+                key = notes[index].event.key
+                if outcome.ok:
+                    continue
+                if not outcome.retryable:
+                    outcomes[index] = PermanentDeliveryError(
+                        f"main app refused event {key}: {outcome.describe()}", outcome.url, key,
+                        outcome, attempt + 1)
+                elif attempt >= self.retries:
+                    outcomes[index] = CallbackUnavailable(
+                        f"main app unavailable for event {key} after {attempt + 1} attempts: "
+                        f"{outcome.describe()}")
+                else:
+                    retry.append(index)
+                    delay = max(delay, backoff_delay(attempt, self.backoff, self.max_backoff),
+                                min(outcome.retry_after or 0, self.max_backoff))
+            if retry and self.stop_event.wait(delay):
+                for index in retry:
+                    outcomes[index] = CallbackUnavailable(
+                        f"stopping before event {notes[index].event.key} was delivered")
+                break
+            pending = retry
             attempt += 1
+        return outcomes
+
+    def send(self, event, endpoint, status, result=None, error=None):
+        """POST one outcome; raises like :meth:`send_many` reports."""
+        outcome = self.send_many([self.note(event, endpoint, status, result, error)])[0]
+        if outcome is not None:
+            raise outcome
 
     def close(self):
         """Close the kept-alive connections."""

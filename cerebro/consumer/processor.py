@@ -1,15 +1,33 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: One record end to end: decode, validate, run (with retries), call the main app, or dead-letter.
-Tagline: Each letter is read, answered and filed, or set aside with a note saying why.
+Subject: A polled batch end to end: decode, validate, run per endpoint in batches, call the main app, or dead-letter.
+Tagline: Sort the sack by addressee, answer each pile at once, and file every letter.
 
-:meth:`Processor.process` never raises: every record ends ``done`` (handled
-and the main app told, or dead-lettered) or ``retry`` (the main app was
-unreachable, or the consumer is stopping), and the runner commits accordingly.
-Bad input (undecodable JSON, an invalid payload, a client error raised by the
-handler) is dead-lettered at once; a failing handler is retried
-``CEREBRO_CONSUMER_RETRIES`` times with exponential backoff first.
+:meth:`Processor.process_batch` never raises: every record ends ``done``
+(handled and the main app told, or dead-lettered) or ``retry`` (the main app
+was unreachable, or the consumer is stopping), and the runner commits
+accordingly. The steps, for one polled batch:
+
+1. decode every record; one that is not JSON is dead-lettered (stage ``decode``);
+2. validate it for each endpoint of its topic; invalid ones are dead-lettered
+   (stage ``validate``); the valid calls are grouped by endpoint;
+3. run each endpoint's group through :meth:`cerebro.dispatch.Dispatcher.run_batch`,
+   the same mechanism as REST micro-batching: a batch function
+   (``@endpoint(..., batch=Batching(max_size=N))``) gets up to ``N`` inputs per
+   call; a plain function is called once per event, spread over the thread pool;
+4. post every outcome to the main app together (:mod:`.notify`).
+
+Failures: a row error that is a client error (``InvalidPayload``...) is
+dead-lettered at once (stage ``handler``); any other is retried
+``CEREBRO_CONSUMER_RETRIES`` times with exponential backoff, then
+dead-lettered. When a *whole* batch call fails, it is bisected at once so one
+poison record does not fail its neighbours: halves that succeed are done,
+failing halves are split again down to the record. If both halves of a split
+fail too, the failure is not one record's (say the model is not loaded): the
+rows are retried as a batch, and only the last attempt isolates every record
+before dead-lettering. A dead-lettered record counts as done only once the
+dead-letter topic acknowledged it.
 """
 
 import logging
@@ -18,6 +36,7 @@ from dataclasses import dataclass, field
 
 from kafka.errors import KafkaError
 
+import sherlock
 from cerebro.callbacks import PermanentDeliveryError, backoff_delay
 from cerebro.consumer.dlq import dlq_topic
 from cerebro.consumer.notify import CallbackUnavailable
@@ -47,8 +66,24 @@ class Outcome:
     dead: int = 0
 
 
+@dataclass
+class _Item:
+    """One valid call of a batch: the record's outcome, its event and the prepared call."""
+
+    outcome: Outcome
+    event: object
+    call: object
+
+
+def _whole_failure(values):
+    """True when a multi-row batch call failed as a whole (every row the same error)."""
+    first = values[0]
+    return len(values) > 1 and isinstance(first, CerebroError) and \
+        all(value is first for value in values)
+
+
 class Processor:
-    """Processes records through the dispatch core, concurrently, on a thread pool."""
+    """Processes polled batches through the dispatch core (see the module docstring)."""
 
     def __init__(self, router, dispatcher, notifier, dead_letters, *, concurrency=16,
                  retries=3, backoff=0.2, max_backoff=30.0, stop_event):
@@ -56,96 +91,204 @@ class Processor:
         self.dispatcher = dispatcher
         self.notifier = notifier
         self.dead_letters = dead_letters
+        self.concurrency = max(1, concurrency)
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.stop_event = stop_event
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cerebro-event")
+        self.pool = ThreadPoolExecutor(max_workers=self.concurrency,
+                                       thread_name_prefix="cerebro-event")
+
+    # -- one polled batch --
 
     def process_batch(self, records, dlq_timeout=30.0):
-        """Process ``records`` concurrently and return their :class:`Outcome` list, in order.
-
-        A dead-lettered record counts as done only once the dead-letter topic
-        acknowledged it; otherwise it is retried later (it is never lost).
-        """
-        outcomes = list(self.pool.map(self.process, records))
-        if any(o.dead_letters for o in outcomes):
+        """Process ``records`` and return their :class:`Outcome` list, in order."""
+        outcomes = [Outcome(record) for record in records]
+        notes, groups = [], {}
+        for outcome in outcomes:
+            self._prepare(outcome, groups, notes)
+        for endpoint, items in groups.values():
             try:
-                self.dead_letters.flush(dlq_timeout)
-            except KafkaError as exc:
-                log.warning("dead-letter flush did not finish: %s", exc)
-            for outcome in outcomes:
-                for future in outcome.dead_letters:
-                    if not (future.is_done and future.succeeded()):
-                        error = future.exception if future.is_done else TimeoutError(
-                            f"not acknowledged within {dlq_timeout:g}s")
-                        log.warning("dead-lettering %s-%s-%s failed (%s); it will be retried",
-                                    outcome.record.topic, outcome.record.partition,
-                                    outcome.record.offset, error)
-                        outcome.status = RETRY
-                        break
+                values = self._run_group(endpoint, items)
+            except Exception as exc:  # a bug in the consumer itself: never stall the partition
+                error = InternalError(f"consumer failed on {endpoint.key}: {type(exc).__name__}")
+                report(exc, service="consumer", module=endpoint.module, function=endpoint.name,
+                       error_id=error.error_id, batch_size=len(items))
+                values = [error] * len(items)
+            for item, value in zip(items, values):
+                self._conclude(item, endpoint, value, notes)
+        self._notify(notes)
+        self._await_dead_letters(outcomes, dlq_timeout)
         return outcomes
 
     def process(self, record):
-        """Process one record; never raises (see the module docstring)."""
-        outcome = Outcome(record)
+        """Process one record (a batch of one)."""
+        return self.process_batch([record])[0]
+
+    def _prepare(self, outcome, groups, notes):
+        """Decode and validate one record, adding its valid calls to ``groups``."""
+        record = outcome.record
         endpoints = self.router.endpoints(record.topic)
         try:
             event = self.router.decode(record)
         except InvalidPayload as exc:
             for endpoint in endpoints:
-                self._dead_letter(outcome, exc.event, endpoint, exc, "decode")
-            return outcome
+                self._dead_letter(outcome, exc.event, endpoint, exc, "decode", notes)
+            return
         for endpoint in endpoints:
             try:
-                status = self._handle(outcome, event, endpoint)
-            except Exception as exc:  # a bug in the consumer itself: never stall the partition
-                error = InternalError(f"consumer failed on {endpoint.key}: {type(exc).__name__}")
-                report(exc, service="consumer", module=endpoint.module, function=endpoint.name,
-                       event_id=event.key, error_id=error.error_id)
-                self._dead_letter(outcome, event, endpoint, error, "consumer", notify=False)
-                status = DONE
-            if status == RETRY:
-                outcome.status = RETRY
-        return outcome
-
-    def _handle(self, outcome, event, endpoint):
-        """Validate, run with retries and tell the main app; returns ``done`` or ``retry``."""
-        try:
-            call = self.dispatcher.prepare(endpoint.module, endpoint.name,
-                                           self.router.payload_for(endpoint, event.payload))
-        except CerebroError as exc:
-            self._dead_letter(outcome, event, endpoint, exc, "validate")
-            return DONE
-        attempt = 0
-        while True:
-            try:
-                result = self.dispatcher.run(call, service="consumer", request_id=event.key)
-                break
+                call = self.dispatcher.prepare(endpoint.module, endpoint.name,
+                                               self.router.payload_for(endpoint, event.payload))
             except CerebroError as exc:
-                if exc.client_error or attempt >= self.retries:
-                    self._dead_letter(outcome, event, endpoint, exc, "handler")
-                    return DONE
-                delay = backoff_delay(attempt, self.backoff, self.max_backoff)
-                log.info("event %s: %s failed (%s); retry %d/%d in %.2fs", event.key,
-                         endpoint.key, exc.message, attempt + 1, self.retries, delay)
-                if self.stop_event.wait(delay):
-                    return RETRY
-                attempt += 1
-        try:
-            self.notifier.send(event, endpoint, "ok", result=result)
-        except PermanentDeliveryError as exc:
-            self._dead_letter(outcome, event, endpoint, CallbackRefused(str(exc)), "callback",
-                              notify=False)
-            return DONE
-        except CallbackUnavailable as exc:
-            log.warning("%s; the event will be processed again", exc)
-            return RETRY
-        outcome.handled += 1
-        return DONE
+                self._dead_letter(outcome, event, endpoint, exc, "validate", notes)
+                continue
+            group = groups.get(endpoint.key)
+            if group is None:
+                group = groups[endpoint.key] = (endpoint, [])
+            group[1].append(_Item(outcome, event, call))
 
-    def _dead_letter(self, outcome, event, endpoint, error, stage, notify=True):
-        """Send the record to ``<topic>.dlq``, report it, and tell the main app (best effort)."""
+    def _conclude(self, item, endpoint, value, notes):
+        """Turn one row's final value into a main-app note, a dead letter or a retry."""
+        if value is RETRY:
+            item.outcome.status = RETRY
+            return
+        if isinstance(value, CerebroError):
+            self._dead_letter(item.outcome, item.event, endpoint, value, "handler", notes)
+            return
+        try:
+            note = self.notifier.note(item.event, endpoint, "ok", result=value)
+        except TypeError as exc:
+            try:  # reports a result JSON cannot hold as the handler's bug
+                self.dispatcher.encode(value, item.call, service="consumer",
+                                       request_id=item.event.key)
+                error = InternalError(f"consumer could not encode the outcome of {endpoint.key}")
+                report(exc, service="consumer", module=endpoint.module, function=endpoint.name,
+                       event_id=item.event.key, error_id=error.error_id)
+            except CerebroError as encode_error:
+                error = encode_error
+            self._dead_letter(item.outcome, item.event, endpoint, error, "handler", notes)
+            return
+        notes.append((item.outcome, note, True))
+
+    # -- running handlers --
+
+    def _run_group(self, endpoint, items):
+        """Run every call of one endpoint, with retries; one value per item: a result,
+        a final :class:`CerebroError`, or :data:`RETRY` (stopping while waiting)."""
+        values = [None] * len(items)
+        pending = list(range(len(items)))
+        attempt = 0
+        while pending:
+            last = attempt >= self.retries
+            got = self._run_all(endpoint, [items[i] for i in pending], last)
+            retry, first = [], None
+            for index, value in zip(pending, got):
+                if isinstance(value, CerebroError) and not value.client_error and not last:
+                    retry.append(index)
+                    first = first or (items[index].event.key, value.message)
+                else:
+                    values[index] = value
+            if not retry:
+                break
+            delay = backoff_delay(attempt, self.backoff, self.max_backoff)
+            log.info("%d event(s) of %s failed (first %s: %s); retry %d/%d in %.2fs",
+                     len(retry), endpoint.key, first[0], first[1], attempt + 1, self.retries,
+                     delay)
+            if self.stop_event.wait(delay):
+                for index in retry:
+                    values[index] = RETRY
+                break
+            pending = retry
+            attempt += 1
+        return values
+
+    def _run_all(self, endpoint, items, thorough):
+        """One attempt at ``items``: batch functions in chunks of ``max_size`` (one at a
+        time, isolating whole-chunk failures), plain ones spread over the pool."""
+        if endpoint.batch is not None:
+            size = endpoint.batch.max_size
+            values = []
+            for start in range(0, len(items), size):
+                values += self._isolate(endpoint, items[start:start + size], thorough)
+            return values
+        size = -(-len(items) // self.concurrency)
+        chunks = [items[start:start + size] for start in range(0, len(items), size)]
+        values = []
+        for chunk_values in (map if len(chunks) == 1 else self.pool.map)(
+                lambda chunk: [self._run(endpoint, [item])[0] for item in chunk], chunks):
+            values += chunk_values
+        return values
+
+    def _isolate(self, endpoint, items, thorough):
+        """Run one chunk; when the whole call fails, find the rows that make it fail."""
+        values = self._run(endpoint, items)
+        if not _whole_failure(values):
+            return values
+        return self._bisect(endpoint, items, values[0], thorough)
+
+    def _bisect(self, endpoint, items, error, thorough):
+        """Values of ``items`` whose batch call failed as a whole with ``error``."""
+        mid = len(items) // 2
+        halves = (items[:mid], items[mid:])
+        outs = [self._run(endpoint, half) for half in halves]
+        failed = [len(half) > 1 and _whole_failure(out) or
+                  (len(half) == 1 and isinstance(out[0], CerebroError))
+                  for half, out in zip(halves, outs)]
+        if all(failed):
+            # Both halves fail: not one poison record. Retry them all later unless this
+            # is the last attempt (or a client error, never retried): then row by row.
+            if not (thorough or error.client_error):
+                return outs[0] + outs[1]
+            values = []
+            for half, out in zip(halves, outs):
+                values += out if len(half) == 1 else \
+                    [self._run(endpoint, [item])[0] for item in half]
+            return values
+        values = []
+        for half, out, bad in zip(halves, outs, failed):
+            values += self._bisect(endpoint, half, out[0], thorough) if bad and len(half) > 1 \
+                else out
+        return values
+
+    def _run(self, endpoint, items):
+        """One :meth:`~cerebro.dispatch.Dispatcher.run_batch` call; a lone event's id is
+        in Sherlock's context, so a handler's traceback is recorded with its event id."""
+        calls = [item.call for item in items]
+        keys = [item.event.key for item in items]
+        if len(items) == 1:
+            with sherlock.watching(event_id=keys[0]):
+                return self.dispatcher.run_batch(calls, service="consumer", request_ids=keys)
+        return self.dispatcher.run_batch(calls, service="consumer", request_ids=keys)
+
+    # -- the main app and the dead-letter topic --
+
+    def _notify(self, notes):
+        """Make every main-app call of the batch; a refused outcome is dead-lettered, an
+        undeliverable one makes its record retry later."""
+        if not notes:
+            return
+        try:
+            results = self.notifier.send_many([note for _, note, _ in notes])
+        except Exception as exc:  # a bug of ours: retry the records rather than lose them
+            report(exc, service="consumer", batch_size=len(notes))
+            results = [CallbackUnavailable(f"{type(exc).__name__}: {exc}")] * len(notes)
+        for (outcome, note, final), result in zip(notes, results):
+            if result is None:
+                if final:
+                    outcome.handled += 1
+            elif not final:
+                log.warning("event %s: the main app was not told it was dead-lettered: %s",
+                            note.event.key, result)
+            elif isinstance(result, PermanentDeliveryError):
+                self._dead_letter(outcome, note.event, note.endpoint, CallbackRefused(str(result)),
+                                  "callback", None)
+            else:
+                log.warning("%s; the event will be processed again", result)
+                outcome.status = RETRY
+
+    def _dead_letter(self, outcome, event, endpoint, error, stage, notes):
+        """Send the record to ``<topic>.dlq`` and report it; queue the main-app call telling
+        it (best effort) when ``notes`` is a list."""
         record = outcome.record
         target = dlq_topic(record.topic)
         report(error, f"event {event.key} ({event.position}) dead-lettered to {target} at stage "
@@ -155,17 +298,33 @@ class Processor:
         outcome.dead_letters.append(
             self.dead_letters.send(record, error, stage, event.key, endpoint.key))
         outcome.dead += 1
-        if not notify:
+        if notes is None:
             return
         detail = error.to_dict() if isinstance(error, CerebroError) else \
             {"type": type(error).__name__, "message": str(error), "field": None}
         detail.update({"stage": stage, "dlq_topic": target})
+        notes.append((outcome, self.notifier.note(event, endpoint, "dead_lettered", error=detail),
+                      False))
+
+    def _await_dead_letters(self, outcomes, dlq_timeout):
+        """Wait for the dead-letter sends; a record whose send failed is retried later."""
+        if not any(o.dead_letters for o in outcomes):
+            return
         try:
-            self.notifier.send(event, endpoint, "dead_lettered", error=detail)
-        except (PermanentDeliveryError, CallbackUnavailable) as exc:
-            log.warning("event %s: the main app was not told it was dead-lettered: %s",
-                        event.key, exc)
+            self.dead_letters.flush(dlq_timeout)
+        except KafkaError as exc:
+            log.warning("dead-letter flush did not finish: %s", exc)
+        for outcome in outcomes:
+            for future in outcome.dead_letters:
+                if not (future.is_done and future.succeeded()):
+                    error = future.exception if future.is_done else TimeoutError(
+                        f"not acknowledged within {dlq_timeout:g}s")
+                    log.warning("dead-lettering %s-%s-%s failed (%s); it will be retried",
+                                outcome.record.topic, outcome.record.partition,
+                                outcome.record.offset, error)
+                    outcome.status = RETRY
+                    break
 
     def close(self):
-        """Wait for running records and stop the thread pool."""
+        """Wait for running handlers and stop the thread pool."""
         self.pool.shutdown(wait=True)
