@@ -81,10 +81,18 @@ class Submitter:
         return 202, jsonio.dumps(body)
 
     def _publish(self, task_id, module, function, payload, meta):
-        """Record the task as queued in the result backend, then publish it (blocking)."""
-        self.app.backend.store_result(task_id, {"module": module, "function": function,
-                                                "submitted_at": meta["submitted_at"]},
-                                      states.PENDING)
+        """Record the task as queued in the result backend, then publish it (blocking).
+
+        The marker is written first so it can never overwrite a later state.
+        """
+        backend = self.app.backend
+        marker = {"status": states.PENDING, "task_id": task_id, "traceback": None,
+                  "children": [], "date_done": None,
+                  "result": {"module": module, "function": function,
+                             "submitted_at": meta["submitted_at"]}}
+        # One SET (Celery's store_result reads first): the worker's states overwrite it.
+        backend.client.set(backend.get_key_for_task(task_id), backend.encode(marker),
+                           ex=self.settings.result_expires)
         self.app.send_task(RUN_TASK, args=[module, function, payload, meta], task_id=task_id,
                            queue=queue_name(self.settings, module), retry=True,
                            retry_policy=self._retry_policy)

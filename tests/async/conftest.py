@@ -27,7 +27,7 @@ def receiver():
 def async_env(rabbit_url, redis_url, tmp_path, request):  # noqa: F811
     """Environment of API and worker processes for one test: its own queues and volume."""
     prefix = f"cerebro-test-{request.node.name[:30]}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    return {
+    env = {
         # the repository first: tests/sherlock would otherwise shadow the sherlock package
         "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)]),
         "CEREBRO_MODULES_PACKAGE": "fixture_modules",
@@ -45,6 +45,23 @@ def async_env(rabbit_url, redis_url, tmp_path, request):  # noqa: F811
         "SHERLOCK_DIR": str(tmp_path / "sherlock"),
         "CEREBRO_RELOAD_INTERVAL": "0.5",
     }
+    yield env
+    _delete_queues(rabbit_url, [f"{prefix}.{m}" for m in ("jobs", "listing_enrichment", "default")])
+
+
+def _delete_queues(url, names):
+    """Remove a test's durable queues from the (possibly shared) broker."""
+    from kombu import Connection
+    try:
+        with Connection(url, connect_timeout=2) as conn:
+            channel = conn.channel()
+            for name in names:
+                try:
+                    channel.queue_delete(name)
+                except Exception:  # a missing queue closes the channel: open a new one
+                    channel = conn.channel()
+    except OSError:
+        pass  # the broker is gone (private node already stopped): nothing left to clean
 
 
 class Worker:
