@@ -44,6 +44,7 @@ ERROR = "x-cerebro-error"                # the error message
 ERROR_ID = "x-cerebro-error-id"          # Sherlock's id for an internal error
 STAGE = "x-cerebro-stage"                # decode | validate | handler | redelivery
 SOURCE_QUEUE = "x-cerebro-source-queue"  # the module queue the request came from
+ISOLATE = "x-cerebro-isolate"            # run alone: it was held by a subscriber that died
 
 JSON = "application/json"
 PERSISTENT = pika.DeliveryMode.Persistent
@@ -139,6 +140,11 @@ class Delivery:
         props = self.properties
         self.message_id = props.message_id or props.correlation_id or f"amqp-{uuid.uuid4().hex}"
 
+    @property
+    def isolate(self):
+        """True when the request must run alone (it was held when a subscriber died)."""
+        return bool(self.headers.get(ISOLATE))
+
     def payload(self):
         """The decoded JSON body; raises :class:`InvalidPayload`."""
         if self.properties.content_encoding not in (None, "", "utf-8", "identity"):
@@ -199,12 +205,20 @@ def _copy(properties, headers, **changes):
     return pika.BasicProperties(delivery_mode=PERSISTENT, headers=headers, **values)
 
 
-def retry_message(names, delivery, delay):
-    """The request again, to its module's retry queue, counted and delayed ``delay`` seconds."""
+def retry_message(names, delivery, delay, *, charge=True, isolate=None):
+    """The request again, to its module's retry queue, delayed ``delay`` seconds.
+
+    ``charge`` counts an attempt (``x-cerebro-attempts`` + 1); ``isolate`` sets
+    or keeps the ``x-cerebro-isolate`` mark (None keeps what the request had).
+    """
     headers = dict(delivery.headers)
-    headers[ATTEMPTS] = delivery.attempts + 1
+    headers[ATTEMPTS] = delivery.attempts + (1 if charge else 0)
     headers[ROUTING_KEY] = delivery.key
+    if isolate is not None:
+        headers[ISOLATE] = 1 if isolate else 0
     headers.pop("x-death", None)  # the broker's dead-lettering history grows otherwise
+    for name in [h for h in headers if h.startswith("x-first-death-") or h.startswith("x-last-death-")]:
+        headers.pop(name)
     props = _copy(delivery.properties, headers, message_id=delivery.message_id,
                   expiration=str(max(1, int(delay * 1000))))
     return Publish("", names.retry_queue(delivery.module), delivery.body, props)

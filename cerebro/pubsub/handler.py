@@ -13,9 +13,12 @@ published (and confirmed) before the request is acked:
 * our failure (a bug, a model not loaded): the request again, to the module's
   retry queue with ``x-cerebro-attempts`` + 1 and an exponential delay; past
   ``CEREBRO_PUBSUB_RETRIES`` retries, a failed result and a dead letter;
-* a redelivery (a subscriber died holding it, or RabbitMQ went away): counted
-  as an attempt the same way before it runs again, so a message that kills
-  its subscriber is dead-lettered after the retry limit instead of looping.
+* a redelivery (a subscriber died holding it, or RabbitMQ went away): the
+  request may be the culprit or a bystander, so it is not charged but marked
+  ``x-cerebro-isolate`` and sent round again; an isolated request runs alone
+  (see :mod:`.runner`), and when *that* is redelivered it is charged an
+  attempt. A message that kills its subscriber is thus dead-lettered after
+  the retry limit instead of looping, and its neighbours are not.
 
 Valid calls to one endpoint are run together through ``Dispatcher.run_batch``
 (in chunks of the endpoint's batch size): a batch function such as
@@ -74,10 +77,16 @@ class Handler:
 
     def _prepare(self, delivery):
         """A validated call, or the outcome of a delivery that will not run now."""
-        if delivery.redelivered:
+        if delivery.redelivered and delivery.isolate:
+            # It ran alone and its subscriber died (or lost RabbitMQ): charge it.
             return self._again(delivery, RedeliveryLimit(
-                f"redelivered {delivery.attempts + 1} times without an answer: a subscriber "
-                f"died or lost RabbitMQ while holding it"), "redelivery")
+                f"redelivered {delivery.attempts + 1} times while running alone: it kills "
+                f"its subscriber (or RabbitMQ kept going away)"), "redelivery")
+        if delivery.redelivered:
+            # Held by a subscriber that died: maybe the culprit, maybe a bystander. Not
+            # charged; from now on it runs alone, so a next death is its own.
+            return Outcome(delivery, "isolated", [retry_message(
+                self.names, delivery, self.backoff / 10, charge=False, isolate=True)])
         try:
             payload = delivery.payload()
         except CerebroError as error:
@@ -113,6 +122,15 @@ class Handler:
                 outcomes.append(self._again(delivery, error, "handler"))
                 continue
             outcomes.append(Outcome(delivery, "succeeded", [publish]))
+        return outcomes
+
+    def defer(self, deliveries):
+        """Outcomes sending requests back through the retry queue unchanged and uncharged
+        (isolated requests waiting for their turn to run alone)."""
+        outcomes = [Outcome(d, "deferred", [retry_message(self.names, d, self.backoff / 10,
+                                                          charge=False)]) for d in deliveries]
+        for outcome in outcomes:
+            self.counts[outcome.kind] += 1
         return outcomes
 
     def _again(self, delivery, error, stage):

@@ -9,7 +9,9 @@ The worker runs on the main thread (so signals reach it) while the
 round takes every delivery waiting in the inbox (at most the prefetch window
 of every queue), drops those of a lost connection (RabbitMQ redelivers them),
 hands them to the :class:`~cerebro.pubsub.handler.Handler` as one batch and
-gives the outcomes back to the session to publish, confirm and ack. SIGTERM
+gives the outcomes back to the session to publish, confirm and ack. An
+isolated request (``x-cerebro-isolate``: it was held by a subscriber that died)
+runs alone, with deliveries paused, so its own crash is charged to it only. SIGTERM
 ends the loop after the batch in hand; the session then waits for its
 confirms and closes, so unanswered requests go back to their queues.
 """
@@ -62,14 +64,62 @@ class Runner:
     def round(self, batch):
         """Handle one batch of the current connection and submit its outcomes."""
         generation = self.session.generation
-        fresh = [d for d in batch if d.generation == generation]
-        self.stale += len(batch) - len(fresh)
+        fresh = self._current(batch, generation)
         if not fresh:
             return
-        outcomes = self.handler.handle(fresh)
-        self.requests += len(fresh)
-        if not self.session.submit(outcomes, generation):
-            self.stale += len(fresh)
+        if any(_runs_alone(d) for d in fresh):
+            self.isolated(fresh, generation)
+        else:
+            self._submit(self.handler.handle(fresh), generation)
+
+    def isolated(self, batch, generation):
+        """Run one isolated request with nothing else held, so that if it kills the process
+        no other request is redelivered on its account.
+
+        Deliveries stop (consumers cancelled), everything else held is handled
+        and settled first, other isolated requests go round again, then the
+        one runs alone and is settled before deliveries resume.
+        """
+        if not self.session.pause(generation):
+            return
+        try:
+            batch = batch + self._current(self._drain(), generation)
+            alone = [d for d in batch if _runs_alone(d)]
+            others = [d for d in batch if not _runs_alone(d)]
+            outcomes = self.handler.handle(others) + self.handler.defer(alone[1:])
+            if outcomes and not self._submit(outcomes, generation):
+                return
+            if not self.session.wait_settled(generation, held=1):
+                return
+            log.info("running request %s (%s) alone: it was held by a subscriber that died",
+                     alone[0].message_id, alone[0].key)
+            if self._submit(self.handler.handle(alone[:1]), generation):
+                self.session.wait_settled(generation)
+        finally:
+            self.session.resume(generation)
+
+    def _current(self, batch, generation):
+        """The deliveries of ``generation`` (those of a lost connection are redelivered)."""
+        fresh = [d for d in batch if d.generation == generation]
+        self.stale += len(batch) - len(fresh)
+        return fresh
+
+    def _drain(self):
+        """Everything in the inbox now, without waiting."""
+        items = []
+        while True:
+            try:
+                items.append(self.inbox.get_nowait())
+            except queue.Empty:
+                return items
+
+    def _submit(self, outcomes, generation):
+        """Hand outcomes to the session; False when their connection is gone."""
+        self.requests += len(outcomes)
+        if self.session.submit(outcomes, generation):
+            return True
+        self.stale += len(outcomes)
+        return False
 
     def maybe_log(self, force=False):
         """Log the counters every :data:`STATS_INTERVAL` seconds (or when ``force``)."""
@@ -84,3 +134,8 @@ class Runner:
                  "connection", self.requests, self.requests / elapsed, counts["succeeded"],
                  counts["retried"], counts["dead"], self.session.acked, self.session.nacked,
                  self.session.returned, self.stale)
+
+
+def _runs_alone(delivery):
+    """True for an isolated request to run now (a redelivered one is charged, not run)."""
+    return delivery.isolate and not delivery.redelivered

@@ -55,6 +55,9 @@ class Session:
         self.pending = {}
         self.sequence = 0
         self.consuming = threading.Event()
+        self.paused = threading.Event()
+        self.received = 0
+        self.settled = 0
         self.returned = 0
         self.acked = 0
         self.nacked = 0
@@ -109,6 +112,7 @@ class Session:
             self.pending = {}
             self.sequence = 0
             self.consumer_tags = []
+            self.received = self.settled = 0
             self.connection = pika.SelectConnection(
                 self.params, on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error, on_close_callback=self._on_closed)
@@ -156,15 +160,47 @@ class Session:
 
     def _on_qos(self, _frame):
         """Prefetch set: consume every module queue."""
-        for module in sorted(self.functions):
-            queue = self.names.queue(module)
-            callback = functools.partial(self._on_message, module, queue, self.generation)
-            self.consumer_tags.append(self.channel.basic_consume(queue, callback))
+        self._consume_all()
         self._failures = 0
         self.consuming.set()
         log.info("consuming %s from %s (prefetch %d per queue)",
                  ", ".join(self.names.queue(m) for m in sorted(self.functions)), self._where(),
                  self.settings.pubsub_prefetch)
+
+    def _consume_all(self):
+        """Start one consumer per module queue."""
+        for module in sorted(self.functions):
+            queue = self.names.queue(module)
+            callback = functools.partial(self._on_message, module, queue, self.generation)
+            self.consumer_tags.append(self.channel.basic_consume(queue, callback))
+
+    def _pause(self, generation):
+        """Cancel every consumer; set :attr:`paused` once the broker confirmed every cancel
+        (deliveries sent before that are in the inbox by then)."""
+        channel = self.channel
+        if generation != self.generation or channel is None or not channel.is_open:
+            return
+        tags, self.consumer_tags = self.consumer_tags, []
+        remaining = {"count": len(tags)}
+
+        def cancelled(_frame):
+            """One consumer cancelled."""
+            remaining["count"] -= 1
+            if remaining["count"] == 0:
+                self.paused.set()
+
+        for tag in tags:
+            channel.basic_cancel(tag, callback=cancelled)
+        if not tags:
+            self.paused.set()
+
+    def _resume(self, generation):
+        """Consume again after a pause."""
+        channel = self.channel
+        self.paused.clear()
+        if generation == self.generation and channel is not None and channel.is_open \
+                and not self.consumer_tags and not self.stop_event.is_set():
+            self._consume_all()
 
     def _on_channel_closed(self, channel, reason):
         """The broker closed the channel: close the connection so everything starts afresh."""
@@ -181,6 +217,7 @@ class Session:
 
     def _on_message(self, module, queue, generation, _channel, method, properties, body):
         """A request: hand it to the worker."""
+        self.received += 1
         self.inbox.put(Delivery(generation, module, queue, method.delivery_tag,
                                 method.routing_key, method.redelivered, properties, body))
 
@@ -224,6 +261,7 @@ class Session:
         else:
             self.channel.basic_ack(tag)
             self.acked += 1
+        self.settled += 1
 
     def _publish(self, outcomes, generation):
         """IOLoop side of :meth:`submit`: publish every message, remember what awaits confirms."""
@@ -247,17 +285,42 @@ class Session:
 
     def submit(self, outcomes, generation):
         """Hand outcomes of deliveries of ``generation`` to the IOLoop (thread-safe)."""
+        return self._call(generation, self._publish, outcomes, generation)
+
+    def _call(self, generation, func, *args):
+        """Run ``func(*args)`` on the IOLoop of ``generation``; False when that connection is gone."""
         with self._lock:
             connection = self.connection
             if connection is None or generation != self.generation:
                 return False
             try:
-                connection.ioloop.add_callback_threadsafe(
-                    functools.partial(self._publish, outcomes, generation))
+                connection.ioloop.add_callback_threadsafe(functools.partial(func, *args))
             except Exception as exc:  # the loop is closing: the requests are redelivered
-                log.info("could not hand %d outcome(s) to the connection: %s", len(outcomes), exc)
+                log.info("connection closing: %s", exc)
                 return False
         return True
+
+    def pause(self, generation, timeout=10.0):
+        """Stop deliveries and wait until the broker confirmed it; False when the connection
+        was lost (or the wait timed out) meanwhile."""
+        self.paused.clear()
+        if not self._call(generation, self._pause, generation):
+            return False
+        return self.paused.wait(timeout) and generation == self.generation
+
+    def resume(self, generation):
+        """Consume again after :meth:`pause` (a no-op on a lost connection)."""
+        self._call(generation, self._resume, generation)
+
+    def wait_settled(self, generation, held=0, timeout=10.0):
+        """Wait until every delivery of ``generation`` but ``held`` is acked or requeued;
+        False when the connection was lost or the wait timed out."""
+        deadline = time.monotonic() + timeout
+        while generation == self.generation and time.monotonic() < deadline:
+            if self.received - self.settled <= held:
+                return True
+            time.sleep(0.002)
+        return False
 
     def shutdown(self, timeout=10.0):
         """Stop consuming, wait (up to ``timeout``) for outstanding confirms, close, join."""
