@@ -1,5 +1,5 @@
 """A stand-in for the main app: a small asyncio HTTP/1.1 server counting the consumer's calls
-by idempotency key, fast enough (tens of microseconds a request) never to be the bottleneck.
+by idempotency key, fast enough (~20 microseconds a request, pipelined) never to be the bottleneck.
 
 Run as a process: ``python tests/mainapp_receiver.py --port P [--secret S] [--fail-first N]``.
 ``POST /<any path>`` records the call (401 when ``--secret`` is given and the
@@ -55,7 +55,7 @@ class State:
             self.signature_errors += 1
             return 401, b"bad signature"
         key = headers.get(b"idempotency-key", b"").decode()
-        status = orjson.loads(body).get("status")
+        status = str(orjson.loads(body).get("status"))
         self.calls += 1
         self.by_status[status] += 1
         entry = self.keys.get(key)
@@ -70,11 +70,12 @@ REASONS = {200: b"OK", 401: b"Unauthorized", 404: b"Not Found", 503: b"Service U
 
 
 class Http(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection: parses requests with Content-Length bodies."""
+    """One keep-alive HTTP/1.1 connection: parses (pipelined) requests with Content-Length
+    bodies and answers all the requests of one read with one write."""
 
     def __init__(self, state):
         self.state = state
-        self.buffer = b""
+        self.buffer = bytearray()
         self.transport = None
 
     def connection_made(self, transport):
@@ -82,27 +83,38 @@ class Http(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data):
-        """Answer every complete request in the buffer."""
-        self.buffer += data
+        """Answer every complete request in the buffer, in one write."""
+        buffer = self.buffer
+        buffer += data
+        pos, out, close = 0, [], False
         while True:
-            end = self.buffer.find(b"\r\n\r\n")
+            end = buffer.find(b"\r\n\r\n", pos)
             if end < 0:
-                return
-            head = self.buffer[:end].split(b"\r\n")
+                break
+            head = bytes(buffer[pos:end]).split(b"\r\n")
             headers = {}
             for line in head[1:]:
                 name, _, value = line.partition(b":")
                 headers[name.strip().lower()] = value.strip()
             length = int(headers.get(b"content-length", b"0"))
-            if len(self.buffer) < end + 4 + length:
-                return
-            body = self.buffer[end + 4:end + 4 + length]
-            self.buffer = self.buffer[end + 4 + length:]
+            if len(buffer) < end + 4 + length:
+                break
+            body = bytes(buffer[end + 4:end + 4 + length])
+            pos = end + 4 + length
             method, target = head[0].split(b" ")[:2]
-            self.respond(method, target.decode(), headers, body)
+            out.append(self.respond(method, target.decode(), headers, body))
+            if headers.get(b"connection", b"").lower() == b"close":
+                close = True
+                break
+        if pos:
+            del buffer[:pos]
+        if out:
+            self.transport.write(b"".join(out))
+        if close:
+            self.transport.close()
 
     def respond(self, method, target, headers, body):
-        """Route one request and write the response."""
+        """Route one request; returns the bytes of its response."""
         path, _, query = target.partition("?")
         if method == b"GET" and path == "/stats":
             status, out = 200, self.state.stats("keys=1" in query)
@@ -110,10 +122,8 @@ class Http(asyncio.Protocol):
             status, out = self.state.post(path, headers, body)
         else:
             status, out = 404, b"not found"
-        self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\n\r\n" % (status, REASONS[status], len(out)) + out)
-        if headers.get(b"connection", b"").lower() == b"close":
-            self.transport.close()
+        return (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % (status, REASONS[status], len(out)) + out)
 
 
 async def serve(port, state):

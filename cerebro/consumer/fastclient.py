@@ -23,8 +23,9 @@ connection, for a main app (or a proxy in front of it) that mishandles
 pipelining. Redirects are never followed (a 3xx is final). A connection the
 server closes (``Connection: close``, idle keep-alive timeout, a request cap
 such as Tomcat's ``maxKeepAliveRequests``) has its unanswered requests sent
-again on another connection, at most :data:`MAX_RESENDS` times; a request
-with no answer byte for ``timeout`` seconds fails as retryable.
+again on another connection (at most :data:`MAX_RESENDS` times from
+connections that answered nothing at all); a request with no answer byte for
+``timeout`` seconds fails as retryable.
 """
 
 import asyncio
@@ -155,6 +156,7 @@ class _Connection(asyncio.Protocol):
         self.closing = False
         self.last_activity = 0.0
         self.timer = None
+        self.answered = 0
 
     # -- asyncio callbacks --
 
@@ -251,6 +253,7 @@ class _Connection(asyncio.Protocol):
 
     def _done(self, call, response, body):
         """Hand a call its answer."""
+        self.answered += 1
         call.batch.finish(call, AttemptResult(call.url, response.status, None,
                                               self.pool.loop.time() - call.sent_at,
                                               response.retry_after, body))
@@ -277,7 +280,7 @@ class _Connection(asyncio.Protocol):
         self.response = None
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort() if not resend else self.transport.close()
-        self.pool.lost(self, inflight, reason, resend)
+        self.pool.lost(self, inflight, reason, resend, progress=self.answered > 0)
 
 
 class _Pool:
@@ -345,14 +348,20 @@ class _Pool:
         self.connections.append(connection)
         self.dispatch()
 
-    def lost(self, connection, inflight, reason, resend):
-        """A connection is gone: drop it; its unanswered calls are resent or failed."""
+    def lost(self, connection, inflight, reason, resend, progress=False):
+        """A connection is gone: drop it; its unanswered calls are resent or failed.
+
+        A connection that answered something before closing (a keep-alive cap, or
+        ``Connection: close``) costs its unanswered calls nothing: they go first
+        on the next connection, so they progress. One that answered nothing counts
+        against :data:`MAX_RESENDS`.
+        """
         if connection in self.connections:
             self.connections.remove(connection)
         retry = []
         for call in inflight:
-            if resend and call.resends < MAX_RESENDS:
-                call.resends += 1
+            if resend and (progress or call.resends < MAX_RESENDS):
+                call.resends += 0 if progress else 1
                 retry.append(call)
             else:
                 call.batch.finish(call, AttemptResult(call.url, None, reason,
