@@ -36,6 +36,7 @@ class Names:
         self.results = f"{prefix}.results"
         self.dlx = f"{prefix}.dlx"
         self.results_queue = f"{prefix}.results.all"
+        self.extra_queues = []  # queues a test's own client declared
 
     def env(self):
         """The settings that point a subscriber at these names."""
@@ -101,7 +102,7 @@ class Client:
         except pika.exceptions.AMQPError:
             return
         channel = connection.channel()
-        for queue in [self.names.results_queue, self.names.dlx,
+        for queue in [self.names.results_queue, self.names.dlx, *self.names.extra_queues,
                       *[f"{self.names.requests}.{m}" for m in modules],
                       *[f"{self.names.requests}.{m}.retry" for m in modules]]:
             channel.queue_delete(queue)
