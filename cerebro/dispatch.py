@@ -41,15 +41,17 @@ class Dispatcher:
         endpoint = self.registry.endpoint(module, function)
         return Call(endpoint, endpoint.schema.validate(payload))
 
-    def run(self, call, *, service="api", request_id=None):
+    def run(self, call, *, service="api", request_id=None, **context):
         """Call the function and return its result.
 
         A :class:`CerebroError` raised by the function passes through (it is
         typed already); anything else is a bug: it is reported with its
-        context and raised as :class:`InternalError` carrying an error id.
+        context (``service``, ``request_id`` and any ``task_id=``/``event_id=``
+        given) and raised as :class:`InternalError` carrying an error id.
         """
         if call.endpoint.batch is not None:
-            outcome = self.run_batch([call], service=service, request_ids=[request_id])[0]
+            outcome = self.run_batch([call], service=service, request_ids=[request_id],
+                                     **context)[0]
             if isinstance(outcome, CerebroError):
                 raise outcome
             return outcome
@@ -58,9 +60,9 @@ class Dispatcher:
         except CerebroError:
             raise
         except Exception as exc:
-            raise self._internal(exc, call, service, request_id) from exc
+            raise self._internal(exc, call, service, request_id, **context) from exc
 
-    def run_batch(self, calls, *, service="api", request_ids=None):
+    def run_batch(self, calls, *, service="api", request_ids=None, **context):
         """Run calls to one endpoint; return one outcome per call, in order.
 
         An outcome is the call's result or the :class:`CerebroError` it failed
@@ -75,7 +77,8 @@ class Dispatcher:
             outcomes = []
             for call, request_id in zip(calls, request_ids):
                 try:
-                    outcomes.append(self.run(call, service=service, request_id=request_id))
+                    outcomes.append(self.run(call, service=service, request_id=request_id,
+                                             **context))
                 except CerebroError as error:
                     outcomes.append(error)
             return outcomes
@@ -89,7 +92,7 @@ class Dispatcher:
             return [error] * len(calls)
         except Exception as exc:
             error = self._internal(exc, calls[0], service, ",".join(filter(None, request_ids))
-                                   or None, batch_size=len(calls))
+                                   or None, batch_size=len(calls), **context)
             return [error] * len(calls)
 
     def run_json(self, call, *, service="api", request_id=None):

@@ -108,7 +108,8 @@ def run(self, module, function, payload, meta):
     try:
         st = state()
         call = st.dispatcher.prepare(module, function, payload)
-        result = st.dispatcher.run(call, service="worker", request_id=task_id)
+        result = st.dispatcher.run(call, service="worker", request_id=meta.get("request_id"),
+                                   task_id=task_id)
     except ModelNotReady as exc:
         waited = _now() - float(meta.get("submitted_at") or started)
         if waited < settings.model_wait:

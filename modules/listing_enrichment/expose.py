@@ -55,13 +55,14 @@ def _neighbourhood(latitude, longitude):
     "bhk": Field(int, minimum=1, maximum=10),
     "area_sqft": Field(float, minimum=100, maximum=20000),
     "rent": Field(float, minimum=1, maximum=10_000_000, description="Monthly rent (INR)."),
-}, external=True)
+}, external=True, example={"listing_id": "L-1001", "latitude": 12.9352, "longitude": 77.6245,
+                           "bhk": 2, "area_sqft": 1100, "rent": 32000})
 def enrich(listing_id, latitude, longitude, bhk, area_sqft, rent):
     """Enrich a listing with nearby amenities and score its demand (async: 202 + callback)."""
     from modules.listing_enrichment.src.transform import features
     from modules.listing_enrichment.src.model import score
-    pipeline = MODEL.get()
-    version = MODEL.version
+    loaded = MODEL.current()  # model and version from one snapshot, even mid-swap
+    pipeline, version = loaded.obj, loaded.version
     hood = _neighbourhood(latitude, longitude)
     listing = {"bhk": bhk, "area_sqft": area_sqft, "rent": rent}
     probability = score(pipeline, features(listing, hood))

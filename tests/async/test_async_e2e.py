@@ -23,6 +23,16 @@ def _status(server, task_id):
     return body
 
 
+def _sherlock_records(directory):
+    """Every record in Sherlock's JSON-lines files under ``directory``."""
+    import json
+    from pathlib import Path
+    records = []
+    for path in Path(directory).glob("sherlock.jsonl*"):
+        records += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return records
+
+
 def test_submit_202_signed_callback_and_status(async_env, server_factory, worker_factory):
     rec = Receiver(SECRET, port=_main_app_port(async_env))
     other = Receiver(SECRET)
@@ -66,6 +76,13 @@ def test_submit_202_signed_callback_and_status(async_env, server_factory, worker
         assert failed["body"]["status"] == "failed"
         assert failed["body"]["error"]["type"] == "internal" and failed["body"]["error"]["error_id"]
         assert _status(server, body["task_id"])["status"] == "failed"
+        # ... and Sherlock recorded the worker's exception with its task id and error id
+        records = _sherlock_records(async_env["SHERLOCK_DIR"])
+        crash = [r for r in records if r.get("task_id") == body["task_id"]]
+        assert len(crash) == 1 and crash[0]["service"] == "worker"
+        assert (crash[0]["module"], crash[0]["function"]) == ("jobs", "crash")
+        assert crash[0]["error_id"] == failed["body"]["error"]["error_id"]
+        assert "Traceback" in crash[0]["traceback"]
         assert server.get("/v1/tasks/00000000-0000-0000-0000-000000000000")[0] == 404
         time.sleep(0.5)
         assert len(rec.received) == 2  # exactly one callback per task
