@@ -154,7 +154,8 @@ def main():
     app = MainApp(args.broker_url, names)
     try:
         app.run(200, 64)  # warm-up: model loaded, caches and connections hot
-        print(f"\none `cerebro subscribe` process (prefetch {args.prefetch}), rent_predictor.predict, "
+        print(f"\none `cerebro subscribe` process (prefetch {args.prefetch}), "
+              f"rent_predictor.predict, "
               f"{args.requests} requests per row, persistent messages, publisher confirms\n")
         print(f"{'window':>7} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
               f"{'max ms':>8} {'failed':>6}")

@@ -148,7 +148,8 @@ class Delivery:
     def payload(self):
         """The decoded JSON body; raises :class:`InvalidPayload`."""
         if self.properties.content_encoding not in (None, "", "utf-8", "identity"):
-            raise InvalidPayload(f"unsupported content encoding {self.properties.content_encoding!r}")
+            raise InvalidPayload("unsupported content encoding "
+                                 f"{self.properties.content_encoding!r}")
         return jsonio.loads(self.body)
 
 
@@ -217,7 +218,7 @@ def retry_message(names, delivery, delay, *, charge=True, isolate=None):
     if isolate is not None:
         headers[ISOLATE] = 1 if isolate else 0
     headers.pop("x-death", None)  # the broker's dead-lettering history grows otherwise
-    for name in [h for h in headers if h.startswith("x-first-death-") or h.startswith("x-last-death-")]:
+    for name in [h for h in headers if h.startswith(("x-first-death-", "x-last-death-"))]:
         headers.pop(name)
     props = _copy(delivery.properties, headers, message_id=delivery.message_id,
                   expiration=str(max(1, int(delay * 1000))))

@@ -288,7 +288,7 @@ class Session:
         return self._call(generation, self._publish, outcomes, generation)
 
     def _call(self, generation, func, *args):
-        """Run ``func(*args)`` on the IOLoop of ``generation``; False when that connection is gone."""
+        """Run ``func(*args)`` on the IOLoop of ``generation``; False when it is gone."""
         with self._lock:
             connection = self.connection
             if connection is None or generation != self.generation:

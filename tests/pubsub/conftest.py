@@ -224,7 +224,8 @@ class _Harness:
                 "CEREBRO_DATA_VOLUME": self.tmp_path / "volume",
                 "SHERLOCK_DIR": self.tmp_path / "sherlock", **self.names.env()}
         base.update(env)
-        sub = Subscriber(cerebro_env(**base), self.tmp_path / f"subscriber-{len(self.subscribers)}.log")
+        log_path = self.tmp_path / f"subscriber-{len(self.subscribers)}.log"
+        sub = Subscriber(cerebro_env(**base), log_path)
         self.subscribers.append(sub)
         return sub
 
