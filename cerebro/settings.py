@@ -26,6 +26,18 @@ def _flag(value):
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _tristate(value):
+    """Read ``auto``, or a boolean as ``true``/``false`` (the words supervisord expects)."""
+    text = value.strip().lower()
+    if text == "auto":
+        return "auto"
+    if text in ("1", "true", "yes", "on"):
+        return "true"
+    if text in ("0", "false", "no", "off"):
+        return "false"
+    raise ValueError("expected auto, true or false")
+
+
 # name -> (environment variable, default as text, parser, help)
 _SPEC = {
     "data_volume": ("CEREBRO_DATA_VOLUME", str(PROJECT_ROOT / "data_volume"), Path,
@@ -153,6 +165,36 @@ _SPEC = {
                            "Longest retry or reconnect delay in seconds."),
     "pubsub_heartbeat": ("CEREBRO_PUBSUB_HEARTBEAT", "30", int,
                          "AMQP heartbeat in seconds: how fast a silent broker is noticed."),
+    # Operations: supervisord (supervisord.conf), cerebro up/down/status/beat
+    "state_dir": ("CEREBRO_STATE_DIR", str(PROJECT_ROOT / "var"), Path,
+                  "Runtime state: supervisord pid/socket, beat schedule, private RabbitMQ node, "
+                  "generated dev secrets."),
+    "log_dir": ("CEREBRO_LOG_DIR", str(PROJECT_ROOT / "logs"), Path,
+                "Where supervisord and every program it runs write their logs."),
+    "supervisor_port": ("CEREBRO_SUPERVISOR_PORT", "9001", int,
+                        "Port of supervisord's web UI / XML-RPC (always bound to 127.0.0.1)."),
+    "supervisor_user": ("CEREBRO_SUPERVISOR_USER", "cerebro", str,
+                        "User name of supervisord's web UI."),
+    "supervisor_password": ("CEREBRO_SUPERVISOR_PASSWORD", "", str,
+                            "Password of supervisord's web UI (cerebro up generates one when empty)."),
+    "epmd_port": ("CEREBRO_EPMD_PORT", "4369", int,
+                  "Erlang port mapper port of the RabbitMQ node supervisord runs."),
+    "rabbitmq_management_port": ("CEREBRO_RABBITMQ_MANAGEMENT_PORT", "15672", int,
+                                 "RabbitMQ management UI port of the node supervisord runs."),
+    "run_rabbitmq": ("CEREBRO_RUN_RABBITMQ", "auto", _tristate,
+                     "Run RabbitMQ under supervisord (auto: only when nothing answers at "
+                     "CEREBRO_BROKER_URL)."),
+    "run_redis": ("CEREBRO_RUN_REDIS", "auto", _tristate,
+                  "Run Redis under supervisord (auto: only when nothing answers at "
+                  "CEREBRO_RESULT_BACKEND)."),
+    "run_kafka": ("CEREBRO_RUN_KAFKA", "auto", _tristate,
+                  "Run the development Kafka broker (tansu) under supervisord (auto: when nothing "
+                  "answers at CEREBRO_KAFKA_BOOTSTRAP and it is local)."),
+    "programs": ("CEREBRO_PROGRAMS", "api,worker,beat,flower,consumer,subscriber,bootstrap", _split,
+                 "Cerebro programs supervisord starts (api worker beat flower consumer "
+                 "subscriber bootstrap)."),
+    "ready_timeout": ("CEREBRO_READY_TIMEOUT", "180", float,
+                      "Seconds `cerebro up` waits for every program to be really ready."),
 }
 
 
@@ -227,6 +269,18 @@ class Settings:
     pubsub_reconnect_backoff: float
     pubsub_max_backoff: float
     pubsub_heartbeat: int
+    state_dir: Path
+    log_dir: Path
+    supervisor_port: int
+    supervisor_user: str
+    supervisor_password: str
+    epmd_port: int
+    rabbitmq_management_port: int
+    run_rabbitmq: str
+    run_redis: str
+    run_kafka: str
+    programs: tuple
+    ready_timeout: float
 
     def replace(self, **changes):
         """Return a copy with some values changed (for tests and CLI flags)."""
@@ -258,7 +312,7 @@ def describe(settings):
         value = getattr(settings, name)
         if name == "api_keys":
             value = f"<{len(value)} keys>" if value else ""
-        elif name in ("callback_secret", "flower_password"):
+        elif name in ("callback_secret", "flower_password", "supervisor_password"):
             value = "<set>" if value else ""
         elif isinstance(value, tuple):
             value = ",".join(value)
