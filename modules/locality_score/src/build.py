@@ -11,49 +11,23 @@ resident ratings and publishes the calibration, with ``report.png`` and
 ``report.md`` beside it, as the module's new current version.
 """
 
-import argparse
-import sys
 import time
 from types import SimpleNamespace
 
+from cerebro.buildkit import build_parser, markdown_report, run_stages
 from modules.locality_score.src import extract, model, transform
 from modules.locality_score.src.utilities import (DEFAULT_ROWS, DEFAULT_SEED, DISTANCES, GRADES,
-                                                  MIN_ROWS, MODULE, distance_column,
-                                                  report_markdown, report_png)
+                                                  MIN_ROWS, MODULE, distance_column, report_png)
 
 STAGES = ("extract", "transform", "calibrate", "evaluate", "report", "publish")
 
 
 def parse_args(argv=None):
     """Parse the command line (``--rows``, ``--seed``, ``--volume``, ``--keep``)."""
-    from cerebro.settings import load_settings
-
-    settings = load_settings()
-    parser = argparse.ArgumentParser(
-        prog="build.py",
-        description="Calibrate the locality score on generated locality data and publish it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--rows", type=_rows, default=DEFAULT_ROWS,
-                        help=f"localities to generate (at least {MIN_ROWS})")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed of the data")
-    parser.add_argument("--volume", default=str(settings.data_volume),
-                        help="data volume root (CEREBRO_DATA_VOLUME)")
-    parser.add_argument("--keep", type=int, default=settings.keep_versions,
-                        help="versions to keep in the volume (CEREBRO_KEEP_VERSIONS)")
+    parser = build_parser("Calibrate the locality score on generated locality data and publish it.",
+                          rows=(DEFAULT_ROWS, MIN_ROWS), seed=DEFAULT_SEED,
+                          rows_help="localities to generate")
     return parser.parse_args(argv)
-
-
-def _rows(text):
-    """An argparse type: an integer of at least :data:`MIN_ROWS`."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < MIN_ROWS:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_ROWS}, got {value}")
-    return value
-
 
 def stage_extract(state):
     """Generate the raw locality data."""
@@ -124,7 +98,7 @@ def stage_report(state):
                                  f"{MODULE}: Spearman {state.metrics['spearman_rating']:.3f} with "
                                  f"resident ratings over {state.metrics['localities']:,} "
                                  "localities"),
-        "report.md": report_markdown(title, sections),
+        "report.md": markdown_report(title, sections, caption="score by city"),
     }
 
 
@@ -138,24 +112,12 @@ def stage_publish(state):
 
 def run(rows=DEFAULT_ROWS, seed=DEFAULT_SEED, volume=None, keep=5, progress=True):
     """Run every stage; return the state (``calibration``, ``metrics``, ``meta``, ``timings``)."""
-    from tqdm import tqdm
-
     if volume is None:
         from cerebro.settings import load_settings
         volume = load_settings().data_volume
-    state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep, timings={})
-    steps = {name: globals()[f"stage_{name}"] for name in STAGES}
-    with tqdm(total=len(STAGES), desc=MODULE, unit="stage", disable=not progress,
-              file=sys.stderr, ncols=100) as bar:
-        for name in STAGES:
-            bar.set_postfix(stage=name)
-            started = time.perf_counter()
-            steps[name](state)
-            state.timings[name] = round(time.perf_counter() - started, 2)
-            bar.update(1)
-        bar.set_postfix(stage="done")
-    return state
-
+    state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep)
+    stages = {name: globals()[f"stage_{name}"] for name in STAGES}
+    return run_stages(MODULE, stages, state, progress)
 
 def main(argv=None):
     """Command-line entry point: calibrate, print metrics and where the result was published."""

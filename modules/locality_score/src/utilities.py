@@ -62,25 +62,3 @@ def report_png(scores, ratings, cities, title):
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
-
-
-def report_markdown(title, sections):
-    """Render the build report as Markdown bytes from ``{section title: {item: value}}``."""
-    lines = [f"# {title}", ""]
-    for heading, items in sections.items():
-        lines += [f"## {heading}", "", "| item | value |", "|---|---|"]
-        lines += [f"| {name} | {_fmt(value)} |" for name, value in items.items()]
-        lines.append("")
-    lines += ["![score by city](report.png)", ""]
-    return "\n".join(lines).encode("utf-8")
-
-
-def _fmt(value):
-    """Format one report value: floats to 4 decimals, mappings and lists inline."""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_fmt(v) for v in value)
-    return str(value)

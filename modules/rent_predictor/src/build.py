@@ -11,14 +11,13 @@ with ``report.png`` and ``report.md`` beside it, as the module's new current
 version. Running services pick it up without a restart.
 """
 
-import argparse
-import sys
 import time
 from types import SimpleNamespace
 
+from cerebro.buildkit import build_parser, markdown_report, run_stages
 from modules.rent_predictor.src import extract, model, transform
 from modules.rent_predictor.src.utilities import (DEFAULT_ROWS, DEFAULT_SEED, MIN_ROWS, MODULE,
-                                                  report_markdown, report_png)
+                                                  report_png)
 
 STAGES = ("extract", "transform", "fit", "evaluate", "report", "publish")
 TEST_SIZE = 0.2
@@ -28,36 +27,11 @@ PARITY_ROWS = 200
 
 def parse_args(argv=None):
     """Parse the command line (``--rows``, ``--seed``, ``--volume``, ``--keep``)."""
-    from cerebro.settings import load_settings
-
-    settings = load_settings()
-    parser = argparse.ArgumentParser(
-        prog="build.py",
-        description="Train the rent predictor on generated listings and publish it "
-                    "to the data volume.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--rows", type=_rows, default=DEFAULT_ROWS,
-                        help=f"listings to generate (at least {MIN_ROWS})")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help="random seed of the data, the split and the model")
-    parser.add_argument("--volume", default=str(settings.data_volume),
-                        help="data volume root (CEREBRO_DATA_VOLUME)")
-    parser.add_argument("--keep", type=int, default=settings.keep_versions,
-                        help="model versions to keep in the volume (CEREBRO_KEEP_VERSIONS)")
+    parser = build_parser("Train the rent predictor on generated listings and publish it "
+                          "to the data volume.",
+                          rows=(DEFAULT_ROWS, MIN_ROWS), seed=DEFAULT_SEED,
+                          rows_help="listings to generate")
     return parser.parse_args(argv)
-
-
-def _rows(text):
-    """An argparse type: an integer of at least :data:`MIN_ROWS`."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < MIN_ROWS:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_ROWS}, got {value}")
-    return value
-
 
 def stage_extract(state):
     """Generate the raw listings."""
@@ -142,7 +116,9 @@ def stage_report(state):
                                  f"{MODULE}: MAE {state.metrics['mae']:,.0f} INR, "
                                  f"R² {state.metrics['r2']:.3f} on {len(state.y_test):,} "
                                  "held-out listings"),
-        "report.md": report_markdown(title, state.metrics, state.params, data),
+        "report.md": markdown_report(title, {"Metrics (held-out set)": state.metrics,
+                                             "Data": data, "Parameters": state.params},
+                                      caption="predicted vs actual"),
     }
 
 
@@ -156,24 +132,12 @@ def stage_publish(state):
 
 def run(rows=DEFAULT_ROWS, seed=DEFAULT_SEED, volume=None, keep=5, progress=True):
     """Run every stage; return the state (``metrics``, ``meta``, ``timings``, ``pipeline`` ...)."""
-    from tqdm import tqdm
-
     if volume is None:
         from cerebro.settings import load_settings
         volume = load_settings().data_volume
-    state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep, timings={})
-    steps = {name: globals()[f"stage_{name}"] for name in STAGES}
-    with tqdm(total=len(STAGES), desc=MODULE, unit="stage", disable=not progress,
-              file=sys.stderr, ncols=100) as bar:
-        for name in STAGES:
-            bar.set_postfix(stage=name)
-            started = time.perf_counter()
-            steps[name](state)
-            state.timings[name] = round(time.perf_counter() - started, 2)
-            bar.update(1)
-        bar.set_postfix(stage="done")
-    return state
-
+    state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep)
+    stages = {name: globals()[f"stage_{name}"] for name in STAGES}
+    return run_stages(MODULE, stages, state, progress)
 
 def main(argv=None):
     """Command-line entry point: build, print metrics and where the model was published."""

@@ -64,24 +64,3 @@ def report_png(actual, predicted, title):
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
-
-
-def report_markdown(title, metrics, params, data):
-    """Render the build report as Markdown bytes: metrics, parameters and data sizes."""
-    lines = [f"# {title}", "", "## Metrics (held-out set)", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {name} | {_fmt(value)} |" for name, value in metrics.items()]
-    lines += ["", "## Data", "", "| item | value |", "|---|---|"]
-    lines += [f"| {name} | {_fmt(value)} |" for name, value in data.items()]
-    lines += ["", "## Parameters", "", "| parameter | value |", "|---|---|"]
-    lines += [f"| {name} | {_fmt(value)} |" for name, value in params.items()]
-    lines += ["", "![predicted vs actual](report.png)", ""]
-    return "\n".join(lines).encode("utf-8")
-
-
-def _fmt(value):
-    """Format one report value: floats to 4 significant decimals, lists joined."""
-    if isinstance(value, float):
-        return f"{value:,.4f}" if abs(value) < 1000 else f"{value:,.0f}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(item) for item in value)
-    return str(value)

@@ -11,14 +11,13 @@ prints its hold-out metrics and publishes it, with ``report.png`` and
 ``report.md``, as the module's new current version in the data volume.
 """
 
-import argparse
-import sys
 import time
 from types import SimpleNamespace
 
+from cerebro.buildkit import build_parser, markdown_report, run_stages
 from modules.vigilante.src import extract, model, transform
 from modules.vigilante.src.utilities import (DEFAULT_ROWS, DEFAULT_SEED, FEATURES, KINDS, MIN_ROWS,
-                                             MODULE, report_markdown, report_png)
+                                             MODULE, report_png)
 
 STAGES = ("extract", "transform", "train", "evaluate", "report", "publish")
 HOLDOUT = 0.25
@@ -26,32 +25,11 @@ HOLDOUT = 0.25
 
 def parse_args(argv=None):
     """Parse the command line (``--rows``, ``--seed``, ``--volume``, ``--keep``)."""
-    from cerebro.settings import load_settings
-
-    settings = load_settings()
-    parser = argparse.ArgumentParser(
-        prog="build.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Train vigilante's suspicious-listing classifier on generated listings and publish it.")
-    parser.add_argument("--rows", type=_rows, default=DEFAULT_ROWS,
-                        help=f"listings to generate (at least {MIN_ROWS})")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed of the data")
-    parser.add_argument("--volume", default=str(settings.data_volume),
-                        help="data volume root (CEREBRO_DATA_VOLUME)")
-    parser.add_argument("--keep", type=int, default=settings.keep_versions,
-                        help="versions to keep in the volume (CEREBRO_KEEP_VERSIONS)")
+    parser = build_parser("Train vigilante's suspicious-listing classifier on generated "
+                          "listings and publish it.",
+                          rows=(DEFAULT_ROWS, MIN_ROWS), seed=DEFAULT_SEED,
+                          rows_help="listings to generate")
     return parser.parse_args(argv)
-
-
-def _rows(text):
-    """An argparse type: an integer of at least :data:`MIN_ROWS`."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < MIN_ROWS:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_ROWS}, got {value}")
-    return value
-
 
 def stage_extract(state):
     """Generate the labelled listings."""
@@ -125,7 +103,7 @@ def stage_report(state):
         "report.png": report_png(state.scores, state.truth,
                                  f"{MODULE}: ROC AUC {state.metrics['roc_auc_suspicious']:.3f}, "
                                  f"threshold {state.model['threshold']:.2f}"),
-        "report.md": report_markdown(title, sections),
+        "report.md": markdown_report(title, sections, caption="suspicion score per kind"),
     }
 
 
@@ -139,22 +117,12 @@ def stage_publish(state):
 
 def run(rows=DEFAULT_ROWS, seed=DEFAULT_SEED, volume=None, keep=5, progress=True):
     """Run every stage; return the state (``model``, ``metrics``, ``meta``, ``timings`` ...)."""
-    from tqdm import tqdm
-
     if volume is None:
         from cerebro.settings import load_settings
         volume = load_settings().data_volume
-    state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep, timings={})
-    with tqdm(total=len(STAGES), desc=MODULE, unit="stage", disable=not progress,
-              file=sys.stderr, ncols=100) as bar:
-        for name in STAGES:
-            bar.set_postfix(stage=name)
-            started = time.perf_counter()
-            globals()[f"stage_{name}"](state)
-            state.timings[name] = round(time.perf_counter() - started, 2)
-            bar.update(1)
-    return state
-
+    state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep)
+    stages = {name: globals()[f"stage_{name}"] for name in STAGES}
+    return run_stages(MODULE, stages, state, progress)
 
 def main(argv=None):
     """Command-line entry point: train, print metrics and where the model was published."""

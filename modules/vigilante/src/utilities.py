@@ -53,23 +53,3 @@ def report_png(scores, labels, title):
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
-
-
-def report_markdown(title, sections):
-    """Render the build report as Markdown bytes from ``{section: {item: value}}``."""
-    lines = [f"# {title}", ""]
-    for heading, items in sections.items():
-        lines += [f"## {heading}", "", "| item | value |", "|---|---|"]
-        lines += [f"| {name} | {_fmt(value)} |" for name, value in items.items()]
-        lines.append("")
-    lines += ["![suspicion score per kind](report.png)", ""]
-    return "\n".join(lines).encode("utf-8")
-
-
-def _fmt(value):
-    """One report value: floats to 4 decimals, mappings inline."""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
-    return str(value)

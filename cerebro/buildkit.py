@@ -1,0 +1,93 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: What every module's build.py shares: arguments, staged runs with a progress bar, reports.
+Tagline: Every build walks the same road; only the scenery changes.
+
+A module's ``build.py`` keeps its own stages (extract, transform, fit, ...)
+and calls these for the rest::
+
+    parser = build_parser("Train X and publish it.", rows=(50_000, 1_000), seed=42)
+    state = run_stages(MODULE, {"extract": stage_extract, ...}, state)
+    files = {"report.md": markdown_report(title, {"Metrics": metrics, ...})}
+"""
+
+import argparse
+import sys
+import time
+
+
+def at_least(minimum):
+    """An argparse type: an integer of at least ``minimum``."""
+    def parse(text):
+        """Parse ``text`` as an integer no smaller than the minimum."""
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def build_parser(description, rows=None, seed=0, rows_help="rows of training data to generate"):
+    """The common build arguments: ``--rows`` (when ``rows=(default, minimum)``), ``--seed``,
+    ``--volume`` and ``--keep``, with defaults shown by ``--help``."""
+    from cerebro.settings import load_settings
+
+    settings = load_settings()
+    parser = argparse.ArgumentParser(prog="build.py", description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    if rows is not None:
+        default, minimum = rows
+        parser.add_argument("--rows", type=at_least(minimum), default=default,
+                            help=f"{rows_help} (at least {minimum})")
+    parser.add_argument("--seed", type=int, default=seed, help="random seed")
+    parser.add_argument("--volume", default=str(settings.data_volume),
+                        help="data volume root (CEREBRO_DATA_VOLUME)")
+    parser.add_argument("--keep", type=int, default=settings.keep_versions,
+                        help="model versions to keep in the volume (CEREBRO_KEEP_VERSIONS)")
+    return parser
+
+
+def run_stages(name, stages, state, progress=True):
+    """Run ``stages`` (an ordered mapping of stage name to ``fn(state)``) with a progress bar
+    on stderr; each stage's seconds go into ``state.timings``. Returns ``state``."""
+    from tqdm import tqdm
+
+    state.timings = {}
+    with tqdm(total=len(stages), desc=name, unit="stage", disable=not progress,
+              file=sys.stderr, ncols=100) as bar:
+        for stage, step in stages.items():
+            bar.set_postfix(stage=stage)
+            started = time.perf_counter()
+            step(state)
+            state.timings[stage] = round(time.perf_counter() - started, 2)
+            bar.update(1)
+        bar.set_postfix(stage="done")
+    return state
+
+
+def markdown_report(title, sections, image="report.png", caption="build report"):
+    """A build report as Markdown bytes: a table per ``{section: {item: value}}``, then the plot."""
+    lines = [f"# {title}", ""]
+    for heading, items in sections.items():
+        lines += [f"## {heading}", "", "| item | value |", "|---|---|"]
+        lines += [f"| {item} | {format_value(value)} |" for item, value in items.items()]
+        lines.append("")
+    if image:
+        lines += [f"![{caption}]({image})", ""]
+    return "\n".join(lines).encode("utf-8")
+
+
+def format_value(value):
+    """One report value as text: floats to 4 decimals (thousands as whole numbers),
+    mappings and sequences inline."""
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_value(v) for v in value)
+    return str(value)
