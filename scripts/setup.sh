@@ -39,10 +39,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# 2. System tools: wrk for the benchmarks.
+# 2. System tools: wrk for the benchmarks; the RabbitMQ Java client for the Java
+#    pub-sub example (the JDK itself ships with these machines).
 apt_install wrk || say "wrk is missing: the benchmarks need it (the platform does not)"
+apt_install librabbitmq-client-java || say "librabbitmq-client-java is missing: the Java pub-sub example needs it"
 
-# 3. RabbitMQ, installed and started when nothing answers on its port.
+# 3. RabbitMQ and Redis, installed and started when nothing answers on their ports.
 if [ -f scripts/ensure-rabbitmq.sh ]; then
   bash scripts/ensure-rabbitmq.sh
 fi
