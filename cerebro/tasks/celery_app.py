@@ -17,7 +17,10 @@ configuration:
 * messages are persistent and every queue is durable: one queue per module,
   ``<CEREBRO_QUEUE_PREFIX>.<module>``, so a slow module never starves the
   others and workers can be started for chosen modules;
-* messages and results are plain JSON (ids, payloads, results), never pickles.
+* messages and results are plain JSON (ids, payloads, results), never pickles;
+* Sherlock's daily digest is registered here (task ``sherlock.digest`` on the
+  default queue, and its Celery beat entry at ``SHERLOCK_DIGEST_AT``): ``cerebro
+  beat`` schedules it, any ``cerebro worker`` serving the default queue runs it.
 """
 
 from celery import Celery
@@ -81,5 +84,12 @@ def worker_queues(settings, names):
     return [n if n.startswith(prefix) else queue_name(settings, n) for n in names]
 
 
+def register_schedules(app):
+    """Add the scheduled jobs (Sherlock's daily digest) to ``app``; return the digest task."""
+    from sherlock import schedule
+    return schedule.register(app)
+
+
 settings = load_settings()
 app = make_app(settings)
+sherlock_digest = register_schedules(app)

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: ``cerebro worker``, ``cerebro flower`` and ``cerebro callbacks failed|retry``.
+Subject: ``cerebro worker``, ``cerebro beat``, ``cerebro flower`` and ``cerebro callbacks failed|retry``.
 Tagline: Start the hands, open the window, sweep the undelivered.
 """
 
@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 
 def _modules(settings):
@@ -25,7 +26,11 @@ def _cmd_worker(args, settings):
         return 2
     from cerebro import logsetup
     logsetup.configure(settings.replace(log_level=args.loglevel), "worker")
-    names = [n for n in (args.queues or "").split(",") if n.strip()] or _modules(settings)
+    names = [n for n in (args.queues or "").split(",") if n.strip()]
+    if not names:
+        # every module, plus the default queue where scheduled jobs (sherlock.digest) land
+        modules = _modules(settings)
+        names = modules + ["default"] if modules else []
     if not names:
         print(f"cerebro worker: no modules in {settings.modules_package}/ and no --queues",
               file=sys.stderr)
@@ -55,6 +60,18 @@ def _cmd_flower(args, settings):
     from cerebro.tasks.celery_app import app
     argv = ["flower", f"--port={args.port}", f"--address={args.address}",
             f"--purge_offline_workers={args.purge_offline_workers}"]
+    return app.start(argv) or 0
+
+
+def _cmd_beat(args, settings):
+    """Run Celery beat: it sends the scheduled tasks (Sherlock's daily digest) to the workers."""
+    from cerebro import logsetup
+    logsetup.configure(settings.replace(log_level=args.loglevel), "beat")
+    schedule = Path(args.schedule)
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    from cerebro.tasks.celery_app import app
+    argv = ["beat", f"--schedule={schedule}", f"--loglevel={args.loglevel}",
+            f"--max-interval={args.max_interval}"]
     return app.start(argv) or 0
 
 
@@ -121,6 +138,16 @@ def register(subparsers, settings, formatter):
     p.add_argument("--pool", default="prefork", choices=("prefork", "solo", "threads"),
                    help="Celery execution pool")
     p.set_defaults(func=_cmd_worker)
+
+    p = subparsers.add_parser("beat", help="run Celery beat (sends scheduled tasks: Sherlock's "
+                                           "daily digest at SHERLOCK_DIGEST_AT)",
+                              formatter_class=formatter)
+    p.add_argument("--schedule", default=str(settings.state_dir / "celerybeat-schedule"),
+                   help="beat's schedule state file (under CEREBRO_STATE_DIR)")
+    p.add_argument("--loglevel", default=settings.log_level, help="log level (CEREBRO_LOG_LEVEL)")
+    p.add_argument("--max-interval", type=int, default=60,
+                   help="longest sleep between two checks of the schedule, in seconds")
+    p.set_defaults(func=_cmd_beat)
 
     p = subparsers.add_parser("flower", help="run Flower (Celery monitor) with basic auth",
                               formatter_class=formatter)

@@ -1,0 +1,83 @@
+"""Sherlock's daily digest wired into Celery: a real `cerebro worker` runs task sherlock.digest and
+the email reaches a real SMTP server; a real `cerebro beat` schedules it at SHERLOCK_DIGEST_AT."""
+
+import shelve
+
+from kombu import Connection
+
+import sherlock
+from cerebro.settings import load_settings
+from cerebro.tasks.celery_app import make_app
+from procs import Inbox, Proc, wait_for
+from sherlock.settings import load_settings as sherlock_settings
+from support import REPO, TESTS, free_port
+
+
+def _env(tmp_path, rabbit_url, redis_url, prefix, smtp_port):
+    """Environment of the worker/beat: fixture modules, own queues, Sherlock and SMTP settings."""
+    return {"PYTHONPATH": f"{REPO}:{TESTS}", "CEREBRO_MODULES_PACKAGE": "fixture_modules",
+            "CEREBRO_MODULES": "jobs", "CEREBRO_BROKER_URL": rabbit_url,
+            "CEREBRO_RESULT_BACKEND": redis_url, "CEREBRO_QUEUE_PREFIX": prefix,
+            "CEREBRO_CALLBACK_SECRET": "beat-test", "CEREBRO_DATA_VOLUME": str(tmp_path / "vol"),
+            "CEREBRO_STATE_DIR": str(tmp_path / "state"),
+            "SHERLOCK_DIR": str(tmp_path / "sherlock"), "SHERLOCK_PROJECT": "Cerebro",
+            "SHERLOCK_RECIPIENTS": "oncall@example.com", "SHERLOCK_SENDER": "sherlock@example.com",
+            "SHERLOCK_SMTP_HOST": "127.0.0.1", "SHERLOCK_SMTP_PORT": str(smtp_port),
+            "SHERLOCK_SMTP_TIMEOUT": "5", "SHERLOCK_DIGEST_AT": "06:45"}
+
+
+def _delete_queues(url, names):
+    """Remove the test's queues from the shared broker."""
+    with Connection(url, connect_timeout=2) as conn:
+        for name in names:
+            channel = conn.channel()
+            try:
+                channel.queue_delete(name)
+            except Exception:  # noqa: BLE001 - a queue that was never declared
+                pass
+
+
+def test_digest_task_through_a_real_worker_reaches_smtp(tmp_path, rabbit_url, redis_url,
+                                                        queue_prefix):
+    """task sherlock.digest sent the way beat sends it: a worker runs it, the email arrives."""
+    prefix = f"{queue_prefix}-beat"
+    inbox = Inbox(free_port()).start()
+    env = _env(tmp_path, rabbit_url, redis_url, prefix, inbox.port)
+    try:
+        try:
+            raise ZeroDivisionError("the butler did it")
+        except ZeroDivisionError as exc:
+            sherlock.capture(exc, service="worker", settings=sherlock_settings(env))
+        worker = Proc(["cerebro", "worker", "--concurrency", "1"], env,
+                      tmp_path / "worker.log").start()
+        try:
+            worker.wait_log(" ready.")
+            app = make_app(load_settings(env))
+            app.send_task("sherlock.digest")          # beat's call: default queue, no arguments
+            wait_for(lambda: inbox.messages, 30, what="the digest email")
+        finally:
+            worker.stop()
+        message = inbox.messages[0]
+        assert message["Subject"].startswith("Sherlock detected 1 exceptions in Cerebro in last "
+                                             "24.0 hours on ")
+        assert "the butler did it" in message.get_body(("plain",)).get_content()
+        assert message["To"] == "oncall@example.com"
+    finally:
+        inbox.stop()
+        _delete_queues(rabbit_url, [f"{prefix}.jobs", f"{prefix}.default"])
+
+
+def test_beat_schedules_the_digest_at_the_configured_time(tmp_path, rabbit_url, redis_url,
+                                                          queue_prefix):
+    """A real `cerebro beat` writes its schedule with sherlock-daily-digest at 06:45."""
+    env = _env(tmp_path, rabbit_url, redis_url, f"{queue_prefix}-beat2", free_port())
+    beat = Proc(["cerebro", "beat", "--loglevel", "DEBUG"], env, tmp_path / "beat.log").start()
+    try:
+        beat.wait_log("sherlock-daily-digest", timeout=30)
+    finally:
+        beat.stop()
+    with shelve.open(str(tmp_path / "state" / "celerybeat-schedule"), flag="r") as db:
+        entry = db["entries"]["sherlock-daily-digest"]
+    assert entry.task == "sherlock.digest"
+    assert entry.schedule.hour == {6} and entry.schedule.minute == {45}
+    assert entry.options.get("expires") == 3600
