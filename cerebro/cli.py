@@ -21,7 +21,8 @@ _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 # Modules adding sub-commands of their own transport: each has
 # ``register(subparsers, settings, formatter)`` adding parsers whose
 # ``func(args, settings)`` returns an exit code.
-COMMAND_MODULES = ("cerebro.consumer.cli", "cerebro.tasks.cli", "cerebro.pubsub.cli")
+COMMAND_MODULES = ("cerebro.consumer.cli", "cerebro.tasks.cli", "cerebro.pubsub.cli",
+                   "cerebro.ops.cli")
 
 
 def _cmd_serve(args, settings):

@@ -1,0 +1,119 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: ``cerebro up``, ``down``, ``status``, ``bootstrap`` and ``slice``.
+Tagline: One switch for the lights, one for the dark, one window to look through.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+
+def _cmd_up(args, settings):
+    """Build missing models, start supervisord, wait until everything is ready, print where."""
+    from cerebro.ops import supervise
+    started = time.monotonic()
+    env = supervise.supervisor_environment(settings, config=Path(args.config))
+    if not args.no_build:
+        failed = supervise.build_missing(settings)
+        if failed:
+            print(f"cerebro up: the build of {', '.join(failed)} failed", file=sys.stderr)
+            return 1
+    try:
+        supervise.start_supervisord(settings, env, Path(args.config))
+        if args.no_wait:
+            return 0
+        supervise.wait_ready(settings, env, timeout=args.timeout)
+    except RuntimeError as exc:
+        print(f"cerebro up: {exc}", file=sys.stderr)
+        return 1
+    print(f"\nCerebro is up and ready in {time.monotonic() - started:.1f}s:")
+    for line in supervise.endpoints(settings, env):
+        print("  " + line)
+    return 0
+
+
+def _cmd_down(args, settings):
+    """Stop supervisord and every program; wait until no process is left."""
+    from cerebro.ops import supervise
+    try:
+        supervise.stop_supervisord(settings, timeout=args.timeout)
+    except RuntimeError as exc:
+        print(f"cerebro down: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_bootstrap(args, settings):
+    """Build every module whose model is missing from the data volume."""
+    from cerebro.ops import supervise
+    failed = supervise.build_missing(settings)
+    if failed:
+        print(f"cerebro bootstrap: the build of {', '.join(failed)} failed", file=sys.stderr)
+        return 1
+    print("cerebro bootstrap: every module has a model")
+    return 0
+
+
+def _cmd_status(args, settings):
+    """Programs, modules, queues, consumer lag and Sherlock in one place."""
+    from cerebro.ops import status
+    report = status.collect(settings)
+    if args.json:
+        from cerebro import jsonio
+        print(jsonio.dumps(report).decode())
+    else:
+        print(status.render(report))
+    return 0 if report["healthy"] else 1
+
+
+def _cmd_slice(args, settings):
+    """Write a self-contained deployable folder for one module."""
+    from cerebro.ops.slice import SliceError, write_slice
+    try:
+        folder = write_slice(settings, args.module, Path(args.dir), platform=args.platform,
+                             force=args.force)
+    except SliceError as exc:
+        print(f"cerebro slice: {exc}", file=sys.stderr)
+        return 2
+    print(f"cerebro slice: {args.module} written to {folder} (see {folder / 'README.md'})")
+    return 0
+
+
+def register(subparsers, settings, formatter):
+    """Add ``up``, ``down``, ``status``, ``bootstrap`` and ``slice`` to the ``cerebro`` command."""
+    from cerebro.ops.supervise import CONFIG
+
+    p = subparsers.add_parser("up", help="start everything under supervisord and wait until ready",
+                              formatter_class=formatter)
+    p.add_argument("--config", default=str(CONFIG), help="supervisord configuration file")
+    p.add_argument("--timeout", type=float, default=settings.ready_timeout,
+                   help="seconds to wait for readiness (CEREBRO_READY_TIMEOUT)")
+    p.add_argument("--no-build", action="store_true", help="do not build missing models first")
+    p.add_argument("--no-wait", action="store_true", help="return once supervisord is started")
+    p.set_defaults(func=_cmd_up)
+
+    p = subparsers.add_parser("down", help="stop supervisord and every program it runs",
+                              formatter_class=formatter)
+    p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the stop")
+    p.set_defaults(func=_cmd_down)
+
+    p = subparsers.add_parser("status", help="programs, modules, queues, consumer lag, Sherlock",
+                              formatter_class=formatter)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_status)
+
+    p = subparsers.add_parser("bootstrap", help="build every module whose model is missing",
+                              formatter_class=formatter)
+    p.set_defaults(func=_cmd_bootstrap)
+
+    p = subparsers.add_parser("slice", help="write a self-contained deployable folder for one module",
+                              formatter_class=formatter)
+    p.add_argument("module", help="the module to slice out")
+    p.add_argument("dir", help="the folder to write (created; must be empty unless --force)")
+    p.add_argument("--platform", default=None,
+                   help="pip requirement of the platform package (default: cerebro==<this "
+                        "version>; e.g. a path or git URL)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.set_defaults(func=_cmd_slice)
