@@ -1,0 +1,146 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: ``cerebro status``: programs, modules, queues, consumer lag and Sherlock in one place.
+Tagline: One glance at the whole orchestra.
+
+Every part is asked for itself (supervisord over its socket, the REST API, RabbitMQ,
+Kafka, Sherlock's file); a part that cannot be asked is reported with the reason,
+never skipped silently, and makes the status unhealthy (exit 1).
+"""
+
+import time
+
+from cerebro.ops import supervise
+
+
+def _safe(fn):
+    """``(value, None)`` or ``(None, "Type: reason")`` when asking a part fails."""
+    try:
+        return fn(), None
+    except Exception as exc:  # noqa: BLE001 - the reason is shown in the report
+        return None, f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _programs(settings):
+    """Every supervisord program with its state."""
+    sup = supervise.Supervisor(settings)
+    now = time.time()
+    return [{"name": info["name"], "state": info["statename"], "pid": info["pid"] or None,
+             "uptime": int(now - info["start"]) if info["statename"] == "RUNNING" else None,
+             "description": info["description"], "log": info["stdout_logfile"]}
+            for info in sorted(sup.processes().values(), key=lambda i: i["name"])]
+
+
+def _modules(settings):
+    """Each module's status and model versions from the running API (its /readyz per module)."""
+    import json
+    import urllib.request
+    base = supervise.api_url(settings)
+    with urllib.request.urlopen(base + "/v1/modules", timeout=5) as response:
+        described = json.loads(response.read())["modules"]
+    modules = []
+    for mod in described:
+        ready = supervise._http_status(f"{base}/readyz?module={mod['name']}") == 200
+        modules.append({"name": mod["name"], "status": mod["status"], "ready": ready,
+                        "models": {m["artifact"]: m["version"] for m in mod["models"]},
+                        "errors": mod["errors"]})
+    return modules
+
+
+def _queues(settings):
+    """Depth and consumers of the Celery and pub-sub queues of every served module."""
+    modules = supervise.served_modules(settings)
+    names = [f"{settings.queue_prefix}.{m}" for m in modules + ["default"]]
+    names += [f"{settings.pubsub_requests_exchange}.{m}" for m in modules]
+    names += [f"{settings.pubsub_requests_exchange}.{m}.retry" for m in modules]
+    names.append(settings.pubsub_dlx)
+    stats = supervise.queue_stats(settings, names)
+    return [{"queue": name, "messages": s[0], "consumers": s[1]}
+            for name, s in stats.items() if s is not None]
+
+
+def _kafka(settings):
+    """The consumer group's state, members and lag per topic (end offset - committed offset)."""
+    from kafka import KafkaConsumer
+    state, members, _assigned = supervise.group_assignment(settings)
+    admin = supervise._admin_client(settings)
+    try:
+        committed = admin.list_group_offsets(settings.kafka_group).get(settings.kafka_group) or {}
+    finally:
+        admin.close()
+    topics = sorted({tp.topic for tp in committed})
+    lag = {}
+    if committed:
+        consumer = KafkaConsumer(bootstrap_servers=list(settings.kafka_bootstrap), group_id=None,
+                                 enable_auto_commit=False, request_timeout_ms=5000)
+        try:
+            ends = consumer.end_offsets(list(committed))
+        finally:
+            consumer.close()
+        for tp, meta in committed.items():
+            offset = getattr(meta, "offset", meta)
+            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends.get(tp, 0) - max(offset, 0))
+    return {"group": settings.kafka_group, "state": state, "members": members,
+            "topics": topics, "lag": lag, "total_lag": sum(lag.values())}
+
+
+def _sherlock():
+    """Exceptions recorded in the last SHERLOCK_HOURS and when the last digest was sent."""
+    from sherlock import digest
+    from sherlock.settings import load_settings
+    settings = load_settings()
+    collected = digest.collect(settings, hours=settings.hours)
+    state = digest.load_state(settings)
+    return {"hours": settings.hours, "exceptions": collected.total, "kinds": len(collected.groups),
+            "last_digest_up_to": state.get("watermark_time"), "dir": str(settings.dir)}
+
+
+def collect(settings):
+    """The whole status as a JSON-able dict; ``healthy`` is False when any part is not."""
+    report = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "errors": {}}
+    for key, fn in (("programs", lambda: _programs(settings)),
+                    ("modules", lambda: _modules(settings)),
+                    ("queues", lambda: _queues(settings)),
+                    ("kafka", lambda: _kafka(settings)),
+                    ("sherlock", _sherlock)):
+        report[key], error = _safe(fn)
+        if error:
+            report["errors"][key] = error
+    started = supervise.started_environment(settings)
+    wanted = [p for p in report["programs"] or []
+              if started.get(f"CEREBRO_RUN_{'RABBITMQ' if p['name'] == 'epmd' else p['name'].upper()}",
+                             "true") == "true" and p["name"] != "bootstrap"]
+    report["healthy"] = (not report["errors"]
+                         and all(p["state"] == "RUNNING" for p in wanted)
+                         and all(m["ready"] for m in report["modules"] or []))
+    return report
+
+
+def render(report):
+    """The report as text for a terminal."""
+    lines = [f"Cerebro status at {report['time']}: {'healthy' if report['healthy'] else 'NOT HEALTHY'}",
+             "", "Programs (supervisord):"]
+    for p in report["programs"] or []:
+        uptime = f"up {p['uptime']}s" if p["uptime"] is not None else p["description"]
+        lines.append(f"  {p['name']:<11} {p['state']:<9} {uptime}")
+    lines += ["", "Modules:"]
+    for m in report["modules"] or []:
+        versions = ", ".join(f"{a}={v}" for a, v in m["models"].items()) or "-"
+        lines.append(f"  {m['name']:<20} {'ready' if m['ready'] else 'NOT READY':<9} "
+                     f"{m['status']:<8} {versions}")
+        lines += [f"      ERROR {e}" for e in m["errors"]]
+    lines += ["", "Queues (messages / consumers):"]
+    for q in report["queues"] or []:
+        lines.append(f"  {q['queue']:<40} {q['messages']:>7} / {q['consumers']}")
+    k = report["kafka"]
+    if k:
+        lines += ["", f"Kafka group {k['group']}: {k['state']}, {k['members']} member(s), "
+                      f"lag {k['total_lag']} ({', '.join(f'{t}={n}' for t, n in k['lag'].items()) or '-'})"]
+    s = report["sherlock"]
+    if s:
+        lines += ["", f"Sherlock: {s['exceptions']} exception(s) in {s['kinds']} kind(s) in the last "
+                      f"{s['hours']} hours; last digest covered up to {s['last_digest_up_to'] or '-'}"]
+    for part, error in report["errors"].items():
+        lines.append(f"\n{part}: could not be asked: {error}")
+    return "\n".join(lines)
