@@ -21,6 +21,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
     || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
 fi
 
+# scripts/run.sh installs only: supervisord runs RabbitMQ and Redis when none answers.
+if [ "${CEREBRO_INSTALL_ONLY:-0}" = 1 ]; then
+  exit 0
+fi
+
 if listening 5672; then
   echo "ensure-rabbitmq: RabbitMQ already listening on 127.0.0.1:5672"
 else

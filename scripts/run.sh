@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
-# Set up Cerebro, build every module's model that is missing from the data
-# volume, then serve the REST API (Ctrl-C stops it).
-# Usage: bash scripts/run.sh [cerebro serve options]
+# Author:  Cerebro team
+# Date:    2026-11-24
+# Subject: One command brings Cerebro up: set up, build missing models, supervisord, wait until ready.
+# Tagline: Curtain up only when every player is on stage.
+#
+# Installs what is missing (scripts/setup.sh: venv, project, RabbitMQ/Redis packages), builds every
+# module whose model is not in the data volume, starts supervisord with supervisord.conf (RabbitMQ,
+# Redis and the development Kafka broker only when none answers at the configured address), waits
+# until every program is really ready and prints where each UI and endpoint is.
+# Stop everything with: bash scripts/down.sh.   Usage: bash scripts/run.sh [cerebro up options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+CEREBRO_INSTALL_ONLY=1 bash scripts/setup.sh
 VENV=${CEREBRO_VENV:-.venv}
-VOLUME=${CEREBRO_DATA_VOLUME:-data_volume}
-for expose in modules/*/expose.py; do
-  module=$(basename "$(dirname "$expose")")
-  if [ ! -f "$VOLUME/$module/current.json" ]; then
-    echo "[run] building $module (no model in $VOLUME/$module yet)"
-    "$VENV/bin/cerebro" build "$module"
-  fi
-done
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-exec "$VENV/bin/cerebro" serve "$@"
+exec "$VENV/bin/cerebro" up "$@"

@@ -1,0 +1,80 @@
+# syntax=docker/dockerfile:1
+# Cerebro: two stages in one file.
+#   base    - Python and the data-science dependencies (numpy, pandas, scikit-learn, ...), read from
+#             pyproject.toml: rebuilt only when the dependencies change. Other DS projects
+#             (cron jobs, Vigilante's slice) build FROM it too.
+#   deploy  - the platform and the modules on top, RabbitMQ/Redis for the one-container setup,
+#             a non-root user, supervisord as the entry point.
+# Build: docker build --target deploy -t cerebro:0.1.0 .     (docker-compose.yml does this)
+# Run:   docker run -v cerebro-data:/data -p 127.0.0.1:8000:8000 \
+#          -e CEREBRO_CALLBACK_SECRET=... -e CEREBRO_FLOWER_PASSWORD=... \
+#          -e CEREBRO_SUPERVISOR_PASSWORD=... -e CEREBRO_KAFKA_BOOTSTRAP=kafka:9092 cerebro:0.1.0
+
+FROM python:3.11-slim-bookworm AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+COPY pyproject.toml /tmp/pyproject.toml
+# The dependencies of pyproject.toml only (not the project): one source of truth for versions.
+RUN python -m venv /opt/venv \
+ && python -c "import tomllib; d = tomllib.load(open('/tmp/pyproject.toml', 'rb')); print('\n'.join(d['project']['dependencies']))" > /tmp/requirements.txt \
+ && pip install --no-cache-dir -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt /tmp/pyproject.toml
+
+FROM base AS deploy
+# RabbitMQ (+ epmd) and Redis for the single-container setup (docker-compose runs them as
+# their own services instead and sets CEREBRO_RUN_RABBITMQ/REDIS=false).
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends rabbitmq-server redis-server \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 cerebro \
+ && useradd --system --uid 10001 --gid cerebro --home-dir /var/lib/cerebro --shell /usr/sbin/nologin cerebro \
+ && mkdir -p /data /var/lib/cerebro /var/log/cerebro \
+ && chown cerebro:cerebro /data /var/lib/cerebro /var/log/cerebro
+WORKDIR /app
+COPY --chown=cerebro:cerebro . /app
+RUN pip install --no-cache-dir --no-deps /app
+
+# Every %(ENV_X)s of supervisord.conf has a value here (cerebro up computes them outside Docker),
+# except CEREBRO_SUPERVISOR_PASSWORD: a secret, given at run time (supervisord refuses to start
+# without it), like CEREBRO_CALLBACK_SECRET and CEREBRO_FLOWER_PASSWORD.
+ENV CEREBRO_BIN=/opt/venv/bin \
+    CEREBRO_DATA_VOLUME=/data \
+    SHERLOCK_DIR=/data/.sherlock \
+    CEREBRO_STATE_DIR=/var/lib/cerebro \
+    CEREBRO_LOG_DIR=/var/log/cerebro \
+    CEREBRO_HOST=0.0.0.0 \
+    CEREBRO_PORT=8000 \
+    CEREBRO_FLOWER_ADDRESS=0.0.0.0 \
+    CEREBRO_FLOWER_PORT=5555 \
+    CEREBRO_SUPERVISOR_PORT=9001 \
+    CEREBRO_SUPERVISOR_USER=cerebro \
+    CEREBRO_EPMD_PORT=4369 \
+    CEREBRO_RABBITMQ_PORT=5672 \
+    CEREBRO_RABBITMQ_DIST_PORT=25672 \
+    CEREBRO_RABBITMQ_MANAGEMENT_PORT=15672 \
+    CEREBRO_REDIS_PORT=6379 \
+    CEREBRO_KAFKA_PORT=9092 \
+    CEREBRO_TANSU=tansu \
+    CEREBRO_RUN_RABBITMQ=true \
+    CEREBRO_RUN_REDIS=true \
+    CEREBRO_RUN_KAFKA=false \
+    CEREBRO_RUN_BOOTSTRAP=true \
+    CEREBRO_RUN_API=true \
+    CEREBRO_RUN_WORKER=true \
+    CEREBRO_RUN_BEAT=true \
+    CEREBRO_RUN_FLOWER=true \
+    CEREBRO_RUN_CONSUMER=true \
+    CEREBRO_RUN_SUBSCRIBER=true \
+    OMP_NUM_THREADS=1
+
+VOLUME ["/data"]
+EXPOSE 8000 5555
+USER 10001:10001
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CEREBRO_PORT', '8000'), timeout=4)"]
+ENTRYPOINT ["/opt/venv/bin/supervisord", "--nodaemon", "--configuration", "/app/supervisord.conf"]

@@ -1,0 +1,211 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: ``cerebro slice <module> <dir>``: one module as a self-contained, deployable folder.
+Tagline: An evening's work, done in a second: Vigilante moves out with its own keys.
+
+The folder holds the module's code (``modules/__init__.py`` + ``modules/<name>/``),
+a ``pyproject.toml`` depending on the Cerebro platform package, a ``Dockerfile``
+(FROM the platform image), a ``supervisord.conf`` running the services the module
+needs, restricted to it (``CEREBRO_MODULES=<name>``), and a README. The module
+keeps its name, so clients keep the same URL paths (``/v1/<name>/<function>``),
+Kafka topics and queues.
+"""
+
+import shutil
+from pathlib import Path
+
+from cerebro import __version__ as PLATFORM_VERSION
+
+
+class SliceError(Exception):
+    """The module cannot be sliced (unknown, broken) or the folder is not usable."""
+
+
+def _module_folder(settings, name):
+    """The folder and the registry entry of module ``name``."""
+    from cerebro.registry import Registry
+    registry = Registry.discover(settings.replace(modules=(name,)))
+    module = registry.modules.get(name)
+    if module is None or module.import_error:
+        reason = module.import_error if module else "not found"
+        raise SliceError(f"module {name!r} cannot be sliced: {reason}")
+    return Path(module.path), module
+
+
+def _programs(module):
+    """The supervisord programs the module needs, from how its functions are served."""
+    endpoints = module.endpoints.values()
+    programs = ["api", "subscriber"]
+    if any(e.topics for e in endpoints):
+        programs.append("consumer")
+    if any(e.external for e in endpoints):
+        programs.append("worker")
+    return programs
+
+
+_COMMANDS = {
+    "api": ("serve", "the REST API: /v1/{name}/<function>, /healthz, /readyz, /v1/modules", 15),
+    "consumer": ("consume", "the Kafka consumer of {name}'s topics ({topics})", 30),
+    "worker": ("worker", "the Celery worker of {name}'s queue (async functions)", 30),
+    "subscriber": ("subscribe", "pub-sub over RabbitMQ: queue cerebro.requests.{name}", 30),
+}
+
+
+def supervisord_conf(name, programs, topics):
+    """A supervisord.conf for the slice (every key commented)."""
+    parts = [f"""; supervisord for the {name} slice: the services {name} needs, restricted to it.
+; Settings come from the environment (CEREBRO_*, see `cerebro settings`); %(here)s is this folder,
+; put first on PYTHONPATH so its `modules` package (only {name}) is the one served.
+
+[unix_http_server]
+; supervisorctl -c supervisord.conf talks through this socket (owner only)
+file=%(ENV_CEREBRO_STATE_DIR)s/supervisor.sock
+chmod=0700
+
+[supervisord]
+; supervisord's log, pid file and program logs under CEREBRO_LOG_DIR / CEREBRO_STATE_DIR
+logfile=%(ENV_CEREBRO_LOG_DIR)s/supervisord.log
+pidfile=%(ENV_CEREBRO_STATE_DIR)s/supervisord.pid
+childlogdir=%(ENV_CEREBRO_LOG_DIR)s
+; the Docker entry point passes -n (foreground)
+nodaemon=false
+; every program serves only this module, from this folder's code
+environment=CEREBRO_MODULES="{name}",PYTHONPATH="%(here)s",OMP_NUM_THREADS="1"
+
+[rpcinterface:supervisor]
+; XML-RPC for supervisorctl
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+; through the unix socket above
+serverurl=unix://%(ENV_CEREBRO_STATE_DIR)s/supervisor.sock
+"""]
+    for program in programs:
+        command, what, stop = _COMMANDS[program]
+        parts.append(f"""
+[program:{program}]
+; {what.format(name=name, topics=', '.join(topics) or '-')}
+command=%(ENV_CEREBRO_BIN)s/cerebro {command}
+; run from this folder
+directory=%(here)s
+; started with supervisord, restarted if it dies, a crash loop gives up after 5 tries
+autostart=true
+autorestart=true
+startsecs=3
+startretries=5
+; SIGTERM: finish the work in hand, then exit; the whole process group is stopped
+stopsignal=TERM
+stopwaitsecs={stop}
+stopasgroup=true
+killasgroup=true
+; its output
+stdout_logfile=%(ENV_CEREBRO_LOG_DIR)s/{program}.log
+redirect_stderr=true
+stdout_logfile_maxbytes=50MB
+stdout_logfile_backups=5
+""")
+    return "".join(parts)
+
+
+def dockerfile(name):
+    """The slice's Dockerfile: FROM the platform image, this module only."""
+    return f"""# syntax=docker/dockerfile:1
+# The {name} slice: the Cerebro platform image (pinned) with only this module served.
+# Build: docker build -t cerebro-{name}:0.1.0 .
+ARG CEREBRO_IMAGE=cerebro:{PLATFORM_VERSION}
+FROM ${{CEREBRO_IMAGE}}
+WORKDIR /srv/{name}
+COPY --chown=10001:10001 . /srv/{name}
+ENV CEREBRO_MODULES={name} \\
+    PYTHONPATH=/srv/{name}
+USER 10001:10001
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \\
+  CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CEREBRO_PORT', '8000'), timeout=4)"]
+ENTRYPOINT ["/opt/venv/bin/supervisord", "--nodaemon", "--configuration", "/srv/{name}/supervisord.conf"]
+"""
+
+
+def pyproject(name, platform):
+    """A pyproject.toml depending on the platform package."""
+    return f"""[build-system]
+requires = ["setuptools>=68", "wheel"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "cerebro-{name.replace('_', '-')}"
+version = "0.1.0"
+description = "The {name} module of Cerebro, deployed on its own."
+requires-python = ">=3.10"
+dependencies = ["{platform}"]
+
+[tool.setuptools.packages.find]
+include = ["modules*"]
+"""
+
+
+def readme(name, programs, topics, functions, platform):
+    """The slice's README."""
+    calls = "\n".join(f"    POST /v1/{name}/{f}" for f in functions)
+    return f"""# {name} (a Cerebro slice)
+
+The `{name}` module cut out of Cerebro by `cerebro slice {name}`, to be deployed on its own.
+It is served by the same platform, so clients keep the same URLs:
+
+{calls}
+    GET  /healthz, /readyz, /v1/modules, /metrics, /openapi.json
+
+Kafka topics: {', '.join(topics) or 'none'}. Supervisor programs: {', '.join(programs)}.
+
+## Contents
+
+| path | what |
+|---|---|
+| `modules/{name}/` | the module's code (expose.py, src/, README) |
+| `pyproject.toml` | this package; depends on the platform: `{platform}` |
+| `supervisord.conf` | runs {', '.join(programs)} with `CEREBRO_MODULES={name}` |
+| `Dockerfile` | `FROM cerebro:{PLATFORM_VERSION}` (the platform image), this folder on `PYTHONPATH` |
+
+The platform dependency is pinned to the version this slice was cut from
+(`cerebro=={PLATFORM_VERSION}`, from the team's package index or a wheel); pass
+`cerebro slice {name} DIR --platform 'cerebro @ file:///path/to/cerebro'` (or a git URL) for
+another source. The Dockerfile gets the platform from the platform image instead.
+
+## Run
+
+```bash
+pip install -e .                       # the platform comes with it
+CEREBRO_DATA_VOLUME=/data cerebro build {name}          # or share Cerebro's data volume
+PYTHONPATH=$PWD CEREBRO_MODULES={name} cerebro serve    # just the REST API, or everything:
+mkdir -p var logs && CEREBRO_BIN=$(dirname $(which cerebro)) CEREBRO_STATE_DIR=$PWD/var \\
+  CEREBRO_LOG_DIR=$PWD/logs CEREBRO_CALLBACK_SECRET=... supervisord -c supervisord.conf
+docker build -t cerebro-{name}:0.1.0 . && docker run -v cerebro-data:/data cerebro-{name}:0.1.0
+```
+
+Settings are Cerebro's (`cerebro settings`): the broker addresses, `CEREBRO_PORT`,
+`CEREBRO_KAFKA_GROUP` (give the slice its own group if Cerebro still consumes other topics),
+`CEREBRO_CALLBACK_SECRET` and `CEREBRO_MAIN_APP_URL` for the main-app calls.
+"""
+
+
+def write_slice(settings, name, target, platform=None, force=False):
+    """Write the slice of module ``name`` into ``target``; return the folder."""
+    source, module = _module_folder(settings, name)
+    target = Path(target)
+    if target.exists() and any(target.iterdir()) and not force:
+        raise SliceError(f"{target} is not empty (use --force)")
+    platform = platform or f"cerebro=={PLATFORM_VERSION}"
+    (target / "modules").mkdir(parents=True, exist_ok=True)
+    package_init = source.parent / "__init__.py"
+    shutil.copyfile(package_init, target / "modules" / "__init__.py")
+    shutil.copytree(source, target / "modules" / name, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
+    programs = _programs(module)
+    topics = sorted({t for e in module.endpoints.values() for t in e.topics})
+    (target / "supervisord.conf").write_text(supervisord_conf(name, programs, topics))
+    (target / "Dockerfile").write_text(dockerfile(name))
+    (target / "pyproject.toml").write_text(pyproject(name, platform))
+    (target / "README.md").write_text(readme(name, programs, topics, sorted(module.endpoints),
+                                             platform))
+    (target / ".dockerignore").write_text("var\nlogs\n**/__pycache__\n")
+    return target
