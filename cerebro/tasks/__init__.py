@@ -15,7 +15,8 @@ def api_plugins():
     """``{"submitter_factory", "extra_routes_factory"}`` for :func:`cerebro.api.server.serve`.
 
     Both factories share one submitter per API process (built lazily, after
-    the fork), so publishing and status reads use the same thread pool.
+    the fork, on the IOLoop), so publishing and status reads share its
+    AMQP channel and asyncio Redis client.
     """
     shared = {}
 
@@ -30,7 +31,6 @@ def api_plugins():
     def extra_routes_factory(settings):
         """The ``GET /v1/tasks/<id>`` route."""
         from cerebro.tasks.status import routes
-        submitter = submitter_factory(settings)
-        return routes(submitter.app, submitter.executor)
+        return routes(submitter_factory(settings))
 
     return {"submitter_factory": submitter_factory, "extra_routes_factory": extra_routes_factory}

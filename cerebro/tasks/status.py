@@ -10,7 +10,6 @@ body the callback carries. An id never submitted (or expired after
 ``CEREBRO_RESULT_EXPIRES``) is a 404.
 """
 
-import asyncio
 import re
 
 from celery import states
@@ -51,19 +50,16 @@ def describe(task_id, meta):
 class TaskStatusHandler(BaseHandler):
     """``GET /v1/tasks/<id>``."""
 
-    app = None
-    executor = None
+    submitter = None
 
     async def get(self, task_id):
-        """Read the task's state from the result backend (off the IOLoop)."""
+        """Read the task's state from the result backend (asyncio Redis, on the IOLoop)."""
         try:
             self.require_api_key()
             if not _TASK_ID.match(task_id):
                 raise NotFound(f"no task with id '{task_id}'", "task_id")
-            loop = asyncio.get_running_loop()
             try:
-                meta = await loop.run_in_executor(self.executor, self.app.backend.get_task_meta,
-                                                  task_id)
+                meta = await self.submitter.task_meta(task_id)
             except (RedisError, OSError) as exc:
                 raise Unavailable(f"the result backend is unreachable: {type(exc).__name__}") \
                     from exc
@@ -72,9 +68,8 @@ class TaskStatusHandler(BaseHandler):
             self.fail(error)
 
 
-def routes(app, executor):
-    """The ``(pattern, handler)`` pairs of the status endpoint, bound to ``app``."""
+def routes(submitter):
+    """The ``(pattern, handler)`` pairs of the status endpoint, reading through ``submitter``."""
     handler = type("BoundTaskStatusHandler", (TaskStatusHandler,),
-                   {"app": app, "executor": executor,
-                    "__doc__": TaskStatusHandler.__doc__})
+                   {"submitter": submitter, "__doc__": TaskStatusHandler.__doc__})
     return [(r"/v1/tasks/([^/]+)", handler)]

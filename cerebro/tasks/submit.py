@@ -4,50 +4,66 @@ Date:    2026-11-24
 Subject: The API's submitter: validate the callback URL, record the task, publish it, answer 202.
 Tagline: Say "got it" in a blink, and mean it.
 
-Publishing runs in a small thread pool so the IOLoop never waits on
-RabbitMQ. With ``CEREBRO_PUBLISH_CONFIRM`` (the default) the 202 is sent
-only after RabbitMQ confirmed the persistent message, so an acknowledged
-task survives a broker restart. When RabbitMQ (or the result backend) is
-unreachable the client gets a 503 at once; for a second after a failure
-requests fail fast without trying, then the next one tries again, so the
-API recovers by itself when the broker returns.
+Everything runs on the IOLoop, with no thread hand-off: the Celery task
+message is built here (protocol 2, JSON) and published by
+:class:`~cerebro.tasks.amqp.TaskPublisher` on this process's one long-lived
+AMQP channel, while the "queued" marker goes to Redis in one ``SET NX`` on an
+asyncio client, at the same time. With ``CEREBRO_PUBLISH_CONFIRM`` (the
+default) the 202 is sent only after RabbitMQ confirmed the persistent
+message, so an acknowledged task survives a broker restart and will run.
+
+When RabbitMQ is down the client gets a 503 at once: the publisher knows the
+connection is gone and reconnects by itself with backoff (no restart). When
+Redis fails, the next second of async calls answer 503 without trying, then
+one request checks Redis *before* publishing. A task whose message was
+confirmed but whose marker failed (Redis died during that very request) is
+still answered 202, since it will run, and logged as an error.
 """
 
 import asyncio
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from celery import states
-from amqp.exceptions import AMQPError
-from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from cerebro import jsonio
 from cerebro.callbacks import CallbackURLs
 from cerebro.errors import Unavailable
+from cerebro.tasks.amqp import BrokerUnavailable, TaskPublisher, origin_nodename, task_message
 from cerebro.tasks.celery_app import RUN_TASK, queue_name
 
 log = logging.getLogger(__name__)
 
-BROKER_ERRORS = (OperationalError, AMQPError, ConnectionError, OSError, TimeoutError)
-FAIL_FAST_SECONDS = 1.0
+_ARGSREPR_BYTES = 1024
+REDIS_RETRY_SECONDS = 1.0  # after a Redis failure, answer 503 without trying for this long
 
 
 class Submitter:
-    """``await submitter(handler, call, payload, callback_url=None)`` -> ``(202, body)``."""
+    """``await submitter(handler, call, payload, callback_url=None)`` -> ``(202, body)``.
+
+    One per API process (built after the fork, on the IOLoop); it also reads
+    task states for ``GET /v1/tasks/<id>`` (:meth:`task_meta`).
+    """
 
     def __init__(self, settings, app):
         self.settings = settings
         self.app = app
+        self.backend = app.backend
         self.urls = CallbackURLs.from_settings(settings)
-        self.executor = ThreadPoolExecutor(max_workers=settings.publish_threads,
-                                           thread_name_prefix="cerebro-publish")
-        self._down_until = 0.0
-        self._down_reason = None
-        self._retry_policy = {"max_retries": 1, "interval_start": 0, "interval_step": 0.05,
-                              "interval_max": 0.1}
+        self.redis = redis_client(settings)
+        self.publisher = TaskPublisher(settings.broker_url, app.amqp.queues.__getitem__,
+                                       confirm=settings.publish_confirm,
+                                       timeout=settings.broker_timeout)
+        self.origin = origin_nodename()
+        self._redis_down = False
+        self._redis_retry_at = 0.0
+        self._queues = {}
+        try:
+            self.publisher.start()  # connect now, before the first request
+        except RuntimeError:
+            pass  # no running loop yet: the first request starts it
 
     async def __call__(self, handler, call, payload, callback_url=None):
         """Queue ``call`` for a worker; return ``(202, JSON body bytes)``.
@@ -57,54 +73,107 @@ class Submitter:
         """
         if callback_url is not None:
             self.urls.check(callback_url)
-        if time.monotonic() < self._down_until:
-            raise Unavailable(f"the task queue (RabbitMQ) is unreachable ({self._down_reason}); "
-                              "async calls are unavailable, retry later")
         module, function = call.endpoint.module, call.endpoint.name
+        queue = self._queues.get(module) or self._queues.setdefault(
+            module, queue_name(self.settings, module))
         task_id = str(uuid.uuid4())
-        meta = {"callback_url": callback_url, "submitted_at": time.time(),
+        submitted_at = time.time()
+        meta = {"callback_url": callback_url, "submitted_at": submitted_at,
                 "request_id": getattr(handler, "request_id", None)}
-        loop = asyncio.get_running_loop()
+        args_json = jsonio.dumps([module, function, payload, meta])
+        headers, body = task_message(task_id, RUN_TASK, args_json,
+                                     args_json[:_ARGSREPR_BYTES].decode(errors="ignore"),
+                                     self.origin)
+        if not self.publisher.usable():  # fail fast, and leave no marker behind
+            raise self._broker_down(self.publisher.down_reason)
+        if self._redis_down:
+            # Redis failed lately: make sure it is back before anything is published
+            if time.monotonic() < self._redis_retry_at or not await self._mark_queued(
+                    task_id, module, function, submitted_at):
+                raise Unavailable("the result backend (Redis) is unreachable: async calls "
+                                  "are unavailable, retry later")
+            marker = None
+        else:
+            # The marker (SET NX: it never overwrites a worker's state, whatever the order)
+            # and the message travel at once: one wait on the critical path, not two.
+            marker = asyncio.ensure_future(self._mark_queued(task_id, module, function,
+                                                             submitted_at))
         try:
-            await loop.run_in_executor(self.executor, self._publish, task_id, module, function,
-                                       payload, meta)
-        except (*BROKER_ERRORS, RedisError) as exc:
-            self._mark_down(exc)
-            raise Unavailable("the task queue (RabbitMQ) or result backend is unreachable: "
-                              "async calls are unavailable, retry later") from None
-        if self._down_reason is not None:
-            log.warning("task queue reachable again")
-            self._down_reason = None
+            await self.publisher.publish(queue, task_id, headers, body)
+        except BaseException as exc:
+            if marker is not None:
+                marker.add_done_callback(_retrieve)
+            if isinstance(exc, BrokerUnavailable):
+                raise self._broker_down(exc) from None
+            raise
+        if marker is not None and not await marker:
+            # RabbitMQ has the task (it will run), so the answer is still 202; its state
+            # shows once Redis is back and the worker reports. Never silently:
+            log.error("task %s (%s.%s) accepted without its queued marker: GET /v1/tasks/%s "
+                      "answers 404 until a worker reports it", task_id, module, function,
+                      task_id)
         body = {"task_id": task_id, "status": "queued", "module": module, "function": function,
                 "status_url": f"/v1/tasks/{task_id}"}
         handler.set_header("Location", body["status_url"])
         return 202, jsonio.dumps(body)
 
-    def _publish(self, task_id, module, function, payload, meta):
-        """Record the task as queued in the result backend, then publish it (blocking).
+    async def _mark_queued(self, task_id, module, function, submitted_at):
+        """One ``SET NX`` of a PENDING state naming the call; False when Redis failed (logged).
 
-        The marker is written first so it can never overwrite a later state.
+        The worker's states overwrite it; with NX it can never overwrite theirs.
         """
-        backend = self.app.backend
         marker = {"status": states.PENDING, "task_id": task_id, "traceback": None,
                   "children": [], "date_done": None,
                   "result": {"module": module, "function": function,
-                             "submitted_at": meta["submitted_at"]}}
-        # One SET (Celery's store_result reads first): the worker's states overwrite it.
-        backend.client.set(backend.get_key_for_task(task_id), backend.encode(marker),
-                           ex=self.settings.result_expires)
-        self.app.send_task(RUN_TASK, args=[module, function, payload, meta], task_id=task_id,
-                           queue=queue_name(self.settings, module), retry=True,
-                           retry_policy=self._retry_policy)
+                             "submitted_at": submitted_at}}
+        try:
+            await self.redis.set(self.backend.get_key_for_task(task_id),
+                                 self.backend.encode(marker), ex=self.settings.result_expires,
+                                 nx=True)
+        except (RedisError, OSError) as exc:
+            if not self._redis_down:
+                log.error("result backend (Redis) unreachable, async calls answer 503: %s: %s",
+                          type(exc).__name__, exc, exc_info=exc)
+            self._redis_down = True
+            self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+            return False
+        if self._redis_down:
+            log.warning("result backend (Redis) reachable again")
+            self._redis_down = False
+        return True
 
-    def _mark_down(self, exc):
-        """Fail fast for a moment, and say so once in the log (with the exception)."""
-        reason = f"{type(exc).__name__}: {exc}"
-        if self._down_reason is None:
-            log.error("task queue unreachable, async calls answer 503: %s", reason, exc_info=exc)
-        self._down_reason = reason
-        self._down_until = time.monotonic() + FAIL_FAST_SECONDS
+    def _broker_down(self, reason):
+        """The 503 for an unreachable or refusing RabbitMQ (the publisher logged the outage)."""
+        log.debug("async call refused: RabbitMQ unavailable: %s", reason)
+        return Unavailable("the task queue (RabbitMQ) is unreachable: async calls are "
+                           "unavailable, retry later")
 
-    def close(self):
-        """Stop the publishing threads."""
-        self.executor.shutdown(wait=False, cancel_futures=True)
+    async def task_meta(self, task_id):
+        """The result-backend state of ``task_id`` (Celery's meta dict; PENDING when unknown)."""
+        raw = await self.redis.get(self.backend.get_key_for_task(task_id))
+        if not raw:
+            return {"status": states.PENDING, "result": None}
+        return self.backend.decode_result(raw)
+
+    async def close(self):
+        """Close the AMQP connection and the Redis connections."""
+        await self.publisher.close()
+        await self.redis.aclose()
+
+
+def redis_client(settings):
+    """An asyncio Redis client on the result backend: fails fast, one retry for a stale socket."""
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return Redis.from_url(settings.result_backend,
+                          socket_connect_timeout=settings.broker_timeout,
+                          socket_timeout=max(2.0, settings.broker_timeout),
+                          retry=Retry(NoBackoff(), 1))
+
+
+def _retrieve(future):
+    """Consume a background marker's outcome (it logs its own failure)."""
+    if not future.cancelled():
+        future.exception()

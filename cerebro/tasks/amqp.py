@@ -1,0 +1,282 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: Celery task messages published from the IOLoop on one long-lived, confirmed AMQP channel.
+Tagline: One line kept open, every letter signed for.
+
+:class:`TaskPublisher` keeps one connection and one channel per API process
+(aiormq, on the running asyncio loop: no threads, no per-request pool
+checkout) and publishes Celery *protocol 2* messages that the unchanged
+Celery worker consumes. The message is exactly what ``app.send_task`` sends:
+
+* properties ``correlation_id`` (the task id), ``content_type``
+  ``application/json``, ``content_encoding`` ``utf-8``, ``delivery_mode`` 2
+  (persistent), ``priority`` 0, headers ``lang``, ``task``, ``id``,
+  ``root_id``, ``parent_id``, ``group``, ``retries``, ``eta``, ``expires``,
+  ``timelimit``, ``argsrepr``, ``kwargsrepr``, ``origin``...;
+* body ``[args, kwargs, {"callbacks", "errbacks", "chain", "chord"}]`` in JSON;
+* routed like Celery routes a direct queue: to the default exchange with the
+  queue name as routing key, after declaring the queue, its exchange and the
+  binding with the very :class:`kombu.Queue` the Celery app builds for it
+  (so both sides always agree on durability and arguments).
+
+With confirms on (the default), :meth:`TaskPublisher.publish` returns only
+once RabbitMQ confirmed the message (``basic.ack``); it is also published
+``mandatory``, so a message no queue took is an error, never a silent loss.
+A nack, a return, a timeout or a lost connection raise :class:`BrokerUnavailable`.
+
+The connection is supervised by a task on the loop: it connects (within
+``timeout``), and when the connection or channel closes it reconnects with
+exponential backoff. While it is down, :meth:`~TaskPublisher.publish` fails
+at once; while a connection attempt is under way it waits for that attempt.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+
+import aiormq
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
+from pamqp.commands import Basic
+from yarl import URL
+
+log = logging.getLogger(__name__)
+
+# What a publish or connection attempt may raise when the broker is away or refuses.
+AMQP_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError, TimeoutError,
+               asyncio.TimeoutError)
+
+_EMBED = b'{"callbacks":null,"errbacks":null,"chain":null,"chord":null}'
+_REPR_MAX = 1024  # Celery's argsrepr_maxsize
+
+
+class BrokerUnavailable(Exception):
+    """RabbitMQ did not take the message: down, reconnecting, refused, or no confirm in time."""
+
+
+def task_message(task_id, name, args_json, argsrepr, origin):
+    """``(headers, body)`` of a Celery protocol-2 message with no kwargs, workflow or ETA.
+
+    ``args_json`` is the JSON array of the positional arguments (bytes),
+    ``argsrepr`` their ``repr`` (shown by Flower and the worker's logs).
+    """
+    headers = {
+        "lang": "py", "task": name, "id": task_id, "shadow": None, "eta": None,
+        "expires": None, "group": None, "group_index": None, "retries": 0,
+        "timelimit": [None, None], "root_id": task_id, "parent_id": None,
+        "argsrepr": argsrepr[:_REPR_MAX], "kwargsrepr": "{}", "origin": origin,
+        "ignore_result": False, "replaced_task_nesting": 0, "stamped_headers": None,
+        "stamps": {},
+    }
+    return headers, b"[" + args_json + b",{}," + _EMBED + b"]"
+
+
+def origin_nodename():
+    """This process's node name as Celery writes it in ``origin`` (``gen<pid>@<host>``)."""
+    return f"gen{os.getpid()}@{socket.gethostname()}"
+
+
+class TaskPublisher:
+    """Publish task messages on one supervised, confirmed AMQP channel of this process.
+
+    ``queue_spec(name)`` returns the :class:`kombu.Queue` the Celery app uses
+    for queue ``name`` (declared once per connection before the first publish).
+    """
+
+    def __init__(self, url, queue_spec, *, confirm=True, timeout=1.0, backoff=0.1,
+                 max_backoff=2.0, heartbeat=30):
+        url = URL(url)
+        if "heartbeat" not in url.query:
+            url = url.update_query(heartbeat=str(heartbeat))
+        self.url = url
+        self.queue_spec = queue_spec
+        self.confirm = confirm
+        self.timeout = timeout
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.down_reason = "not connected yet"
+        self._connection = None
+        self._channel = None
+        self._declared = {}
+        self._attempt = None
+        self._supervisor = None
+        self._closed = False
+        self._outage_logged = False
+
+    # -- connection -------------------------------------------------------
+
+    def start(self):
+        """Start the connection supervisor on the running loop (idempotent)."""
+        if self._supervisor is None and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._attempt = loop.create_future()  # requests from now on wait for it
+            self._supervisor = loop.create_task(self._supervise(), name="cerebro-amqp-publisher")
+
+    def usable(self):
+        """True when a publish may succeed now: connected, or a connection attempt is under way."""
+        if self._closed:
+            return False
+        self.start()
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return True
+        return self._attempt is not None and not self._attempt.done()
+
+    async def _supervise(self):
+        """Connect, wait for the connection to close, reconnect with backoff; forever."""
+        delay = self.backoff
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            if self._attempt is None or self._attempt.done():
+                self._attempt = loop.create_future()
+            try:
+                connection, channel = await asyncio.wait_for(self._open(), self.timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # anything: the supervisor must never die
+                self._set_down(exc)
+                self._attempt.set_result(False)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+                continue
+            self._connection, self._channel, self._declared = connection, channel, {}
+            self._attempt.set_result(True)
+            delay = self.backoff
+            self.down_reason = None
+            if self._outage_logged:
+                log.warning("RabbitMQ reachable again (%s): async calls are accepted",
+                            self._where())
+                self._outage_logged = False
+            closing = [connection.closing, channel.closing]
+            await asyncio.wait(closing, return_when=asyncio.FIRST_COMPLETED)
+            reason = _closing_reason(closing)
+            for future in closing:
+                future.cancel()  # stop observing the one still open
+            self._channel = None
+            self._set_down(reason)
+            await _close_quietly(connection)
+
+    async def _open(self):
+        """One connection with one channel in confirm mode (or not, per ``confirm``)."""
+        connection = aiormq.Connection(
+            self.url, client_properties={"connection_name": f"cerebro-api-{os.getpid()}"})
+        try:
+            await connection.connect()
+            channel = await connection.channel(publisher_confirms=self.confirm)
+        except BaseException:
+            await _close_quietly(connection)
+            raise
+        return connection, channel
+
+    def _set_down(self, exc):
+        """Remember why the broker is unusable; say so once per outage (with the exception)."""
+        reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        self.down_reason = reason
+        if not self._outage_logged and not self._closed:
+            self._outage_logged = True
+            log.error("RabbitMQ unreachable (%s): async calls answer 503 until it is back "
+                      "(reconnecting with backoff): %s", self._where(), reason,
+                      exc_info=None if isinstance(exc, str) else exc)
+
+    def _where(self):
+        """The broker's address without credentials."""
+        return f"{self.url.host}:{self.url.port}"
+
+    async def _ready_channel(self):
+        """The open channel, waiting for a connection attempt under way; else raise at once."""
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return channel
+        self.start()
+        attempt = self._attempt
+        if attempt is not None and not attempt.done():
+            await asyncio.shield(attempt)
+            channel = self._channel
+            if channel is not None and not channel.is_closed:
+                return channel
+        raise BrokerUnavailable(self.down_reason or "connection closed")
+
+    async def _declare(self, channel, name):
+        """Declare ``name``'s exchange, queue and binding as Celery does, once per connection."""
+        queue = self.queue_spec(name)
+        exchange = queue.exchange
+        if exchange.name:
+            await channel.exchange_declare(
+                exchange.name, exchange_type=exchange.type, durable=exchange.durable,
+                auto_delete=exchange.auto_delete, arguments=exchange.arguments,
+                timeout=self.timeout)
+        await channel.queue_declare(
+            queue.name, durable=queue.durable, exclusive=queue.exclusive,
+            auto_delete=queue.auto_delete, arguments=queue.queue_arguments,
+            timeout=self.timeout)
+        if exchange.name:
+            await channel.queue_bind(queue.name, exchange.name, routing_key=queue.routing_key,
+                                     arguments=queue.binding_arguments, timeout=self.timeout)
+        return exchange.type
+
+    # -- publishing -------------------------------------------------------
+
+    async def publish(self, queue, task_id, headers, body):
+        """Publish one persistent task message to ``queue``; return once RabbitMQ confirmed it.
+
+        Raises :class:`BrokerUnavailable` when it cannot be (or was not) confirmed.
+        """
+        if self._closed:
+            raise BrokerUnavailable("the publisher is closed")
+        try:
+            channel = await self._ready_channel()
+            declared = self._declared.get(queue)
+            if declared is None:
+                # one declaration per queue per connection, shared by concurrent requests
+                declared = self._declared[queue] = asyncio.ensure_future(
+                    self._declare(channel, queue))
+            try:
+                exchange_type = await asyncio.shield(declared)
+            except BaseException:
+                if self._declared.get(queue) is declared and declared.done():
+                    del self._declared[queue]
+                raise
+            if exchange_type != "direct":
+                raise BrokerUnavailable(f"queue {queue} uses a {exchange_type} exchange; "
+                                        "only direct queues are published to")
+            properties = Basic.Properties(
+                content_type="application/json", content_encoding="utf-8", delivery_mode=2,
+                priority=0, correlation_id=task_id, message_id=task_id, headers=headers)
+            confirmation = await channel.basic_publish(
+                body, exchange="", routing_key=queue, properties=properties, mandatory=True,
+                timeout=self.timeout, wait=False)
+        except BrokerUnavailable:
+            raise
+        except AMQP_ERRORS as exc:
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if self.confirm and not isinstance(confirmation, Basic.Ack):
+            raise BrokerUnavailable(f"RabbitMQ did not confirm task {task_id}: {confirmation!r}")
+
+    async def close(self):
+        """Stop reconnecting and close the connection."""
+        self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            try:
+                await self._supervisor
+            except asyncio.CancelledError:
+                pass
+        if self._connection is not None:
+            await _close_quietly(self._connection)
+
+
+def _closing_reason(futures):
+    """Why a connection or channel closed, from their ``closing`` futures."""
+    for future in futures:
+        if future.done() and not future.cancelled() and future.exception() is not None:
+            return future.exception()
+    return "connection closed"
+
+
+async def _close_quietly(connection):
+    """Close ``connection``; a broker already gone is no news (it was logged)."""
+    try:
+        await asyncio.wait_for(connection.close(), 1.0)
+    except (*AMQP_ERRORS, RuntimeError) as exc:
+        log.debug("closing the AMQP connection: %s: %s", type(exc).__name__, exc)
