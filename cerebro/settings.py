@@ -109,8 +109,6 @@ _SPEC = {
                      "Prefix of the per-module task queues (<prefix>.<module>)."),
     "broker_timeout": ("CEREBRO_BROKER_TIMEOUT", "1.0", float,
                        "Seconds the API waits to connect/publish to RabbitMQ before answering 503."),
-    "publish_threads": ("CEREBRO_PUBLISH_THREADS", "4", int,
-                        "Threads per API process publishing async tasks off the IOLoop."),
     "publish_confirm": ("CEREBRO_PUBLISH_CONFIRM", "true", _flag,
                         "Wait for RabbitMQ's publisher confirm before answering 202."),
     "worker_concurrency": ("CEREBRO_WORKER_CONCURRENCY", "0", int,
@@ -241,7 +239,6 @@ class Settings:
     result_expires: int
     queue_prefix: str
     broker_timeout: float
-    publish_threads: int
     publish_confirm: bool
     worker_concurrency: int
     model_wait: float

@@ -66,7 +66,7 @@ def task_message(task_id, name, args_json, argsrepr, origin):
         "expires": None, "group": None, "group_index": None, "retries": 0,
         "timelimit": [None, None], "root_id": task_id, "parent_id": None,
         "argsrepr": argsrepr[:_REPR_MAX], "kwargsrepr": "{}", "origin": origin,
-        "ignore_result": False, "replaced_task_nesting": 0, "stamped_headers": None,
+        "ignore_result": None, "replaced_task_nesting": 0, "stamped_headers": None,
         "stamps": {},
     }
     return headers, b"[" + args_json + b",{}," + _EMBED + b"]"
@@ -249,6 +249,7 @@ class TaskPublisher:
         except BrokerUnavailable:
             raise
         except AMQP_ERRORS as exc:
+            self._declared.pop(queue, None)  # e.g. returned: the queue is gone, declare again
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if self.confirm and not isinstance(confirmation, Basic.Ack):
             raise BrokerUnavailable(f"RabbitMQ did not confirm task {task_id}: {confirmation!r}")

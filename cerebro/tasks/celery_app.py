@@ -64,7 +64,7 @@ def make_app(settings):
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.broker_timeout,
-        broker_pool_limit=max(10, settings.publish_threads * 2),
+        broker_pool_limit=10,
         broker_transport_options={"confirm_publish": settings.publish_confirm},
         broker_heartbeat=30,
         redis_socket_connect_timeout=settings.broker_timeout,

@@ -7,15 +7,16 @@ Tagline: Say "got it" in a blink, and mean it.
 Everything runs on the IOLoop, with no thread hand-off: the Celery task
 message is built here (protocol 2, JSON) and published by
 :class:`~cerebro.tasks.amqp.TaskPublisher` on this process's one long-lived
-AMQP channel, while the "queued" marker goes to Redis in one ``SET NX`` on an
-asyncio client, at the same time. With ``CEREBRO_PUBLISH_CONFIRM`` (the
+AMQP channel, while the "queued" marker goes to Redis in one ``SET NX`` on a
+pipelined connection (:class:`~cerebro.tasks.redispipe.RedisPipe`), at the
+same time. With ``CEREBRO_PUBLISH_CONFIRM`` (the
 default) the 202 is sent only after RabbitMQ confirmed the persistent
 message, so an acknowledged task survives a broker restart and will run.
 
 When RabbitMQ is down the client gets a 503 at once: the publisher knows the
 connection is gone and reconnects by itself with backoff (no restart). When
 Redis fails, the next second of async calls answer 503 without trying, then
-one request checks Redis *before* publishing. A task whose message was
+one request checks Redis *before* publishing (as the first request does). A task whose message was
 confirmed but whose marker failed (Redis died during that very request) is
 still answered 202, since it will run, and logged as an error.
 """
@@ -33,6 +34,7 @@ from cerebro.callbacks import CallbackURLs
 from cerebro.errors import Unavailable
 from cerebro.tasks.amqp import BrokerUnavailable, TaskPublisher, origin_nodename, task_message
 from cerebro.tasks.celery_app import RUN_TASK, queue_name
+from cerebro.tasks.redispipe import RedisPipe
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +54,15 @@ class Submitter:
         self.app = app
         self.backend = app.backend
         self.urls = CallbackURLs.from_settings(settings)
-        self.redis = redis_client(settings)
+        self.redis = redis_client(settings)  # status reads
+        self.markers = RedisPipe(settings.result_backend, connect_timeout=settings.broker_timeout,
+                                 timeout=max(2.0, settings.broker_timeout))
         self.publisher = TaskPublisher(settings.broker_url, app.amqp.queues.__getitem__,
                                        confirm=settings.publish_confirm,
                                        timeout=settings.broker_timeout)
         self.origin = origin_nodename()
-        self._redis_down = False
+        self._redis_down = True  # unproven: check Redis before publishing until it answers
+        self._redis_outage_logged = False
         self._redis_retry_at = 0.0
         self._queues = {}
         try:
@@ -87,7 +92,8 @@ class Submitter:
         if not self.publisher.usable():  # fail fast, and leave no marker behind
             raise self._broker_down(self.publisher.down_reason)
         if self._redis_down:
-            # Redis failed lately: make sure it is back before anything is published
+            # Redis failed lately (or never answered yet): make sure it answers before
+            # anything is published
             if time.monotonic() < self._redis_retry_at or not await self._mark_queued(
                     task_id, module, function, submitted_at):
                 raise Unavailable("the result backend (Redis) is unreachable: async calls "
@@ -127,19 +133,21 @@ class Submitter:
                   "result": {"module": module, "function": function,
                              "submitted_at": submitted_at}}
         try:
-            await self.redis.set(self.backend.get_key_for_task(task_id),
-                                 self.backend.encode(marker), ex=self.settings.result_expires,
-                                 nx=True)
+            await self.markers.execute("SET", self.backend.get_key_for_task(task_id),
+                                       self.backend.encode(marker),
+                                       "EX", self.settings.result_expires, "NX")
         except (RedisError, OSError) as exc:
-            if not self._redis_down:
+            if not self._redis_outage_logged:
+                self._redis_outage_logged = True
                 log.error("result backend (Redis) unreachable, async calls answer 503: %s: %s",
                           type(exc).__name__, exc, exc_info=exc)
             self._redis_down = True
             self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
             return False
-        if self._redis_down:
+        if self._redis_outage_logged:
             log.warning("result backend (Redis) reachable again")
-            self._redis_down = False
+            self._redis_outage_logged = False
+        self._redis_down = False
         return True
 
     def _broker_down(self, reason):
@@ -158,6 +166,7 @@ class Submitter:
     async def close(self):
         """Close the AMQP connection and the Redis connections."""
         await self.publisher.close()
+        self.markers.close()
         await self.redis.aclose()
 
 

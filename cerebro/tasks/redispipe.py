@@ -1,0 +1,195 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-24
+Subject: A lean pipelined Redis connection for the submit path's one command (SET ... NX).
+Tagline: One wire, many notes, answered in order.
+
+redis-py's asyncio client checks a connection out of a pool, wraps every
+command in a retry policy and a timeout context, and parses replies in
+Python: on the submit path it cost more than publishing the task itself.
+:class:`RedisPipe` is one connection per API process on an
+:class:`asyncio.Protocol`; concurrent commands are written back to back and
+their replies matched in order (Redis answers a connection's commands in
+order). It speaks just enough RESP for ``SET`` (simple strings, errors,
+integers, bulk strings), with ``AUTH`` and ``SELECT`` from the URL.
+
+Errors are never swallowed: a Redis error reply raises
+:class:`redis.exceptions.ResponseError`, a lost or unreachable connection
+:class:`redis.exceptions.ConnectionError`, no answer in time
+:class:`redis.exceptions.TimeoutError` (and the connection is dropped, so
+no later reply can be matched to the wrong command). The next command
+reconnects.
+"""
+
+import asyncio
+import collections
+import ssl
+from urllib.parse import unquote, urlsplit
+
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+
+
+def encode_command(*args):
+    """A RESP array of bulk strings (``str``, ``bytes`` or ``int`` arguments)."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif isinstance(arg, int):
+            arg = b"%d" % arg
+        out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(out)
+
+
+class _Protocol(asyncio.Protocol):
+    """Replies in, matched in order to the waiting futures."""
+
+    def __init__(self):
+        self.transport = None
+        self.buffer = bytearray()
+        self.waiters = collections.deque()
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport):
+        """Keep the transport."""
+        self.transport = transport
+
+    def data_received(self, data):
+        """Parse every complete reply in the buffer."""
+        self.buffer += data
+        while self.buffer:
+            try:
+                reply, used = _parse(self.buffer)
+            except (ConnectionError, ValueError) as exc:
+                self._fail(ConnectionError(f"Redis protocol error: {exc}"))
+                return
+            if used == 0:
+                return
+            del self.buffer[:used]
+            if not self.waiters:
+                self._fail(ConnectionError("Redis sent a reply nobody asked for"))
+                return
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                if isinstance(reply, ResponseError):
+                    waiter.set_exception(reply)
+                else:
+                    waiter.set_result(reply)
+
+    def connection_lost(self, exc):
+        """Fail every command still waiting."""
+        reason = f"{type(exc).__name__}: {exc}" if exc else "closed by the server"
+        self._fail(ConnectionError(f"Redis connection lost ({reason})"), close=False)
+
+    def _fail(self, error, close=True):
+        """Fail all waiters with ``error`` and drop the connection."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+        if not self.closed.done():
+            self.closed.set_result(error)
+        if close and self.transport is not None:
+            self.transport.abort()
+
+
+def _parse(buffer):
+    """``(reply, bytes used)`` of the first complete reply in ``buffer``; used 0 if incomplete."""
+    end = buffer.find(b"\r\n")
+    if end < 0:
+        return None, 0
+    kind, line = buffer[:1], bytes(buffer[1:end])
+    if kind == b"+":
+        return line.decode(), end + 2
+    if kind == b"-":
+        return ResponseError(line.decode(errors="replace")), end + 2
+    if kind == b":":
+        return int(line), end + 2
+    if kind == b"$":
+        size = int(line)
+        if size < 0:
+            return None, end + 2
+        stop = end + 2 + size
+        if len(buffer) < stop + 2:
+            return None, 0
+        return bytes(buffer[end + 2:stop]), stop + 2
+    raise ConnectionError(f"unexpected Redis reply type {kind!r}")
+
+
+class RedisPipe:
+    """One pipelined connection to the Redis of ``url`` (``redis://``, ``rediss://``)."""
+
+    def __init__(self, url, connect_timeout=1.0, timeout=2.0):
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"not a redis:// or rediss:// URL: {parts.scheme}://...")
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 6379
+        self.ssl = ssl.create_default_context() if parts.scheme == "rediss" else None
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        path = parts.path.strip("/")
+        self.db = int(path) if path else 0
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self._protocol = None
+        self._connecting = None
+
+    async def execute(self, *args):
+        """Send one command; return its reply (``str``, ``int``, ``bytes`` or ``None``)."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed.done():
+            protocol = await self._connect()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        protocol.waiters.append(waiter)
+        protocol.transport.write(encode_command(*args))
+        timer = loop.call_later(self.timeout, protocol._fail,
+                                TimeoutError(f"no answer from Redis in {self.timeout:g}s"))
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+
+    async def _connect(self):
+        """Open the connection (one attempt shared by concurrent callers)."""
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.ensure_future(self._open())
+        try:
+            return await asyncio.shield(self._connecting)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise ConnectionError(f"cannot connect to Redis at {self.host}:{self.port}: "
+                                  f"{type(exc).__name__}: {exc}") from None
+
+    async def _open(self):
+        """Connect, authenticate and select the database."""
+        loop = asyncio.get_running_loop()
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(_Protocol, self.host, self.port, ssl=self.ssl),
+            self.connect_timeout)
+        hello = []
+        if self.password is not None:
+            hello.append(("AUTH", self.username, self.password) if self.username
+                         else ("AUTH", self.password))
+        if self.db:
+            hello.append(("SELECT", self.db))
+        waiters = []
+        for command in hello:
+            waiter = loop.create_future()
+            protocol.waiters.append(waiter)
+            protocol.transport.write(encode_command(*command))
+            waiters.append(waiter)
+        try:
+            if waiters:
+                await asyncio.wait_for(asyncio.gather(*waiters), self.timeout)
+        except BaseException:
+            protocol._fail(ConnectionError("Redis connection set-up failed"))
+            raise
+        self._protocol = protocol
+        return protocol
+
+    def close(self):
+        """Close the connection."""
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.close()
+        self._protocol = None
