@@ -61,6 +61,9 @@ _SPEC = {
     "keep_versions": ("CEREBRO_KEEP_VERSIONS", "5", int,
                       "Model versions kept per module when a build publishes."),
     "log_level": ("CEREBRO_LOG_LEVEL", "INFO", str, "Python logging level."),
+    "trust_proxy_headers": ("CEREBRO_TRUST_PROXY_HEADERS", "false", _flag,
+                            "Take the client address from X-Real-Ip/X-Forwarded-For (behind a "
+                            "proxy only; costs an address check per request)."),
     "access_log": ("CEREBRO_ACCESS_LOG", "false", _flag,
                    "Log every HTTP request (errors are always logged)."),
     "batching": ("CEREBRO_BATCHING", "true", _flag,
@@ -216,6 +219,7 @@ class Settings:
     reload_interval: float
     keep_versions: int
     log_level: str
+    trust_proxy_headers: bool
     access_log: bool
     batching: bool
     kafka_bootstrap: tuple

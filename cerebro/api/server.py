@@ -2,7 +2,7 @@
 Author:  Cerebro team
 Date:    2026-11-24
 Subject: ``cerebro serve``: bind, fork one process per core, load models, serve, stop cleanly.
-Tagline: Listen first, load beside, swap without a blink.
+Tagline: Load first, then listen; later, swap without a blink.
 """
 
 import asyncio
@@ -69,8 +69,7 @@ async def _run(settings, sockets, extra_routes_factory, submitter_factory):
     submitter = submitter_factory(settings) if submitter_factory else None
     ctx = make_context(settings, registry, submitter)
     routes = extra_routes_factory(settings) if extra_routes_factory else ()
-    server = HTTPServer(make_app(ctx, routes), xheaders=True)
-    server.add_sockets(sockets)
+    server = HTTPServer(make_app(ctx, routes), xheaders=settings.trust_proxy_headers)
 
     def refresh():
         """Load new models and publish their versions as metrics."""
@@ -87,8 +86,11 @@ async def _run(settings, sockets, extra_routes_factory, submitter_factory):
             else:
                 log.error("module %s: %s: %s", mod.name, mod.status, "; ".join(mod.errors()))
 
+    # Load every model before taking connections: with several processes on one
+    # socket, a process still loading never answers 503 while a sibling is ready.
     loop = asyncio.get_running_loop()
-    loop.run_in_executor(None, first_load)
+    await loop.run_in_executor(None, first_load)
+    server.add_sockets(sockets)
     watcher = PeriodicThread(settings.reload_interval, refresh, name="cerebro-model-watcher")
     watcher.start()
 
