@@ -271,6 +271,10 @@ def main(argv=None):
     parser.add_argument("--processes", type=int, default=2, help="API processes")
     parser.add_argument("--connections", type=int, default=64,
                         help="keep-alive connections of the load generator")
+    parser.add_argument("--queue-version", type=int, choices=(1, 2), default=None,
+                        help="apply a RabbitMQ policy making the benchmark's queue a classic "
+                             "queue of this version (needs a local rabbitmqctl; default: leave "
+                             "the broker's default)")
     args = parser.parse_args(argv)
 
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"cerebro-bench-{uuid.uuid4().hex[:6]}"
@@ -284,6 +288,11 @@ def main(argv=None):
                CEREBRO_MAIN_APP_URL=f"http://127.0.0.1:{receiver.port}",
                CEREBRO_DATA_VOLUME=str(work / "volume"), SHERLOCK_DIR=str(work / "sherlock"),
                CEREBRO_LOG_LEVEL="WARNING")
+    policy = None
+    if args.queue_version:
+        policy = f"{env['CEREBRO_QUEUE_PREFIX']}-cq"
+        _rabbitmqctl("set_policy", policy, f"^{env['CEREBRO_QUEUE_PREFIX']}\\.",
+                     f'{{"queue-version":{args.queue_version}}}', "--apply-to", "queues")
     server = spawn(["serve", "--port", str(port), "--processes", str(args.processes)], env,
                    work / "serve.log")
     worker = None
@@ -291,7 +300,8 @@ def main(argv=None):
     try:
         wait_http(port, "/healthz")
         print(f"# ack latency of POST /v1/jobs/noop (202), {args.processes} API process(es), "
-              f"open loop, {args.seconds:g}s per rate, {loadavg()}")
+              f"open loop, {args.seconds:g}s per rate, {loadavg()}, queue: classic "
+              f"{'v' + str(args.queue_version) + ' (policy)' if policy else '(broker default)'}")
         open_loop(port, 100, 2, args.connections)  # warm-up: connections, queue declaration
         meter = CPUMeter(server.pid)
         sent = 100 * 2
@@ -329,6 +339,8 @@ def main(argv=None):
             stop(worker)
         stop(server)
         _delete_queue(env)
+        if policy:
+            _rabbitmqctl("clear_policy", policy)
     if TARGET_RATE in results:
         p99, bad = results[TARGET_RATE]
         met = p99 < TARGET_P99_MS and bad == 0
@@ -336,6 +348,11 @@ def main(argv=None):
               f"{args.processes} API processes: {'MET' if met else 'NOT MET'} "
               f"(p99 {p99:.2f} ms, non-202 {bad})")
     return 0
+
+
+def _rabbitmqctl(*args):
+    """Run ``rabbitmqctl`` (the local broker); fail loudly."""
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
 def _delete_queue(env):

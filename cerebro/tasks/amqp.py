@@ -51,6 +51,19 @@ _EMBED = b'{"callbacks":null,"errbacks":null,"chain":null,"chord":null}'
 _REPR_MAX = 1024  # Celery's argsrepr_maxsize
 
 
+class _OwnOutageFilter(logging.Filter):
+    """Drop aiormq's "error when creating transport" (one per reconnect attempt, every
+    couple of seconds during an outage): the publisher logs the outage once, with its cause,
+    and each failed attempt at DEBUG."""
+
+    def filter(self, record):
+        """False for the per-attempt connection error."""
+        return not record.getMessage().startswith("error when creating transport")
+
+
+logging.getLogger("aiormq.connection").addFilter(_OwnOutageFilter())
+
+
 class BrokerUnavailable(Exception):
     """RabbitMQ did not take the message: down, reconnecting, refused, or no confirm in time."""
 
@@ -173,6 +186,7 @@ class TaskPublisher:
         """Remember why the broker is unusable; say so once per outage (with the exception)."""
         reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
         self.down_reason = reason
+        log.debug("RabbitMQ (%s) not usable: %s", self._where(), reason)
         if not self._outage_logged and not self._closed:
             self._outage_logged = True
             log.error("RabbitMQ unreachable (%s): async calls answer 503 until it is back "

@@ -1,4 +1,4 @@
-"""The async path end to end: real RabbitMQ, Redis, `cerebro serve`, `cerebro worker`, HTTP callbacks."""
+"""The async path end to end: real RabbitMQ, Redis, `cerebro serve`, `cerebro worker`, callbacks."""
 
 import json
 import subprocess
@@ -60,9 +60,10 @@ def test_submit_202_signed_callback_and_status(async_env, server_factory, worker
 
         # bad input: 400 before anything is queued; sync functions answer at once
         assert server.post("/v1/jobs/square", {"x": -1})[0] == 400
-        assert server.post("/v1/jobs/sync_add", {"a": 1}) [0:3:2] == (200, {"sum": 2.0})
+        assert server.post("/v1/jobs/sync_add", {"a": 1})[0:3:2] == (200, {"sum": 2.0})
         # callback_url: allow-listed goes there, anything else is a 400 at submit time
-        status, _, body = server.post("/v1/jobs/square", {"x": 3, "callback_url": "http://169.254.169.254/"})
+        status, _, body = server.post("/v1/jobs/square",
+                                      {"x": 3, "callback_url": "http://169.254.169.254/"})
         assert status == 400 and body["error"]["field"] == "callback_url"
         status, _, body = server.post("/v1/jobs/square",
                                       {"x": 3, "callback_url": f"{other.url}/hooks/sq"})
@@ -171,7 +172,7 @@ def test_past_retry_window_dead_letter_then_cli_retry(async_env, server_factory,
 
 
 def test_broker_down_async_503_sync_200_then_recovers(async_env, private_rabbit, server_factory,
-                                                     worker_factory):
+                                                      worker_factory):
     env = dict(async_env, CEREBRO_BROKER_URL=private_rabbit.url)
     rec = Receiver(SECRET, port=_main_app_port(env))
     try:
