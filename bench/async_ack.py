@@ -356,11 +356,14 @@ def _rabbitmqctl(*args):
 
 
 def _delete_queue(env):
-    """Remove the benchmark's durable queue from the broker."""
+    """Remove the benchmark's durable queues (the module's, and the worker's default queue)."""
     from kombu import Connection
     url = env.get("CEREBRO_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
     with Connection(url, connect_timeout=2) as conn:
-        conn.channel().queue_delete(f"{env['CEREBRO_QUEUE_PREFIX']}.jobs")
+        for name in ("jobs", "default"):
+            channel = conn.channel()
+            channel.queue_delete(f"{env['CEREBRO_QUEUE_PREFIX']}.{name}")
+            channel.exchange_delete(f"{env['CEREBRO_QUEUE_PREFIX']}.{name}")
 
 
 if __name__ == "__main__":
