@@ -6,8 +6,9 @@ Tagline: Every answer is JSON, every error has a name, no traceback leaves the b
 """
 
 import hmac
+import itertools
+import os
 import time
-import uuid
 from functools import partial
 
 from tornado.ioloop import IOLoop
@@ -20,6 +21,24 @@ from cerebro.errors import (CerebroError, InternalError, InvalidPayload, MethodN
 from cerebro.reporting import report
 
 _HTTP_ERRORS = {400: InvalidPayload, 404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
+
+
+class _RequestIds:
+    """Unique request ids without a random read per request: a random prefix per
+    process (re-drawn after a fork) and a counter."""
+
+    def __init__(self):
+        self._pid, self._prefix, self._counter = None, "", itertools.count()
+
+    def next(self):
+        """The next id, such as ``3f9c2a7be01d44a1-2a``."""
+        if self._pid != os.getpid():
+            self._pid, self._prefix = os.getpid(), os.urandom(8).hex()
+            self._counter = itertools.count()
+        return f"{self._prefix}-{next(self._counter):x}"
+
+
+_request_ids = _RequestIds()
 
 
 class BaseHandler(RequestHandler):
@@ -97,7 +116,7 @@ class EndpointHandler(BaseHandler):
         """Check the API key and the declared body size before reading the body."""
         self._chunks, self._size, self._too_large = [], 0, False
         self._started = time.perf_counter()
-        self.request_id = self.request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        self.request_id = self.request.headers.get("X-Request-Id") or _request_ids.next()
         self.set_header("X-Request-Id", self.request_id)
         try:
             self.require_api_key()
