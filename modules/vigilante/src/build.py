@@ -124,6 +124,7 @@ def run(rows=DEFAULT_ROWS, seed=DEFAULT_SEED, volume=None, keep=5, progress=True
     stages = {name: globals()[f"stage_{name}"] for name in STAGES}
     return run_stages(MODULE, stages, state, progress)
 
+
 def main(argv=None):
     """Command-line entry point: train, print metrics and where the model was published."""
     from pathlib import Path
