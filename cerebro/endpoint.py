@@ -76,7 +76,8 @@ def endpoint(inputs=None, *, external=False, topics=(), extra="forbid", summary=
     ``extra``: ``"forbid"`` (undeclared fields are a 400) or ``"ignore"``.
     ``example``: a valid payload, shown in ``/openapi.json`` and called by the
     module contract test. ``batch``: a :class:`Batching` (or ``True`` for the
-    defaults) when the function takes a list of inputs. The function itself is returned unchanged, so it stays a plain callable.
+    defaults) when the function takes a list of inputs. The function itself
+    is returned unchanged, so it stays a plain callable.
     """
     if isinstance(topics, str):
         topics = (topics,)

@@ -29,6 +29,7 @@ def parse_args(argv=None):
                           rows_help="localities to generate")
     return parser.parse_args(argv)
 
+
 def stage_extract(state):
     """Generate the raw locality data."""
     state.raw = extract.extract(state.rows, state.seed)

@@ -33,6 +33,7 @@ def parse_args(argv=None):
                           rows_help="listings to generate")
     return parser.parse_args(argv)
 
+
 def stage_extract(state):
     """Generate the raw listings."""
     state.raw = extract.extract(state.rows, state.seed)
@@ -118,7 +119,7 @@ def stage_report(state):
                                  "held-out listings"),
         "report.md": markdown_report(title, {"Metrics (held-out set)": state.metrics,
                                              "Data": data, "Parameters": state.params},
-                                      caption="predicted vs actual"),
+                                     caption="predicted vs actual"),
     }
 
 

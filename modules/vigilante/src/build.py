@@ -31,6 +31,7 @@ def parse_args(argv=None):
                           rows_help="listings to generate")
     return parser.parse_args(argv)
 
+
 def stage_extract(state):
     """Generate the labelled listings."""
     state.raw = extract.extract(state.rows, state.seed)
