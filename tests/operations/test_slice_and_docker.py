@@ -126,9 +126,14 @@ def test_slice_starts_on_its_own_and_serves_vigilante(sliced, built_volume, tmp_
         status, _, body = http("POST", url + "/v1/vigilante/screen", example)
         assert status == 200 and body["verdict"] and body["model_version"], body
         assert http("POST", url + "/v1/rent_predictor/predict", {})[0] == 404
-        states = subprocess.run([*supervisorctl, "status"], env=env, capture_output=True,
-                                text=True).stdout
-        assert states.count("RUNNING") == 3, states
+        def states():
+            """supervisorctl's view of the slice's programs."""
+            return subprocess.run([*supervisorctl, "status"], env=env, capture_output=True,
+                                  text=True).stdout
+
+        # the API can answer before supervisord's startsecs have passed: RUNNING comes later
+        wait_for(lambda: states().count("RUNNING") == 3, 30, what="every slice program RUNNING")
+        assert states().count("RUNNING") == 3, states()
     finally:
         subprocess.run([*supervisorctl, "shutdown"], env=env, capture_output=True)
         pidfile = tmp_path / "state" / "supervisord.pid"
