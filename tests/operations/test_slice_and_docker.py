@@ -139,6 +139,18 @@ def test_slice_starts_on_its_own_and_serves_vigilante(sliced, built_volume, tmp_
         pidfile = tmp_path / "state" / "supervisord.pid"
         wait_for(lambda: not pidfile.exists(), 60, what="the slice's supervisord stopped")
         broker.stop()
+        _delete_pubsub_topology(rabbit_url, f"slice-{port}")
+
+
+def _delete_pubsub_topology(url, prefix):
+    """Remove the slice subscriber's queues and exchanges from the shared broker."""
+    from kombu import Connection
+    with Connection(url, connect_timeout=2) as conn:
+        for queue in (f"{prefix}.requests.vigilante", f"{prefix}.requests.vigilante.retry",
+                      f"{prefix}.dlx"):
+            conn.channel().queue_delete(queue)
+        for exchange in (f"{prefix}.requests", f"{prefix}.results", f"{prefix}.dlx"):
+            conn.channel().exchange_delete(exchange)
 
 
 def _answers(url):
