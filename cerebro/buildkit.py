@@ -8,13 +8,14 @@ A module's ``build.py`` keeps its own stages (extract, transform, fit, ...)
 and calls these for the rest::
 
     parser = build_parser("Train X and publish it.", rows=(50_000, 1_000), seed=42)
-    state = run_stages(MODULE, {"extract": stage_extract, ...}, state)
+    state = run_build(MODULE, {"extract": stage_extract, ...}, "pipeline", rows=..., seed=...)
     files = {"report.md": markdown_report(title, {"Metrics": metrics, ...})}
 """
 
 import argparse
 import sys
 import time
+from types import SimpleNamespace
 
 
 def at_least(minimum):
@@ -67,6 +68,30 @@ def run_stages(name, stages, state, progress=True):
             bar.update(1)
         bar.set_postfix(stage="done")
     return state
+
+
+def run_build(module, stages, artifact, *, rows, seed, volume=None, keep=5, progress=True):
+    """Run a module's ``stages`` then publish ``state.<artifact>`` as its new model version.
+
+    The stages fill ``state.<artifact>``, ``state.metrics``, ``state.params`` and
+    ``state.files`` (report files); a last ``publish`` stage writes them to the
+    data volume (``volume``, default ``CEREBRO_DATA_VOLUME``) and sets
+    ``state.meta``. Returns the state, with ``timings`` per stage.
+    """
+    from cerebro.volume import publish
+
+    if volume is None:
+        from cerebro.settings import load_settings
+        volume = load_settings().data_volume
+    state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep)
+
+    def stage_publish(state):
+        """Publish the artifact, its metrics and its reports as the current version."""
+        state.meta = publish(state.volume, module, {"model": getattr(state, artifact)},
+                             metrics=state.metrics, params=state.params, files=state.files,
+                             keep=state.keep)
+
+    return run_stages(module, {**stages, "publish": stage_publish}, state, progress)
 
 
 def markdown_report(title, sections, image="report.png", caption="build report"):

@@ -12,14 +12,13 @@ resident ratings and publishes the calibration, with ``report.png`` and
 """
 
 import time
-from types import SimpleNamespace
 
-from cerebro.buildkit import build_parser, markdown_report, run_stages
+from cerebro.buildkit import build_parser, markdown_report, run_build
 from modules.locality_score.src import extract, model, transform
 from modules.locality_score.src.utilities import (DEFAULT_ROWS, DEFAULT_SEED, DISTANCES, GRADES,
                                                   MIN_ROWS, MODULE, distance_column, report_png)
 
-STAGES = ("extract", "transform", "calibrate", "evaluate", "report", "publish")
+STAGES = ("extract", "transform", "calibrate", "evaluate", "report")
 
 
 def parse_args(argv=None):
@@ -103,22 +102,11 @@ def stage_report(state):
     }
 
 
-def stage_publish(state):
-    """Publish the calibration and the report to the data volume as the new current version."""
-    from cerebro.volume import publish
-
-    state.meta = publish(state.volume, MODULE, {"model": state.calibration}, metrics=state.metrics,
-                         params=state.params, files=state.files, keep=state.keep)
-
-
 def run(rows=DEFAULT_ROWS, seed=DEFAULT_SEED, volume=None, keep=5, progress=True):
     """Run every stage; return the state (``calibration``, ``metrics``, ``meta``, ``timings``)."""
-    if volume is None:
-        from cerebro.settings import load_settings
-        volume = load_settings().data_volume
-    state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep)
     stages = {name: globals()[f"stage_{name}"] for name in STAGES}
-    return run_stages(MODULE, stages, state, progress)
+    return run_build(MODULE, stages, "calibration", rows=rows, seed=seed, volume=volume, keep=keep,
+                     progress=progress)
 
 
 def main(argv=None):

@@ -12,14 +12,13 @@ version. Running services pick it up without a restart.
 """
 
 import time
-from types import SimpleNamespace
 
-from cerebro.buildkit import build_parser, markdown_report, run_stages
+from cerebro.buildkit import build_parser, markdown_report, run_build
 from modules.rent_predictor.src import extract, model, transform
 from modules.rent_predictor.src.utilities import (DEFAULT_ROWS, DEFAULT_SEED, MIN_ROWS, MODULE,
                                                   report_png)
 
-STAGES = ("extract", "transform", "fit", "evaluate", "report", "publish")
+STAGES = ("extract", "transform", "fit", "evaluate", "report")
 TEST_SIZE = 0.2
 #: Held-out rows on which the fast single-row path must match ``pipeline.predict``.
 PARITY_ROWS = 200
@@ -123,22 +122,11 @@ def stage_report(state):
     }
 
 
-def stage_publish(state):
-    """Publish the pipeline and the report to the data volume as the new current version."""
-    from cerebro.volume import publish
-
-    state.meta = publish(state.volume, MODULE, {"model": state.pipeline}, metrics=state.metrics,
-                         params=state.params, files=state.files, keep=state.keep)
-
-
 def run(rows=DEFAULT_ROWS, seed=DEFAULT_SEED, volume=None, keep=5, progress=True):
     """Run every stage; return the state (``metrics``, ``meta``, ``timings``, ``pipeline`` ...)."""
-    if volume is None:
-        from cerebro.settings import load_settings
-        volume = load_settings().data_volume
-    state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep)
     stages = {name: globals()[f"stage_{name}"] for name in STAGES}
-    return run_stages(MODULE, stages, state, progress)
+    return run_build(MODULE, stages, "pipeline", rows=rows, seed=seed, volume=volume, keep=keep,
+                     progress=progress)
 
 
 def main(argv=None):

@@ -12,14 +12,13 @@ prints its hold-out metrics and publishes it, with ``report.png`` and
 """
 
 import time
-from types import SimpleNamespace
 
-from cerebro.buildkit import build_parser, markdown_report, run_stages
+from cerebro.buildkit import build_parser, markdown_report, run_build
 from modules.vigilante.src import extract, model, transform
 from modules.vigilante.src.utilities import (DEFAULT_ROWS, DEFAULT_SEED, FEATURES, KINDS, MIN_ROWS,
                                              MODULE, report_png)
 
-STAGES = ("extract", "transform", "train", "evaluate", "report", "publish")
+STAGES = ("extract", "transform", "train", "evaluate", "report")
 HOLDOUT = 0.25
 
 
@@ -108,22 +107,11 @@ def stage_report(state):
     }
 
 
-def stage_publish(state):
-    """Publish the model and its report to the data volume as the new current version."""
-    from cerebro.volume import publish
-
-    state.meta = publish(state.volume, MODULE, {"model": state.model}, metrics=state.metrics,
-                         params=state.params, files=state.files, keep=state.keep)
-
-
 def run(rows=DEFAULT_ROWS, seed=DEFAULT_SEED, volume=None, keep=5, progress=True):
     """Run every stage; return the state (``model``, ``metrics``, ``meta``, ``timings`` ...)."""
-    if volume is None:
-        from cerebro.settings import load_settings
-        volume = load_settings().data_volume
-    state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep)
     stages = {name: globals()[f"stage_{name}"] for name in STAGES}
-    return run_stages(MODULE, stages, state, progress)
+    return run_build(MODULE, stages, "model", rows=rows, seed=seed, volume=volume, keep=keep,
+                     progress=progress)
 
 
 def main(argv=None):
