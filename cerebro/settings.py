@@ -26,6 +26,14 @@ def _flag(value):
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _queue_type(value):
+    """Read a RabbitMQ queue type Cerebro can declare: ``quorum`` or ``classic``."""
+    text = value.strip().lower()
+    if text not in ("quorum", "classic"):
+        raise ValueError("expected quorum or classic")
+    return text
+
+
 def _tristate(value):
     """Read ``auto``, or a boolean as ``true``/``false`` (the words supervisord expects)."""
     text = value.strip().lower()
@@ -110,6 +118,9 @@ _SPEC = {
                        "Seconds a task's state and result are kept for polling."),
     "queue_prefix": ("CEREBRO_QUEUE_PREFIX", "cerebro", str,
                      "Prefix of the per-module task queues (<prefix>.<module>)."),
+    "queue_type": ("CEREBRO_QUEUE_TYPE", "quorum", _queue_type,
+                   "Type of the task queues: quorum, or classic (the type before; existing "
+                   "queues must be drained and deleted to switch, see docs/async.md)."),
     "broker_timeout": ("CEREBRO_BROKER_TIMEOUT", "1.0", float,
                        "Seconds the API waits to connect/publish to RabbitMQ before answering 503."),
     "publish_confirm": ("CEREBRO_PUBLISH_CONFIRM", "true", _flag,
@@ -242,6 +253,7 @@ class Settings:
     result_backend: str
     result_expires: int
     queue_prefix: str
+    queue_type: str
     broker_timeout: float
     publish_confirm: bool
     worker_concurrency: int

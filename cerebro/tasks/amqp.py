@@ -15,10 +15,13 @@ Celery worker consumes. The message is exactly what ``app.send_task`` sends:
   ``root_id``, ``parent_id``, ``group``, ``retries``, ``eta``, ``expires``,
   ``timelimit``, ``argsrepr``, ``kwargsrepr``, ``origin``...;
 * body ``[args, kwargs, {"callbacks", "errbacks", "chain", "chord"}]`` in JSON;
-* routed like Celery routes a direct queue: to the default exchange with the
-  queue name as routing key, after declaring the queue, its exchange and the
-  binding with the very :class:`kombu.Queue` the Celery app builds for it
-  (so both sides always agree on durability and arguments).
+* published to the default exchange with the queue name as routing key:
+  straight into the queue, as Celery routes a direct queue (for a queue on a
+  topic exchange, as Cerebro's quorum queues are, Celery goes through that
+  exchange, which routes to the same queue), after declaring the queue, its
+  exchange and the binding with the very :class:`kombu.Queue` the Celery app
+  builds for it (so both sides always agree on type, durability and arguments:
+  RabbitMQ refuses a declaration that differs from the existing queue's).
 
 With confirms on (the default), :meth:`TaskPublisher.publish` returns only
 once RabbitMQ confirmed the message (``basic.ack``); it is also published
@@ -251,9 +254,10 @@ class TaskPublisher:
                 if self._declared.get(queue) is declared and declared.done():
                     del self._declared[queue]
                 raise
-            if exchange_type != "direct":
+            if exchange_type not in ("direct", "topic"):
                 raise BrokerUnavailable(f"queue {queue} uses a {exchange_type} exchange; "
-                                        "only direct queues are published to")
+                                        "only queues on direct or topic exchanges are "
+                                        "published to")
             properties = Basic.Properties(
                 content_type="application/json", content_encoding="utf-8", delivery_mode=2,
                 priority=0, correlation_id=task_id, message_id=task_id, headers=headers)

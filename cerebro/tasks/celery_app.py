@@ -17,14 +17,27 @@ configuration:
 * messages are persistent and every queue is durable: one queue per module,
   ``<CEREBRO_QUEUE_PREFIX>.<module>``, so a slow module never starves the
   others and workers can be started for chosen modules;
+* the queues are RabbitMQ *quorum* queues (``CEREBRO_QUEUE_TYPE``, default
+  ``quorum``): their publisher confirms come faster and steadier than a classic
+  queue's, which is what the API's 202 waits for. Each queue is bound to a
+  *topic* exchange of its own name, so countdown tasks (callback retries, the
+  model-not-ready wait) go through Celery's native delayed delivery (the
+  ``celery_delayed_*`` exchanges and queues a worker declares at start) instead
+  of being held unacknowledged by a worker; quorum queues have whole-second
+  delays, see :func:`countdown`. The worker notices the quorum queues and uses
+  per-consumer prefetch (quorum queues refuse global QoS).
+  ``CEREBRO_QUEUE_TYPE=classic`` declares exactly what Cerebro declared before
+  (classic queues, direct exchanges), for a deployment not migrated yet;
 * messages and results are plain JSON (ids, payloads, results), never pickles;
 * Sherlock's daily digest is registered here (task ``sherlock.digest`` on the
   default queue, and its Celery beat entry at ``SHERLOCK_DIGEST_AT``): ``cerebro
   beat`` schedules it, any ``cerebro worker`` serving the default queue runs it.
 """
 
+import math
+
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from cerebro.settings import load_settings
 
@@ -35,6 +48,43 @@ DELIVER_TASK = "cerebro.deliver_callback"
 def queue_name(settings, module):
     """The durable queue of ``module``: ``<prefix>.<module>``."""
     return f"{settings.queue_prefix}.{module}"
+
+
+def queue_options(settings):
+    """Celery settings declaring every task queue with ``settings.queue_type``.
+
+    Quorum: the default queue and the queues Celery creates on first use
+    (``task_create_missing_queues``) are quorum queues bound to a topic exchange
+    of their own name (native delayed delivery skips direct exchanges). Classic:
+    classic queues on direct exchanges, as before.
+    """
+    default = queue_name(settings, "default")
+    if settings.queue_type == "classic":
+        return {"task_default_queue_type": "classic",
+                "task_create_missing_queue_type": "classic",
+                "task_queues": [Queue(default, durable=True)]}
+    quorum = {"x-queue-type": "quorum"}
+    return {
+        "task_default_queue_type": "quorum",
+        "task_create_missing_queue_type": "quorum",
+        "task_create_missing_queue_exchange_type": "topic",
+        "task_queues": [Queue(default, Exchange(default, type="topic"), routing_key=default,
+                              durable=True, queue_arguments=quorum)],
+        "worker_detect_quorum_queues": True,
+        "broker_native_delayed_delivery_queue_type": "quorum",
+    }
+
+
+def countdown(settings, seconds):
+    """The countdown to give a task delayed by ``seconds``.
+
+    On quorum queues, Celery's native delayed delivery counts whole seconds
+    (it truncates, and refuses a countdown under one second): round up, so the
+    task is never due before ``seconds`` have passed. Classic queues take it as is.
+    """
+    if settings.queue_type == "classic" or seconds <= 0:
+        return seconds
+    return max(1, math.ceil(seconds))
 
 
 def make_app(settings):
@@ -56,8 +106,8 @@ def make_app(settings):
         task_track_started=True,
         task_default_delivery_mode="persistent",
         task_default_queue=queue_name(settings, "default"),
-        task_queues=[Queue(queue_name(settings, "default"), durable=True)],
         task_create_missing_queues=True,
+        **queue_options(settings),
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         worker_send_task_events=True,

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: ``cerebro worker``, ``cerebro beat``, ``cerebro flower`` and ``cerebro callbacks failed|retry``.
+Subject: ``cerebro worker``, ``beat``, ``flower``, ``callbacks failed|retry`` and ``queues delete``.
 Tagline: Start the hands, open the window, sweep the undelivered.
 """
 
@@ -123,6 +123,23 @@ def _cmd_retry(args, settings):
     return 1 if failed else 0
 
 
+def _cmd_queues_delete(args, settings):
+    """Delete the task queues (empty ones only, unless --force) and their exchanges."""
+    from cerebro.tasks.celery_app import worker_queues
+    from cerebro.tasks.topology import delete, task_names
+    names = [n.strip() for n in (args.queues or "").split(",") if n.strip()]
+    queues = worker_queues(settings, names) if names else task_names(settings, _modules(settings))
+    kept = delete(settings.broker_url, queues, [], if_empty=not args.force)
+    delete(settings.broker_url, [], [q for q in queues if q not in kept])
+    for name in queues:
+        if name in kept:
+            held = "messages" if kept[name] is None else f"{kept[name]} message(s)"
+            print(f"{name}  kept: it still holds {held} (drain it, or --force)")
+        else:
+            print(f"{name}  removed (queue and exchange)")
+    return 1 if kept else 0
+
+
 def register(subparsers, settings, formatter):
     """Add ``worker``, ``flower`` and ``callbacks`` to the ``cerebro`` command."""
     p = subparsers.add_parser("worker", help="run a Celery worker for async (external=True) calls",
@@ -167,5 +184,19 @@ def register(subparsers, settings, formatter):
     q.set_defaults(func=_cmd_failed)
     q = sub.add_parser("retry", help="re-send dead-lettered callbacks (all, or one with --id)",
                        formatter_class=formatter)
-    q.add_argument("--id", default=None, help="the entry id (as listed by `cerebro callbacks failed`)")
+    q.add_argument("--id", default=None,
+                   help="the entry id (as listed by `cerebro callbacks failed`)")
     q.set_defaults(func=_cmd_retry)
+
+    p = subparsers.add_parser("queues", help="the task queues on RabbitMQ",
+                              formatter_class=formatter)
+    sub = p.add_subparsers(dest="queues_command", required=True, metavar="ACTION")
+    q = sub.add_parser("delete", help="delete the task queues and their exchanges, e.g. to switch "
+                                      "CEREBRO_QUEUE_TYPE (stop the API and workers first)",
+                       formatter_class=formatter)
+    q.add_argument("--queues", default="",
+                   help="comma-separated modules (and/or 'default'); default: every module and "
+                        f"the default queue, {settings.queue_prefix}.<module>")
+    q.add_argument("--force", action="store_true",
+                   help="delete queues that still hold messages too (the messages are lost)")
+    q.set_defaults(func=_cmd_queues_delete)

@@ -12,8 +12,9 @@ agrees with the callback the moment it arrives.
 
 A callback that cannot be delivered at once is not retried inside the task:
 ``cerebro.deliver_callback`` is scheduled with a countdown (exponential
-backoff with jitter) carrying the finished body, so the function is never
-recomputed and no worker slot waits for the main app. When the retry window
+backoff with jitter; on quorum queues it waits in RabbitMQ's delayed-delivery
+queues, rounded up to whole seconds) carrying the finished body, so the
+function is never recomputed and no worker slot waits for the main app. When the retry window
 is over, or the main app answers with a final 4xx, the callback goes to the
 dead-letter store and is reported as an exception.
 """
@@ -29,7 +30,8 @@ from cerebro.callbacks import (CallbackURLs, DeadLetterStore, DeliveryError, Mai
 from cerebro.dispatch import Dispatcher
 from cerebro.errors import CerebroError, InternalError, InvalidPayload, ModelNotReady
 from cerebro.reporting import report
-from cerebro.tasks.celery_app import DELIVER_TASK, RUN_TASK, app, queue_name, settings
+from cerebro.tasks.celery_app import (DELIVER_TASK, RUN_TASK, app, countdown, queue_name,
+                                      settings)
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +115,12 @@ def run(self, module, function, payload, meta):
     except ModelNotReady as exc:
         waited = _now() - float(meta.get("submitted_at") or started)
         if waited < settings.model_wait:
-            log.warning("task %s: %s; retrying in %gs", task_id, exc, settings.model_retry_delay)
-            raise self.retry(countdown=settings.model_retry_delay, max_retries=None)
+            delay = countdown(settings, settings.model_retry_delay)
+            log.warning("task %s: %s; retrying in %gs", task_id, exc, delay)
+            # the queue is named: a message that came through native delayed delivery
+            # carries that route, from which Celery would pick the default queue
+            raise self.retry(countdown=delay, max_retries=None,
+                             queue=queue_name(settings, module))
         status, error = "failed", exc.to_dict()
         report(exc, service="worker", module=module, function=function, task_id=task_id)
     except InvalidPayload as exc:
@@ -184,7 +190,7 @@ def send_callback(body, requested_url, *, first_attempt_at, attempt):
         return result
     delay = max(backoff_delay(attempt, settings.callback_backoff, settings.callback_backoff_max),
                 result.retry_after or 0)
-    delay = min(delay, left)
+    delay = countdown(settings, min(delay, left))
     log.warning("callback %s: %s; attempt %d again in %.2fs", key, result.describe(),
                 attempt + 2, delay)
     try:

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import SECRET
+from conftest import SECRET, wait_for
 from modules.listing_enrichment.src.utilities import neighbourhood
 from receiver import Receiver
 from support import REPO, cerebro_env
@@ -93,3 +93,37 @@ def test_enrich_calls_the_amenities_service_and_calls_back(enrichment_env, serve
         assert failed["body"]["error"]["type"] == "unavailable"
     finally:
         rec.stop()
+
+
+def test_task_waits_for_a_missing_model_through_delayed_retries(async_env, tmp_path,
+                                                                server_factory, worker_factory):
+    """No model yet: the worker retries the task (countdown, native delayed delivery on quorum
+    queues) on the module's own queue until the model is built, then runs it once."""
+    volume = tmp_path / "late-volume"
+    env = dict(async_env, CEREBRO_MODULES_PACKAGE="modules", CEREBRO_MODULES="listing_enrichment",
+               CEREBRO_DATA_VOLUME=str(volume), CEREBRO_MODEL_RETRY_DELAY="0.5",
+               CEREBRO_MODEL_WAIT="120")
+    amenities = AmenitiesServer()
+    port = int(env["CEREBRO_MAIN_APP_URL"].rsplit(":", 1)[1])
+    rec = Receiver(SECRET, port=port)
+    try:
+        env["LISTING_ENRICHMENT_AMENITIES_URL"] = amenities.url
+        server = server_factory(env)
+        # only the module's queue: a retry routed anywhere else would never run
+        worker = worker_factory(env, queues="listing_enrichment")
+        status, _, body = server.post("/v1/listing_enrichment/enrich", LISTING)
+        assert status == 202, body
+        wait_for(lambda: worker.log().count("retrying in 1s") >= 2, timeout=30,
+                 what="two retries while the model is missing")
+        assert rec.received == []
+        subprocess.run([sys.executable, str(REPO / "modules/listing_enrichment/src/build.py"),
+                        "--rows", "2000", "--volume", str(volume)], check=True,
+                       env=cerebro_env(PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL)
+        [got] = rec.wait(1, timeout=60)
+        assert got["verified"] and got["body"]["task_id"] == body["task_id"]
+        assert got["body"]["status"] == "succeeded", got["body"]
+        assert got["body"]["result"]["listing_id"] == "L-42"
+        assert got["body"]["attempts"] >= 3
+    finally:
+        rec.stop()
+        amenities.stop()

@@ -44,8 +44,9 @@ def _cleanup(url, settings, *modules):
             channel.exchange_delete(queue_name(settings, module))
 
 
-def test_message_is_what_celery_send_task_publishes(rabbit_url, redis_url):
-    settings = _settings(rabbit_url, redis_url)
+@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
+def test_message_is_what_celery_send_task_publishes(rabbit_url, redis_url, queue_type):
+    settings = _settings(rabbit_url, redis_url, CEREBRO_QUEUE_TYPE=queue_type)
     app = make_app(settings)
     queue = queue_name(settings, "jobs")
     args = ["jobs", "square", {"x": 7}, {"callback_url": None, "submitted_at": 1.5,
@@ -63,14 +64,18 @@ def test_message_is_what_celery_send_task_publishes(rabbit_url, redis_url):
             finally:
                 await publisher.close()
 
-        asyncio.run(publish())
+        asyncio.run(publish())  # declares the queue as Celery did: else PRECONDITION_FAILED
         ours = _get(rabbit_url, queue)
+        assert _declared_type(rabbit_url, queue) == queue_type
     finally:
         _cleanup(rabbit_url, settings, "jobs")
 
-    # same route: the default exchange, the queue's name as routing key
-    assert ours[0]["exchange"] == celery[0]["exchange"] == ""
-    assert ours[0]["routing_key"] == celery[0]["routing_key"] == queue
+    # same queue: we publish straight to it (default exchange, the queue's name as routing
+    # key); so does Celery for a classic queue (direct exchange), while for a quorum queue it
+    # goes through the queue's topic exchange (native delayed delivery needs one)
+    assert (ours[0]["exchange"], ours[0]["routing_key"]) == ("", queue)
+    celery_exchange = queue if queue_type == "quorum" else ""
+    assert (celery[0]["exchange"], celery[0]["routing_key"]) == (celery_exchange, queue)
     # same properties (reply_to is only for the rpc:// backend; message_id is ours)
     for name in ("content_type", "content_encoding", "delivery_mode", "priority"):
         assert ours[1][name] == celery[1][name], name
@@ -84,6 +89,31 @@ def test_message_is_what_celery_send_task_publishes(rabbit_url, redis_url):
     # same body: [args, kwargs, embed]
     assert json.loads(ours[3]) == json.loads(celery[3]) == [args, {}, {
         "callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+
+
+def _declared_type(url, queue):
+    """``quorum`` or ``classic``: which ``x-queue-type`` the broker accepts for ``queue``
+    (redeclaring an existing queue with another type is a 406 PRECONDITION_FAILED)."""
+    for kind in ("quorum", "classic"):
+        with Connection(url) as conn:
+            try:
+                conn.channel().queue_declare(queue, durable=True, auto_delete=False,
+                                             arguments={"x-queue-type": kind})
+                return kind
+            except Exception as exc:  # noqa: BLE001 - the 406 closes the channel
+                assert "PRECONDITION_FAILED" in str(exc) or "inequivalent" in str(exc), exc
+    raise AssertionError(f"{queue}: neither quorum nor classic")
+
+
+def test_countdowns_are_whole_seconds_on_quorum_queues():
+    from cerebro.tasks.celery_app import countdown
+    quorum, classic = load_settings({}), load_settings({"CEREBRO_QUEUE_TYPE": "classic"})
+    assert quorum.queue_type == "quorum"
+    # native delayed delivery truncates to whole seconds and refuses less than one: round up
+    assert [countdown(quorum, s) for s in (0.2, 1, 1.01, 4.5)] == [1, 1, 2, 5]
+    assert [countdown(classic, s) for s in (0.2, 1.01)] == [0.2, 1.01]
+    with pytest.raises(ValueError, match="CEREBRO_QUEUE_TYPE"):
+        load_settings({"CEREBRO_QUEUE_TYPE": "stream"})
 
 
 def test_a_message_no_queue_takes_is_an_error_not_a_silent_loss(rabbit_url, redis_url):
@@ -246,3 +276,43 @@ def test_redis_pipe_pipelines_reports_errors_and_reconnects(redis_url):
         assert time.perf_counter() - started < 1.0
 
     asyncio.run(refused())
+
+
+def test_queues_delete_keeps_queues_holding_messages_unless_forced(rabbit_url, redis_url):
+    """`cerebro queues delete` (the migration between queue types): empty queues and their
+    exchanges go, a queue still holding tasks stays (exit 1) unless --force."""
+    import subprocess
+    import sys
+
+    from cerebro.tasks.topology import existing
+    from support import cerebro_env
+    settings = _settings(rabbit_url, redis_url, CEREBRO_QUEUE_TYPE="classic")
+    app = make_app(settings)
+    names = [queue_name(settings, m) for m in ("jobs", "default")]
+    env = cerebro_env(CEREBRO_BROKER_URL=rabbit_url, CEREBRO_QUEUE_PREFIX=settings.queue_prefix,
+                      CEREBRO_MODULES_PACKAGE="fixture_modules", CEREBRO_MODULES="jobs")
+
+    def cli(*extra):
+        """Run the command; (exit code, stdout)."""
+        proc = subprocess.run([sys.executable, "-m", "cerebro", "queues", "delete", *extra],
+                              env=env, capture_output=True, text=True, timeout=60)
+        return proc.returncode, proc.stdout
+
+    try:
+        app.send_task(RUN_TASK, args=[], queue=names[0])  # declares queue and exchange
+        with Connection(rabbit_url) as conn:
+            app.amqp.queues[names[1]].bind(conn.channel()).declare()
+        assert existing(rabbit_url, names, names) == (names, names)
+        code, out = cli()
+        assert code == 1 and f"{names[0]}  kept: it still holds 1 message(s)" in out, out
+        assert existing(rabbit_url, names, names) == (names[:1], names[:1])
+        code, out = cli("--queues", "jobs", "--force")
+        assert code == 0 and f"{names[0]}  removed" in out, out
+        assert existing(rabbit_url, names, names) == ([], [])
+        # now quorum queues (on topic exchanges) of the same names can be declared
+        quorum = make_app(settings.replace(queue_type="quorum"))
+        with Connection(rabbit_url) as conn:
+            quorum.amqp.queues[names[0]].bind(conn.channel()).declare()
+        assert _declared_type(rabbit_url, names[0]) == "quorum"
+    finally:
+        _cleanup(rabbit_url, settings, "jobs", "default")
