@@ -169,6 +169,17 @@ def redis_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def celery_shared_topology(rabbit_url):
+    """Celery's shared objects (event and pidbox exchanges, the native delayed-delivery queues and
+    exchanges) that this session's workers create on the broker are removed at its end; those
+    that existed before are left alone."""
+    from cerebro.tasks.topology import SharedSnapshot
+    snapshot = SharedSnapshot(rabbit_url)
+    yield snapshot
+    snapshot.restore()
+
+
+@pytest.fixture(scope="session")
 def queue_prefix():
     """A queue prefix unique to this test session, so runs never share queues."""
     return f"cerebro-test-{uuid.uuid4().hex[:8]}"

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from rabbit import private_rabbit, queue_prefix, rabbit_url, redis_url  # noqa: F401 (fixtures)
+from rabbit import (celery_shared_topology, private_rabbit, queue_prefix,  # noqa: F401 (fixtures)
+                    rabbit_url, redis_url)
 from receiver import Receiver
 from support import REPO, TESTS, cerebro_env, free_port
 
@@ -24,8 +25,9 @@ def receiver():
 
 
 @pytest.fixture
-def async_env(rabbit_url, redis_url, tmp_path, request):  # noqa: F811
-    """Environment of API and worker processes for one test: its own queues and volume."""
+def async_env(rabbit_url, redis_url, tmp_path, request, celery_shared_topology):  # noqa: F811
+    """Environment of API and worker processes for one test: its own queues and volume (both
+    removed afterwards, with the exchanges of the same names)."""
     prefix = f"cerebro-test-{request.node.name[:30]}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     env = {
         # the repository first: tests/sherlock would otherwise shadow the sherlock package
@@ -50,16 +52,10 @@ def async_env(rabbit_url, redis_url, tmp_path, request):  # noqa: F811
 
 
 def _delete_queues(url, names):
-    """Remove a test's durable queues from the (possibly shared) broker."""
-    from kombu import Connection
+    """Remove a test's durable queues and their exchanges from the (possibly shared) broker."""
+    from cerebro.tasks.topology import delete
     try:
-        with Connection(url, connect_timeout=2) as conn:
-            channel = conn.channel()
-            for name in names:
-                try:
-                    channel.queue_delete(name)
-                except Exception:  # a missing queue closes the channel: open a new one
-                    channel = conn.channel()
+        delete(url, names, names)
     except OSError:
         pass  # the broker is gone (private node already stopped): nothing left to clean
 

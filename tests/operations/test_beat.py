@@ -3,11 +3,10 @@ the email reaches a real SMTP server; a real `cerebro beat` schedules it at SHER
 
 import shelve
 
-from kombu import Connection
-
 import sherlock
 from cerebro.settings import load_settings
 from cerebro.tasks.celery_app import make_app
+from cerebro.tasks.topology import delete
 from procs import Inbox, Proc, wait_for
 from sherlock.settings import load_settings as sherlock_settings
 from support import REPO, TESTS, free_port
@@ -27,18 +26,12 @@ def _env(tmp_path, rabbit_url, redis_url, prefix, smtp_port):
 
 
 def _delete_queues(url, names):
-    """Remove the test's queues from the shared broker."""
-    with Connection(url, connect_timeout=2) as conn:
-        for name in names:
-            channel = conn.channel()
-            try:
-                channel.queue_delete(name)
-            except Exception:  # noqa: BLE001 - a queue that was never declared
-                pass
+    """Remove the test's queues and their exchanges from the shared broker."""
+    delete(url, names, names)
 
 
 def test_digest_task_through_a_real_worker_reaches_smtp(tmp_path, rabbit_url, redis_url,
-                                                        queue_prefix):
+                                                        queue_prefix, celery_shared_topology):
     """task sherlock.digest sent the way beat sends it: a worker runs it, the email arrives."""
     prefix = f"{queue_prefix}-beat"
     inbox = Inbox(free_port()).start()
