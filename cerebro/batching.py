@@ -13,18 +13,19 @@ results and errors go back to their own requests.
 """
 
 import asyncio
+from functools import partial
 
 from cerebro.errors import CerebroError, InternalError
 from cerebro.reporting import report
 
 
 class Batcher:
-    """Gathers concurrent calls to one batch endpoint into single executor calls."""
+    """Gathers concurrent calls to one batch endpoint into single calls on its module's runner."""
 
-    def __init__(self, dispatcher, endpoint, executor, service="api", max_size=None):
+    def __init__(self, dispatcher, endpoint, runner, service="api", max_size=None):
         self.dispatcher = dispatcher
         self.endpoint = endpoint
-        self.executor = executor
+        self.runner = runner
         self.service = service
         self.max_size = max_size or endpoint.batch.max_size
         self.max_wait = endpoint.batch.max_wait_ms / 1000.0
@@ -45,7 +46,7 @@ class Batcher:
         return future
 
     def _launch(self):
-        """Send up to ``max_size`` pending calls to the executor as one batch."""
+        """Send up to ``max_size`` pending calls to the runner as one batch."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -53,11 +54,10 @@ class Batcher:
             return
         batch, self._pending = self._pending[:self.max_size], self._pending[self.max_size:]
         self._busy = True
-        running = asyncio.get_running_loop().run_in_executor(self.executor, self._run, batch)
-        running.add_done_callback(lambda done: self._finish(batch, done))
+        self.runner.call(self._run, batch, callback=partial(self._finish, batch))
 
     def _run(self, batch):
-        """In the executor: one dispatcher call, then each outcome encoded as JSON."""
+        """On a runner thread: one dispatcher call, then each outcome encoded as JSON."""
         calls = [call for call, _, _ in batch]
         ids = [request_id for _, request_id, _ in batch]
         outcomes = self.dispatcher.run_batch(calls, service=self.service, request_ids=ids)
@@ -73,17 +73,15 @@ class Batcher:
                 encoded.append(error)
         return encoded
 
-    def _finish(self, batch, done):
+    def _finish(self, batch, outcomes, failure):
         """Hand each outcome to its request, then start the next batch if any gathered."""
         self._busy = False
-        if done.cancelled() or done.exception() is not None:
+        if failure is not None:
             error = InternalError("batch execution failed")
-            if not done.cancelled():
-                report(done.exception(), service=self.service, module=self.endpoint.module,
+            if not isinstance(failure, asyncio.CancelledError):
+                report(failure, service=self.service, module=self.endpoint.module,
                        function=self.endpoint.name, error_id=error.error_id)
             outcomes = [error] * len(batch)
-        else:
-            outcomes = done.result()
         for (_, _, future), outcome in zip(batch, outcomes):
             if future.done():
                 continue

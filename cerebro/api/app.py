@@ -5,7 +5,6 @@ Subject: The Tornado application: routes, and the context every handler shares.
 Tagline: A short table of roads, all leading to the dispatcher.
 """
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from tornado.web import Application
@@ -13,6 +12,7 @@ from tornado.web import Application
 from cerebro.api import handlers
 from cerebro.batching import Batcher
 from cerebro.dispatch import Dispatcher
+from cerebro.runner import Runner
 
 _NAME = r"([A-Za-z_][A-Za-z0-9_]*)"
 
@@ -20,40 +20,39 @@ _NAME = r"([A-Za-z_][A-Za-z0-9_]*)"
 @dataclass
 class Context:
     """What every handler needs: settings, registry, dispatcher, the model-call
-    executors, and the async submitter (set by the async path when configured).
+    runners, and the async submitter (set by the async path when configured).
 
-    Each module gets its own small thread pool (``CEREBRO_THREADS`` threads),
-    so a slow module never queues calls to another one.
+    Each module gets its own :class:`~cerebro.runner.Runner` (``CEREBRO_THREADS``
+    threads), so a slow module never queues calls to another one.
     """
 
     settings: object
     registry: object
     dispatcher: Dispatcher
     submitter: object = None
-    executors: dict = field(default_factory=dict)
+    runners: dict = field(default_factory=dict)
     batchers: dict = field(default_factory=dict)
 
-    def executor(self, module):
-        """The thread pool running ``module``'s model calls in this process."""
-        pool = self.executors.get(module)
-        if pool is None:
-            pool = self.executors[module] = ThreadPoolExecutor(
-                max_workers=self.settings.threads, thread_name_prefix=f"cerebro-{module}")
-        return pool
+    def runner(self, module):
+        """The threads running ``module``'s model calls in this process."""
+        runner = self.runners.get(module)
+        if runner is None:
+            runner = self.runners[module] = Runner(self.settings.threads, f"cerebro-{module}")
+        return runner
 
     def batcher(self, endpoint):
         """The :class:`~cerebro.batching.Batcher` of a batch endpoint in this process."""
         batcher = self.batchers.get(endpoint.key)
         if batcher is None:
             batcher = self.batchers[endpoint.key] = Batcher(
-                self.dispatcher, endpoint, self.executor(endpoint.module),
+                self.dispatcher, endpoint, self.runner(endpoint.module),
                 max_size=None if self.settings.batching else 1)
         return batcher
 
     def shutdown(self):
-        """Stop every thread pool (calls not started are cancelled)."""
-        for pool in self.executors.values():
-            pool.shutdown(wait=False, cancel_futures=True)
+        """Stop every runner (calls not started are cancelled)."""
+        for runner in self.runners.values():
+            runner.shutdown()
 
 
 def make_context(settings, registry, submitter=None):

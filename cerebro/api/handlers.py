@@ -11,7 +11,6 @@ import os
 import time
 from functools import partial
 
-from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from cerebro import jsonio, metrics
@@ -154,7 +153,7 @@ class EndpointHandler(BaseHandler):
             else:
                 run = partial(self.ctx.dispatcher.run_json, call, service="api",
                               request_id=self.request_id)
-                data = await IOLoop.current().run_in_executor(self.ctx.executor(module), run)
+                data = await self.ctx.runner(module).run(run)
             self._done(None, data)
         except CerebroError as error:
             self._done(error)
