@@ -7,9 +7,8 @@ Tagline: How fast do we say "got it", and how fast do we get it done.
 Starts its own ``cerebro serve`` (2 API processes by default, as in the
 target), ``cerebro worker`` and callback receiver against the RabbitMQ on
 ``CEREBRO_BROKER_URL`` (default 127.0.0.1:5672) and the Redis result backend,
-with a fresh queue prefix, on quorum queues (Cerebro's default; ``--queue-types
-quorum,classic`` measures classic queues too, in the same run, as a baseline),
-then prints:
+with a fresh queue prefix, on quorum queues (Cerebro's default) and then, as
+the baseline in the same run, on classic queues (``--queue-types``), and prints:
 
 * ack latency p50/p99/max of ``POST /v1/jobs/noop`` at each rate (open loop:
   requests are sent on a fixed schedule whatever the answers do, from one
@@ -280,10 +279,11 @@ def main(argv=None):
     parser.add_argument("--processes", type=int, default=2, help="API processes")
     parser.add_argument("--connections", type=int, default=64,
                         help="keep-alive connections of the load generator")
-    parser.add_argument("--queue-types", default="quorum",
+    parser.add_argument("--queue-types", default="quorum,classic",
                         help="comma-separated CEREBRO_QUEUE_TYPE values measured one after the "
-                             "other in this run, each with its own server and queues (quorum, "
-                             "classic); the first one also runs the worker throughput")
+                             "other in this run, each with its own server and queues: quorum "
+                             "(Cerebro's default), then classic as the baseline; the first one "
+                             "also runs the worker throughput")
     parser.add_argument("--queue-version", type=int, choices=(1, 2), default=None,
                         help="apply a RabbitMQ policy making the benchmark's classic queue a "
                              "classic queue of this version (needs a local rabbitmqctl; "
