@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Where a callback goes: the main-app base URL plus a per-function path, or an allow-listed URL.
+Subject: Where a callback goes: the main-app base URL and a per-function path, or an allowed URL.
 Tagline: Only known doors get a knock.
 
 By default a callback for ``module.function`` goes to
@@ -71,7 +71,8 @@ class CallbackURLs:
             scheme, host, port = _host_port(url)
             parsed = parse_url(url)
         except ValueError as exc:
-            raise InvalidPayload(f"'callback_url' is not a valid URL: {exc}", "callback_url") from None
+            raise InvalidPayload(f"'callback_url' is not a valid URL: {exc}",
+                                 "callback_url") from None
         if scheme not in _DEFAULT_PORTS:
             raise InvalidPayload("'callback_url' must be an http or https URL", "callback_url")
         if "@" in urlsplit(url).netloc or parsed.auth:

@@ -29,8 +29,8 @@ def describe(task_id, meta):
     body = {"task_id": task_id, "status": "queued", "module": None, "function": None,
             "result": None, "error": None}
     if state == states.SUCCESS and isinstance(result, dict):
-        body.update({k: result.get(k) for k in ("module", "function", "status", "result", "error",
-                                               "timings", "attempts")})
+        body.update({k: result.get(k) for k in ("module", "function", "status", "result",
+                                                "error", "timings", "attempts")})
         return body
     name_args = meta.get("args") or []
     if len(name_args) >= 2:

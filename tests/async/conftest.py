@@ -1,4 +1,5 @@
-"""Fixtures of the async-path tests: real RabbitMQ, Redis, worker processes and a callback receiver."""
+"""Fixtures of the async-path tests: real RabbitMQ, Redis, worker processes and a callback
+receiver."""
 
 import os
 import signal
@@ -79,7 +80,8 @@ class Worker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}: {self.log()[-3000:]}")
+                raise RuntimeError(f"worker exited with {self.proc.returncode}: "
+                                   f"{self.log()[-3000:]}")
             if " ready." in self.log()[offset:]:
                 return self
             time.sleep(0.1)

@@ -1,4 +1,5 @@
-"""A real HTTP callback receiver for tests: records requests, verifies signatures, can fail on cue."""
+"""A real HTTP callback receiver for tests: records requests, verifies signatures, can fail on
+cue."""
 
 import json
 import threading
@@ -65,8 +66,8 @@ class Receiver:
                     return list(self.received)
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"only {len(matching)} of {count} callbacks in {timeout}s: "
-                                         f"{self.received}")
+                    raise AssertionError(f"only {len(matching)} of {count} callbacks in "
+                                         f"{timeout}s: {self.received}")
                 self.cond.wait(left)
 
     def stop(self):

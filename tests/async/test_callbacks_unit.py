@@ -44,9 +44,10 @@ def test_urls_default_paths_and_allow_list():
     assert urls.check("https://hooks.example.com/cb")
     assert urls.check("http://127.0.0.1:9000/cb")
     assert urls.check("https://a.corp.example/cb")
-    for bad in ("http://127.0.0.1:9001/cb", "http://169.254.169.254/latest", "ftp://hooks.example.com/",
-                "http://hooks.example.com@evil.com/", "http://evil.com\\@hooks.example.com/",
-                "http://corp.example/", "/relative", "", 42, "http://hooks.example.com.evil.com/"):
+    for bad in ("http://127.0.0.1:9001/cb", "http://169.254.169.254/latest",
+                "ftp://hooks.example.com/", "http://hooks.example.com@evil.com/",
+                "http://evil.com\\@hooks.example.com/", "http://corp.example/", "/relative", "", 42,
+                "http://hooks.example.com.evil.com/"):
         with pytest.raises(InvalidPayload) as info:
             urls.check(bad)
         assert info.value.field == "callback_url"
@@ -83,7 +84,8 @@ def test_deliver_4xx_is_final_and_window_expires():
         receiver.stop()
     started = time.time()
     with pytest.raises(RetryWindowExpired) as info:
-        MainAppClient(SECRET, timeout=1).deliver(receiver.url + "/cb", {"a": 1}, "k3", retry_window=0.5, backoff=0.05)
+        MainAppClient(SECRET, timeout=1).deliver(receiver.url + "/cb", {"a": 1}, "k3",
+                                                 retry_window=0.5, backoff=0.05)
     assert info.value.attempts >= 2 and time.time() - started < 3
 
 
