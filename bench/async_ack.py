@@ -280,10 +280,10 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=64,
                         help="keep-alive connections of the load generator")
     parser.add_argument("--queue-types", default="quorum,classic",
-                        help="comma-separated CEREBRO_QUEUE_TYPE values measured one after the "
-                             "other in this run, each with its own server and queues: quorum "
-                             "(Cerebro's default), then classic as the baseline; the first one "
-                             "also runs the worker throughput")
+                        help="comma-separated CEREBRO_QUEUE_TYPE values whose ack latency is "
+                             "measured back to back in this run, each with its own server and "
+                             "queues: quorum (Cerebro's default), then classic as the baseline; "
+                             "the worker throughput run then uses the first one")
     parser.add_argument("--queue-version", type=int, choices=(1, 2), default=None,
                         help="apply a RabbitMQ policy making the benchmark's classic queue a "
                              "classic queue of this version (needs a local rabbitmqctl; "
@@ -309,8 +309,8 @@ def main(argv=None):
     shared = SharedSnapshot(_broker_url(env))
     verdicts = []
     try:
-        for i, queue_type in enumerate(types):
-            results = run(args, env, queue_type, receiver, work, throughput=i == 0)
+        for queue_type in types:
+            results = run(args, env, queue_type, receiver, work, rates=args.rates)
             if TARGET_RATE in results:
                 p99, bad = results[TARGET_RATE]
                 met = p99 < TARGET_P99_MS and bad == 0
@@ -318,15 +318,17 @@ def main(argv=None):
                                 f"req/s with {args.processes} API processes, {queue_type} "
                                 f"queue: {'MET' if met else 'NOT MET'} (p99 {p99:.2f} ms, "
                                 f"non-202 {bad})")
+        if args.tasks:
+            run(args, env, types[0], receiver, work, throughput=True)
     finally:
         shared.restore()
     print("\n".join(verdicts))
     return 0
 
 
-def run(args, base_env, queue_type, receiver, work, throughput):
-    """Ack latency at each rate (and, with ``throughput``, one worker's tasks/s) against a
-    server of its own on ``queue_type`` queues; ``{rate: (p99, non-202 count)}``."""
+def run(args, base_env, queue_type, receiver, work, rates="", throughput=False):
+    """Ack latency at each of ``rates`` (and, with ``throughput``, one worker's tasks/s)
+    against a server of its own on ``queue_type`` queues; ``{rate: (p99, non-202 count)}``."""
     env = dict(base_env, CEREBRO_QUEUE_PREFIX=f"bench-{uuid.uuid4().hex[:8]}",
                CEREBRO_QUEUE_TYPE=queue_type)
     policy, queue = None, queue_type
@@ -342,12 +344,13 @@ def run(args, base_env, queue_type, receiver, work, throughput):
     results = {}
     try:
         wait_http(port, "/healthz")
-        print(f"# ack latency of POST /v1/jobs/noop (202), {args.processes} API process(es), "
-              f"open loop, {args.seconds:g}s per rate, {loadavg()}, queue: {queue}")
+        if rates:
+            print(f"# ack latency of POST /v1/jobs/noop (202), {args.processes} API process(es), "
+                  f"open loop, {args.seconds:g}s per rate, {loadavg()}, queue: {queue}")
         open_loop(port, 100, 2, args.connections)  # warm-up: connections, queue declaration
         meter = CPUMeter(server.pid)
         sent = 100 * 2
-        for rate in (float(r) for r in args.rates.split(",")):
+        for rate in (float(r) for r in rates.split(",") if r.strip()):
             before = meter.sample()
             lat, bad = open_loop(port, rate, args.seconds, args.connections)
             after = meter.sample()
@@ -358,7 +361,7 @@ def run(args, base_env, queue_type, receiver, work, throughput):
                   f"mean {statistics.mean(lat):6.2f} ms  non-202: {bad}  ({loadavg()})")
             print(CPUMeter.report(before, after, len(lat)))
 
-        if throughput and args.tasks:
+        if throughput:
             # Throughput: pre-fill the queue, then one worker process drains it.
             lat, _ = open_loop(port, 1000, args.tasks / 1000, args.connections)
             sent += len(lat)
