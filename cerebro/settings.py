@@ -60,6 +60,8 @@ _SPEC = {
                   "REST API processes (0: one per CPU core)."),
     "threads": ("CEREBRO_THREADS", "1", int,
                 "Threads per module per API process running model calls off the IOLoop."),
+    "cpu_affinity": ("CEREBRO_CPU_AFFINITY", "auto", _tristate,
+                     "Pin API process i to CPU i (auto: when there is one process per CPU)."),
     "max_body_bytes": ("CEREBRO_MAX_BODY_BYTES", str(1024 * 1024), int,
                        "Largest accepted request body; larger bodies get 413."),
     "api_keys": ("CEREBRO_API_KEYS", "", _split,
@@ -225,6 +227,7 @@ class Settings:
     port: int
     processes: int
     threads: int
+    cpu_affinity: str
     max_body_bytes: int
     api_keys: tuple
     reload_interval: float

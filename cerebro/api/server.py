@@ -38,10 +38,34 @@ def serve(settings, extra_routes_factory=None, submitter_factory=None):
     sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
     log.info("Cerebro REST API on http://%s:%d with %d process(es)",
              settings.host, settings.port, processes)
+    index = 0
     if processes > 1:
         from cerebro.api.prefork import fork_workers
-        fork_workers(processes)
+        index = fork_workers(processes)
+    pin_to_cpu(settings.cpu_affinity, index, processes)
     asyncio.run(_run(settings, sockets, extra_routes_factory, submitter_factory))
+
+
+def pin_to_cpu(mode, index, processes):
+    """Pin this API process to one CPU (``CEREBRO_CPU_AFFINITY``); return that CPU or ``None``.
+
+    A process hands every model call from its IOLoop thread to a runner thread
+    and back. When the two threads share a CPU, each hand-over is a context
+    switch on a busy CPU; when they sit on different CPUs, each one wakes an
+    idle CPU, which costs 60-80 us more per call on a virtual machine (measured:
+    30-36 us against 93-115 us per round trip). ``auto`` pins process ``i`` to
+    the ``i``-th allowed CPU when there is exactly one process per allowed CPU
+    (the default ``--processes``); ``true`` pins whenever it can; ``false`` never.
+    """
+    if mode == "false" or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if mode == "auto" and processes != len(cpus):
+        return None
+    cpu = cpus[index % len(cpus)]
+    os.sched_setaffinity(0, {cpu})
+    log.info("API process %d pinned to CPU %d (CEREBRO_CPU_AFFINITY=%s)", index, cpu, mode)
+    return cpu
 
 
 def prepare_multiprocess_metrics():

@@ -1,7 +1,9 @@
 """`cerebro serve --processes 2`: every process serves, and a stop leaves no process behind."""
 
+import json
 import os
 import subprocess
+import sys
 import time
 
 from support import CerebroServer
@@ -22,6 +24,12 @@ def test_two_processes_serve_and_stop_cleanly(tmp_path):
     try:
         children = _children(server.proc.pid)
         assert len(children) == 2
+        allowed = sorted(os.sched_getaffinity(server.proc.pid))
+        pinned = [os.sched_getaffinity(pid) for pid in children]
+        if len(allowed) == 2:  # CEREBRO_CPU_AFFINITY=auto: one process per CPU, each pinned
+            assert sorted(cpu for cpus in pinned for cpu in cpus) == allowed
+        else:
+            assert all(sorted(cpus) == allowed for cpus in pinned)
         for i in range(40):
             assert server.post("/v1/echo/say", {"text": str(i)})[0] == 200
         text = server.get("/metrics")[2].decode()
@@ -33,3 +41,21 @@ def test_two_processes_serve_and_stop_cleanly(tmp_path):
     for pid in children:
         assert not os.path.exists(f"/proc/{pid}") or \
             open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def _affinity_after(mode, index, processes):
+    """The CPUs a fresh interpreter may use after ``pin_to_cpu(mode, index, processes)``."""
+    code = ("import os; from cerebro.api.server import pin_to_cpu; "
+            f"pin_to_cpu({mode!r}, {index}, {processes}); print(sorted(os.sched_getaffinity(0)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_cpu_affinity_modes():
+    """``true`` pins process i to the i-th allowed CPU, ``false`` never pins, ``auto`` pins
+    only with one process per allowed CPU."""
+    allowed = sorted(os.sched_getaffinity(0))
+    assert _affinity_after("true", 1, 2) == [allowed[1 % len(allowed)]]
+    assert _affinity_after("false", 0, len(allowed)) == allowed
+    assert _affinity_after("auto", 0, len(allowed)) == [allowed[0]]
+    assert _affinity_after("auto", 0, len(allowed) + 1) == allowed
