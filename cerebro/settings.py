@@ -82,19 +82,23 @@ _SPEC = {
     "kafka_bootstrap": ("CEREBRO_KAFKA_BOOTSTRAP", "127.0.0.1:9092", _split,
                         "Comma-separated Kafka bootstrap servers (host:port)."),
     "kafka_group": ("CEREBRO_KAFKA_GROUP", "cerebro", str,
-                    "Consumer group of `cerebro consume`; processes in one group share partitions."),
+                    "Consumer group of `cerebro consume`; "
+                    "processes in one group share partitions."),
     "kafka_topics": ("CEREBRO_KAFKA_TOPICS", "", _split,
-                     "Comma-separated topics to consume (empty: every topic an expose function declares)."),
+                     "Comma-separated topics to consume (empty: every topic an expose function "
+                     "declares)."),
     "kafka_api_version": ("CEREBRO_KAFKA_API_VERSION", "", str,
                           "Kafka broker version such as 3.7 (empty: negotiated with the broker)."),
     "kafka_session_timeout_ms": ("CEREBRO_KAFKA_SESSION_TIMEOUT_MS", "10000", int,
                                  "Consumer group session timeout (ms)."),
     "kafka_heartbeat_ms": ("CEREBRO_KAFKA_HEARTBEAT_MS", "3000", int,
-                           "Consumer group heartbeat interval (ms); about a third of the session timeout."),
+                           "Consumer group heartbeat interval (ms); "
+                           "about a third of the session timeout."),
     "kafka_max_poll_records": ("CEREBRO_KAFKA_MAX_POLL_RECORDS", "500", int,
                                "Largest batch of records one poll returns."),
     "kafka_max_poll_interval_ms": ("CEREBRO_KAFKA_MAX_POLL_INTERVAL_MS", "300000", int,
-                                   "Longest time between polls before the group evicts the consumer (ms)."),
+                                   "Longest time between polls before the group evicts the "
+                                   "consumer (ms)."),
     "consumer_concurrency": ("CEREBRO_CONSUMER_CONCURRENCY", "16", int,
                              "Threads running handlers (batches, or single events) concurrently."),
     "consumer_http_connections": ("CEREBRO_CONSUMER_HTTP_CONNECTIONS", "8", int,
@@ -106,11 +110,15 @@ _SPEC = {
     "consumer_retry_backoff": ("CEREBRO_CONSUMER_RETRY_BACKOFF", "0.2", float,
                                "First retry delay in seconds (doubles on every retry)."),
     "consumer_max_backoff": ("CEREBRO_CONSUMER_MAX_BACKOFF", "30.0", float,
-                             "Longest wait in seconds between retries when the broker or main app is down."),
-    "consumer_callback_path": ("CEREBRO_CONSUMER_CALLBACK_PATH", "/cerebro/events/{module}/{function}", str,
-                               "Main-app path the consumer posts each outcome to ({module}, {function}, {topic})."),
+                             "Longest wait in seconds between retries when the broker or main app "
+                             "is down."),
+    "consumer_callback_path": ("CEREBRO_CONSUMER_CALLBACK_PATH",
+                               "/cerebro/events/{module}/{function}", str,
+                               "Main-app path the consumer posts each outcome to ({module}, "
+                               "{function}, {topic})."),
     "consumer_event_id_field": ("CEREBRO_CONSUMER_EVENT_ID_FIELD", "event_id", str,
-                                "Event field used as idempotency key (else topic-partition-offset)."),
+                                "Event field used as idempotency key "
+                                "(else topic-partition-offset)."),
     # Async path: RabbitMQ + Celery workers, callbacks to the main app, Flower
     "broker_url": ("CEREBRO_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//", str,
                    "RabbitMQ URL the API publishes async tasks to and workers consume from."),
@@ -124,7 +132,8 @@ _SPEC = {
                    "Type of the task queues: quorum, or classic (the type before; existing "
                    "queues must be drained and deleted to switch, see docs/async.md)."),
     "broker_timeout": ("CEREBRO_BROKER_TIMEOUT", "1.0", float,
-                       "Seconds the API waits to connect/publish to RabbitMQ before answering 503."),
+                       "Seconds the API waits to connect/publish to RabbitMQ "
+                       "before answering 503."),
     "publish_confirm": ("CEREBRO_PUBLISH_CONFIRM", "true", _flag,
                         "Wait for RabbitMQ's publisher confirm before answering 202."),
     "worker_concurrency": ("CEREBRO_WORKER_CONCURRENCY", "0", int,
@@ -153,10 +162,12 @@ _SPEC = {
     "callback_backoff_max": ("CEREBRO_CALLBACK_BACKOFF_MAX", "300", float,
                              "Longest delay between callback retries, in seconds."),
     "callback_deadletter_dir": ("CEREBRO_CALLBACK_DEADLETTER_DIR", "", str,
-                                "Where failed callbacks are kept (empty: <data volume>/.callbacks/failed)."),
+                                "Where failed callbacks are kept "
+                                "(empty: <data volume>/.callbacks/failed)."),
     "flower_user": ("CEREBRO_FLOWER_USER", "cerebro", str, "Flower basic-auth user."),
     "flower_password": ("CEREBRO_FLOWER_PASSWORD", "", str,
-                        "Flower basic-auth password; `cerebro flower` refuses to start without one."),
+                        "Flower basic-auth password; `cerebro flower` refuses to start "
+                        "without one."),
     "flower_address": ("CEREBRO_FLOWER_ADDRESS", "127.0.0.1", str, "Address Flower binds."),
     "flower_port": ("CEREBRO_FLOWER_PORT", "5555", int, "Port Flower binds."),
     # Pub-sub over RabbitMQ (cerebro subscribe); the broker is CEREBRO_BROKER_URL
@@ -164,17 +175,20 @@ _SPEC = {
                                  "Topic exchange of requests (key <module>.<function>); module "
                                  "queues are <exchange>.<module>."),
     "pubsub_results_exchange": ("CEREBRO_PUBSUB_RESULTS_EXCHANGE", "cerebro.results", str,
-                                "Topic exchange of results (key <module>.<function>.<succeeded|failed>)."),
+                                "Topic exchange of results (key "
+                                "<module>.<function>.<succeeded|failed>)."),
     "pubsub_dlx": ("CEREBRO_PUBSUB_DLX", "cerebro.dlx", str,
                    "Dead-letter exchange, and the queue of the same name keeping dead letters."),
     "pubsub_prefetch": ("CEREBRO_PUBSUB_PREFETCH", "128", int,
                         "Unacknowledged requests per module queue a subscriber holds at once."),
     "pubsub_retries": ("CEREBRO_PUBSUB_RETRIES", "3", int,
-                       "Retries of a failing request (or redeliveries) before it is dead-lettered."),
+                       "Retries of a failing request (or redeliveries) before it is "
+                       "dead-lettered."),
     "pubsub_retry_backoff": ("CEREBRO_PUBSUB_RETRY_BACKOFF", "0.5", float,
                              "First retry delay in seconds (doubles on every retry)."),
     "pubsub_reconnect_backoff": ("CEREBRO_PUBSUB_RECONNECT_BACKOFF", "0.5", float,
-                                 "First reconnect delay in seconds after losing RabbitMQ (doubles)."),
+                                 "First reconnect delay in seconds after losing RabbitMQ "
+                                 "(doubles)."),
     "pubsub_max_backoff": ("CEREBRO_PUBSUB_MAX_BACKOFF", "30.0", float,
                            "Longest retry or reconnect delay in seconds."),
     "pubsub_heartbeat": ("CEREBRO_PUBSUB_HEARTBEAT", "30", int,
@@ -190,7 +204,8 @@ _SPEC = {
     "supervisor_user": ("CEREBRO_SUPERVISOR_USER", "cerebro", str,
                         "User name of supervisord's web UI."),
     "supervisor_password": ("CEREBRO_SUPERVISOR_PASSWORD", "", str,
-                            "Password of supervisord's web UI (cerebro up generates one when empty)."),
+                            "Password of supervisord's web UI (cerebro up generates one when "
+                            "empty)."),
     "epmd_port": ("CEREBRO_EPMD_PORT", "4369", int,
                   "Erlang port mapper port of the RabbitMQ node supervisord runs."),
     "rabbitmq_management_port": ("CEREBRO_RABBITMQ_MANAGEMENT_PORT", "15672", int,
