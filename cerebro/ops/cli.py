@@ -108,7 +108,8 @@ def register(subparsers, settings, formatter):
                               formatter_class=formatter)
     p.set_defaults(func=_cmd_bootstrap)
 
-    p = subparsers.add_parser("slice", help="write a self-contained deployable folder for one module",
+    p = subparsers.add_parser("slice",
+                              help="write a self-contained deployable folder for one module",
                               formatter_class=formatter)
     p.add_argument("module", help="the module to slice out")
     p.add_argument("dir", help="the folder to write (created; must be empty unless --force)")

@@ -108,8 +108,15 @@ stdout_logfile_backups=5
     return "".join(parts)
 
 
+# The image's health check: GET /healthz on the API port, with the image's own Python.
+_HEALTHCHECK_CMD = ('["/opt/venv/bin/python", "-c", "import os, urllib.request; '
+                    "urllib.request.urlopen('http://127.0.0.1:%s/healthz' % "
+                    "os.environ.get('CEREBRO_PORT', '8000'), timeout=4)\"]")
+
+
 def dockerfile(name):
     """The slice's Dockerfile: FROM the platform image, this module only."""
+    conf = f"/srv/{name}/supervisord.conf"
     return f"""# syntax=docker/dockerfile:1
 # The {name} slice: the Cerebro platform image (pinned) with only this module served.
 # Build: docker build -t cerebro-{name}:0.1.0 .
@@ -121,8 +128,8 @@ ENV CEREBRO_MODULES={name} \\
     PYTHONPATH=/srv/{name}
 USER 10001:10001
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \\
-  CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CEREBRO_PORT', '8000'), timeout=4)"]
-ENTRYPOINT ["/opt/venv/bin/supervisord", "--nodaemon", "--configuration", "/srv/{name}/supervisord.conf"]
+  CMD {_HEALTHCHECK_CMD}
+ENTRYPOINT ["/opt/venv/bin/supervisord", "--nodaemon", "--configuration", "{conf}"]
 """
 
 
@@ -147,6 +154,7 @@ include = ["modules*"]
 def readme(name, programs, topics, functions, platform):
     """The slice's README."""
     calls = "\n".join(f"    POST /v1/{name}/{f}" for f in functions)
+    image = f"cerebro:{PLATFORM_VERSION}"
     return f"""# {name} (a Cerebro slice)
 
 The `{name}` module cut out of Cerebro by `cerebro slice {name}`, to be deployed on its own.
@@ -164,7 +172,7 @@ Kafka topics: {', '.join(topics) or 'none'}. Supervisor programs: {', '.join(pro
 | `modules/{name}/` | the module's code (expose.py, src/, README) |
 | `pyproject.toml` | this package; depends on the platform: `{platform}` |
 | `supervisord.conf` | runs {', '.join(programs)} with `CEREBRO_MODULES={name}` |
-| `Dockerfile` | `FROM cerebro:{PLATFORM_VERSION}` (the platform image), this folder on `PYTHONPATH` |
+| `Dockerfile` | `FROM {image}` (the platform image), this folder on `PYTHONPATH` |
 
 The platform dependency is pinned to the version this slice was cut from
 (`cerebro=={PLATFORM_VERSION}`, from the team's package index or a wheel); pass

@@ -109,8 +109,9 @@ def collect(settings):
             report["errors"][key] = error
     started = supervise.started_environment(settings)
     wanted = [p for p in report["programs"] or []
-              if started.get(f"CEREBRO_RUN_{'RABBITMQ' if p['name'] == 'epmd' else p['name'].upper()}",
-                             "true") == "true" and p["name"] != "bootstrap"]
+              if started.get("CEREBRO_RUN_" + ("RABBITMQ" if p["name"] == "epmd"
+                                               else p["name"].upper()), "true") == "true"
+              and p["name"] != "bootstrap"]
     report["healthy"] = (not report["errors"]
                          and all(p["state"] == "RUNNING" for p in wanted)
                          and all(m["ready"] for m in report["modules"] or []))
@@ -119,8 +120,8 @@ def collect(settings):
 
 def render(report):
     """The report as text for a terminal."""
-    lines = [f"Cerebro status at {report['time']}: {'healthy' if report['healthy'] else 'NOT HEALTHY'}",
-             "", "Programs (supervisord):"]
+    health = "healthy" if report["healthy"] else "NOT HEALTHY"
+    lines = [f"Cerebro status at {report['time']}: {health}", "", "Programs (supervisord):"]
     for p in report["programs"] or []:
         uptime = f"up {p['uptime']}s" if p["uptime"] is not None else p["description"]
         lines.append(f"  {p['name']:<11} {p['state']:<9} {uptime}")
@@ -135,12 +136,14 @@ def render(report):
         lines.append(f"  {q['queue']:<40} {q['messages']:>7} / {q['consumers']}")
     k = report["kafka"]
     if k:
+        lag = ", ".join(f"{t}={n}" for t, n in k["lag"].items()) or "-"
         lines += ["", f"Kafka group {k['group']}: {k['state']}, {k['members']} member(s), "
-                      f"lag {k['total_lag']} ({', '.join(f'{t}={n}' for t, n in k['lag'].items()) or '-'})"]
+                      f"lag {k['total_lag']} ({lag})"]
     s = report["sherlock"]
     if s:
-        lines += ["", f"Sherlock: {s['exceptions']} exception(s) in {s['kinds']} kind(s) in the last "
-                      f"{s['hours']} hours; last digest covered up to {s['last_digest_up_to'] or '-'}"]
+        lines += ["", f"Sherlock: {s['exceptions']} exception(s) in {s['kinds']} kind(s) "
+                      f"in the last {s['hours']} hours; last digest covered up to "
+                      f"{s['last_digest_up_to'] or '-'}"]
     for part, error in report["errors"].items():
         lines.append(f"\n{part}: could not be asked: {error}")
     return "\n".join(lines)

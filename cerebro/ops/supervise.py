@@ -194,7 +194,8 @@ def start_supervisord(settings, env, config=CONFIG, out=sys.stdout):
     """Start supervisord (it daemonizes) unless one already answers; return True if started."""
     sup = Supervisor(settings)
     if sup.alive():
-        out.write(f"[cerebro] supervisord already running (pid {sup.pid()}); not starting another\n")
+        out.write(f"[cerebro] supervisord already running (pid {sup.pid()}); "
+                  "not starting another\n")
         env.update(started_environment(settings))
         return False
     for directory in (settings.state_dir, settings.log_dir):
@@ -443,7 +444,8 @@ def wait_ready(settings, env, timeout=None, out=sys.stdout):
             return ready
         if time.monotonic() > deadline:
             late = {n: d for n, (ok, d) in ready.items() if not ok}
-            raise RuntimeError("not ready in time: " + "; ".join(f"{n} ({d})" for n, d in late.items()))
+            raise RuntimeError("not ready in time: "
+                               + "; ".join(f"{n} ({d})" for n, d in late.items()))
         time.sleep(0.5)
 
 
