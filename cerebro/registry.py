@@ -95,7 +95,8 @@ class Registry:
             package = importlib.import_module(settings.modules_package)
         except ImportError as exc:
             raise ConfigurationError(f"the modules package {settings.modules_package!r} "
-                                     f"(CEREBRO_MODULES_PACKAGE) cannot be imported: {exc}") from None
+                                     f"(CEREBRO_MODULES_PACKAGE) cannot be imported: "
+                                     f"{exc}") from None
         found = {}
         for root in package.__path__:
             for path in sorted(Path(root).iterdir()):
@@ -107,7 +108,8 @@ class Registry:
             if name not in found:
                 modules[name] = Module(name, Path(package.__path__[0]) / name,
                                        import_error=f"module '{name}' is not in "
-                                                    f"{settings.modules_package}/ (CEREBRO_MODULES)")
+                                                    f"{settings.modules_package}/ "
+                                                    "(CEREBRO_MODULES)")
                 log.error("module %s: not found", name)
                 continue
             modules[name] = _load_module(settings.modules_package, name, found[name])

@@ -51,7 +51,8 @@ class Field:
         """Return ``value`` converted to the declared type, or raise :class:`InvalidPayload`."""
         value = _check_type(name, self.type, value)
         if self.choices is not None and value not in self.choices:
-            raise InvalidPayload(f"'{name}' must be one of {list(self.choices)}, got {value!r}", name)
+            raise InvalidPayload(f"'{name}' must be one of {list(self.choices)}, "
+                                 f"got {value!r}", name)
         if self.minimum is not None and value < self.minimum:
             raise InvalidPayload(f"'{name}' must be >= {self.minimum}, got {value!r}", name)
         if self.maximum is not None and value > self.maximum:

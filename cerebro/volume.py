@@ -183,7 +183,8 @@ def load_version(root, module, version, name="model"):
     except FileNotFoundError:
         raise VolumeError(f"{module}: artifact file {path.name} of {version} is missing") from None
     if digest != entry["sha256"]:
-        raise VolumeError(f"{module}: artifact {path.name} of {version} is corrupt (sha256 mismatch)")
+        raise VolumeError(f"{module}: artifact {path.name} of {version} is corrupt "
+                          "(sha256 mismatch)")
     import joblib
     try:
         return joblib.load(path), meta

@@ -36,7 +36,8 @@ def register(subparsers, settings, formatter):
     p.add_argument("--modules", default=None,
                    help="comma-separated modules to load (CEREBRO_MODULES; default all)")
     p.add_argument("--concurrency", type=int, default=settings.consumer_concurrency,
-                   help="threads running handlers and main-app calls (CEREBRO_CONSUMER_CONCURRENCY)")
+                   help="threads running handlers and main-app calls "
+                        "(CEREBRO_CONSUMER_CONCURRENCY)")
     p.add_argument("--max-poll-records", type=int, default=settings.kafka_max_poll_records,
                    help="largest batch per poll (CEREBRO_KAFKA_MAX_POLL_RECORDS)")
     p.add_argument("--retries", type=int, default=settings.consumer_retries,

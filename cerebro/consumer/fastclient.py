@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: The consumer's lean main-app client: many signed POSTs at once over a few kept-alive connections.
+Subject: The consumer's lean main-app client: many signed POSTs over a few kept-alive connections.
 Tagline: One trip to the post office with the whole sack, not one per letter.
 
 :class:`FastClient` is the consumer's hot path to the main app. It sends a

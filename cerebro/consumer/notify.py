@@ -93,7 +93,7 @@ class Notifier:
         return body
 
     def note(self, event, endpoint, status, result=None, error=None):
-        """A :class:`Note` with its body encoded (``TypeError`` when the result is not JSON-able)."""
+        """A :class:`Note` with its body encoded (``TypeError`` if the result is not JSON-able)."""
         return Note(event, endpoint, status,
                     jsonio.dumps(self.body(event, endpoint, status, result, error)))
 

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: A polled batch end to end: decode, validate, run per endpoint in batches, call the main app, or dead-letter.
+Subject: A polled batch: decode, validate, run in batches, call the main app or dead-letter.
 Tagline: Sort the sack by addressee, answer each pile at once, and file every letter.
 
 :meth:`Processor.process_batch` never raises: every record ends ``done``

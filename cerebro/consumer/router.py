@@ -46,7 +46,8 @@ class Router:
             raise ConfigurationError(f"no expose function handles topic(s) {', '.join(missing)} "
                                      f"(declared topics: {declared})")
         if not wanted:
-            raise ConfigurationError("no expose function declares a Kafka topic: nothing to consume "
+            raise ConfigurationError("no expose function declares a Kafka topic: "
+                                     "nothing to consume "
                                      "(declare one with @endpoint(..., topics=(...)))")
         self.routes = {topic: tuple(table[topic]) for topic in wanted}
         self.event_id_field = event_id_field

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Deliveries in, outcomes out: decode, validate, run in batches, then answer, retry or dead-letter.
+Subject: Deliveries in, outcomes out: decode, validate, run in batches, answer, retry, dead-letter.
 Tagline: Sort the post by door, open each door once, and leave a note for every letter.
 
 :meth:`Handler.handle` never raises and decides, per delivery, what must be

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: The subscriber's worker loop: take what the prefetch window delivered, handle it as one batch.
+Subject: The subscriber's worker loop: handle what the prefetch window delivered as one batch.
 Tagline: Empty the letterbox in one sweep, answer everything, sweep again.
 
 The worker runs on the main thread (so signals reach it) while the

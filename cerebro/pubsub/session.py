@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: The AMQP session: consume module queues, publish outcomes with confirms, ack once confirmed, reconnect.
+Subject: The AMQP session: consume queues, publish with confirms, ack once confirmed, reconnect.
 Tagline: Hold the line open; when it drops, dial again and pick up where you were.
 
 A :class:`Session` owns one pika ``SelectConnection`` at a time and runs its

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Declare the pub-sub topology: exchanges, module queues and bindings, retry queues, dead letters.
+Subject: Declare the pub-sub topology: exchanges, queues, bindings, retry queues, dead letters.
 Tagline: Lay the pipes before the water runs.
 
 Everything is durable and declaring is idempotent, so every subscriber (and
