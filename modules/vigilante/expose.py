@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Screen a listing event: fake, duplicate, a broker posing as an owner, or clean, with a score.
+Subject: Screen a listing event: fake, duplicate, a broker posing as owner, or clean, with a score.
 Tagline: Every new listing passes the watchman's window.
 
 ``screen`` handles the ``listings`` Kafka topic (the consumer posts its verdict

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: The demand model: a scikit-learn pipeline predicting whether a listing lets within two weeks.
+Subject: The demand model: a scikit-learn pipeline predicting if a listing lets within two weeks.
 Tagline: A few numbers about a street, one probability about a home.
 """
 

@@ -61,7 +61,8 @@ def stage_train(state):
 def stage_evaluate(state):
     """Hold-out metrics: accuracy, macro F1, ROC AUC and precision/recall of flagging."""
     import numpy as np
-    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+    from sklearn.metrics import (accuracy_score, f1_score, precision_score, recall_score,
+                                 roc_auc_score)
 
     probs = model.predict_many(state.model, state.x_test)
     truth = state.test["kind"].to_numpy()

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Vigilante's classifier: scikit-learn logistic regression, served by a pure-Python fast path.
+Subject: Vigilante's classifier: scikit-learn logistic regression served by a pure-Python fast path.
 Tagline: Four verdicts weighed in a few dozen multiplications.
 
 The build fits ``StandardScaler -> LogisticRegression`` (multinomial over

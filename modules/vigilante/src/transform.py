@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Vigilante's features: the same numbers for training (vectorised) and for one event (pure Python).
+Subject: Vigilante's features: the same numbers for training (vectorised) and for one event.
 Tagline: Ten small numbers that give a listing away.
 
 :func:`features` turns one listing into the model's feature row with plain
@@ -21,7 +21,8 @@ GAP_LIMIT = 3.0
 def rent_levels(frame):
     """Median rent per square foot per city (and nationally, as ``other``)."""
     per_sqft = frame["rent"] / frame["area_sqft"]
-    levels = {str(city): float(value) for city, value in per_sqft.groupby(frame["city"]).median().items()}
+    medians = per_sqft.groupby(frame["city"]).median()
+    levels = {str(city): float(value) for city, value in medians.items()}
     levels[OTHER_CITY] = float(per_sqft.median())
     return levels
 
