@@ -56,14 +56,16 @@ def parse_args():
     parser.add_argument("--concurrency", type=int, default=16,
                         help="consumer handler threads (CEREBRO_CONSUMER_CONCURRENCY)")
     parser.add_argument("--connections", type=int, default=None,
-                        help="main-app connections per consumer (CEREBRO_CONSUMER_HTTP_CONNECTIONS)")
+                        help="main-app connections per consumer "
+                             "(CEREBRO_CONSUMER_HTTP_CONNECTIONS)")
     parser.add_argument("--pipeline", type=int, default=None,
                         help="calls pipelined per connection (CEREBRO_CONSUMER_HTTP_PIPELINE)")
     parser.add_argument("--profile", action="store_true",
                         help="profile the first consumer with py-spy (pip install py-spy)")
     parser.add_argument("--max-poll-records", type=int, default=1000,
                         help="batch size (CEREBRO_KAFKA_MAX_POLL_RECORDS)")
-    parser.add_argument("--timeout", type=float, default=300, help="give up after this many seconds")
+    parser.add_argument("--timeout", type=float, default=300,
+                        help="give up after this many seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work folder with the logs")
     return parser.parse_args()
 
@@ -71,7 +73,8 @@ def parse_args():
 def env_for(**extra):
     """The environment of a child process: the tests folder importable, one BLAS thread."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"),
+                                         env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -115,7 +118,8 @@ def main():
     broker = KafkaBroker(log_path=work / "tansu.log")
     try:
         volume = work / "volume"
-        subprocess.run([sys.executable, str(REPO / "modules/vigilante/src/build.py"), "--rows", "8000"],
+        subprocess.run([sys.executable, str(REPO / "modules/vigilante/src/build.py"),
+                        "--rows", "8000"],
                        check=True, env=env_for(CEREBRO_DATA_VOLUME=volume),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         broker.start()
@@ -125,7 +129,8 @@ def main():
         main_app = f"http://127.0.0.1:{port}"
         receiver = subprocess.Popen([sys.executable, str(REPO / "tests/mainapp_receiver.py"),
                                      "--port", str(port), "--secret", SECRET], env=env_for(),
-                                    stdout=open(work / "receiver.log", "wb"), stderr=subprocess.STDOUT)
+                                    stdout=open(work / "receiver.log", "wb"),
+                                    stderr=subprocess.STDOUT)
         procs.append(receiver)
         wait(lambda: _answers(main_app), 20, "the receiver")
         group = fresh_name("bench")
@@ -178,7 +183,10 @@ def main():
         for proc in reversed(procs):
             if proc.poll() is None:
                 try:
-                    os.killpg(proc.pid, signal.SIGTERM) if proc is not procs[0] else proc.terminate()
+                    if proc is not procs[0]:
+                        os.killpg(proc.pid, signal.SIGTERM)
+                    else:
+                        proc.terminate()
                     proc.wait(20)
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     proc.kill()
@@ -217,7 +225,8 @@ def _round(index, payloads, producer, main_app, procs, broker, args, consumer_lo
     cpu_after = _cpu(procs, broker)
     rate = events / (done - t0)
     drain = backlog / max(done - t0 - produced, 1e-9)
-    print(f"round {index + 1}: produced {events:,} in {produced:.2f}s ({events / produced:,.0f}/s); "
+    print(f"round {index + 1}: produced {events:,} in {produced:.2f}s "
+          f"({events / produced:,.0f}/s); "
           f"end to end {done - t0:.2f}s = {rate:,.0f} events/s; backlog of {backlog:,} left at "
           f"the last produce drained at {drain:,.0f} events/s")
     _cpu_report(cpu_before, cpu_after, done - t0, events)

@@ -286,7 +286,8 @@ def _report(results, failures, levels, args):
     print("\nNote: the peers take the ready numeric feature row; Cerebro takes the raw listing "
           "and validates it\nand engineers its features per request (more work per request). "
           "MLServer adds a front-end\nprocess to its parallel workers. RSS sums the process tree "
-          "(forked pages counted per process);\nPSS shares them out.\nload1 is the box's 1-minute load average after the level "
+          "(forked pages counted per process);\nPSS shares them out.\n"
+          "load1 is the box's 1-minute load average after the level "
           "(2 cores; above ~2.5 other work was competing).")
     peers = {n: t for n, t in results.items() if n != "cerebro"}
     cerebro = results.get("cerebro")

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Pub-sub round trip on RabbitMQ: publish -> cerebro subscribe -> rent_predictor -> result received.
+Subject: Pub-sub round trip on RabbitMQ: publish -> cerebro subscribe -> rent_predictor -> result.
 Tagline: Time the letter there and the answer back, not just the stamp.
 
 Builds ``rent_predictor`` into a temporary data volume (or uses ``--volume``),
