@@ -99,7 +99,7 @@ class KafkaBroker:
         return KafkaProducer(bootstrap_servers=self.bootstrap, **kwargs)
 
     def read_all(self, topic, expected=None, timeout=20):
-        """Every record of ``topic`` from the beginning (no group), waiting for ``expected`` ones."""
+        """Every record of ``topic`` from the start (no group), waiting for ``expected`` ones."""
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,

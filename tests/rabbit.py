@@ -1,4 +1,4 @@
-"""Real RabbitMQ (and Redis) for tests: use the machine's node when reachable, else start a private one.
+"""Real RabbitMQ (and Redis) for tests: the machine's node when reachable, else a private one.
 
 A private node gets its own node name, ports, epmd, Erlang cookie and data directory, so it never
 touches the shared node; stopping and restarting it (same data directory) is how the "broker down"

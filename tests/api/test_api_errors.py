@@ -133,7 +133,8 @@ def test_broken_module_is_reported_and_others_serve(server):
 def test_request_id_is_echoed(server):
     """The caller's X-Request-Id comes back, on success and on error."""
     rid = "req-123"
-    assert server.post("/v1/echo/say", {"text": "a"}, {"X-Request-Id": rid})[1]["X-Request-Id"] == rid
+    headers = server.post("/v1/echo/say", {"text": "a"}, {"X-Request-Id": rid})[1]
+    assert headers["X-Request-Id"] == rid
     assert server.post("/v1/echo/say", {}, {"X-Request-Id": rid})[1]["X-Request-Id"] == rid
 
 

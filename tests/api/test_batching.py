@@ -66,7 +66,8 @@ def test_failing_batch_gives_every_request_the_same_error_and_one_record(server_
     failed = [body["error"] for code, _, body in responses if code == 500]
     assert failed, "the batch holding x=13 fails"
     ids = {error["error_id"] for error in failed}
-    records = [r for r in _sherlock_records(tmp_path / "sherlock") if r.get("function") == "fragile"]
+    records = [r for r in _sherlock_records(tmp_path / "sherlock")
+               if r.get("function") == "fragile"]
     assert len(records) == len(ids)
     assert {r["error_id"] for r in records} == ids
     assert len(failed) > len(ids), "several requests shared one failing batch"

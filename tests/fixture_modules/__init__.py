@@ -1,1 +1,1 @@
-"""Small modules for tests: set CEREBRO_MODULES_PACKAGE=fixture_modules with tests/ on PYTHONPATH."""
+"""Small modules for tests: CEREBRO_MODULES_PACKAGE=fixture_modules with tests/ on PYTHONPATH."""

@@ -1,1 +1,1 @@
-"""Modules package of the in-process batch tests of the Kafka consumer (tests/kafka/test_batches.py)."""
+"""Modules package of the Kafka consumer's in-process batch tests (tests/kafka/test_batches.py)."""

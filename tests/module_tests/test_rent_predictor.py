@@ -60,7 +60,7 @@ def predict(build):
     endpoint = build_endpoint(MODULE, expose.predict)
 
     def call(**payload):
-        """Validate ``payload`` against the declared inputs and call ``predict`` (a batch of one)."""
+        """Validate ``payload`` against the declared inputs, call ``predict`` (a batch of one)."""
         return Dispatcher(None).run(Call(endpoint, endpoint.schema.validate(payload)))
 
     return call

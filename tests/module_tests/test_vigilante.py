@@ -43,7 +43,8 @@ def volume(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dispatcher(volume):
     """The dispatch core over vigilante only, its model loaded."""
-    registry = Registry.discover(load_settings().replace(data_volume=volume, modules=("vigilante",)))
+    settings = load_settings().replace(data_volume=volume, modules=("vigilante",))
+    registry = Registry.discover(settings)
     registry.refresh_models()
     assert registry.module("vigilante").ready
     return Dispatcher(registry)

@@ -1,4 +1,4 @@
-"""Helpers of the operations tests: real processes in their own groups, a real SMTP inbox, waiting."""
+"""Helpers of the operations tests: real processes in their own groups, a real SMTP inbox, waits."""
 
 import email
 import os

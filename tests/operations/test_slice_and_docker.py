@@ -1,6 +1,6 @@
-"""`cerebro slice vigilante` output starts on its own (its own supervisord.conf, from its own folder)
-and serves vigilante at the same URLs; hadolint on both Dockerfiles; the compose file is valid and
-every supervisord.conf variable has a value in the Docker image."""
+"""`cerebro slice vigilante` output starts on its own (its own supervisord.conf, from its own
+folder) and serves vigilante at the same URLs; hadolint on both Dockerfiles; the compose file is
+valid and every supervisord.conf variable has a value in the Docker image."""
 
 import re
 import shutil
@@ -126,6 +126,7 @@ def test_slice_starts_on_its_own_and_serves_vigilante(sliced, built_volume, tmp_
         status, _, body = http("POST", url + "/v1/vigilante/screen", example)
         assert status == 200 and body["verdict"] and body["model_version"], body
         assert http("POST", url + "/v1/rent_predictor/predict", {})[0] == 404
+
         def states():
             """supervisorctl's view of the slice's programs."""
             return subprocess.run([*supervisorctl, "status"], env=env, capture_output=True,

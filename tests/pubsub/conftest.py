@@ -245,4 +245,3 @@ class _Harness:
             Client(self.url, self.names).cleanup(self.modules)
         except pika.exceptions.AMQPError:
             pass
-

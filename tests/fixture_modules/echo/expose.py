@@ -3,7 +3,8 @@
 from cerebro import Field, endpoint
 
 
-@endpoint(inputs={"text": Field(str, min_length=1), "times": Field(int, minimum=1, maximum=5, default=1),
+@endpoint(inputs={"text": Field(str, min_length=1),
+                  "times": Field(int, minimum=1, maximum=5, default=1),
                   "ratio": Field(float, minimum=0.0, maximum=1.0, default=0.5)})
 def say(text, times, ratio):
     """Repeat text."""
