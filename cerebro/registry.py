@@ -27,6 +27,9 @@ from cerebro.volume import VolumeError
 
 log = logging.getLogger(__name__)
 
+# Names the REST API uses under /v1 for itself: a module called so could never be reached.
+RESERVED_NAMES = frozenset({"modules", "tasks"})
+
 
 @dataclass
 class Module:
@@ -111,6 +114,12 @@ class Registry:
                                                     f"{settings.modules_package}/ "
                                                     "(CEREBRO_MODULES)")
                 log.error("module %s: not found", name)
+                continue
+            if name in RESERVED_NAMES:
+                modules[name] = Module(name, found[name], import_error=(
+                    f"module name '{name}' is reserved by the REST API (/v1/{name}); "
+                    "rename the folder"))
+                log.error("module %s: the name is reserved by the REST API", name)
                 continue
             modules[name] = _load_module(settings.modules_package, name, found[name])
         return cls(settings, modules)

@@ -10,6 +10,8 @@ from datetime import date
 from pathlib import Path
 from string import Template
 
+from cerebro.registry import RESERVED_NAMES
+
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "module"
 
 
@@ -29,6 +31,8 @@ def create_module(name, modules_dir, volume=None):
         raise ScaffoldError(f"'{name}' is not a valid module name (a lowercase Python identifier)")
     if name != name.lower():
         raise ScaffoldError(f"'{name}': module names are lowercase (PEP 8)")
+    if name in RESERVED_NAMES:
+        raise ScaffoldError(f"'{name}' is reserved by the REST API (/v1/{name}); choose another")
     target = Path(modules_dir) / name
     if target.exists():
         raise ScaffoldError(f"{target} exists already")

@@ -82,3 +82,21 @@ def test_build_unknown_module_is_clear():
     """Building a module that does not exist says so."""
     result = _cerebro("build", "no_such_module")
     assert result.returncode == 2 and "no module named 'no_such_module'" in result.stderr
+
+
+def test_reserved_module_names_are_refused(tmp_path):
+    """A module called like an API path (``/v1/tasks``) could never be reached: `cerebro new`
+    refuses the name, and a folder of that name is listed as broken, naming the reason."""
+    created = _cerebro("new", "tasks", "--dir", str(tmp_path / "pkg"))
+    assert created.returncode != 0 and "reserved" in created.stderr
+    package = tmp_path / "reserved_pkg"
+    (package / "tasks").mkdir(parents=True)
+    (package / "__init__.py").write_text('"""Modules."""\n')
+    (package / "tasks" / "__init__.py").write_text('"""Tasks."""\n')
+    (package / "tasks" / "expose.py").write_text(
+        '"""Expose."""\n\n\ndef run(x: int = 1):\n    """Echo."""\n    return x\n')
+    listed = _cerebro("modules", CEREBRO_MODULES_PACKAGE="reserved_pkg",
+                      PYTHONPATH=str(tmp_path), CEREBRO_DATA_VOLUME=tmp_path / "v",
+                      SHERLOCK_DIR=tmp_path)
+    assert "tasks" in listed.stdout and "broken" in listed.stdout
+    assert "reserved by the REST API" in listed.stdout + listed.stderr
