@@ -45,7 +45,7 @@ def register(app, settings=None, service="worker"):
 
     from sherlock import digest, handler
 
-    @app.task(name=TASK_NAME, ignore_result=True)
+    @app.task(name=TASK_NAME, ignore_result=True, shared=False)  # this app only
     def sherlock_digest():
         """Send the Sherlock digest (scheduled by Celery beat)."""
         return digest.run_scheduled()
