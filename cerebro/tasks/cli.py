@@ -12,6 +12,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
+def run_celery(app, argv):
+    """Run a ``celery`` sub-command (``worker``, ``beat``, ``flower``) on ``app``; return its
+    exit code.
+
+    Does what ``app.start`` does, but keeps the code: in click's non-standalone
+    mode the command *returns* it (a worker's ``Unrecoverable error``, such as a
+    queue declared with other arguments, gives 1), and both ``app.start`` and
+    ``app.worker_main`` drop that return value, so the process would exit 0 and
+    a supervisor would take a fatal start-up error for a clean stop.
+    """
+    from celery.bin.celery import celery as command
+    from click.exceptions import Exit
+
+    command.params[0].default = app
+    try:
+        return command.main(args=argv, standalone_mode=False) or 0
+    except Exit as exc:
+        return exc.exit_code
+    finally:
+        command.params[0].default = None
+
+
 def _modules(settings):
     """Names of the modules a default worker serves (every discovered module)."""
     from cerebro.registry import Registry
@@ -43,7 +65,7 @@ def _cmd_worker(args, settings):
     argv = ["worker", f"--queues={queues}", f"--concurrency={concurrency}",
             f"--loglevel={args.loglevel}", f"--hostname={hostname}", f"--pool={args.pool}",
             "--task-events", "--without-gossip"]
-    return app.worker_main(argv) or 0
+    return run_celery(app, argv)
 
 
 def _cmd_flower(args, settings):
@@ -60,7 +82,7 @@ def _cmd_flower(args, settings):
     from cerebro.tasks.celery_app import app
     argv = ["flower", f"--port={args.port}", f"--address={args.address}",
             f"--purge_offline_workers={args.purge_offline_workers}"]
-    return app.start(argv) or 0
+    return run_celery(app, argv)
 
 
 def _cmd_beat(args, settings):
@@ -72,7 +94,7 @@ def _cmd_beat(args, settings):
     from cerebro.tasks.celery_app import app
     argv = ["beat", f"--schedule={schedule}", f"--loglevel={args.loglevel}",
             f"--max-interval={args.max_interval}"]
-    return app.start(argv) or 0
+    return run_celery(app, argv)
 
 
 def _when(timestamp):
