@@ -13,7 +13,7 @@ def test_worker_exits_1_when_its_queue_cannot_be_declared(async_env, rabbit_url)
     (PRECONDITION_FAILED): the worker logs it and exits 1, not 0."""
     queue = f"{async_env['CEREBRO_QUEUE_PREFIX']}.jobs"
     with Connection(rabbit_url) as connection:  # a classic queue, and no exchange of that name
-        Queue(queue, durable=True, no_declare=False).bind(connection.default_channel).queue_declare()
+        Queue(queue, durable=True).bind(connection.default_channel).queue_declare()
     env = cerebro_env(**dict(async_env, CEREBRO_QUEUE_TYPE="quorum"))
     result = subprocess.run([sys.executable, "-m", "cerebro", "worker", "--queues", "jobs",
                              "--concurrency", "1", "--loglevel", "INFO"],
