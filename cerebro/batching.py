@@ -15,8 +15,9 @@ results and errors go back to their own requests.
 import asyncio
 from functools import partial
 
-from cerebro.errors import CerebroError, InternalError
+from cerebro.errors import CerebroError, InternalError, Unavailable
 from cerebro.reporting import report
+from cerebro.runner import RunnerClosed
 
 
 class Batcher:
@@ -54,7 +55,10 @@ class Batcher:
             return
         batch, self._pending = self._pending[:self.max_size], self._pending[self.max_size:]
         self._busy = True
-        self.runner.call(self._run, batch, callback=partial(self._finish, batch))
+        try:
+            self.runner.call(self._run, batch, callback=partial(self._finish, batch))
+        except RunnerClosed as closed:
+            self._finish(batch, None, closed)
 
     def _run(self, batch):
         """On a runner thread: one dispatcher call, then each outcome encoded as JSON."""
@@ -76,11 +80,13 @@ class Batcher:
     def _finish(self, batch, outcomes, failure):
         """Hand each outcome to its request, then start the next batch if any gathered."""
         self._busy = False
-        if failure is not None:
+        if isinstance(failure, RunnerClosed):
+            outcomes = [Unavailable("the server is shutting down; retry on another instance")
+                        ] * len(batch)
+        elif failure is not None:
             error = InternalError("batch execution failed")
-            if not isinstance(failure, asyncio.CancelledError):
-                report(failure, service=self.service, module=self.endpoint.module,
-                       function=self.endpoint.name, error_id=error.error_id)
+            report(failure, service=self.service, module=self.endpoint.module,
+                   function=self.endpoint.name, error_id=error.error_id)
             outcomes = [error] * len(batch)
         for (_, _, future), outcome in zip(batch, outcomes):
             if future.done():

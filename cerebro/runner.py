@@ -16,7 +16,7 @@ hands ``(result, error)`` to a callback on the loop.
     runner = Runner(threads=1, name="cerebro-rent_predictor")
     value = await runner.run(model_call, payload)           # a future
     runner.call(batch_call, batch, callback=on_done)      # on_done(result, error) on the loop
-    runner.shutdown()                                     # queued calls get CancelledError
+    runner.shutdown()             # queued and new calls get RunnerClosed
 
 The callback runs on the loop that submitted the call; the callable runs on a
 runner thread and must not touch the loop. Exceptions are passed to the
@@ -28,6 +28,10 @@ import queue
 import threading
 
 _STOP = object()
+
+
+class RunnerClosed(RuntimeError):
+    """A call was handed to a runner that has shut down (the process is stopping)."""
 
 
 class Runner:
@@ -46,10 +50,10 @@ class Runner:
         """Run ``fn(*args)`` on a runner thread; then ``callback(result, error)`` on this loop.
 
         ``error`` is ``None`` on success; otherwise the exception ``fn`` raised
-        (or :class:`asyncio.CancelledError` when the runner shut down first).
+        (or :class:`RunnerClosed` when the runner shut down before running it).
         """
         if self._closed:
-            raise RuntimeError(f"runner {self.name} is shut down")
+            raise RunnerClosed(f"runner {self.name} is shut down")
         self._queue.put((asyncio.get_running_loop(), fn, args, callback))
 
     def run(self, fn, *args):
@@ -59,7 +63,7 @@ class Runner:
         return future
 
     def shutdown(self):
-        """Stop the threads after the call in progress; queued calls are cancelled."""
+        """Stop the threads after the call in progress; queued calls fail with RunnerClosed."""
         if self._closed:
             return
         self._closed = True
@@ -68,7 +72,7 @@ class Runner:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
-            _hand_back(job, None, asyncio.CancelledError())
+            _hand_back(job, None, RunnerClosed(f"runner {self.name} shut down before the call ran"))
         for _ in self._threads:
             self._queue.put(_STOP)
 
@@ -102,7 +106,5 @@ def _settle(future, result, error):
         return
     if error is None:
         future.set_result(result)
-    elif isinstance(error, asyncio.CancelledError):
-        future.cancel()
     else:
         future.set_exception(error)

@@ -5,6 +5,7 @@ Subject: The Tornado application: routes, and the context every handler shares.
 Tagline: A short table of roads, all leading to the dispatcher.
 """
 
+import asyncio
 from dataclasses import dataclass, field
 
 from tornado.web import Application
@@ -32,6 +33,8 @@ class Context:
     submitter: object = None
     runners: dict = field(default_factory=dict)
     batchers: dict = field(default_factory=dict)
+    inflight: set = field(default_factory=set)
+    stopping: bool = False
 
     def runner(self, module):
         """The threads running ``module``'s model calls in this process."""
@@ -48,6 +51,15 @@ class Context:
                 self.dispatcher, endpoint, self.runner(endpoint.module),
                 max_size=None if self.settings.batching else 1)
         return batcher
+
+    async def drain(self, timeout):
+        """Stop keeping connections alive and wait (up to ``timeout`` s) until no endpoint
+        request is in flight; returns how many still are."""
+        self.stopping = True
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.inflight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        return len(self.inflight)
 
     def shutdown(self):
         """Stop every runner (calls not started are cancelled)."""

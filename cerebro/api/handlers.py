@@ -18,6 +18,7 @@ from cerebro.api import openapi
 from cerebro.errors import (CerebroError, InternalError, InvalidPayload, MethodNotAllowed,
                             NotFound, PayloadTooLarge, Unauthorized, Unavailable, http_status)
 from cerebro.reporting import report
+from cerebro.runner import RunnerClosed
 
 _HTTP_ERRORS = {400: InvalidPayload, 404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
 
@@ -113,6 +114,7 @@ class EndpointHandler(BaseHandler):
 
     def prepare(self):
         """Check the API key and the declared body size before reading the body."""
+        self.ctx.inflight.add(self)
         self._chunks, self._size, self._too_large = [], 0, False
         self._started = time.perf_counter()
         self.request_id = self.request.headers.get("X-Request-Id") or _request_ids.next()
@@ -157,6 +159,17 @@ class EndpointHandler(BaseHandler):
             self._done(None, data)
         except CerebroError as error:
             self._done(error)
+        except RunnerClosed:
+            self._done(Unavailable("the server is shutting down; retry on another instance"))
+
+    def on_finish(self):
+        """The answer is sent: no longer in flight."""
+        self.ctx.inflight.discard(self)
+
+    def on_connection_close(self):
+        """The client went away: no longer in flight (the call, if running, just finishes)."""
+        self.ctx.inflight.discard(self)
+        super().on_connection_close()
 
     def _too_large_error(self):
         """The 413 error naming the limit."""
@@ -166,6 +179,8 @@ class EndpointHandler(BaseHandler):
 
     def _done(self, error, data=None, status=200):
         """Finish with a result or an error, and record the request's metrics."""
+        if self.ctx.stopping:  # the client should not send its next request on this connection
+            self.set_header("Connection", "close")
         if error is None:
             self.set_status(status)
             self.finish(data)

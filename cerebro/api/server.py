@@ -125,8 +125,14 @@ async def _run(settings, sockets, extra_routes_factory, submitter_factory):
     log.info("stopping: no new connections, finishing requests in flight")
     watcher.stop()
     server.stop()
+    # Answer what is in flight (each answer says Connection: close), then close the idle
+    # keep-alive connections, then stop the model threads: no request is cut off.
+    left = await ctx.drain(SHUTDOWN_GRACE_SECONDS)
+    if left:
+        log.warning("%d request(s) still in flight after %ds; closing", left,
+                    SHUTDOWN_GRACE_SECONDS)
     try:
-        await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
+        await asyncio.wait_for(server.close_all_connections(), 2)
     except asyncio.TimeoutError:
-        log.warning("requests still in flight after %ds; closing", SHUTDOWN_GRACE_SECONDS)
+        log.warning("connections still open after the grace period; closing")
     ctx.shutdown()

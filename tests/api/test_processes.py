@@ -1,9 +1,11 @@
 """`cerebro serve --processes 2`: every process serves, and a stop leaves no process behind."""
 
+import http.client
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from support import CerebroServer
@@ -59,3 +61,41 @@ def test_cpu_affinity_modes():
     assert _affinity_after("false", 0, len(allowed)) == allowed
     assert _affinity_after("auto", 0, len(allowed)) == [allowed[0]]
     assert _affinity_after("auto", 0, len(allowed) + 1) == allowed
+
+
+def test_sigterm_answers_requests_in_flight_before_exiting(tmp_path):
+    """A stop never cuts a request off: calls already accepted (one running, three queued
+    behind it on the module's single thread) are all answered 200, with Connection: close,
+    and the server exits 0."""
+    server = CerebroServer({"CEREBRO_MODULES_PACKAGE": "fixture_modules",
+                            "CEREBRO_MODULES": "slow", "CEREBRO_DATA_VOLUME": tmp_path,
+                            "SHERLOCK_DIR": tmp_path / "s"},
+                           processes=1, log_path=tmp_path / "serve.log")
+    server.start()
+    answers = []
+
+    def call():
+        """One keep-alive request (http.client does not ask for Connection: close itself)."""
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
+        try:
+            connection.request("POST", "/v1/slow/wait", body=b'{"seconds": 0.4}',
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answers.append((response.status, response.getheader("Connection"), response.read()))
+        finally:
+            connection.close()
+
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    try:
+        for caller in callers:
+            caller.start()
+        time.sleep(0.2)  # all four are in flight, the first one is running
+        server.proc.send_signal(subprocess.signal.SIGTERM)
+        for caller in callers:
+            caller.join(15)
+        assert server.proc.wait(20) == 0
+    finally:
+        server.stop()
+    assert [status for status, _, _ in answers] == [200] * 4, answers
+    # answered after the stop began: the client is told not to reuse the connection
+    assert [connection for _, connection, _ in answers] == ["close"] * 4

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from cerebro.runner import Runner
+from cerebro.runner import Runner, RunnerClosed
 
 
 def test_run_returns_the_result_computed_on_a_runner_thread():
@@ -70,7 +70,7 @@ def test_callback_gets_result_and_error_on_the_loop_thread():
 
 
 def test_shutdown_cancels_queued_calls_and_refuses_new_ones():
-    """Calls still queued at shutdown are cancelled; the call in progress finishes."""
+    """Calls still queued at shutdown fail with RunnerClosed; the call in progress finishes."""
     runner = Runner(1, "test-runner")
     release = threading.Event()
 
@@ -81,9 +81,9 @@ def test_shutdown_cancels_queued_calls_and_refuses_new_ones():
         runner.shutdown()
         release.set()
         assert await running is True
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(RunnerClosed, match="before the call ran"):
             await queued
-        with pytest.raises(RuntimeError, match="shut down"):
+        with pytest.raises(RunnerClosed, match="shut down"):
             runner.run(lambda: None)
 
     asyncio.run(main())
