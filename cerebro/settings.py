@@ -60,6 +60,9 @@ _SPEC = {
                   "REST API processes (0: one per CPU core)."),
     "threads": ("CEREBRO_THREADS", "1", int,
                 "Threads per module per API process running model calls off the IOLoop."),
+    "reuse_port": ("CEREBRO_REUSE_PORT", "true", _flag,
+                   "Each API process listens on its own SO_REUSEPORT socket, so the kernel "
+                   "spreads connections evenly (false: one shared socket)."),
     "cpu_affinity": ("CEREBRO_CPU_AFFINITY", "auto", _tristate,
                      "Pin API process i to CPU i (auto: when there is one process per CPU)."),
     "max_body_bytes": ("CEREBRO_MAX_BODY_BYTES", str(1024 * 1024), int,
@@ -243,6 +246,7 @@ class Settings:
     processes: int
     threads: int
     cpu_affinity: str
+    reuse_port: bool
     max_body_bytes: int
     api_keys: tuple
     reload_interval: float

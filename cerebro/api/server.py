@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
 
 from tornado.httpserver import HTTPServer
@@ -35,15 +36,47 @@ def serve(settings, extra_routes_factory=None, submitter_factory=None):
     processes = settings.processes or os.cpu_count() or 1
     if processes > 1:
         prepare_multiprocess_metrics()
-    sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
-    log.info("Cerebro REST API on http://%s:%d with %d process(es)",
-             settings.host, settings.port, processes)
+    reuse = processes > 1 and settings.reuse_port and hasattr(socket, "SO_REUSEPORT")
+    sockets = bind_sockets(settings.port, settings.host, reuse_port=reuse)
+    port = sockets[0].getsockname()[1]
+    log.info("Cerebro REST API on http://%s:%d with %d process(es)%s", settings.host, port,
+             processes, ", one SO_REUSEPORT socket each" if reuse else "")
     index = 0
     if processes > 1:
         from cerebro.api.prefork import fork_workers
+        reserved = _reserve(sockets) if reuse else []
+        if reuse:  # the parent must not listen: connections the kernel gave it would hang
+            for sock in sockets:
+                sock.close()
         index = fork_workers(processes)
+        if reuse:
+            for sock in reserved:
+                sock.close()
+            sockets = bind_sockets(port, settings.host, reuse_port=True)
     pin_to_cpu(settings.cpu_affinity, index, processes)
     asyncio.run(_run(settings, sockets, extra_routes_factory, submitter_factory))
+
+
+def _reserve(sockets):
+    """Bound but never listening twins of ``sockets`` (``SO_REUSEPORT``), kept by the parent.
+
+    With ``CEREBRO_REUSE_PORT`` every API process listens on a socket of its own
+    and the kernel spreads new connections across them (one shared socket lets
+    whichever process wakes first accept a whole burst: a Java connection pool
+    opened at once would land on one process). The parent holds these twins so
+    the port stays Cerebro's while children start and restart; a socket that
+    does not listen is never handed a connection.
+    """
+    reserved = []
+    for listening in sockets:
+        sock = socket.socket(listening.family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if listening.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(listening.getsockname())
+        reserved.append(sock)
+    return reserved
 
 
 def pin_to_cpu(mode, index, processes):

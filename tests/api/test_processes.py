@@ -99,3 +99,51 @@ def test_sigterm_answers_requests_in_flight_before_exiting(tmp_path):
     assert [status for status, _, _ in answers] == [200] * 4, answers
     # answered after the stop began: the client is told not to reuse the connection
     assert [connection for _, connection, _ in answers] == ["close"] * 4
+
+
+def _served_connections(pid, port):
+    """How many established TCP connections to ``port`` the process ``pid`` holds."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                    inodes.add(fields[9])
+    held = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        held += target.startswith("socket:[") and target[8:-1] in inodes
+    return held
+
+
+def test_connections_opened_at_once_spread_over_the_processes(tmp_path):
+    """A pool of keep-alive connections opened at once (what a Java client does) is spread by
+    the kernel over both processes (CEREBRO_REUSE_PORT), not accepted by whichever wakes first."""
+    server = CerebroServer({"CEREBRO_MODULES_PACKAGE": "fixture_modules",
+                            "CEREBRO_MODULES": "echo", "CEREBRO_DATA_VOLUME": tmp_path,
+                            "SHERLOCK_DIR": tmp_path / "s"},
+                           processes=2, log_path=tmp_path / "serve.log")
+    server.start()
+    pool = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(16)]
+    try:
+        for connection in pool:
+            connection.connect()
+        for connection in pool:
+            connection.request("POST", "/v1/echo/say", body=b'{"text": "hi"}',
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            assert response.status == 200
+            response.read()
+        children = _children(server.proc.pid)
+        held = [_served_connections(pid, server.port) for pid in children]
+        assert sum(held) == 16 and min(held) >= 2, held
+        assert _served_connections(server.proc.pid, server.port) == 0  # the parent never accepts
+    finally:
+        for connection in pool:
+            connection.close()
+        server.stop()
