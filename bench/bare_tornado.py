@@ -7,7 +7,7 @@ Tagline: The floor we measure ourselves against.
 No validation, no executor, no metrics, no error mapping, no batching: decode
 the body, call ``modules.rent_predictor.expose.predict`` with that one listing
 on the IOLoop, encode the result. Run:
-``python bench/bare_tornado.py --port P --processes N --volume DIR [--pin]``.
+``python bench/bare_tornado.py --port P --processes N --volume DIR [--tuned]``.
 """
 
 import argparse
@@ -46,12 +46,17 @@ def main():
     parser.add_argument("--port", type=int, required=True, help="port to listen on")
     parser.add_argument("--processes", type=int, default=2, help="processes")
     parser.add_argument("--volume", required=True, help="data volume with rent_predictor built")
-    parser.add_argument("--pin", action="store_true",
-                        help="pin process i to CPU i, as `cerebro serve` does by default")
+    parser.add_argument("--tuned", action="store_true",
+                        help="as `cerebro serve` runs by default: process i pinned to CPU i, "
+                             "each process on its own SO_REUSEPORT socket")
     args = parser.parse_args()
-    sockets = bind_sockets(args.port, "127.0.0.1")
-    index = fork_processes(args.processes) if args.processes > 1 else 0
-    if args.pin:
+    if args.tuned and args.processes > 1:
+        index = fork_processes(args.processes)
+        sockets = bind_sockets(args.port, "127.0.0.1", reuse_port=True)
+    else:
+        sockets = bind_sockets(args.port, "127.0.0.1")
+        index = fork_processes(args.processes) if args.processes > 1 else 0
+    if args.tuned:
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpus[index % len(cpus)]})
     expose.MODEL.refresh(args.volume)

@@ -10,9 +10,11 @@ loads each with wrk at concurrency 1, 16 and 64, and prints req/s, p50, p99
 and errors, with Cerebro's ratio to the bare baseline (target: >= 0.90).
 Cerebro runs twice: with micro-batching off (``CEREBRO_BATCHING=false``, one
 model call per request like the baseline: the platform's own overhead) and on.
-The baseline runs twice too: as written, and pinned one process per CPU like
-``cerebro serve`` pins itself by default (``CEREBRO_CPU_AFFINITY=auto``), so the
-ratio cannot come from pinning alone; the verdict takes the worse of the two.
+The baseline runs twice too: as written (Tornado's ``fork_processes`` on one
+shared socket), and tuned like ``cerebro serve`` runs by default: one process
+per CPU pinned (``CEREBRO_CPU_AFFINITY=auto``), each on its own ``SO_REUSEPORT``
+socket (``CEREBRO_REUSE_PORT``), so no ratio comes from that tuning alone; the
+verdict takes the worse of the two.
 
 All servers run side by side (an idle server costs nothing) and the wrk runs
 are interleaved: each round loads bare, then each Cerebro, at every level. With
@@ -107,7 +109,7 @@ def main():
     path = "/v1/rent_predictor/predict"
 
     servers = []
-    for name, extra in (("bare", []), ("bare-pinned", ["--pin"])):
+    for name, extra in (("bare", []), ("bare-tuned", ["--tuned"])):
         port = free_port()
         servers.append((name, [PYTHON, str(REPO / "bench/bare_tornado.py"), "--port", str(port),
                                "--processes", str(args.processes), "--volume", str(volume)]
@@ -130,7 +132,7 @@ def main():
     print()
     for name in ("cerebro-nobatch", "cerebro"):
         worst = float("inf")
-        for baseline in ("bare", "bare-pinned"):
+        for baseline in ("bare", "bare-tuned"):
             ratios = {c: results[name][c]["rps"] / results[baseline][c]["rps"] for c in levels}
             worst = min(worst, *ratios.values())
             shown = "  ".join(f"c={c}: {r:.2f}" for c, r in ratios.items())
