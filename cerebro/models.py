@@ -100,7 +100,11 @@ class ModelHandle:
                     self.error = (f"no model published in the data volume; "
                                   f"run `cerebro build {self.module}`")
                 return False
-            if (self._loaded and self._loaded.version == version) or version == self._rejected:
+            if self._loaded and self._loaded.version == version:
+                # what the volume points at is what is serving: any earlier error is over
+                self.state, self.error, self._rejected = "ready", None, None
+                return False
+            if version == self._rejected:
                 return False
             try:
                 obj, meta = volume.load_version(root, self.module, version, self.artifact)

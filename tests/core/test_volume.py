@@ -64,3 +64,20 @@ def test_unreadable_pointer_is_a_volume_error(tmp_path):
     with pytest.raises(volume.VolumeError, match="unreadable"):
         handle.refresh(tmp_path)
     assert handle.state == "failed"
+
+
+def test_error_clears_once_the_pointer_is_readable_again(tmp_path):
+    """A corrupt current.json is reported while it lasts; restored to the serving version,
+    the handle is ready with no stale error (a rejected newer version keeps its error)."""
+    handle = ModelHandle("m")
+    v1 = volume.publish(tmp_path, "m", {"model": "one"})["version"]
+    assert handle.refresh(tmp_path) is True
+    pointer = tmp_path / "m" / "current.json"
+    good = pointer.read_text()
+    pointer.write_text("{garbage")
+    with pytest.raises(volume.VolumeError, match="unreadable"):
+        handle.refresh(tmp_path)
+    assert handle.get() == "one" and "unreadable" in handle.error
+    pointer.write_text(good)
+    assert handle.refresh(tmp_path) is False
+    assert handle.state == "ready" and handle.error is None and handle.version == v1
