@@ -57,10 +57,13 @@ class Field:
             raise InvalidPayload(f"'{name}' must be >= {self.minimum}, got {value!r}", name)
         if self.maximum is not None and value > self.maximum:
             raise InvalidPayload(f"'{name}' must be <= {self.maximum}, got {value!r}", name)
+        unit = "characters" if self.type is str else "items"
         if self.min_length is not None and len(value) < self.min_length:
-            raise InvalidPayload(f"'{name}' must have at least {self.min_length} items", name)
+            raise InvalidPayload(f"'{name}' must have at least {self.min_length} {unit}, "
+                                 f"got {len(value)}", name)
         if self.max_length is not None and len(value) > self.max_length:
-            raise InvalidPayload(f"'{name}' must have at most {self.max_length} items", name)
+            raise InvalidPayload(f"'{name}' must have at most {self.max_length} {unit}, "
+                                 f"got {len(value)}", name)
         if self.items is not None:
             value = [_check_type(f"{name}[{i}]", self.items, item, field=name)
                      for i, item in enumerate(value)]
@@ -94,6 +97,9 @@ def _check_type(name, expected, value, field=None):
         ok = False
     else:
         ok = isinstance(value, expected)
+    if expected is int and isinstance(value, float) and abs(value) >= 2 ** 63:
+        # the JSON decoder turns integers beyond 64 bits into floats: say what really went wrong
+        raise InvalidPayload(f"'{name}' is out of range: integers must fit in 64 bits", field)
     if not ok:
         got = _JSON_TYPES.get(type(value), type(value).__name__) if value is not None else "null"
         raise InvalidPayload(f"'{name}' must be of type {_JSON_TYPES[expected]}, got {got}", field)

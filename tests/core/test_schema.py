@@ -86,3 +86,18 @@ def test_decorator_records_transport():
         return 2 * x
     ep = build_endpoint("m", f)
     assert (ep.external, ep.topics, ep.example, f(x=2)) == (True, ("listings",), {"x": 1}, 4)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    (Field(str, min_length=1), "", "'x' must have at least 1 characters, got 0"),
+    (Field(str, max_length=3), "abcd", "'x' must have at most 3 characters, got 4"),
+    (Field(list, max_length=1), [1, 2], "'x' must have at most 1 items, got 2"),
+    (Field(int), 18446744073709551616.0, "'x' is out of range: integers must fit in 64 bits"),
+    (Field(int), 3.0, "'x' must be of type integer, got number"),
+])
+def test_messages_say_what_is_wrong(field, value, message):
+    """Lengths are counted in characters for strings and items for lists; an integer too big
+    for 64 bits (decoded as a float) is out of range, not of the wrong type."""
+    with pytest.raises(InvalidPayload) as info:
+        field.validate("x", value)
+    assert str(info.value) == message and info.value.field == "x"
