@@ -227,6 +227,8 @@ class HealthHandler(BaseHandler):
         """Answer that the process is alive."""
         self.send_json({"status": "alive"})
 
+    head = get  # load-balancer checks that send HEAD (Tornado drops the body)
+
 
 class ReadyHandler(BaseHandler):
     """``GET /readyz``: 200 once every module's models are loaded, with per-module status.
@@ -246,6 +248,8 @@ class ReadyHandler(BaseHandler):
                             "versions": {h.artifact: h.version for h in m.handles}}
                    for m in registry.modules.values() if names is None or m.name in names}
         self.send_json({"ready": ready, "modules": modules}, 200 if ready else 503)
+
+    head = get  # load-balancer checks that send HEAD (Tornado drops the body)
 
 
 class MetricsHandler(BaseHandler):

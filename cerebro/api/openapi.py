@@ -16,9 +16,23 @@ def _error_response(description):
             "content": {"application/json": {"schema": _ERROR}}}
 
 
+_CALLBACK_URL = {
+    "type": "string", "format": "uri",
+    "description": "Where the worker POSTs the result instead of the configured main-app URL; "
+                   "its host must be on CEREBRO_CALLBACK_ALLOWED_HOSTS (else 400).",
+}
+
+
 def _body(ep):
-    """The request body media object, with the declared example when there is one."""
-    media = {"schema": ep.schema.json_schema()}
+    """The request body media object, with the declared example when there is one.
+
+    An async function also takes the transport-level ``callback_url``.
+    """
+    schema = ep.schema.json_schema()
+    if ep.external:
+        schema = dict(schema, properties=dict(schema.get("properties", {}),
+                                              callback_url=_CALLBACK_URL))
+    media = {"schema": schema}
     if ep.example is not None:
         media["example"] = ep.example
     return media
@@ -53,6 +67,7 @@ def document(registry, settings):
             "responses": responses,
             "security": [{"apiKey": []}] if settings.api_keys else [],
         }}
+    paths.update(_platform_paths(settings, any(ep.external for ep in registry.endpoints())))
     return {
         "openapi": "3.0.3",
         "info": {"title": "Cerebro", "version": cerebro.__version__,
@@ -69,6 +84,53 @@ def document(registry, settings):
                 "Accepted": {"type": "object", "properties": {
                     "task_id": {"type": "string"}, "status": {"type": "string"},
                     "status_url": {"type": "string"}}},
+                "TaskStatus": {"type": "object", "required": ["task_id", "status"],
+                               "properties": {
+                    "task_id": {"type": "string"},
+                    "status": {"type": "string",
+                               "enum": ["queued", "running", "succeeded", "failed"]},
+                    "module": {"type": "string", "nullable": True},
+                    "function": {"type": "string", "nullable": True},
+                    "result": {"nullable": True},
+                    "error": {"type": "object", "nullable": True},
+                    "timings": {"type": "object", "nullable": True},
+                    "attempts": {"type": "integer", "nullable": True}}},
             },
         },
     }
+
+
+def _get(operation_id, summary, responses, secured):
+    """A GET operation object."""
+    return {"get": {"operationId": operation_id, "tags": ["platform"], "summary": summary,
+                    "responses": responses, "security": [{"apiKey": []}] if secured else []}}
+
+
+def _platform_paths(settings, has_async):
+    """The platform's own routes: modules, health, readiness, and task status when async."""
+    json_any = {"application/json": {"schema": {"type": "object"}}}
+    keyed = bool(settings.api_keys)
+    paths = {
+        "/v1/modules": _get("list_modules", "Modules, functions, input schemas, model versions",
+                            {"200": {"description": "Every module", "content": json_any},
+                             "401": _error_response("Missing or wrong API key")}, keyed),
+        "/healthz": _get("healthz", "The process is alive (never needs an API key)",
+                         {"200": {"description": "Alive", "content": json_any}}, False),
+        "/readyz": dict(_get("readyz", "Every (or each ?module=) module's models are loaded",
+                             {"200": {"description": "Ready", "content": json_any},
+                              "503": {"description": "Not ready; per-module status",
+                                      "content": json_any}}, False)),
+    }
+    paths["/readyz"]["get"]["parameters"] = [{
+        "name": "module", "in": "query", "required": False, "explode": True,
+        "schema": {"type": "array", "items": {"type": "string"}}}]
+    if has_async:
+        paths["/v1/tasks/{task_id}"] = _get(
+            "task_status", "Status and result of an async call (for clients that poll)",
+            {"200": {"description": "queued, running, succeeded or failed", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/TaskStatus"}}}},
+             "401": _error_response("Missing or wrong API key"),
+             "404": _error_response("Unknown or expired task id")}, keyed)
+        paths["/v1/tasks/{task_id}"]["get"]["parameters"] = [{
+            "name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    return paths

@@ -2,6 +2,8 @@
 
 import pytest
 
+from support import http
+
 FIXTURES = {"CEREBRO_MODULES_PACKAGE": "fixture_modules"}
 
 
@@ -53,3 +55,28 @@ def test_openapi_describes_every_endpoint(server):
     assert schema["properties"]["text"]["type"] == "string"
     assert {"200", "400", "404", "413", "500", "503"} <= set(op["responses"])
     assert "/v1/broken_import/predict" not in doc["paths"]
+
+
+def test_openapi_covers_the_async_contract_and_platform_routes(server):
+    """A client generated from /openapi.json can send callback_url to an async function, poll
+    GET /v1/tasks/{task_id}, and call the platform's own routes."""
+    doc = server.get("/openapi.json")[2]
+    square = doc["paths"]["/v1/jobs/square"]["post"]
+    body = square["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["callback_url"]["format"] == "uri"
+    assert body["additionalProperties"] is False and "202" in square["responses"]
+    sync = doc["paths"]["/v1/echo/say"]["post"]["requestBody"]["content"]["application/json"]
+    assert "callback_url" not in sync["schema"]["properties"]
+    status = doc["paths"]["/v1/tasks/{task_id}"]["get"]
+    assert status["parameters"][0]["name"] == "task_id"
+    assert status["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/TaskStatus"}
+    assert "TaskStatus" in doc["components"]["schemas"]
+    assert {"/v1/modules", "/healthz", "/readyz"} <= set(doc["paths"])
+
+
+def test_health_and_readiness_answer_head(server):
+    """Load-balancer health checks that send HEAD get the status without a body."""
+    status, _, body = http("HEAD", server.url + "/healthz")
+    assert status == 200 and body == b""
+    assert http("HEAD", server.url + "/readyz")[0] == 503  # broken_import: not ready
