@@ -160,7 +160,12 @@ def run(self, module, function, payload, meta):
 
 
 def send_callback(body, requested_url, *, first_attempt_at, attempt):
-    """One delivery attempt of ``body``; schedules the next or dead-letters on failure."""
+    """The first delivery attempt of ``body``: resolve where it goes, then :func:`attempt_callback`.
+
+    ``requested_url`` is the ``callback_url`` the client sent (or None): it is
+    checked against the allow-list here, once more, in case the list changed since
+    the request was accepted. Later attempts reuse the resolved URL as it is.
+    """
     st = state()
     first_attempt_at = first_attempt_at or _now()
     key = body["task_id"]
@@ -170,6 +175,14 @@ def send_callback(body, requested_url, *, first_attempt_at, attempt):
         _dead_letter(PermanentDeliveryError(f"callback {key}: {exc.message}", requested_url, key),
                      body, first_attempt_at)
         return None
+    return attempt_callback(body, url, first_attempt_at=first_attempt_at, attempt=attempt)
+
+
+def attempt_callback(body, url, *, first_attempt_at, attempt):
+    """One delivery attempt of ``body`` to the already resolved ``url``; schedules the next
+    attempt or dead-letters on failure."""
+    st = state()
+    key = body["task_id"]
     result = st.client.attempt(url, body, key)
     if result.ok:
         log.info("callback %s delivered to %s (HTTP %s, attempt %d)", key, url, result.status,
@@ -206,8 +219,13 @@ def send_callback(body, requested_url, *, first_attempt_at, attempt):
 
 @app.task(name=DELIVER_TASK, bind=True, ignore_result=True)
 def deliver_callback(self, body, url, first_attempt_at, attempt):
-    """A later attempt at a callback whose function already ran (never recomputed)."""
-    send_callback(body, url, first_attempt_at=first_attempt_at, attempt=attempt)
+    """A later attempt at a callback whose function already ran (never recomputed).
+
+    ``url`` is the URL the first attempt resolved: used as it is, never resolved or
+    checked against the allow-list again (an absolute URL configured in
+    ``CEREBRO_CALLBACK_PATH(S)`` need not be on that list).
+    """
+    attempt_callback(body, url, first_attempt_at=first_attempt_at, attempt=attempt)
 
 
 def _dead_letter(error, body, first_attempt_at):

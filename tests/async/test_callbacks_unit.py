@@ -2,6 +2,7 @@
 
 import random
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -107,3 +108,35 @@ def test_deadletter_store_list_and_retry(tmp_path):
         receiver.stop()
     with pytest.raises(KeyError):
         store.retry(client, "nope")
+
+
+def test_retry_to_a_configured_absolute_url_is_not_checked_against_the_allow_list(
+        monkeypatch, tmp_path):
+    # An absolute URL in CEREBRO_CALLBACK_PATHS on a host outside the allow-list: the first
+    # attempt gets a 503, the scheduled retry must deliver to the same URL, not dead-letter it.
+    from cerebro.tasks import task
+    receiver = Receiver(SECRET, statuses=[503])
+    try:
+        url = receiver.url + "/enrich"
+        urls = CallbackURLs("http://main.invalid:8080",
+                            paths=(f"listing_enrichment.enrich={url}",))
+        fake = SimpleNamespace(urls=urls, client=MainAppClient(SECRET, timeout=2),
+                               deadletters=DeadLetterStore(tmp_path / "dl"))
+        monkeypatch.setattr(task, "_state", fake)
+        reported = []
+        monkeypatch.setattr(task, "report", lambda *a, **kw: reported.append(a))
+        scheduled = []
+        real_deliver = task.deliver_callback
+        monkeypatch.setattr(task, "deliver_callback", SimpleNamespace(
+            apply_async=lambda args, **kw: scheduled.append(args)))
+        body = {"task_id": "t-abs", "module": "listing_enrichment", "function": "enrich",
+                "status": "succeeded", "result": {"ok": True}}
+        task.send_callback(body, None, first_attempt_at=None, attempt=0)
+        [args] = scheduled
+        assert args[1] == url and args[3] == 1
+        real_deliver(*args)
+        got = receiver.wait(2, timeout=5)
+        assert [(r["path"], r["status"]) for r in got] == [("/enrich", 503), ("/enrich", 200)]
+        assert fake.deadletters.list() == [] and reported == [] and len(scheduled) == 1
+    finally:
+        receiver.stop()
