@@ -7,6 +7,14 @@ Tagline: One place to turn every knob.
 Nothing else in Cerebro reads ``os.environ`` for configuration: services build a
 :class:`Settings` once with :func:`load_settings` and pass it down explicitly.
 ``cerebro settings`` prints the table below with the values in force.
+
+A value that does not parse fails loudly (``ValueError`` naming the variable;
+``cerebro`` exits 2). Booleans are ``1/true/yes/on`` or ``0/false/no/off``, in any
+case and with blanks ignored; any other word is refused, so a typo such as
+``CEREBRO_PUBLISH_CONFIRM=enabled`` never silently turns a flag off. An empty
+boolean (``CEREBRO_BATCHING=`` in an env file) means the same as an unset one:
+its default. Log levels are ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or
+``CRITICAL``, in any case.
 """
 
 import os
@@ -21,9 +29,30 @@ def _split(value):
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def _flag(value):
-    """Read a boolean environment value: 1/true/yes/on are true."""
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    """Read a boolean: 1/true/yes/on are true, 0/false/no/off false, anything else an error.
+
+    An empty value never reaches here: :func:`load_settings` reads it as the default.
+    """
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+def parse_log_level(value):
+    """Read a logging level name (any case) and return it upper-case, or raise ``ValueError``."""
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def _queue_type(value):
@@ -39,9 +68,9 @@ def _tristate(value):
     text = value.strip().lower()
     if text == "auto":
         return "auto"
-    if text in ("1", "true", "yes", "on"):
+    if text in _TRUE:
         return "true"
-    if text in ("0", "false", "no", "off"):
+    if text in _FALSE:
         return "false"
     raise ValueError("expected auto, true or false")
 
@@ -73,7 +102,8 @@ _SPEC = {
                         "Seconds between checks of the data volume for new models."),
     "keep_versions": ("CEREBRO_KEEP_VERSIONS", "5", int,
                       "Model versions kept per module when a build publishes."),
-    "log_level": ("CEREBRO_LOG_LEVEL", "INFO", str, "Python logging level."),
+    "log_level": ("CEREBRO_LOG_LEVEL", "INFO", parse_log_level,
+                  "Python logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
     "trust_proxy_headers": ("CEREBRO_TRUST_PROXY_HEADERS", "false", _flag,
                             "Take the client address from X-Real-Ip/X-Forwarded-For (behind a "
                             "proxy only; costs an address check per request)."),
@@ -329,11 +359,14 @@ def load_settings(environ=None):
 
     A value that does not parse raises ``ValueError`` naming the variable, so a
     typo in a deployment fails loudly at start-up rather than silently later.
+    An empty boolean is read as its default (see the module docstring).
     """
     environ = os.environ if environ is None else environ
     values = {}
     for name, (var, default, parse, _help) in _SPEC.items():
         raw = environ.get(var, default)
+        if parse is _flag and not raw.strip():
+            raw = default
         try:
             values[name] = parse(raw)
         except ValueError as exc:

@@ -100,3 +100,13 @@ def test_reserved_module_names_are_refused(tmp_path):
                       SHERLOCK_DIR=tmp_path)
     assert "tasks" in listed.stdout and "broken" in listed.stdout
     assert "reserved by the REST API" in listed.stdout + listed.stderr
+
+
+@pytest.mark.parametrize("env", [{"CEREBRO_PUBLISH_CONFIRM": "enabled"},
+                                 {"CEREBRO_LOG_LEVEL": "verbose"}])
+def test_bad_flag_or_log_level_fails_loudly(env):
+    """A typo in a boolean or a log level is exit 2 naming the variable, never a silent default."""
+    [var] = env
+    result = _cerebro("settings", **env)
+    assert result.returncode == 2 and var in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
