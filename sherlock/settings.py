@@ -8,8 +8,18 @@ Nothing else in Sherlock reads ``os.environ`` for configuration: callers build a
 :class:`SherlockSettings` with :func:`load_settings` (or take the cached
 :func:`current`) and pass it down. ``sherlock settings`` prints the table with
 the values in force, the SMTP password masked.
+
+A value that does not parse fails loudly (``ValueError`` naming the variable;
+``sherlock`` exits 2). Booleans are ``1/true/yes/on`` or ``0/false/no/off``, in
+any case and with blanks ignored; any other word is refused. An empty boolean
+means the same as an unset one: its default. Numbers that must be greater than
+zero must also be finite (``nan`` and ``inf`` are refused).
+
+This loader is deliberately independent of Cerebro's (``cerebro.settings``), so
+Sherlock can be used on its own; the two follow the same rules.
 """
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -26,22 +36,25 @@ def _split(value):
 
 
 def _flag(value):
-    """Read a boolean value: 1/true/yes/on are true, 0/false/no/off/empty are false."""
+    """Read a boolean: 1/true/yes/on are true, 0/false/no/off false, anything else an error.
+
+    An empty value never reaches here: :func:`load_settings` reads it as the default.
+    """
     text = value.strip().lower()
     if text in ("1", "true", "yes", "on"):
         return True
-    if text in ("", "0", "false", "no", "off"):
+    if text in ("0", "false", "no", "off"):
         return False
     raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
 
 
 def _positive(parse):
-    """Wrap ``parse`` so that zero or negative values are rejected."""
+    """Wrap ``parse`` so that zero, negative and non-finite (nan, inf) values are rejected."""
     def parse_positive(value):
-        """Parse ``value`` and insist it is greater than zero."""
+        """Parse ``value`` and insist it is a finite number greater than zero."""
         number = parse(value)
-        if number <= 0:
-            raise ValueError("must be greater than zero")
+        if not (math.isfinite(number) and number > 0):
+            raise ValueError("must be a finite number greater than zero")
         return number
     return parse_positive
 
@@ -145,12 +158,15 @@ class SherlockSettings:
 def load_settings(environ=None):
     """Build :class:`SherlockSettings` from ``environ`` (default: ``os.environ``).
 
-    A value that does not parse raises ``ValueError`` naming the variable.
+    A value that does not parse raises ``ValueError`` naming the variable. An empty
+    boolean is read as its default.
     """
     environ = os.environ if environ is None else environ
     values = {}
     for name, (var, default, parse, _help) in _SPEC.items():
         raw = environ.get(var, default)
+        if parse is _flag and not raw.strip():
+            raw = default
         try:
             values[name] = parse(raw)
         except ValueError as exc:

@@ -91,3 +91,28 @@ def test_register_adds_task_and_beat_entry(sherlock_dir):
     task = schedule.register(app, load_settings())
     assert task.name == "sherlock.digest" and "sherlock.digest" in app.tasks
     assert set(app.conf.beat_schedule) == {"other", schedule.ENTRY_NAME}
+
+
+@pytest.mark.parametrize("var", ["SHERLOCK_HOURS", "SHERLOCK_SMTP_TIMEOUT"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1"])
+def test_non_finite_float_settings_are_refused(sherlock_dir, monkeypatch, var, value):
+    """NaN and infinity are not "greater than zero" numbers a window or timeout can use."""
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ValueError, match=f"^{var}="):
+        load_settings()
+
+
+@pytest.mark.parametrize("value", ["enabled", "ture", "2", "y"])
+def test_flag_typo_is_refused(sherlock_dir, monkeypatch, value):
+    """A typo in SHERLOCK_ALL_CLEAR fails loudly instead of silently meaning false."""
+    monkeypatch.setenv("SHERLOCK_ALL_CLEAR", value)
+    with pytest.raises(ValueError, match="^SHERLOCK_ALL_CLEAR="):
+        load_settings()
+
+
+@pytest.mark.parametrize("value, expected", [("TRUE", True), (" on ", True), ("Off", False),
+                                             ("0", False), ("", False), ("  ", False)])
+def test_flag_words(sherlock_dir, monkeypatch, value, expected):
+    """1/true/yes/on and 0/false/no/off in any case; empty means the default (false)."""
+    monkeypatch.setenv("SHERLOCK_ALL_CLEAR", value)
+    assert load_settings().all_clear is expected
