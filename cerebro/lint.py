@@ -74,7 +74,8 @@ def lint_module_shape(folder):
 
 
 def python_files(paths):
-    """Every .py file under ``paths`` (files are taken as they are)."""
+    """Every .py file under ``paths`` (files are taken as they are; missing ones are skipped,
+    :func:`missing_paths` reports them)."""
     for path in paths:
         if path.is_file() and path.suffix == ".py":
             yield path
@@ -84,9 +85,17 @@ def python_files(paths):
                     yield child
 
 
+def missing_paths(paths):
+    """A problem for each of ``paths`` that does not exist (a typo must not lint as clean)."""
+    return [f"{path}: does not exist" for path in paths if not Path(path).exists()]
+
+
 def lint_paths(paths, modules_dir=None):
-    """Every problem under ``paths``, plus the shape of each module in ``modules_dir``."""
-    problems = []
+    """Every problem under ``paths``, plus the shape of each module in ``modules_dir``.
+
+    A path that does not exist is itself a problem.
+    """
+    problems = missing_paths(paths)
     for path in python_files(paths):
         problems.extend(lint_file(path))
     if modules_dir is not None and Path(modules_dir).is_dir():

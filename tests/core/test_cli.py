@@ -110,3 +110,12 @@ def test_bad_flag_or_log_level_fails_loudly(env):
     result = _cerebro("settings", **env)
     assert result.returncode == 2 and var in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_lint_missing_path_is_a_problem(tmp_path):
+    """A path that does not exist is reported, and lint fails, instead of "0 problem(s)"."""
+    missing = tmp_path / "does" / "not" / "exist"
+    result = _cerebro("lint", str(missing), "--modules-dir", str(tmp_path / "none"))
+    assert result.returncode == 1
+    assert f"{missing}: does not exist" in result.stdout
+    assert "1 problem(s)" in result.stderr
