@@ -10,6 +10,7 @@ non-zero (1 for a failed run, 2 for bad usage or settings); success exits 0.
 
 import argparse
 import json
+import math
 import sys
 from collections import deque
 from datetime import datetime, timezone
@@ -19,6 +20,18 @@ from sherlock.mailer import MailError
 from sherlock.record import ID_KEYS
 from sherlock.settings import describe, load_settings
 from sherlock.store import Store
+
+
+def _hours(text):
+    """An ``--hours`` value: a finite number greater than zero (argparse says why not)."""
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = math.nan
+    if not (math.isfinite(hours) and hours > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number greater than zero, not {text!r}")
+    return hours
 
 
 def _parser(settings):
@@ -34,7 +47,7 @@ def _parser(settings):
         help="mail the exceptions recorded since the last digest",
         description="Group the records since the last digest by fingerprint and mail "
                     "them (text + HTML). The watermark moves only after a successful send.")
-    digest.add_argument("--hours", type=float, default=settings.hours,
+    digest.add_argument("--hours", type=_hours, default=settings.hours,
                         help="window named in the subject; the look-back of a first run "
                              "(SHERLOCK_HOURS)")
     digest.add_argument("--dry-run", action="store_true",
@@ -49,7 +62,7 @@ def _parser(settings):
 
     stats = commands.add_parser("stats", formatter_class=formatter,
                                 help="count the records of the last hours by kind (no email)")
-    stats.add_argument("--hours", type=float, default=settings.hours, help="look-back window")
+    stats.add_argument("--hours", type=_hours, default=settings.hours, help="look-back window")
 
     commands.add_parser("settings", formatter_class=formatter,
                         help="print every SHERLOCK_* setting in force (password masked)")

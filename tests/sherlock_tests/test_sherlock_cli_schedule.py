@@ -93,6 +93,37 @@ def test_register_adds_task_and_beat_entry(sherlock_dir):
     assert set(app.conf.beat_schedule) == {"other", schedule.ENTRY_NAME}
 
 
+@pytest.mark.parametrize("command", ["digest", "stats"])
+@pytest.mark.parametrize("hours", ["nan", "NaN", "inf", "-inf", "1e999", "-5", "0", "-0.0",
+                                   "soon", ""])
+def test_bad_hours_is_a_usage_error(sherlock_dir, capsys, command, hours):
+    """``--hours`` must be a finite number > 0: anything else is exit 2 with one clear line
+    (no ValueError/OverflowError traceback from deep inside the digest)."""
+    extra = ["--dry-run"] if command == "digest" else []
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, f"--hours={hours}", *extra])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --hours" in err and "finite number greater than zero" in err
+    assert "Traceback" not in err
+
+
+def test_negative_hours_as_separate_argument(sherlock_dir, capsys):
+    """``sherlock stats --hours -5`` (the reviewer's spelling) is refused too."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["stats", "--hours", "-5"])
+    assert exit_info.value.code == 2
+    assert "finite number greater than zero" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hours", ["0.5", "24", "1e3"])
+def test_good_hours_are_accepted(sherlock_dir, capsys, hours):
+    """Positive finite numbers are fine for both commands."""
+    assert cli.main(["stats", "--hours", hours]) == 0
+    assert f"in the last {float(hours)} hours" in capsys.readouterr().out
+    assert cli.main(["digest", "--hours", hours, "--dry-run"]) == 0
+
+
 @pytest.mark.parametrize("var", ["SHERLOCK_HOURS", "SHERLOCK_SMTP_TIMEOUT"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1"])
 def test_non_finite_float_settings_are_refused(sherlock_dir, monkeypatch, var, value):
@@ -116,3 +147,4 @@ def test_flag_words(sherlock_dir, monkeypatch, value, expected):
     """1/true/yes/on and 0/false/no/off in any case; empty means the default (false)."""
     monkeypatch.setenv("SHERLOCK_ALL_CLEAR", value)
     assert load_settings().all_clear is expected
+
