@@ -5,10 +5,13 @@ Subject: The ``cerebro`` command: serve, build, modules, new, lint, settings.
 Tagline: One front door with a sign on every room.
 
 Every sub-command has ``--help`` showing its defaults, which come from the
-environment (see ``cerebro settings``).
+environment (see ``cerebro settings``). A reader that stops early
+(``cerebro settings | head -1``) ends the printing commands (settings, modules,
+lint) quietly with exit 141, as a tool killed by SIGPIPE does.
 """
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -23,6 +26,37 @@ _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 # ``func(args, settings)`` returns an exit code.
 COMMAND_MODULES = ("cerebro.consumer.cli", "cerebro.tasks.cli", "cerebro.pubsub.cli",
                    "cerebro.ops.cli")
+
+
+# The exit code of a command whose reader went away (128 + SIGPIPE, as the shell reports).
+EXIT_OUTPUT_CLOSED = 141
+
+
+def _silence_stdout():
+    """Point the closed stdout at /dev/null, so the interpreter's last flush of what is still
+    buffered does not print 'Exception ignored ... BrokenPipeError' (the recipe of the Python
+    docs, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
+def _printing(command):
+    """Wrap a command that only prints: when its reader goes away (``| head``) it stops
+    quietly with :data:`EXIT_OUTPUT_CLOSED` instead of a BrokenPipeError traceback."""
+    @functools.wraps(command)
+    def run(args, settings):
+        """Run the command, then flush, so a closed pipe is noticed here and not at exit."""
+        try:
+            code = command(args, settings)
+            sys.stdout.flush()
+            return code
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_OUTPUT_CLOSED
+    return run
 
 
 def _cmd_serve(args, settings):
@@ -151,7 +185,7 @@ def build_parser(settings):
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when a module is broken or its model failed to load")
-    p.set_defaults(func=_cmd_modules)
+    p.set_defaults(func=_printing(_cmd_modules))
 
     p = sub.add_parser("new", help="scaffold a new module", formatter_class=_FORMATTER)
     p.add_argument("module", help="module name (a Python identifier)")
@@ -166,10 +200,10 @@ def build_parser(settings):
                    help="files or folders to check")
     p.add_argument("--modules-dir", default=str(PROJECT_ROOT / settings.modules_package),
                    help="folder whose sub-folders must have the module shape")
-    p.set_defaults(func=_cmd_lint)
+    p.set_defaults(func=_printing(_cmd_lint))
 
     p = sub.add_parser("settings", help="print the settings in force", formatter_class=_FORMATTER)
-    p.set_defaults(func=_cmd_settings)
+    p.set_defaults(func=_printing(_cmd_settings))
 
     import importlib
     for name in COMMAND_MODULES:

@@ -6,11 +6,14 @@ Tagline: Ask the detective; get one clear answer, or one clear line of why not.
 
 Every failure prints one line ``sherlock: error: ...`` on stderr and exits
 non-zero (1 for a failed run, 2 for bad usage or settings); success exits 0.
+A reader that stops early (``sherlock tail | head -1``) ends the command
+quietly with exit 141, as a tool killed by SIGPIPE does.
 """
 
 import argparse
 import json
 import math
+import os
 import sys
 from collections import deque
 from datetime import datetime, timezone
@@ -20,6 +23,51 @@ from sherlock.mailer import MailError
 from sherlock.record import ID_KEYS
 from sherlock.settings import describe, load_settings
 from sherlock.store import Store
+
+
+# The exit code of a command whose reader went away (128 + SIGPIPE, as the shell reports).
+EXIT_OUTPUT_CLOSED = 141
+
+
+class OutputClosed(Exception):
+    """The reader of the command's output went away (``| head``): not an error."""
+
+
+class _Output:
+    """The command's output stream; a write to a closed pipe raises :class:`OutputClosed`, so
+    it is never mistaken for another broken pipe (such as the SMTP connection)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        """Write ``text``; a closed reader becomes :class:`OutputClosed`."""
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise OutputClosed() from None
+
+    def flush(self):
+        """Flush the stream; a closed reader becomes :class:`OutputClosed`."""
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise OutputClosed() from None
+
+
+def _silence(stream):
+    """Point a closed ``stream`` at /dev/null, so the interpreter's last flush of what is still
+    buffered does not print 'Exception ignored ... BrokenPipeError' (the recipe of the Python
+    docs, "Note on SIGPIPE"). A stream without a file descriptor is left alone."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def _hours(text):
@@ -144,8 +192,14 @@ def main(argv=None, out=None):
         print(f"sherlock: error: {exc}", file=sys.stderr)
         return 2
     args = _parser(settings).parse_args(argv)
+    stream = _Output(out)
     try:
-        return COMMANDS[args.command](settings, args, out)
+        code = COMMANDS[args.command](settings, args, stream)
+        stream.flush()
+        return code
+    except OutputClosed:
+        _silence(out)
+        return EXIT_OUTPUT_CLOSED
     except (digest_module.DigestError, MailError) as exc:
         print(f"sherlock: error: {exc}", file=sys.stderr)
         return 1

@@ -1,5 +1,6 @@
 """The cerebro CLI: help with defaults, module listing, lint verdicts."""
 
+import os
 import subprocess
 import sys
 
@@ -119,3 +120,23 @@ def test_lint_missing_path_is_a_problem(tmp_path):
     assert result.returncode == 1
     assert f"{missing}: does not exist" in result.stdout
     assert "1 problem(s)" in result.stderr
+
+
+def _closed_stdout(*args, **env):
+    """Run the cerebro CLI with a stdout pipe whose reader is gone (as `| head -1` ends)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "cerebro", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, env=cerebro_env(**env))
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("args", [["settings"], ["modules"], ["modules", "--json"]])
+def test_closed_stdout_exits_quietly(args, tmp_path):
+    """`cerebro settings | head -1`: no BrokenPipeError traceback, exit 141 like a SIGPIPE."""
+    result = _closed_stdout(*args, CEREBRO_MODULES_PACKAGE="fixture_modules",
+                            CEREBRO_DATA_VOLUME=tmp_path, SHERLOCK_DIR=tmp_path)
+    assert result.returncode == 141, result.stderr
+    assert result.stderr == ""

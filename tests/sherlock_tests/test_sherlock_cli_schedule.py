@@ -7,6 +7,10 @@ Tagline: Ask politely, every morning at seven.
 The ``sherlock`` command line and the Celery beat schedule.
 """
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from sherlock import cli, schedule
@@ -148,3 +152,33 @@ def test_flag_words(sherlock_dir, monkeypatch, value, expected):
     monkeypatch.setenv("SHERLOCK_ALL_CLEAR", value)
     assert load_settings().all_clear is expected
 
+
+class _ClosedPipe:
+    """An output stream whose reader has gone away, as stdout of ``sherlock ... | head -1``."""
+
+    def write(self, _text):
+        """Fail as a write to a pipe nobody reads."""
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        """Nothing buffered, nothing to fail."""
+
+
+@pytest.mark.parametrize("command", [["settings"], ["tail"], ["stats"], ["digest", "--dry-run"]])
+def test_closed_output_exits_quietly(sherlock_dir, capsys, command):
+    """A closed stdout is the reader's choice, not an error: exit 141, nothing on stderr."""
+    raise_and_capture(divide, 1, service="api")
+    assert cli.main(command, out=_ClosedPipe()) == 141
+    assert capsys.readouterr().err == ""
+
+
+def test_closed_stdout_of_a_real_process(sherlock_dir):
+    """``sherlock settings | head -1`` in a real process: no 'Exception ignored' noise."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-m", "sherlock.cli", "settings"],
+                                stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and result.stderr == ""
