@@ -22,7 +22,7 @@ drop duplicates.
 
 from cerebro.callbacks.client import (AttemptResult, DeliveryError, MainAppClient,
                                       PermanentDeliveryError, RetryWindowExpired, backoff_delay)
-from cerebro.callbacks.deadletter import DeadLetterStore, Entry
+from cerebro.callbacks.deadletter import DeadLetterStore, Entry, UnreadableEntry
 from cerebro.callbacks.signing import (IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
                                        SignatureError, check, sign, signed_headers, verify)
 from cerebro.callbacks.urls import CallbackURLs
@@ -31,5 +31,5 @@ __all__ = [
     "AttemptResult", "CallbackURLs", "DeadLetterStore", "DeliveryError", "Entry",
     "IDEMPOTENCY_HEADER", "MainAppClient", "PermanentDeliveryError", "RetryWindowExpired",
     "SIGNATURE_HEADER", "SignatureError", "TIMESTAMP_HEADER", "backoff_delay", "check", "sign",
-    "signed_headers", "verify",
+    "UnreadableEntry", "signed_headers", "verify",
 ]

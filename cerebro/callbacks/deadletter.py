@@ -10,9 +10,14 @@ Files are written to a temporary name, fsynced and renamed, so a crash never
 leaves half an entry; any process on any host sharing the directory sees the
 same entries. ``cerebro callbacks failed`` lists them, ``cerebro callbacks
 retry`` re-sends them and removes those delivered.
+
+A file that cannot be read as an entry (hand-edited, truncated by a full disk,
+copied in from elsewhere) is skipped, never deleted, and reported to the caller
+(or logged), so one bad file cannot hide or block the other entries.
 """
 
 import json
+import logging
 import os
 import re
 import time
@@ -21,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,6 +47,44 @@ class Entry:
     def to_dict(self):
         """The entry as a JSON-able dict."""
         return asdict(self)
+
+
+class UnreadableEntry(ValueError):
+    """A dead-letter file that is not a valid entry; ``path`` names it, ``reason`` says why."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"dead-letter entry {path} is unreadable: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+def _load(path):
+    """The :class:`Entry` stored in ``path``. Raises ``FileNotFoundError`` when it is gone
+    and :class:`UnreadableEntry` when it is not a valid entry."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError included
+        raise UnreadableEntry(path, f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UnreadableEntry(path, f"a JSON {type(data).__name__}, not an object")
+    try:
+        entry = Entry(**data)
+    except TypeError as exc:
+        raise UnreadableEntry(path, str(exc)) from exc
+    for name, kinds in (("id", str), ("url", str), ("idempotency_key", str), ("body", dict),
+                        ("failed_at", (int, float)), ("attempts", int), ("retries", int)):
+        value = getattr(entry, name)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise UnreadableEntry(path, f"field {name!r} has the wrong type: {value!r:.60}")
+    return entry
+
+
+def _warn_unreadable(path, reason):
+    """The default report of a skipped file: a warning in the log."""
+    log.warning("skipping dead-letter entry %s: %s", path, reason)
 
 
 def deadletter_dir(settings):
@@ -76,7 +120,11 @@ class DeadLetterStore:
         """Store a failed callback (replacing an older entry with the same key); returns it."""
         entry = Entry(self.entry_id(idempotency_key), url, body, str(idempotency_key), reason,
                       attempts, first_attempt_at, time.time(), source)
-        old = self.get(entry.id)
+        try:
+            old = self.get(entry.id)
+        except UnreadableEntry as exc:
+            log.warning("%s; a fresh entry for the same key replaces it", exc)
+            old = None
         if old is not None:
             entry.retries = old.retries
         self._write(entry)
@@ -99,27 +147,30 @@ class DeadLetterStore:
             os.close(fd)
 
     def get(self, entry_id):
-        """The entry ``entry_id``, or None."""
+        """The entry ``entry_id``, or None; :class:`UnreadableEntry` when its file is corrupt."""
         try:
-            with open(self._path(self.entry_id(entry_id)), encoding="utf-8") as handle:
-                return Entry(**json.load(handle))
+            return _load(self._path(self.entry_id(entry_id)))
         except FileNotFoundError:
             return None
 
-    def list(self):
-        """Every entry, oldest failure first. An unreadable file raises ``ValueError``
-        naming it, rather than being skipped silently."""
+    def list(self, on_unreadable=None):
+        """Every readable entry, oldest failure first.
+
+        A file that is not a valid entry is skipped (and left in place):
+        ``on_unreadable(path, reason)`` is called for it, or a warning is logged
+        when no callback is given.
+        """
         if not self.directory.is_dir():
             return []
+        report = on_unreadable or _warn_unreadable
         entries = []
         for path in sorted(self.directory.glob("*.json")):
             try:
-                with open(path, encoding="utf-8") as handle:
-                    entries.append(Entry(**json.load(handle)))
+                entries.append(_load(path))
             except FileNotFoundError:
                 continue  # removed by a concurrent retry
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"dead-letter entry {path} is unreadable: {exc}") from exc
+            except UnreadableEntry as exc:
+                report(exc.path, exc.reason)
         return sorted(entries, key=lambda e: e.failed_at)
 
     def remove(self, entry_id):
@@ -130,12 +181,14 @@ class DeadLetterStore:
         except FileNotFoundError:
             return False
 
-    def retry(self, client, entry_id=None):
+    def retry(self, client, entry_id=None, on_unreadable=None):
         """Re-send one entry (or all) once each with ``client``.
 
         Delivered entries are removed; the others are kept with the new
-        reason. Returns ``[(entry, AttemptResult)]``; raises ``KeyError`` for
-        an unknown ``entry_id``.
+        reason. Unreadable files are skipped and kept, as in :meth:`list`.
+        Returns ``[(entry, AttemptResult)]``; raises ``KeyError`` for an
+        unknown ``entry_id`` and :class:`UnreadableEntry` when that one's file
+        is corrupt.
         """
         if entry_id is not None:
             entry = self.get(entry_id)
@@ -143,7 +196,7 @@ class DeadLetterStore:
                 raise KeyError(f"no dead-lettered callback with id {entry_id!r}")
             entries = [entry]
         else:
-            entries = self.list()
+            entries = self.list(on_unreadable)
         outcomes = []
         for entry in entries:
             result = client.attempt(entry.url, entry.body, entry.idempotency_key)

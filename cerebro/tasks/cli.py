@@ -104,34 +104,62 @@ def _when(timestamp):
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
 
 
+def _unreadable_reporter(command, skipped):
+    """An ``on_unreadable`` callback: warn on stderr naming the file and count it in
+    ``skipped``."""
+    def warn(path, reason):
+        """Report one skipped dead-letter file."""
+        skipped.append(path)
+        print(f"cerebro callbacks {command}: warning: skipping unreadable entry {path} "
+              f"({reason}); it is left in place", file=sys.stderr)
+    return warn
+
+
+def _skipped_note(skipped):
+    """The summary's note on skipped files ('' when none)."""
+    if not skipped:
+        return ""
+    return f"; {len(skipped)} unreadable file(s) skipped and kept (fix or move them)"
+
+
 def _cmd_failed(args, settings):
-    """List dead-lettered callbacks."""
+    """List dead-lettered callbacks; unreadable files are skipped with a warning."""
     from cerebro import jsonio
     from cerebro.callbacks import DeadLetterStore
     store = DeadLetterStore.from_settings(settings)
-    entries = store.list()
+    skipped = []
+    entries = store.list(on_unreadable=_unreadable_reporter("failed", skipped))
     if args.json:
         print(jsonio.dumps([e.to_dict() for e in entries]).decode())
-        return 0
-    for e in entries:
-        print(f"{e.id}  failed {_when(e.failed_at)}  attempts={e.attempts}  "
-              f"retries={e.retries}  {e.url}\n    {e.reason}")
-    print(f"{len(entries)} failed callback(s) in {store.directory}", file=sys.stderr)
+    else:
+        for e in entries:
+            print(f"{e.id}  failed {_when(e.failed_at)}  attempts={e.attempts}  "
+                  f"retries={e.retries}  {e.url}\n    {e.reason}")
+    print(f"{len(entries)} failed callback(s) in {store.directory}{_skipped_note(skipped)}",
+          file=sys.stderr)
     return 0
 
 
 def _cmd_retry(args, settings):
-    """Re-send dead-lettered callbacks once each; delivered ones are removed."""
-    from cerebro.callbacks import DeadLetterStore, MainAppClient
+    """Re-send dead-lettered callbacks once each; delivered ones are removed.
+
+    Unreadable files are skipped (with a warning) and never deleted; the exit
+    code is then 1, as when a callback is still failing.
+    """
+    from cerebro.callbacks import DeadLetterStore, MainAppClient, UnreadableEntry
     if not settings.callback_secret:
         print("cerebro callbacks retry: CEREBRO_CALLBACK_SECRET is empty", file=sys.stderr)
         return 2
     store = DeadLetterStore.from_settings(settings)
     client = MainAppClient.from_settings(settings)
+    skipped = []
     try:
-        outcomes = store.retry(client, args.id)
+        outcomes = store.retry(client, args.id, _unreadable_reporter("retry", skipped))
     except KeyError as exc:
         print(f"cerebro callbacks retry: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except UnreadableEntry as exc:
+        print(f"cerebro callbacks retry: {exc}; it is left in place", file=sys.stderr)
         return 2
     failed = 0
     for entry, result in outcomes:
@@ -140,9 +168,9 @@ def _cmd_retry(args, settings):
         else:
             failed += 1
             print(f"{entry.id}  still failing: {result.describe()}")
-    print(f"{len(outcomes) - failed} delivered, {failed} still failing "
+    print(f"{len(outcomes) - failed} delivered, {failed} still failing{_skipped_note(skipped)} "
           f"({time.strftime('%H:%M:%S')})", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or skipped else 0
 
 
 def _cmd_queues_delete(args, settings):

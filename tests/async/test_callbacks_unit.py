@@ -1,6 +1,9 @@
 """The main-app client on its own: signing, URL allow-list, delivery with retries, dead letters."""
 
+import json
 import random
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
@@ -10,6 +13,7 @@ from cerebro.callbacks import (CallbackURLs, DeadLetterStore, MainAppClient,
                                PermanentDeliveryError, RetryWindowExpired, backoff_delay, signing)
 from cerebro.errors import InvalidPayload
 from receiver import Receiver
+from support import cerebro_env
 
 SECRET = "s3cret"
 
@@ -140,3 +144,60 @@ def test_retry_to_a_configured_absolute_url_is_not_checked_against_the_allow_lis
         assert fake.deadletters.list() == [] and reported == [] and len(scheduled) == 1
     finally:
         receiver.stop()
+
+
+def _cli(env, *args):
+    """Run the cerebro CLI with ``env``; return (exit code, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "cerebro", *args], env=cerebro_env(**env),
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_corrupt_deadletter_files_are_skipped_with_a_warning_and_kept(tmp_path):
+    directory = tmp_path / "dl"
+    store = DeadLetterStore(directory)
+    receiver = Receiver(SECRET)
+    try:
+        store.add(receiver.url + "/cb", {"task_id": "good1"}, "good1", "down", attempts=3)
+        store.add(receiver.url + "/cb", {"task_id": "good2"}, "good2", "down", attempts=3)
+        corrupt = {"truncated.json": '{"id": "truncated", "url": ',
+                   "notadict.json": "[1, 2]",
+                   "wrongkeys.json": '{"id": "x", "colour": "red"}',
+                   "badtime.json": json.dumps(dict(store.get("good1").to_dict(),
+                                                   id="badtime", failed_at="yesterday"))}
+        for name, text in corrupt.items():
+            (directory / name).write_text(text)
+        (directory / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
+        bad = sorted(list(corrupt) + ["binary.json"])
+        env = {"CEREBRO_CALLBACK_DEADLETTER_DIR": str(directory),
+               "CEREBRO_CALLBACK_SECRET": SECRET}
+
+        code, out, err = _cli(env, "callbacks", "failed")
+        assert code == 0, err
+        assert "good1" in out and "good2" in out and "Traceback" not in err
+        for name in bad:
+            assert str(directory / name) in err
+        assert "2 failed callback(s)" in err and "5 unreadable" in err
+        code, out, err = _cli(env, "callbacks", "failed", "--json")
+        assert code == 0 and sorted(e["id"] for e in json.loads(out)) == ["good1", "good2"]
+
+        # the functions too: list() skips (and reports) them
+        skipped = []
+        assert [e.id for e in store.list(on_unreadable=lambda p, r: skipped.append(p.name))] == \
+            ["good1", "good2"]
+        assert sorted(skipped) == bad
+
+        code, out, err = _cli(env, "callbacks", "retry", "--id", "truncated")
+        assert code == 2 and "truncated.json" in err and "Traceback" not in err
+        code, out, err = _cli(env, "callbacks", "retry")
+        assert code == 1, out + err  # delivered the good ones, but some entries need a look
+        assert "good1  delivered" in out and "good2  delivered" in out
+        assert "Traceback" not in err and "5 unreadable" in err
+        assert sorted(r["body"]["task_id"] for r in receiver.wait(2)) == ["good1", "good2"]
+        assert sorted(p.name for p in directory.glob("*.json")) == bad
+    finally:
+        receiver.stop()
+    # the worker dead-lettering a callback whose key names a corrupt file replaces that file
+    (directory / "k.json").write_text("{")
+    store.add("http://127.0.0.1:1/cb", {"task_id": "k"}, "k", "down")
+    assert store.get("k").reason == "down"
