@@ -55,6 +55,14 @@ def cerebro_env(**extra):
     return env
 
 
+def run_cli(env, *args, timeout=60):
+    """Run the cerebro CLI with ``env`` (added to :func:`cerebro_env`); return (exit code,
+    stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "cerebro", *args], env=cerebro_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
 class CerebroServer:
     """A real `cerebro serve` subprocess on a free port, stopped with SIGTERM."""
 

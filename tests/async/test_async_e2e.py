@@ -8,7 +8,7 @@ import time
 from cerebro.callbacks import signing
 from conftest import SECRET, wait_for
 from receiver import Receiver
-from support import cerebro_env, http
+from support import cerebro_env, http, run_cli
 
 
 def _main_app_port(env):
@@ -130,13 +130,6 @@ def test_main_app_down_then_back_gets_the_callback(async_env, server_factory, wo
         rec.stop()
 
 
-def _cli(env, *args):
-    """Run the cerebro CLI with ``env``; return (exit code, stdout, stderr)."""
-    proc = subprocess.run([sys.executable, "-m", "cerebro", *args], env=cerebro_env(**env),
-                          capture_output=True, text=True, timeout=60)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
 def test_past_retry_window_dead_letter_then_cli_retry(async_env, server_factory, worker_factory,
                                                       tmp_path):
     env = dict(async_env, CEREBRO_CALLBACK_RETRY_WINDOW="2")
@@ -148,7 +141,7 @@ def test_past_retry_window_dead_letter_then_cli_retry(async_env, server_factory,
 
     def listed():
         """The dead-lettered ids, from `cerebro callbacks failed --json`."""
-        code, out, err = _cli(env, "callbacks", "failed", "--json")
+        code, out, err = run_cli(env, "callbacks", "failed", "--json")
         assert code == 0, err
         return [e["idempotency_key"] for e in json.loads(out)]
 
@@ -156,12 +149,12 @@ def test_past_retry_window_dead_letter_then_cli_retry(async_env, server_factory,
     assert "dead-lettered" in worker.log() and "RetryWindowExpired" in worker.log()
     sherlock_files = list((tmp_path / "sherlock").rglob("*"))
     assert any(task_id in p.read_text(errors="replace") for p in sherlock_files if p.is_file())
-    code, out, _ = _cli(env, "callbacks", "failed")
+    code, out, _ = run_cli(env, "callbacks", "failed")
     assert task_id in out
 
     rec = Receiver(SECRET, port=_main_app_port(env))
     try:
-        code, out, err = _cli(env, "callbacks", "retry")
+        code, out, err = run_cli(env, "callbacks", "retry")
         assert code == 0, out + err
         [got] = rec.wait(1)
         assert got["verified"] and got["body"]["result"] == {"square": 16}

@@ -2,8 +2,6 @@
 
 import json
 import random
-import subprocess
-import sys
 import time
 from types import SimpleNamespace
 
@@ -13,7 +11,7 @@ from cerebro.callbacks import (CallbackURLs, DeadLetterStore, MainAppClient,
                                PermanentDeliveryError, RetryWindowExpired, backoff_delay, signing)
 from cerebro.errors import InvalidPayload
 from receiver import Receiver
-from support import cerebro_env
+from support import run_cli
 
 SECRET = "s3cret"
 
@@ -146,13 +144,6 @@ def test_retry_to_a_configured_absolute_url_is_not_checked_against_the_allow_lis
         receiver.stop()
 
 
-def _cli(env, *args):
-    """Run the cerebro CLI with ``env``; return (exit code, stdout, stderr)."""
-    proc = subprocess.run([sys.executable, "-m", "cerebro", *args], env=cerebro_env(**env),
-                          capture_output=True, text=True, timeout=60)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
 def test_corrupt_deadletter_files_are_skipped_with_a_warning_and_kept(tmp_path):
     directory = tmp_path / "dl"
     store = DeadLetterStore(directory)
@@ -172,13 +163,13 @@ def test_corrupt_deadletter_files_are_skipped_with_a_warning_and_kept(tmp_path):
         env = {"CEREBRO_CALLBACK_DEADLETTER_DIR": str(directory),
                "CEREBRO_CALLBACK_SECRET": SECRET}
 
-        code, out, err = _cli(env, "callbacks", "failed")
+        code, out, err = run_cli(env, "callbacks", "failed")
         assert code == 0, err
         assert "good1" in out and "good2" in out and "Traceback" not in err
         for name in bad:
             assert str(directory / name) in err
         assert "2 failed callback(s)" in err and "5 unreadable" in err
-        code, out, err = _cli(env, "callbacks", "failed", "--json")
+        code, out, err = run_cli(env, "callbacks", "failed", "--json")
         assert code == 0 and sorted(e["id"] for e in json.loads(out)) == ["good1", "good2"]
 
         # the functions too: list() skips (and reports) them
@@ -187,9 +178,9 @@ def test_corrupt_deadletter_files_are_skipped_with_a_warning_and_kept(tmp_path):
             ["good1", "good2"]
         assert sorted(skipped) == bad
 
-        code, out, err = _cli(env, "callbacks", "retry", "--id", "truncated")
+        code, out, err = run_cli(env, "callbacks", "retry", "--id", "truncated")
         assert code == 2 and "truncated.json" in err and "Traceback" not in err
-        code, out, err = _cli(env, "callbacks", "retry")
+        code, out, err = run_cli(env, "callbacks", "retry")
         assert code == 1, out + err  # delivered the good ones, but some entries need a look
         assert "good1  delivered" in out and "good2  delivered" in out
         assert "Traceback" not in err and "5 unreadable" in err
