@@ -17,6 +17,7 @@ its default. Log levels are ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or
 ``CRITICAL``, in any case.
 """
 
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -53,6 +54,14 @@ def parse_log_level(value):
     if level not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
     return level
+
+
+def _seconds(value):
+    """Read a duration in seconds: a finite number, zero or more (no nan, inf or negatives)."""
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError("expected a finite number of seconds, zero or more")
+    return number
 
 
 def _queue_type(value):
@@ -98,7 +107,7 @@ _SPEC = {
                        "Largest accepted request body; larger bodies get 413."),
     "api_keys": ("CEREBRO_API_KEYS", "", _split,
                  "Comma-separated API keys; when set every /v1 call needs one."),
-    "reload_interval": ("CEREBRO_RELOAD_INTERVAL", "2.0", float,
+    "reload_interval": ("CEREBRO_RELOAD_INTERVAL", "2.0", _seconds,
                         "Seconds between checks of the data volume for new models."),
     "keep_versions": ("CEREBRO_KEEP_VERSIONS", "5", int,
                       "Model versions kept per module when a build publishes."),
@@ -140,9 +149,9 @@ _SPEC = {
                                "Main-app calls pipelined per connection (1: one at a time)."),
     "consumer_retries": ("CEREBRO_CONSUMER_RETRIES", "3", int,
                          "Retries of a failing handler before its record goes to <topic>.dlq."),
-    "consumer_retry_backoff": ("CEREBRO_CONSUMER_RETRY_BACKOFF", "0.2", float,
+    "consumer_retry_backoff": ("CEREBRO_CONSUMER_RETRY_BACKOFF", "0.2", _seconds,
                                "First retry delay in seconds (doubles on every retry)."),
-    "consumer_max_backoff": ("CEREBRO_CONSUMER_MAX_BACKOFF", "30.0", float,
+    "consumer_max_backoff": ("CEREBRO_CONSUMER_MAX_BACKOFF", "30.0", _seconds,
                              "Longest wait in seconds between retries when the broker or main app "
                              "is down."),
     "consumer_callback_path": ("CEREBRO_CONSUMER_CALLBACK_PATH",
@@ -164,16 +173,16 @@ _SPEC = {
     "queue_type": ("CEREBRO_QUEUE_TYPE", "quorum", _queue_type,
                    "Type of the task queues: quorum, or classic (the type before; existing "
                    "queues must be drained and deleted to switch, see docs/async.md)."),
-    "broker_timeout": ("CEREBRO_BROKER_TIMEOUT", "1.0", float,
+    "broker_timeout": ("CEREBRO_BROKER_TIMEOUT", "1.0", _seconds,
                        "Seconds the API waits to connect/publish to RabbitMQ "
                        "before answering 503."),
     "publish_confirm": ("CEREBRO_PUBLISH_CONFIRM", "true", _flag,
                         "Wait for RabbitMQ's publisher confirm before answering 202."),
     "worker_concurrency": ("CEREBRO_WORKER_CONCURRENCY", "0", int,
                            "Celery worker processes (0: one per CPU core)."),
-    "model_wait": ("CEREBRO_MODEL_WAIT", "300", float,
+    "model_wait": ("CEREBRO_MODEL_WAIT", "300", _seconds,
                    "Seconds a worker keeps retrying a task whose model is not loaded yet."),
-    "model_retry_delay": ("CEREBRO_MODEL_RETRY_DELAY", "5", float,
+    "model_retry_delay": ("CEREBRO_MODEL_RETRY_DELAY", "5", _seconds,
                           "Seconds between those retries."),
     "main_app_url": ("CEREBRO_MAIN_APP_URL", "http://127.0.0.1:8080", str,
                      "Base URL of the main application that receives callbacks."),
@@ -186,13 +195,13 @@ _SPEC = {
                                "name; the main app's host is always allowed."),
     "callback_secret": ("CEREBRO_CALLBACK_SECRET", "", str,
                         "Shared secret signing callbacks (HMAC-SHA256); required by workers."),
-    "callback_timeout": ("CEREBRO_CALLBACK_TIMEOUT", "5.0", float,
+    "callback_timeout": ("CEREBRO_CALLBACK_TIMEOUT", "5.0", _seconds,
                          "Seconds one callback attempt may take."),
-    "callback_retry_window": ("CEREBRO_CALLBACK_RETRY_WINDOW", "3600", float,
+    "callback_retry_window": ("CEREBRO_CALLBACK_RETRY_WINDOW", "3600", _seconds,
                               "Seconds a callback keeps being retried before it is dead-lettered."),
-    "callback_backoff": ("CEREBRO_CALLBACK_BACKOFF", "1.0", float,
+    "callback_backoff": ("CEREBRO_CALLBACK_BACKOFF", "1.0", _seconds,
                          "First callback retry delay in seconds (doubles, with jitter)."),
-    "callback_backoff_max": ("CEREBRO_CALLBACK_BACKOFF_MAX", "300", float,
+    "callback_backoff_max": ("CEREBRO_CALLBACK_BACKOFF_MAX", "300", _seconds,
                              "Longest delay between callback retries, in seconds."),
     "callback_deadletter_dir": ("CEREBRO_CALLBACK_DEADLETTER_DIR", "", str,
                                 "Where failed callbacks are kept "
@@ -217,12 +226,12 @@ _SPEC = {
     "pubsub_retries": ("CEREBRO_PUBSUB_RETRIES", "3", int,
                        "Retries of a failing request (or redeliveries) before it is "
                        "dead-lettered."),
-    "pubsub_retry_backoff": ("CEREBRO_PUBSUB_RETRY_BACKOFF", "0.5", float,
+    "pubsub_retry_backoff": ("CEREBRO_PUBSUB_RETRY_BACKOFF", "0.5", _seconds,
                              "First retry delay in seconds (doubles on every retry)."),
-    "pubsub_reconnect_backoff": ("CEREBRO_PUBSUB_RECONNECT_BACKOFF", "0.5", float,
+    "pubsub_reconnect_backoff": ("CEREBRO_PUBSUB_RECONNECT_BACKOFF", "0.5", _seconds,
                                  "First reconnect delay in seconds after losing RabbitMQ "
                                  "(doubles)."),
-    "pubsub_max_backoff": ("CEREBRO_PUBSUB_MAX_BACKOFF", "30.0", float,
+    "pubsub_max_backoff": ("CEREBRO_PUBSUB_MAX_BACKOFF", "30.0", _seconds,
                            "Longest retry or reconnect delay in seconds."),
     "pubsub_heartbeat": ("CEREBRO_PUBSUB_HEARTBEAT", "30", int,
                          "AMQP heartbeat in seconds: how fast a silent broker is noticed."),
@@ -255,7 +264,7 @@ _SPEC = {
     "programs": ("CEREBRO_PROGRAMS", "api,worker,beat,flower,consumer,subscriber,bootstrap", _split,
                  "Cerebro programs supervisord starts (api worker beat flower consumer "
                  "subscriber bootstrap)."),
-    "ready_timeout": ("CEREBRO_READY_TIMEOUT", "180", float,
+    "ready_timeout": ("CEREBRO_READY_TIMEOUT", "180", _seconds,
                       "Seconds `cerebro up` waits for every program to be really ready."),
 }
 

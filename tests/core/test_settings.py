@@ -59,3 +59,18 @@ def test_logsetup_refuses_a_bad_level():
     from cerebro.settings import ConfigurationError
     with pytest.raises(ConfigurationError, match="verbose"):
         logsetup.configure(load_settings({}).replace(log_level="verbose"), "test")
+
+
+@pytest.mark.parametrize("var", ["CEREBRO_RELOAD_INTERVAL", "CEREBRO_CALLBACK_BACKOFF",
+                                 "CEREBRO_BROKER_TIMEOUT", "CEREBRO_CALLBACK_RETRY_WINDOW"])
+@pytest.mark.parametrize("text", ["nan", "inf", "-1", "soon"])
+def test_durations_must_be_finite_and_not_negative(var, text):
+    """A duration of nan, infinity or below zero is refused, naming the variable."""
+    with pytest.raises(ValueError, match=f"^{var}="):
+        load_settings({var: text})
+
+
+def test_durations_accept_zero_and_fractions():
+    """Zero and fractional seconds are fine."""
+    settings = load_settings({"CEREBRO_RELOAD_INTERVAL": "0.25", "CEREBRO_CALLBACK_BACKOFF": "0"})
+    assert settings.reload_interval == 0.25 and settings.callback_backoff == 0.0
