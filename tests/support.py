@@ -55,6 +55,22 @@ def cerebro_env(**extra):
     return env
 
 
+def build_module(module, volume, *args, timeout=180, cwd=None):
+    """Run ``modules/<module>/src/build.py *args`` as a real subprocess publishing into
+    ``volume``; assert it succeeded and return the completed process."""
+    result = subprocess.run([sys.executable, str(REPO / "modules" / module / "src" / "build.py"),
+                             *args], cwd=cwd, env=cerebro_env(CEREBRO_DATA_VOLUME=volume),
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def published_version_dir(volume, module):
+    """The folder of the version ``volume/<module>/current.json`` points at."""
+    version = json.loads((Path(volume) / module / "current.json").read_text())["version"]
+    return Path(volume) / module / "versions" / version
+
+
 def run_cli(env, *args, timeout=60):
     """Run the cerebro CLI with ``env`` (added to :func:`cerebro_env`); return (exit code,
     stdout, stderr)."""

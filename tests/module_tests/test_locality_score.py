@@ -12,20 +12,17 @@ does: validate the payload against the declared inputs, then call.
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from cerebro.endpoint import build_endpoint
 from cerebro.errors import InvalidPayload
 from cerebro.models import ModelHandle
+from support import build_module, published_version_dir
 
-PROJECT = Path(__file__).resolve().parents[2]
-BUILD = PROJECT / "modules" / "locality_score" / "src" / "build.py"
 MODULE = "locality_score"
 DISTANCES = {"metro_km": 1.2, "bus_stop_km": 0.3, "school_km": 0.7, "hospital_km": 1.5,
              "park_km": 0.6, "market_km": 0.5}
@@ -36,19 +33,13 @@ GRADES = ("A+", "A", "B", "C", "D")
 def build(tmp_path_factory):
     """Run a small real build into a temporary data volume; return ``(volume, process)``."""
     volume = tmp_path_factory.mktemp("volume")
-    env = {**os.environ, "CEREBRO_DATA_VOLUME": str(volume)}
-    result = subprocess.run([sys.executable, str(BUILD), "--rows", "2000"], cwd=volume, env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return volume, result
+    return volume, build_module(MODULE, volume, "--rows", "2000", timeout=120, cwd=volume)
 
 
 @pytest.fixture(scope="module")
 def version_dir(build):
     """The folder of the version the build published."""
-    volume, _ = build
-    version = json.loads((volume / MODULE / "current.json").read_text())["version"]
-    return volume / MODULE / "versions" / version
+    return published_version_dir(build[0], MODULE)
 
 
 @pytest.fixture(scope="module")

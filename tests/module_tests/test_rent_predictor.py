@@ -12,11 +12,9 @@ platform does: validate the payload against the declared inputs, then call.
 
 import hashlib
 import json
-import os
 import struct
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -24,9 +22,8 @@ from cerebro.dispatch import Call, Dispatcher
 from cerebro.endpoint import build_endpoint
 from cerebro.errors import InvalidPayload, ModelNotReady
 from cerebro.models import ModelHandle
+from support import build_module, published_version_dir
 
-PROJECT = Path(__file__).resolve().parents[2]
-BUILD = PROJECT / "modules" / "rent_predictor" / "src" / "build.py"
 MODULE = "rent_predictor"
 LISTING = {"city": "mumbai", "locality": "Andheri West", "bhk": 3, "area_sqft": 1500,
            "bathrooms": 3, "floor": 5, "total_floors": 12, "age_years": 5}
@@ -36,19 +33,13 @@ LISTING = {"city": "mumbai", "locality": "Andheri West", "bhk": 3, "area_sqft": 
 def build(tmp_path_factory):
     """Run a small real build into a temporary data volume; return ``(volume, process)``."""
     volume = tmp_path_factory.mktemp("volume")
-    env = {**os.environ, "CEREBRO_DATA_VOLUME": str(volume)}
-    result = subprocess.run([sys.executable, str(BUILD), "--rows", "2000"], cwd=volume, env=env,
-                            capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr
-    return volume, result
+    return volume, build_module(MODULE, volume, "--rows", "2000", timeout=180, cwd=volume)
 
 
 @pytest.fixture(scope="module")
 def version_dir(build):
     """The folder of the version the build published."""
-    volume, _ = build
-    version = json.loads((volume / MODULE / "current.json").read_text())["version"]
-    return volume / MODULE / "versions" / version
+    return published_version_dir(build[0], MODULE)
 
 
 @pytest.fixture(scope="module")

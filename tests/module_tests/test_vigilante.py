@@ -2,8 +2,6 @@
 dispatch core; the pure-Python fast path must agree with scikit-learn."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,9 +13,8 @@ from cerebro.settings import load_settings
 from modules.vigilante.expose import EXAMPLE
 from modules.vigilante.src import extract, model, transform
 from modules.vigilante.src.utilities import KINDS
-from support import REPO, cerebro_env
+from support import build_module, published_version_dir
 
-BUILD = REPO / "modules" / "vigilante" / "src" / "build.py"
 
 CLEAN_LISTING = {"listing_id": "L1", "city": "pune", "bhk": 2, "area_sqft": 950, "rent": 28500,
                  "photos": 9, "description_length": 300, "poster_listings_30d": 1,
@@ -33,9 +30,7 @@ BROKER_LISTING = {**CLEAN_LISTING, "listing_id": "L2", "poster_listings_30d": 25
 def volume(tmp_path_factory):
     """A data volume with a small real vigilante build."""
     root = tmp_path_factory.mktemp("volume")
-    result = subprocess.run([sys.executable, str(BUILD), "--rows", "8000"], capture_output=True,
-                            text=True, env=cerebro_env(CEREBRO_DATA_VOLUME=root))
-    assert result.returncode == 0, result.stderr
+    result = build_module("vigilante", root, "--rows", "8000")
     assert "published version" in result.stdout
     return root
 
@@ -98,9 +93,9 @@ def test_build_is_deterministic_and_good(volume):
     """Same seed, same data; the published metrics show a useful model."""
     a, b = extract.extract(3000, seed=11), extract.extract(3000, seed=11)
     assert a.equals(b)
-    current = json.loads((volume / "vigilante" / "current.json").read_text())["version"]
-    meta = json.loads((volume / "vigilante" / "versions" / current / "metadata.json").read_text())
+    folder = published_version_dir(volume, "vigilante")
+    meta = json.loads((folder / "metadata.json").read_text())
     metrics = meta["metrics"]
     assert metrics["roc_auc_suspicious"] > 0.95 and metrics["accuracy"] > 0.9
     assert 0.05 <= metrics["threshold"] <= 0.95
-    assert (volume / "vigilante" / "versions" / current / "report.png").stat().st_size > 1000
+    assert (folder / "report.png").stat().st_size > 1000
