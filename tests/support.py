@@ -79,6 +79,35 @@ def run_cli(env, *args, timeout=60):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+class CerebroProcess:
+    """A long-running `cerebro <command>` process in its own process group, logging to a file."""
+
+    def __init__(self, command, env, log_path, append=False):
+        self.log_path = log_path
+        self.proc = subprocess.Popen([sys.executable, "-m", "cerebro", command], env=env,
+                                     stdout=open(log_path, "ab" if append else "wb"),
+                                     stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+
+    def log(self):
+        """The process's output so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self):
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+    def terminate(self, timeout=30):
+        """SIGTERM and wait; returns the exit code."""
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        """kill -9, as a crash would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+
 class CerebroServer:
     """A real `cerebro serve` subprocess on a free port, stopped with SIGTERM."""
 

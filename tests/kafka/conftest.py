@@ -2,8 +2,6 @@
 and real `cerebro consume` processes."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +10,7 @@ import urllib.request
 import pytest
 
 from kafka_broker import FAST_GROUP, KafkaBroker, fresh_name
-from support import REPO, TESTS, cerebro_env, free_port
+from support import TESTS, CerebroProcess, cerebro_env, free_port
 
 SECRET = "kafka-tests-secret"
 
@@ -60,33 +58,11 @@ class Receiver:
         self.proc.wait(10)
 
 
-class Consumer:
+class Consumer(CerebroProcess):
     """One `cerebro consume` process."""
 
     def __init__(self, env, log_path):
-        self.log_path = log_path
-        self.proc = subprocess.Popen([sys.executable, "-m", "cerebro", "consume"], env=env,
-                                     stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
-                                     cwd=REPO, start_new_session=True)
-
-    def log(self):
-        """The process's output so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self):
-        """True while the process runs."""
-        return self.proc.poll() is None
-
-    def terminate(self, timeout=30):
-        """SIGTERM and wait; returns the exit code."""
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self):
-        """kill -9, as a crash would."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
+        super().__init__("consume", env, log_path)
 
     def assigned(self):
         """The partitions of the last assignment logged."""

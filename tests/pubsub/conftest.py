@@ -3,9 +3,6 @@ pika client playing the main app (publishing requests, reading results and dead 
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 
@@ -13,7 +10,7 @@ import pika
 import pytest
 
 from rabbit import private_rabbit, rabbit_url  # noqa: F401 (fixtures)
-from support import REPO, TESTS, cerebro_env
+from support import REPO, TESTS, CerebroProcess, cerebro_env
 
 
 def wait_for(predicate, timeout, interval=0.1, message="condition"):
@@ -133,39 +130,17 @@ def url_for_pika(url):
     return url[:-2] + "/%2F" if url.endswith("//") else url
 
 
-class Subscriber:
+class Subscriber(CerebroProcess):
     """One `cerebro subscribe` process."""
 
     def __init__(self, env, log_path):
-        self.log_path = log_path
-        self.proc = subprocess.Popen([sys.executable, "-m", "cerebro", "subscribe"], env=env,
-                                     stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
-                                     cwd=REPO, start_new_session=True)
-
-    def log(self):
-        """The process's output so far."""
-        return self.log_path.read_text(errors="replace")
+        super().__init__("subscribe", env, log_path, append=True)
 
     def consuming(self, times=1, timeout=60):
         """Wait until the log says "consuming" ``times`` times."""
         wait_for(lambda: self.log().count("cerebro.pubsub.session: consuming") >= times
                  or not self.alive() and _fail(self), timeout, message="the subscriber to consume")
         return self
-
-    def alive(self):
-        """True while the process runs."""
-        return self.proc.poll() is None
-
-    def terminate(self, timeout=30):
-        """SIGTERM and wait; returns the exit code."""
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self):
-        """kill -9, as a crash would."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
 
 
 def _fail(subscriber):
