@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cerebro.settings import PROJECT_ROOT, ConfigurationError, describe, load_settings
+from cerebro.settings import PROJECT_ROOT, ConfigurationError, load_settings
 
 _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
@@ -154,7 +154,7 @@ def _cmd_lint(args, settings):
 
 def _cmd_settings(args, settings):
     """Print every setting with its value in force."""
-    for var, value, text in describe(settings):
+    for var, value, text in settings.describe():
         print(f"{var:<26} {value:<40} {text}")
     return 0
 
@@ -196,7 +196,8 @@ def build_parser(settings):
     p = sub.add_parser("lint", help="check headers, docstrings and module shape",
                        formatter_class=_FORMATTER)
     p.add_argument("paths", nargs="*",
-                   default=[str(PROJECT_ROOT / d) for d in ("cerebro", "modules", "sherlock")],
+                   default=[str(PROJECT_ROOT / d) for d in ("cerebro", "envsettings", "modules",
+                                                            "sherlock")],
                    help="files or folders to check")
     p.add_argument("--modules-dir", default=str(PROJECT_ROOT / settings.modules_package),
                    help="folder whose sub-folders must have the module shape")

@@ -30,6 +30,7 @@ _MARK = "__sherlock_recorded__"
 _context = contextvars.ContextVar("sherlock_context", default=None)
 _busy = threading.local()
 _hooks = {}
+_secrets = ()  # the secret values of the last install(), kept when Celery reinstalls
 
 
 def _installed():
@@ -49,11 +50,13 @@ def _default_store(settings=None):
 
 
 def capture(exc, *, service=None, context=None, settings=None, store=None,
-            log_message=None, logger=None, origin=None):
+            log_message=None, logger=None, origin=None, secrets=None):
     """Record ``exc`` once; return ``True`` when a record was written. Never raises.
 
     Context comes from the innermost :func:`watching` block, then ``context``
     (which wins). Client errors and exceptions already recorded are skipped.
+    Passwords inside URLs are always masked, and so is every one of ``secrets``
+    (default: those given to :func:`install`).
     """
     if getattr(_busy, "active", False):
         return False  # recording failed and logged about it: do not loop
@@ -66,8 +69,10 @@ def capture(exc, *, service=None, context=None, settings=None, store=None,
         installed = _installed()
         service = merged.pop("service", None) or service or (
             installed.service if installed else None)
+        if secrets is None:
+            secrets = installed.secrets if installed else ()
         record = build(exc, service=service, context=merged, log_message=log_message,
-                       logger=logger, origin=origin)
+                       logger=logger, origin=origin, secrets=secrets)
         written = (store or _default_store(settings)).append(record)
         try:
             setattr(exc, _MARK, True)
@@ -89,14 +94,16 @@ class SherlockHandler(logging.Handler):
     supplies module, function and ids; ``service`` is the default service.
     """
 
-    def __init__(self, service, settings=None, level=logging.ERROR):
+    def __init__(self, service, settings=None, level=logging.ERROR, secrets=()):
         super().__init__(level)
-        self.configure(service, settings)
+        self.configure(service, settings, secrets)
 
-    def configure(self, service, settings=None):
-        """Set the service name and the settings (default: from the environment)."""
+    def configure(self, service, settings=None, secrets=()):
+        """Set the service name, the settings (default: from the environment) and the
+        secret values to mask in every record (passwords in URLs are always masked)."""
         self.service = service
         self.settings = settings or load_settings()
+        self.secrets = tuple(secrets) + tuple(self.settings.secret_values())
         self.store = Store.from_settings(self.settings)
 
     def emit(self, record):
@@ -113,7 +120,8 @@ class SherlockHandler(logging.Handler):
             capture(exc, service=self.service,
                     context=context if isinstance(context, dict) else None,
                     store=self.store, log_message=message, logger=record.name,
-                    origin=f"{record.pathname}:{record.lineno} in {record.funcName}")
+                    origin=f"{record.pathname}:{record.lineno} in {record.funcName}",
+                    secrets=self.secrets)
         except Exception as failure:
             complain(f"handler failed: {type(failure).__name__}: {failure}", key="emit")
 
@@ -122,8 +130,12 @@ class SherlockHandler(logging.Handler):
         complain("handler error", key="handleError")
 
 
-def install(service, settings=None, *, level=logging.ERROR, hook_uncaught=True):
+def install(service, settings=None, *, level=logging.ERROR, hook_uncaught=True, secrets=None):
     """Add Sherlock's handler to the root logger for ``service``; return the handler.
+
+    ``secrets`` are values masked in every record (the calling platform's API keys,
+    passwords...; ``None`` keeps those of the previous call); passwords inside
+    URLs are masked anyway.
 
     Idempotent: a second call reconfigures the handler already installed.
     With ``hook_uncaught``, uncaught exceptions in the main thread and in other
@@ -131,12 +143,16 @@ def install(service, settings=None, *, level=logging.ERROR, hook_uncaught=True):
     created now when possible; if it cannot be, stderr says so and the service
     starts anyway.
     """
+    global _secrets
+    if secrets is None:
+        secrets = _secrets
+    _secrets = tuple(secrets)
     handler = _installed()
     if handler is None:
-        handler = SherlockHandler(service, settings, level)
+        handler = SherlockHandler(service, settings, level, secrets)
         logging.getLogger().addHandler(handler)
     else:
-        handler.configure(service, settings)
+        handler.configure(service, settings, secrets)
         handler.setLevel(level)
     if hook_uncaught:
         _hook_uncaught()

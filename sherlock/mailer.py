@@ -54,7 +54,7 @@ def _connect(settings):
             smtp.starttls(context=ssl.create_default_context())
             smtp.ehlo()
         if settings.smtp_user:
-            smtp.login(settings.smtp_user, settings.smtp_password)
+            smtp.login(settings.smtp_user, settings.smtp_password.get_secret_value())
     except BaseException:
         smtp.close()
         raise

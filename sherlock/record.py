@@ -19,6 +19,7 @@ import traceback
 import uuid
 from pathlib import Path
 
+from envsettings import redact
 from sherlock.settings import PROJECT_ROOT
 
 SCHEMA_VERSION = 1
@@ -142,27 +143,30 @@ def _safe_str(value, limit):
     return truncate(text, limit)
 
 
-def _clean_context(context):
-    """Bounded copy of ``context``: plain JSON scalars kept, everything else as text."""
+def _clean_context(context, secrets=()):
+    """Bounded copy of ``context``: plain JSON scalars kept, everything else as (redacted) text."""
     clean = {}
     for key, value in list((context or {}).items())[:MAX_CONTEXT_KEYS]:
         if value is None:
             continue
         if not isinstance(value, (bool, int, float)):
-            value = _safe_str(value, MAX_CONTEXT_VALUE_CHARS)
+            value = redact(_safe_str(value, MAX_CONTEXT_VALUE_CHARS), secrets)
         clean[str(key)[:100]] = value
     return clean
 
 
-def build(exc, *, service=None, context=None, log_message=None, logger=None, origin=None):
+def build(exc, *, service=None, context=None, log_message=None, logger=None, origin=None,
+          secrets=()):
     """Build the record for ``exc`` (without its time: the store stamps it when writing).
 
     ``context`` holds ``service``, ``module``, ``function``, the ids and any extra
     keys; ``service`` is the default when the context names none. When the
     context names no module/function, the innermost project frame supplies them.
     ``origin`` is ``(logger function, pathname:lineno)`` of the log call, if any.
+    Passwords inside URLs, and every one of ``secrets``, are masked in the text
+    the record keeps (message, log message, context, traceback).
     """
-    context = _clean_context(context)
+    context = _clean_context(context, secrets)
     inner = innermost_project_frames(exc, 1)
     inner = inner[0] if inner else None
     module = context.pop("module", None) or (inner[0] if inner else None)
@@ -180,12 +184,13 @@ def build(exc, *, service=None, context=None, log_message=None, logger=None, ori
         "host": _HOST,
         "pid": os.getpid(),
         "type": type_name(type(exc)),
-        "message": _safe_str(exc, MAX_MESSAGE_CHARS),
-        "log_message": _safe_str(log_message, MAX_MESSAGE_CHARS) if log_message else None,
+        "message": redact(_safe_str(exc, MAX_MESSAGE_CHARS), secrets),
+        "log_message": (redact(_safe_str(log_message, MAX_MESSAGE_CHARS), secrets)
+                        if log_message else None),
         "logger": logger,
         "where": f"{inner[2]}:{inner[3]} in {inner[1]}" if inner else origin,
         "fingerprint": fingerprint(exc, fallback=f"{logger}:{origin}"),
         "context": context,
-        "traceback": format_traceback(exc),
+        "traceback": redact(format_traceback(exc), secrets),
     })
     return record

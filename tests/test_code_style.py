@@ -7,7 +7,7 @@ import pycodestyle
 from support import REPO
 
 MAX_LINE_LENGTH = 100
-CHECKED = ("cerebro", "sherlock", "modules", "bench", "tests", "examples")
+CHECKED = ("cerebro", "envsettings", "sherlock", "modules", "bench", "tests", "examples")
 # Virtualenvs, caches and build output are not the project's own code.
 SKIP_DIRS = {".venv", "venv", "build", "dist", "__pycache__", "node_modules"}
 

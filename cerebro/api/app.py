@@ -35,6 +35,7 @@ class Context:
     batchers: dict = field(default_factory=dict)
     inflight: set = field(default_factory=set)
     stopping: bool = False
+    api_keys: tuple = ()
 
     def runner(self, module):
         """The threads running ``module``'s model calls in this process."""
@@ -69,7 +70,8 @@ class Context:
 
 def make_context(settings, registry, submitter=None):
     """Build the shared :class:`Context` for one API process."""
-    return Context(settings, registry, Dispatcher(registry), submitter)
+    keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
+    return Context(settings, registry, Dispatcher(registry), submitter, api_keys=keys)
 
 
 def make_app(ctx, extra_routes=()):

@@ -93,7 +93,7 @@ class BaseHandler(RequestHandler):
 
     def require_api_key(self):
         """Raise :class:`Unauthorized` unless a configured API key is presented."""
-        keys = self.ctx.settings.api_keys
+        keys = self.ctx.api_keys
         if not keys:
             return
         given = self.request.headers.get("X-API-Key", "")
@@ -103,7 +103,7 @@ class BaseHandler(RequestHandler):
         given = given.encode()
         ok = False
         for key in keys:  # compare with every key, constant time each
-            ok |= hmac.compare_digest(given, key.encode())
+            ok |= hmac.compare_digest(given, key)
         if not ok:
             raise Unauthorized("a valid API key is required (header X-API-Key)", "X-API-Key")
 

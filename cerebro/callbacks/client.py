@@ -124,7 +124,7 @@ class MainAppClient:
     @classmethod
     def from_settings(cls, settings):
         """A client configured by ``CEREBRO_CALLBACK_SECRET`` and ``CEREBRO_CALLBACK_TIMEOUT``."""
-        return cls(settings.callback_secret, timeout=settings.callback_timeout)
+        return cls(settings.callback_secret.get_secret_value(), timeout=settings.callback_timeout)
 
     @staticmethod
     def encode(body):

@@ -47,7 +47,8 @@ class CallbackURLs:
     @classmethod
     def from_settings(cls, settings):
         """Built from the ``CEREBRO_MAIN_APP_URL`` and ``CEREBRO_CALLBACK_*`` settings."""
-        return cls(settings.main_app_url, settings.callback_path, settings.callback_paths,
+        return cls(settings.main_app_url.get_secret_value(), settings.callback_path,
+                   settings.callback_paths,
                    settings.callback_allowed_hosts)
 
     def default(self, module, function):

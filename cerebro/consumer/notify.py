@@ -61,10 +61,12 @@ class Notifier:
     @classmethod
     def from_settings(cls, settings, stop_event=None):
         """A notifier with its own pool of kept-alive, pipelined connections."""
-        client = FastClient(settings.callback_secret, timeout=settings.callback_timeout,
+        client = FastClient(settings.callback_secret.get_secret_value(),
+                            timeout=settings.callback_timeout,
                             connections=settings.consumer_http_connections,
                             pipeline=settings.consumer_http_pipeline)
-        return cls(client, settings.main_app_url, settings.consumer_callback_path,
+        return cls(client, settings.main_app_url.get_secret_value(),
+                   settings.consumer_callback_path,
                    settings.consumer_retries, settings.consumer_retry_backoff,
                    settings.consumer_max_backoff, stop_event)
 

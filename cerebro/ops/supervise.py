@@ -106,8 +106,8 @@ def supervisor_environment(settings, environ=None, config=CONFIG):
         raise ConfigurationError(f"CEREBRO_PROGRAMS names unknown programs {', '.join(unknown)} "
                                  f"(known: {', '.join(PROGRAMS)})")
     env.update(load_secrets(settings, env))
-    rabbit_host, rabbit_port = _address(settings.broker_url, 5672)
-    redis_host, redis_port = _address(settings.result_backend, 6379)
+    rabbit_host, rabbit_port = _address(settings.broker_url.get_secret_value(), 5672)
+    redis_host, redis_port = _address(settings.result_backend.get_secret_value(), 6379)
     kafka_host, kafka_port = kafka_address(settings)
     tansu = tansu_binary()
     dist = env.get("CEREBRO_RABBITMQ_DIST_PORT") or str(
@@ -276,7 +276,7 @@ def queue_stats(settings, names):
     """``{queue: (messages, consumers)}``; a queue that does not exist maps to None."""
     from kombu import Connection
     stats = {}
-    with Connection(settings.broker_url, connect_timeout=2) as conn:
+    with Connection(settings.broker_url.get_secret_value(), connect_timeout=2) as conn:
         for name in names:
             channel = conn.channel()
             try:
@@ -345,14 +345,15 @@ def probes(settings, env):
     def rabbitmq():
         """AMQP login works."""
         from kombu import Connection
-        with Connection(settings.broker_url, connect_timeout=2) as conn:
+        with Connection(settings.broker_url.get_secret_value(), connect_timeout=2) as conn:
             conn.connect()
         return True, "AMQP login ok"
 
     def redis():
         """Redis answers PING."""
         import redis as redis_lib
-        client = redis_lib.Redis.from_url(settings.result_backend, socket_timeout=2)
+        client = redis_lib.Redis.from_url(settings.result_backend.get_secret_value(),
+                                          socket_timeout=2)
         return bool(client.ping()), "PING ok"
 
     def kafka():
@@ -459,7 +460,7 @@ def endpoints(settings, env):
     if env.get("CEREBRO_RUN_FLOWER") == "true":
         lines.append(f"Flower          {flower_url(settings)}/   (user {settings.flower_user}; "
                      f"password: CEREBRO_FLOWER_PASSWORD)")
-    rabbit_host, rabbit_port = _address(settings.broker_url, 5672)
+    rabbit_host, rabbit_port = _address(settings.broker_url.get_secret_value(), 5672)
     started = "started here" if env.get("CEREBRO_RUN_RABBITMQ") == "true" else "already running"
     lines.append(f"RabbitMQ        amqp://{rabbit_host}:{rabbit_port}  ({started})")
     if env.get("CEREBRO_RUN_RABBITMQ") == "true":

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def parameters(settings, name="cerebro-subscribe"):
     """Connection parameters from ``CEREBRO_BROKER_URL`` with Cerebro's timeouts."""
-    params = pika.URLParameters(settings.broker_url)
+    params = pika.URLParameters(settings.broker_url.get_secret_value())
     if not params.virtual_host:  # kombu's "amqp://host//" means the vhost "/"
         params.virtual_host = "/"
     params.heartbeat = settings.pubsub_heartbeat

@@ -92,8 +92,8 @@ def make_app(settings):
     :mod:`cerebro.tasks.task` on the module-level :data:`app`)."""
     app = Celery("cerebro", set_as_current=False)
     app.conf.update(
-        broker_url=settings.broker_url,
-        result_backend=settings.result_backend,
+        broker_url=settings.broker_url.get_secret_value(),
+        result_backend=settings.result_backend.get_secret_value(),
         result_expires=settings.result_expires,
         result_extended=True,
         task_serializer="json",

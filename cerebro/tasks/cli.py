@@ -42,7 +42,7 @@ def _modules(settings):
 
 def _cmd_worker(args, settings):
     """Run a Celery worker for the chosen module queues with the project's settings."""
-    if not settings.callback_secret:
+    if not settings.callback_secret.get_secret_value():
         print("cerebro worker: CEREBRO_CALLBACK_SECRET is empty; callbacks to the main app "
               "must be signed", file=sys.stderr)
         return 2
@@ -70,7 +70,7 @@ def _cmd_worker(args, settings):
 
 def _cmd_flower(args, settings):
     """Run Flower on the project's broker with basic auth."""
-    if not settings.flower_password:
+    if not settings.flower_password.get_secret_value():
         print("cerebro flower: set CEREBRO_FLOWER_PASSWORD (Flower always runs with basic auth)",
               file=sys.stderr)
         return 2
@@ -78,7 +78,8 @@ def _cmd_flower(args, settings):
         print("cerebro flower: CEREBRO_FLOWER_USER cannot contain ':'", file=sys.stderr)
         return 2
     # Through the environment, so the password never shows in `ps`.
-    os.environ["FLOWER_BASIC_AUTH"] = f"{settings.flower_user}:{settings.flower_password}"
+    password = settings.flower_password.get_secret_value()
+    os.environ["FLOWER_BASIC_AUTH"] = f"{settings.flower_user}:{password}"
     from cerebro.tasks.celery_app import app
     argv = ["flower", f"--port={args.port}", f"--address={args.address}",
             f"--purge_offline_workers={args.purge_offline_workers}"]
@@ -147,7 +148,7 @@ def _cmd_retry(args, settings):
     code is then 1, as when a callback is still failing.
     """
     from cerebro.callbacks import DeadLetterStore, MainAppClient, UnreadableEntry
-    if not settings.callback_secret:
+    if not settings.callback_secret.get_secret_value():
         print("cerebro callbacks retry: CEREBRO_CALLBACK_SECRET is empty", file=sys.stderr)
         return 2
     store = DeadLetterStore.from_settings(settings)
@@ -179,8 +180,9 @@ def _cmd_queues_delete(args, settings):
     from cerebro.tasks.topology import delete, task_names
     names = [n.strip() for n in (args.queues or "").split(",") if n.strip()]
     queues = worker_queues(settings, names) if names else task_names(settings, _modules(settings))
-    kept = delete(settings.broker_url, queues, [], if_empty=not args.force)
-    delete(settings.broker_url, [], [q for q in queues if q not in kept])
+    url = settings.broker_url.get_secret_value()
+    kept = delete(url, queues, [], if_empty=not args.force)
+    delete(url, [], [q for q in queues if q not in kept])
     for name in queues:
         if name in kept:
             held = "messages" if kept[name] is None else f"{kept[name]} message(s)"

@@ -55,9 +55,11 @@ class Submitter:
         self.backend = app.backend
         self.urls = CallbackURLs.from_settings(settings)
         self.redis = redis_client(settings)  # status reads
-        self.markers = RedisPipe(settings.result_backend, connect_timeout=settings.broker_timeout,
+        self.markers = RedisPipe(settings.result_backend.get_secret_value(),
+                                 connect_timeout=settings.broker_timeout,
                                  timeout=max(2.0, settings.broker_timeout))
-        self.publisher = TaskPublisher(settings.broker_url, app.amqp.queues.__getitem__,
+        self.publisher = TaskPublisher(settings.broker_url.get_secret_value(),
+                                       app.amqp.queues.__getitem__,
                                        confirm=settings.publish_confirm,
                                        timeout=settings.broker_timeout)
         self.origin = origin_nodename()
@@ -176,7 +178,7 @@ def redis_client(settings):
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    return Redis.from_url(settings.result_backend,
+    return Redis.from_url(settings.result_backend.get_secret_value(),
                           socket_connect_timeout=settings.broker_timeout,
                           socket_timeout=max(2.0, settings.broker_timeout),
                           retry=Retry(NoBackoff(), 1))

@@ -1,0 +1,218 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-29
+Subject: Settings read from environment variables: declared once, typed, strict, secrets masked.
+Tagline: Say each knob once; never say a secret at all.
+
+Cerebro and Sherlock both declare their configuration with this package, and
+neither imports the other for it. A settings class lists every variable once,
+with its environment name, type, default and help::
+
+    class Settings(EnvSettings):
+        port: int = setting("CEREBRO_PORT", 8000, "Port the REST API binds.")
+        broker_url: SecretURL = setting("CEREBRO_BROKER_URL", SecretURL("amqp://..."), "...")
+
+    settings = Settings.load()            # from os.environ, or Settings.load(mapping)
+
+Validation is pydantic's (a typed, frozen model); the types below add the
+house rules. A value that does not parse raises ``ValueError`` naming the
+variable (``CEREBRO_PORT='x' is not valid: ...``). Booleans (:data:`Flag`) are
+``1/true/yes/on`` or ``0/false/no/off`` in any case, anything else is refused,
+and an empty one means its default. Durations (:data:`Seconds`) are finite and
+not negative. Lists (:data:`Csv`) are comma-separated.
+
+Secrets are typed as secrets (:class:`pydantic.SecretStr`, and
+:class:`SecretURL` for URLs that may carry a password): ``repr``, ``str``,
+:meth:`EnvSettings.describe` and :func:`redact` never show them; code that
+needs the value asks for it with ``.get_secret_value()``.
+
+Why pydantic and not pydantic-settings: validation, frozen models and secret
+types are what pydantic does well, while reading a mapping of variables is a
+line of code; pydantic-settings reads only ``os.environ`` (tests and
+``cerebro up`` read other mappings) and would be one more dependency.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+
+__all__ = ["Csv", "EnvSettings", "Flag", "SecretCsv", "SecretStr", "SecretURL", "Seconds",
+           "redact", "setting"]
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+MASK = "***"
+# scheme://user:password@host -> the password part
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/\s]*:)[^@/\s]+(?=@)")
+
+
+def redact(text: str, secrets: tuple[str, ...] | list[str] = ()) -> str:
+    """``text`` with every password inside a URL, and every one of ``secrets``, masked."""
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class SecretURL(SecretStr):
+    """A URL that may carry a password: shown with the password masked, used whole."""
+
+    def _display(self) -> str:  # type: ignore[override]
+        """The URL with its password replaced by ``***``."""
+        return redact(self.get_secret_value())
+
+
+class _EmptyIsDefault:
+    """Marks a type whose empty value means the setting's default (booleans)."""
+
+
+EMPTY_IS_DEFAULT = _EmptyIsDefault()
+
+
+def parse_flag(value: object) -> object:
+    """A boolean from 1/true/yes/on or 0/false/no/off (any case, blanks ignored)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+def parse_seconds(value: object) -> float:
+    """A duration in seconds: a finite number, zero or more (no nan, inf or negatives)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError("expected a finite number of seconds, zero or more") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError("expected a finite number of seconds, zero or more")
+    return number
+
+
+def parse_csv(value: object) -> object:
+    """A tuple of the stripped, non-empty items of a comma-separated string."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def choice(*allowed: str) -> BeforeValidator:
+    """A validator accepting one of ``allowed`` (any case, blanks ignored), kept lower-case."""
+    def parse(value: object) -> str:
+        """The value lower-cased when it is one of the allowed words."""
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"expected {', '.join(allowed[:-1])} or {allowed[-1]}")
+        return text
+    return BeforeValidator(parse)
+
+
+Flag = Annotated[bool, BeforeValidator(parse_flag), EMPTY_IS_DEFAULT]
+Seconds = Annotated[float, BeforeValidator(parse_seconds)]
+Csv = Annotated[tuple[str, ...], BeforeValidator(parse_csv)]
+SecretCsv = Annotated[tuple[SecretStr, ...], BeforeValidator(parse_csv)]
+
+
+def setting(env: str, default: Any, help: str) -> Any:  # noqa: A002 - reads as the doc
+    """Declare one setting: its environment variable, default and help text."""
+    return Field(default, validation_alias=env, description=help)
+
+
+def _error_text(exc: ValidationError, raw: Mapping[str, object]) -> str:
+    """One line per failed variable: ``VAR='value' is not valid: reason``."""
+    lines = []
+    for error in exc.errors():
+        var = str(error["loc"][0]) if error["loc"] else "?"
+        message = error["msg"].removeprefix("Value error, ")
+        value = raw.get(var, error.get("input"))
+        lines.append(f"{var}={value!r} is not valid: {message}")
+    return "; ".join(lines)
+
+
+class EnvSettings(BaseModel):
+    """Base of a settings class: frozen, strict, loaded from environment variables."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_alias=True,
+                              validate_by_name=True, arbitrary_types_allowed=True)
+
+    #: What :meth:`load` and :meth:`replace` raise for a value that does not parse.
+    error: ClassVar[type[ValueError]] = ValueError
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """``{field name: environment variable}`` of every setting, in declaration order."""
+        return {name: str(field.validation_alias) for name, field in cls.model_fields.items()}
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The settings from ``environ`` (default: ``os.environ``); unset ones take defaults.
+
+        Raises :attr:`error` (a ``ValueError``) naming every variable that does not parse.
+        """
+        environ = os.environ if environ is None else environ
+        raw: dict[str, object] = {}
+        for name, var in cls.variables().items():
+            if var not in environ:
+                continue
+            value = environ[var]
+            if EMPTY_IS_DEFAULT in cls.model_fields[name].metadata and not value.strip():
+                continue
+            raw[var] = value
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise cls.error(_error_text(exc, raw)) from None
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some values changed, validated like loaded ones (CLI flags, tests)."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values.update(changes)
+        try:
+            return type(self).model_validate(values)
+        except ValidationError as exc:
+            names = type(self).variables()
+            shown = {names.get(k, k): v for k, v in changes.items()}
+            raise type(self).error(_error_text(exc, shown)) from None
+
+    def describe(self) -> Iterator[tuple[str, str, str]]:
+        """``(variable, value as shown, help)`` per setting; secrets never shown."""
+        for name, var in type(self).variables().items():
+            yield var, _shown(getattr(self, name)), type(self).model_fields[name].description or ""
+
+    def secret_values(self) -> list[str]:
+        """Every secret value in force (to mask them wherever text leaves the process).
+
+        A password inside a :class:`SecretURL` is not listed: :func:`redact` masks
+        passwords inside URLs wherever they appear.
+        """
+        found = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, SecretStr) and not isinstance(item, SecretURL) \
+                        and item.get_secret_value():
+                    found.append(item.get_secret_value())
+        return found
+
+
+def _shown(value: object) -> str:
+    """A value as ``describe`` shows it: secrets masked, lists comma-separated."""
+    if isinstance(value, SecretURL):
+        return str(value)
+    if isinstance(value, SecretStr):
+        return "<set>" if value.get_secret_value() else ""
+    if isinstance(value, tuple):
+        if value and all(isinstance(item, SecretStr) for item in value):
+            return f"<{len(value)} set>"
+        return ",".join(str(item) for item in value)
+    return str(value)
