@@ -45,7 +45,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from cerebro.tasks.topology import SharedSnapshot, delete  # noqa: E402 (needs REPO on the path)
+from cerebro.taskqueue.topology import SharedSnapshot, delete  # noqa: E402 (needs REPO on the path)
 
 SECRET = "bench-secret"
 TARGET_RATE, TARGET_P99_MS = 500, 10.0

@@ -67,17 +67,8 @@ def _cmd_serve(args, settings):
     changes = {"host": args.host, "port": args.port, "processes": args.processes}
     if args.modules is not None:
         changes["modules"] = tuple(m for m in args.modules.split(",") if m)
-    serve(settings.replace(**changes), **_async_plugins())
+    serve(settings.replace(**changes))
     return 0
-
-
-def _async_plugins():
-    """The async path's submitter and routes when it is installed (see cerebro.tasks)."""
-    try:
-        from cerebro.tasks import api_plugins
-    except ImportError:
-        return {}
-    return api_plugins()
 
 
 def _module_root(settings, name):
@@ -107,13 +98,14 @@ def _cmd_build(args, settings):
 
 def _cmd_modules(args, settings):
     """List every module with its functions, model version and status."""
-    from cerebro import jsonio
-    from cerebro.registry import Registry
     import logging
+
+    from cerebro import jsonio
+    from cerebro.core import Core
     logging.basicConfig(level=logging.CRITICAL)
-    registry = Registry.discover(settings)
-    registry.refresh_models()
-    described = [m.describe() for m in registry.modules.values()]
+    core = Core.start("modules", settings, watch=False, configure_logging=False)
+    core.stop()
+    described = [m.describe() for m in core.registry.modules.values()]
     if args.json:
         print(jsonio.dumps({"modules": described}).decode())
     else:

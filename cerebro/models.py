@@ -12,14 +12,11 @@ old model and the next ones use the new. A version that fails to load leaves
 the old model serving and is reported.
 """
 
-import logging
 import threading
 from dataclasses import dataclass
 
 from cerebro import volume
 from cerebro.errors import ModelNotReady
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,25 +126,3 @@ class ModelHandle:
         self.error = message
         if self._loaded is None:
             self.state = "failed"
-
-
-class PeriodicThread(threading.Thread):
-    """A daemon thread calling ``func()`` every ``interval`` seconds until stopped."""
-
-    def __init__(self, interval, func, name="cerebro-periodic"):
-        super().__init__(name=name, daemon=True)
-        self.interval = interval
-        self.func = func
-        self._stop_event = threading.Event()
-
-    def run(self):
-        """Call the function on schedule; an exception is logged and never ends the loop."""
-        while not self._stop_event.wait(self.interval):
-            try:
-                self.func()
-            except Exception:
-                log.exception("%s: periodic call failed", self.name)
-
-    def stop(self):
-        """Ask the thread to finish after its current call."""
-        self._stop_event.set()

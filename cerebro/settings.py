@@ -116,6 +116,30 @@ class Settings(EnvSettings):
         "CEREBRO_BATCHING", True,
         "Gather concurrent calls to batch functions (false: one call per request).")
 
+    # The outcome policy (cerebro.errors): what queued work does with each kind of error,
+    # the same on every transport (Celery tasks, Kafka events, pub-sub requests)
+    retries: int = setting(
+        "CEREBRO_RETRIES", 3,
+        "Retries, with exponential backoff, of queued work failing with a retryable error (a "
+        "bug, a dependency unavailable) before it is final (failed result, dead letter).",
+        aliases=("CEREBRO_CONSUMER_RETRIES", "CEREBRO_PUBSUB_RETRIES"))
+    retry_backoff: Seconds = setting(
+        "CEREBRO_RETRY_BACKOFF", 0.5,
+        "First retry delay in seconds (doubles on every retry, with jitter); also the first "
+        "reconnect delay of the consumer.",
+        aliases=("CEREBRO_CONSUMER_RETRY_BACKOFF", "CEREBRO_PUBSUB_RETRY_BACKOFF"))
+    max_backoff: Seconds = setting(
+        "CEREBRO_MAX_BACKOFF", 30.0,
+        "Longest delay in seconds between retries, and between reconnects to a broker.",
+        aliases=("CEREBRO_CONSUMER_MAX_BACKOFF", "CEREBRO_PUBSUB_MAX_BACKOFF"))
+    model_wait: Seconds = setting(
+        "CEREBRO_MODEL_WAIT", 300.0,
+        "Seconds queued work waits for a model that is not loaded yet (retried every "
+        "CEREBRO_MODEL_RETRY_DELAY) before it fails with model_not_ready.")
+    model_retry_delay: Seconds = setting(
+        "CEREBRO_MODEL_RETRY_DELAY", 5.0,
+        "Seconds between two attempts of queued work waiting for its model.")
+
     # Kafka consumer (cerebro consume)
     kafka_bootstrap: Csv = setting(
         "CEREBRO_KAFKA_BOOTSTRAP", ("127.0.0.1:9092",),
@@ -148,15 +172,6 @@ class Settings(EnvSettings):
     consumer_http_pipeline: int = setting(
         "CEREBRO_CONSUMER_HTTP_PIPELINE", 16,
         "Main-app calls pipelined per connection (1: one at a time).")
-    consumer_retries: int = setting(
-        "CEREBRO_CONSUMER_RETRIES", 3,
-        "Retries of a failing handler before its record goes to <topic>.dlq.")
-    consumer_retry_backoff: Seconds = setting(
-        "CEREBRO_CONSUMER_RETRY_BACKOFF", 0.2,
-        "First retry delay in seconds (doubles on every retry).")
-    consumer_max_backoff: Seconds = setting(
-        "CEREBRO_CONSUMER_MAX_BACKOFF", 30.0,
-        "Longest wait in seconds between retries when the broker or main app is down.")
     consumer_callback_path: str = setting(
         "CEREBRO_CONSUMER_CALLBACK_PATH", "/cerebro/events/{module}/{function}",
         "Main-app path the consumer posts each outcome to ({module}, {function}, {topic}).")
@@ -188,11 +203,6 @@ class Settings(EnvSettings):
         "Wait for RabbitMQ's publisher confirm before answering 202.")
     worker_concurrency: int = setting(
         "CEREBRO_WORKER_CONCURRENCY", 0, "Celery worker processes (0: one per CPU core).")
-    model_wait: Seconds = setting(
-        "CEREBRO_MODEL_WAIT", 300.0,
-        "Seconds a worker keeps retrying a task whose model is not loaded yet.")
-    model_retry_delay: Seconds = setting(
-        "CEREBRO_MODEL_RETRY_DELAY", 5.0, "Seconds between those retries.")
     main_app_url: SecretURL = setting(
         "CEREBRO_MAIN_APP_URL", SecretURL("http://127.0.0.1:8080"),
         "Base URL of the main application that receives callbacks.")
@@ -243,17 +253,9 @@ class Settings(EnvSettings):
     pubsub_prefetch: int = setting(
         "CEREBRO_PUBSUB_PREFETCH", 128,
         "Unacknowledged requests per module queue a subscriber holds at once.")
-    pubsub_retries: int = setting(
-        "CEREBRO_PUBSUB_RETRIES", 3,
-        "Retries of a failing request (or redeliveries) before it is dead-lettered.")
-    pubsub_retry_backoff: Seconds = setting(
-        "CEREBRO_PUBSUB_RETRY_BACKOFF", 0.5,
-        "First retry delay in seconds (doubles on every retry).")
     pubsub_reconnect_backoff: Seconds = setting(
         "CEREBRO_PUBSUB_RECONNECT_BACKOFF", 0.5,
         "First reconnect delay in seconds after losing RabbitMQ (doubles).")
-    pubsub_max_backoff: Seconds = setting(
-        "CEREBRO_PUBSUB_MAX_BACKOFF", 30.0, "Longest retry or reconnect delay in seconds.")
     pubsub_heartbeat: int = setting(
         "CEREBRO_PUBSUB_HEARTBEAT", 30,
         "AMQP heartbeat in seconds: how fast a silent broker is noticed.")

@@ -40,7 +40,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr,
+                      ValidationError)
 
 __all__ = ["Csv", "EnvSettings", "Flag", "SecretCsv", "SecretStr", "SecretURL", "Seconds",
            "redact", "setting"]
@@ -123,9 +124,15 @@ Csv = Annotated[tuple[str, ...], BeforeValidator(parse_csv)]
 SecretCsv = Annotated[tuple[SecretStr, ...], BeforeValidator(parse_csv)]
 
 
-def setting(env: str, default: Any, help: str) -> Any:  # noqa: A002 - reads as the doc
-    """Declare one setting: its environment variable, default and help text."""
-    return Field(default, validation_alias=env, description=help)
+def setting(env: str, default: Any, help: str,  # noqa: A002 - reads as the doc
+            aliases: tuple[str, ...] = ()) -> Any:
+    """Declare one setting: its environment variable, default and help text.
+
+    ``aliases`` are former names of the variable, still read when ``env`` is unset
+    (the first one set wins), so a deployment keeps working after a rename.
+    """
+    alias = AliasChoices(env, *aliases) if aliases else env
+    return Field(default, validation_alias=alias, description=help)
 
 
 def _error_text(exc: ValidationError, raw: Mapping[str, object]) -> str:
@@ -151,7 +158,15 @@ class EnvSettings(BaseModel):
     @classmethod
     def variables(cls) -> dict[str, str]:
         """``{field name: environment variable}`` of every setting, in declaration order."""
-        return {name: str(field.validation_alias) for name, field in cls.model_fields.items()}
+        return {name: cls.names(name)[0] for name in cls.model_fields}
+
+    @classmethod
+    def names(cls, name: str) -> tuple[str, ...]:
+        """The environment variable of setting ``name``, then its former names."""
+        alias = cls.model_fields[name].validation_alias
+        if isinstance(alias, AliasChoices):
+            return tuple(str(choice) for choice in alias.choices)
+        return (str(alias),)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -161,13 +176,15 @@ class EnvSettings(BaseModel):
         """
         environ = os.environ if environ is None else environ
         raw: dict[str, object] = {}
-        for name, var in cls.variables().items():
-            if var not in environ:
-                continue
-            value = environ[var]
-            if EMPTY_IS_DEFAULT in cls.model_fields[name].metadata and not value.strip():
-                continue
-            raw[var] = value
+        for name in cls.model_fields:
+            for var in cls.names(name):
+                if var not in environ:
+                    continue
+                value = environ[var]
+                if EMPTY_IS_DEFAULT in cls.model_fields[name].metadata and not value.strip():
+                    continue
+                raw[var] = value
+                break
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:

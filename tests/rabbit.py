@@ -173,7 +173,7 @@ def celery_shared_topology(rabbit_url):
     """Celery's shared objects (event and pidbox exchanges, the native delayed-delivery queues and
     exchanges) that this session's workers create on the broker are removed at its end; those
     that existed before are left alone."""
-    from cerebro.tasks.topology import SharedSnapshot
+    from cerebro.taskqueue.topology import SharedSnapshot
     snapshot = SharedSnapshot(rabbit_url)
     yield snapshot
     snapshot.restore()

@@ -6,9 +6,8 @@ import sys
 
 import pytest
 
-from cerebro.dispatch import Dispatcher
 from cerebro.lint import lint_module_shape, lint_paths
-from cerebro.registry import Registry
+from cerebro.core import Core
 from cerebro.settings import load_settings
 from support import REPO, cerebro_env, module_names
 
@@ -44,16 +43,20 @@ def test_importing_expose_is_cheap(name):
 
 
 @pytest.fixture(scope="module")
-def registry(built_volume):
-    """Every module discovered over the built volume, models loaded."""
+def core(built_volume):
+    """The core start-up every transport uses, over the built volume, models loaded."""
     settings = load_settings().replace(data_volume=built_volume, modules=())
-    reg = Registry.discover(settings)
-    reg.refresh_models()
-    return reg
+    return Core.start("test", settings, watch=False, configure_logging=False)
+
+
+@pytest.fixture(scope="module")
+def registry(core):
+    """Every module discovered over the built volume, models loaded."""
+    return core.registry
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_build_then_predict_round_trip(name, registry):
+def test_build_then_predict_round_trip(name, registry, core):
     """After build.py, the module is ready and each example answers through the dispatcher."""
     module = registry.module(name)
     assert module.status == "ready", module.errors()
@@ -65,7 +68,7 @@ def test_build_then_predict_round_trip(name, registry):
         assert meta["metrics"], "a build records its training metrics"
     examples = [ep for ep in module.endpoints.values() if ep.example is not None]
     assert examples, "declare an example payload on at least one endpoint"
-    dispatcher = Dispatcher(registry)
+    dispatcher = core.dispatcher
     for ep in examples:
         call = dispatcher.prepare(name, ep.name, ep.example)
         if not ep.external:

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 
 from tornado.web import Application
 
-from cerebro.api import handlers
+from cerebro.api import handlers, tasks
 from cerebro.batching import Batcher
-from cerebro.dispatch import Dispatcher
 from cerebro.runner import Runner
 
 _NAME = r"([A-Za-z_][A-Za-z0-9_]*)"
@@ -20,22 +19,28 @@ _NAME = r"([A-Za-z_][A-Za-z0-9_]*)"
 
 @dataclass
 class Context:
-    """What every handler needs: settings, registry, dispatcher, the model-call
-    runners, and the async submitter (set by the async path when configured).
+    """What every handler needs: the core (settings, registry, dispatcher), the
+    model-call runners, and the async submitter.
 
     Each module gets its own :class:`~cerebro.runner.Runner` (``CEREBRO_THREADS``
     threads), so a slow module never queues calls to another one.
     """
 
-    settings: object
-    registry: object
-    dispatcher: Dispatcher
+    core: object
     submitter: object = None
     runners: dict = field(default_factory=dict)
     batchers: dict = field(default_factory=dict)
     inflight: set = field(default_factory=set)
     stopping: bool = False
     api_keys: tuple = ()
+
+    def __post_init__(self):
+        """Shortcuts to the core's parts, and the API keys encoded once."""
+        self.settings = self.core.settings
+        self.registry = self.core.registry
+        self.dispatcher = self.core.dispatcher
+        self.api_keys = tuple(key.get_secret_value().encode()
+                              for key in self.settings.api_keys)
 
     def runner(self, module):
         """The threads running ``module``'s model calls in this process."""
@@ -50,7 +55,7 @@ class Context:
         if batcher is None:
             batcher = self.batchers[endpoint.key] = Batcher(
                 self.dispatcher, endpoint, self.runner(endpoint.module),
-                max_size=None if self.settings.batching else 1)
+                max_size=self.core.batch_size(endpoint))
         return batcher
 
     async def drain(self, timeout):
@@ -68,18 +73,11 @@ class Context:
             runner.shutdown()
 
 
-def make_context(settings, registry, submitter=None):
-    """Build the shared :class:`Context` for one API process."""
-    keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
-    return Context(settings, registry, Dispatcher(registry), submitter, api_keys=keys)
-
-
-def make_app(ctx, extra_routes=()):
-    """The Tornado :class:`Application` serving ``ctx``; ``extra_routes`` are
-    ``(pattern, handler)`` pairs added by other transports (such as task status)."""
+def make_app(ctx):
+    """The Tornado :class:`Application` serving ``ctx``."""
     args = {"ctx": ctx}
-    routes = [(pattern, handler, args) for pattern, handler in extra_routes]
-    routes += [
+    routes = [
+        (r"/v1/tasks/([^/]+)", tasks.TaskStatusHandler, args),
         (r"/healthz", handlers.HealthHandler, args),
         (r"/readyz", handlers.ReadyHandler, args),
         (r"/metrics", handlers.MetricsHandler, args),

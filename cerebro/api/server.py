@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import tempfile
+from functools import partial
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -24,11 +25,10 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 10
 
 
-def serve(settings, extra_routes_factory=None, submitter_factory=None):
+def serve(settings):
     """Run the REST API with ``settings.processes`` processes (0: one per core).
 
-    Blocks until SIGTERM or SIGINT. ``submitter_factory(settings)`` and
-    ``extra_routes_factory(settings)`` let the async path plug in.
+    Blocks until SIGTERM or SIGINT.
     """
     logsetup.configure(settings, "api")
     if not settings.access_log:  # 4xx and 5xx are still logged, as warnings and errors
@@ -54,7 +54,7 @@ def serve(settings, extra_routes_factory=None, submitter_factory=None):
                 sock.close()
             sockets = bind_sockets(port, settings.host, reuse_port=True)
     pin_to_cpu(settings.cpu_affinity, index, processes)
-    asyncio.run(_run(settings, sockets, extra_routes_factory, submitter_factory))
+    asyncio.run(_run(settings, sockets))
 
 
 def _reserve(sockets):
@@ -115,48 +115,30 @@ def prepare_multiprocess_metrics():
     atexit.register(lambda: os.getpid() == parent and shutil.rmtree(folder, ignore_errors=True))
 
 
-async def _run(settings, sockets, extra_routes_factory, submitter_factory):
+async def _run(settings, sockets):
     """Serve on ``sockets`` in this process until a stop signal."""
     from cerebro import metrics
-    from cerebro.api.app import make_app, make_context
-    from cerebro.models import PeriodicThread
-    from cerebro.registry import Registry
-
-    registry = Registry.discover(settings)
-    submitter = submitter_factory(settings) if submitter_factory else None
-    ctx = make_context(settings, registry, submitter)
-    routes = extra_routes_factory(settings) if extra_routes_factory else ()
-    server = HTTPServer(make_app(ctx, routes), xheaders=settings.trust_proxy_headers)
-
-    def refresh():
-        """Load new models and publish their versions as metrics."""
-        registry.refresh_models()
-        metrics.set_model_versions(registry)
-
-    def first_load():
-        """Load every model once, then say clearly what each module is doing."""
-        refresh()
-        for mod in registry.modules.values():
-            versions = ", ".join(f"{h.artifact}={h.version}" for h in mod.handles) or "no models"
-            if mod.ready:
-                log.info("module %s: ready (%s)", mod.name, versions)
-            else:
-                log.error("module %s: %s: %s", mod.name, mod.status, "; ".join(mod.errors()))
+    from cerebro.api.app import Context, make_app
+    from cerebro.api.submit import Submitter
+    from cerebro.core import Core
 
     # Load every model before taking connections: with several processes on one
     # socket, a process still loading never answers 503 while a sibling is ready.
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, first_load)
+    submitter = Submitter.from_settings(settings)  # connects to RabbitMQ meanwhile
+    core = await loop.run_in_executor(None, partial(
+        Core.start, "api", settings, watch=False, on_refresh=metrics.set_model_versions))
+    ctx = Context(core, submitter)
+    server = HTTPServer(make_app(ctx), xheaders=settings.trust_proxy_headers)
     server.add_sockets(sockets)
-    watcher = PeriodicThread(settings.reload_interval, refresh, name="cerebro-model-watcher")
-    watcher.start()
+    core.watch()
 
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     log.info("stopping: no new connections, finishing requests in flight")
-    watcher.stop()
+    core.stop()
     server.stop()
     # Answer what is in flight (each answer says Connection: close), then close the idle
     # keep-alive connections, then stop the model threads: no request is cut off.

@@ -21,7 +21,6 @@ call :meth:`attempt` and schedule the next one themselves with
 :func:`backoff_delay`.
 """
 
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import urllib3
 
 from cerebro import jsonio
 from cerebro.callbacks.signing import signed_headers
+from cerebro.outcomes import backoff_delay
 
 RETRYABLE_STATUSES = frozenset({408, 429})
 DEFAULT_RETRY_WINDOW = 3600.0
@@ -87,13 +87,6 @@ class AttemptResult:
             return f"no response from {self.url}: {self.error}"
         snippet = self.response_body[:200].decode("utf-8", "replace").strip()
         return f"HTTP {self.status} from {self.url}" + (f": {snippet}" if snippet else "")
-
-
-def backoff_delay(attempt, base=DEFAULT_BACKOFF, cap=DEFAULT_BACKOFF_MAX, rng=random):
-    """Seconds to wait before retry number ``attempt`` (0-based): exponential, capped,
-    with "equal jitter" (half fixed, half random) so retries never synchronise."""
-    delay = min(cap, base * (2 ** min(attempt, 32)))
-    return delay / 2 + rng.uniform(0, delay / 2)
 
 
 def _retry_after(value):

@@ -40,8 +40,8 @@ def register(subparsers, settings, formatter):
                         "(CEREBRO_CONSUMER_CONCURRENCY)")
     p.add_argument("--max-poll-records", type=int, default=settings.kafka_max_poll_records,
                    help="largest batch per poll (CEREBRO_KAFKA_MAX_POLL_RECORDS)")
-    p.add_argument("--retries", type=int, default=settings.consumer_retries,
-                   help="handler retries before dead-lettering (CEREBRO_CONSUMER_RETRIES)")
+    p.add_argument("--retries", type=int, default=settings.retries,
+                   help="retries of a retryable failure before dead-lettering (CEREBRO_RETRIES)")
     p.add_argument("--main-app-url", default=settings.main_app_url,
                    help="main-app base URL outcomes are posted to (CEREBRO_MAIN_APP_URL)")
     p.set_defaults(func=_cmd_consume)
@@ -56,7 +56,7 @@ def _cmd_consume(args, settings):
         "kafka_api_version": args.api_version,
         "consumer_concurrency": args.concurrency,
         "kafka_max_poll_records": args.max_poll_records,
-        "consumer_retries": args.retries,
+        "retries": args.retries,
         "main_app_url": args.main_app_url,
     }
     if args.modules is not None:
@@ -66,48 +66,37 @@ def _cmd_consume(args, settings):
 
 def consume(settings):
     """Run one consumer process with ``settings``; returns the exit code."""
-    from cerebro import logsetup
     from cerebro.consumer.dlq import DeadLetters, ensure_topics
     from cerebro.consumer.notify import Notifier
     from cerebro.consumer.processor import Processor
     from cerebro.consumer.router import Router
     from cerebro.consumer.runner import Runner, until_connected
-    from cerebro.dispatch import Dispatcher
-    from cerebro.models import PeriodicThread
-    from cerebro.registry import Registry
+    from cerebro.core import Core
 
-    logsetup.configure(settings, "consumer")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: _stop(stop, number))
-
-    registry = Registry.discover(settings)
-    registry.refresh_models()
-    router = Router(registry, settings.kafka_topics, settings.consumer_event_id_field)
+    core = Core.start("consumer", settings)
     try:
-        notifier = Notifier.from_settings(settings, stop)
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
-    reloader = PeriodicThread(settings.reload_interval, registry.refresh_models,
-                              name="cerebro-model-reload")
-    reloader.start()
-    ensure_topics(settings, router.topics)
-    dead_letters = until_connected(lambda: DeadLetters.from_settings(settings),
-                                   "dead-letter producer", settings, stop)
-    if dead_letters is None:
-        return 0
-    processor = Processor(router, Dispatcher(registry), notifier, dead_letters,
-                          concurrency=settings.consumer_concurrency,
-                          retries=settings.consumer_retries,
-                          backoff=settings.consumer_retry_backoff,
-                          max_backoff=settings.consumer_max_backoff, stop_event=stop)
-    try:
-        Runner(settings, router, processor, settings.kafka_group, stop).run()
+        router = Router(core.registry, settings.kafka_topics, settings.consumer_event_id_field)
+        try:
+            notifier = Notifier.from_settings(settings, core.policy, stop)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        ensure_topics(settings, router.topics)
+        dead_letters = until_connected(lambda: DeadLetters.from_settings(settings),
+                                       "dead-letter producer", settings, stop)
+        if dead_letters is None:
+            return 0
+        processor = Processor(router, core, notifier, dead_letters, stop_event=stop)
+        try:
+            Runner(settings, router, processor, settings.kafka_group, stop).run()
+        finally:
+            processor.close()
+            dead_letters.close()
+            notifier.close()
     finally:
-        reloader.stop()
-        processor.close()
-        dead_letters.close()
-        notifier.close()
+        core.stop()
     log.info("consumer stopped")
     return 0
 

@@ -33,7 +33,7 @@ def _common(settings, client_id):
         # Reconnect quickly at first, then back off up to the configured cap so
         # an outage is neither hammered nor waited out for too long.
         "reconnect_backoff_ms": 100,
-        "reconnect_backoff_max_ms": int(settings.consumer_max_backoff * 1000),
+        "reconnect_backoff_max_ms": int(settings.max_backoff * 1000),
         "retry_backoff_ms": 200,
     }
     version = api_version(settings.kafka_api_version)

@@ -26,15 +26,9 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from cerebro.consumer.config import admin_kwargs, producer_kwargs
+from cerebro.names import dlq_topic
 
 log = logging.getLogger(__name__)
-
-SUFFIX = ".dlq"
-
-
-def dlq_topic(topic):
-    """The dead-letter topic of ``topic``."""
-    return topic + SUFFIX
 
 
 def ensure_topics(settings, topics):

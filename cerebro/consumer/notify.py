@@ -7,7 +7,7 @@ Tagline: Tell the main app what happened, once in its eyes, however often we kno
 Every processed event ends with a POST to ``CEREBRO_MAIN_APP_URL`` +
 ``CEREBRO_CONSUMER_CALLBACK_PATH`` (``{module}``, ``{function}`` and
 ``{topic}`` are filled in). A batch's calls go out together through the
-consumer's :class:`~cerebro.consumer.fastclient.FastClient` (kept-alive,
+consumer's :class:`~cerebro.clients.http.FastClient` (kept-alive,
 pipelined, each call signed with :mod:`cerebro.callbacks.signing`). The body::
 
     {"event_id": "...", "topic": "listings", "partition": 3, "offset": 1234,
@@ -18,7 +18,7 @@ pipelined, each call signed with :mod:`cerebro.callbacks.signing`). The body::
 and the ``Idempotency-Key`` header is the event id (or ``topic-partition-offset``),
 so the main app drops the duplicates at-least-once delivery can cause.
 Retryable failures (timeouts, connection errors, 5xx, 408, 429) are retried
-``CEREBRO_CONSUMER_RETRIES`` times with backoff, all of a batch's together;
+``CEREBRO_RETRIES`` times with backoff, all of a batch's together;
 a 4xx is final.
 """
 
@@ -26,8 +26,9 @@ import threading
 from dataclasses import dataclass
 
 from cerebro import jsonio
-from cerebro.callbacks import PermanentDeliveryError, backoff_delay
-from cerebro.consumer.fastclient import FastClient
+from cerebro.callbacks import PermanentDeliveryError
+from cerebro.clients.http import FastClient
+from cerebro.outcomes import backoff_delay
 
 
 class CallbackUnavailable(Exception):
@@ -59,16 +60,16 @@ class Notifier:
         self._urls = {}
 
     @classmethod
-    def from_settings(cls, settings, stop_event=None):
-        """A notifier with its own pool of kept-alive, pipelined connections."""
+    def from_settings(cls, settings, policy, stop_event=None):
+        """A notifier with its own pool of kept-alive, pipelined connections, retrying as
+        the outcome ``policy`` retries (a main app unavailable is a dependency unavailable)."""
         client = FastClient(settings.callback_secret.get_secret_value(),
                             timeout=settings.callback_timeout,
                             connections=settings.consumer_http_connections,
                             pipeline=settings.consumer_http_pipeline)
         return cls(client, settings.main_app_url.get_secret_value(),
                    settings.consumer_callback_path,
-                   settings.consumer_retries, settings.consumer_retry_backoff,
-                   settings.consumer_max_backoff, stop_event)
+                   policy.retries, policy.backoff, policy.max_backoff, stop_event)
 
     def url(self, endpoint, topic):
         """The main-app URL of ``endpoint``'s outcomes for events of ``topic``."""

@@ -18,29 +18,36 @@ accordingly. The steps, for one polled batch:
    call; a plain function is called once per event, spread over the thread pool;
 4. post every outcome to the main app together (:mod:`.notify`).
 
-Failures: a row error that is a client error (``InvalidPayload``...) is
-dead-lettered at once (stage ``handler``); any other is retried
-``CEREBRO_CONSUMER_RETRIES`` times with exponential backoff, then
-dead-lettered. When a *whole* batch call fails, it is bisected at once so one
-poison record does not fail its neighbours: halves that succeed are done,
-failing halves are split again down to the record. If both halves of a split
-fail too, the failure is not one record's (say the model is not loaded): the
-rows are retried as a batch, and only the last attempt isolates every record
-before dead-lettering. A dead-lettered record counts as done only once the
-dead-letter topic acknowledged it.
+Failures follow the outcome policy every transport shares
+(:mod:`cerebro.outcomes`): a final error (a client error such as
+``InvalidPayload``) is dead-lettered at once (stage ``handler``); a retryable
+one (a bug, a dependency unavailable) is retried in place ``CEREBRO_RETRIES``
+times with exponential backoff, then dead-lettered; a model that is not ready
+makes its record wait: the record ends ``retry`` with a ``retry_after`` hint,
+its partition is rewound and paused that long, and it is tried again every
+``CEREBRO_MODEL_RETRY_DELAY`` seconds until ``CEREBRO_MODEL_WAIT`` seconds
+after this process first saw it fail, then dead-lettered. When a *whole* batch
+call fails, it is bisected at once so one poison record does not fail its
+neighbours: halves that succeed are done, failing halves are split again down
+to the record. If both halves of a split fail too, the failure is not one
+record's: the rows are retried as a batch, and only the last attempt isolates
+every record before dead-lettering. A dead-lettered record counts as done only
+once the dead-letter topic acknowledged it.
 """
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from kafka.errors import KafkaError
 
 import sherlock
-from cerebro.callbacks import PermanentDeliveryError, backoff_delay
-from cerebro.consumer.dlq import dlq_topic
+from cerebro.callbacks import PermanentDeliveryError
 from cerebro.consumer.notify import CallbackUnavailable
-from cerebro.errors import CerebroError, InternalError, InvalidPayload
+from cerebro.errors import (FINAL, WAIT_MODEL, CallbackRefused, CerebroError, InternalError,
+                            InvalidPayload)
+from cerebro.names import dlq_topic
 from cerebro.reporting import report
 
 log = logging.getLogger(__name__)
@@ -49,21 +56,25 @@ DONE = "done"
 RETRY = "retry"
 
 
-class CallbackRefused(CerebroError):
-    """The main app refused an event's outcome with a final status (a 4xx)."""
-
-    type = "callback_refused"
-
-
 @dataclass
 class Outcome:
-    """What became of one record: ``done`` or ``retry``, and its pending dead-letter sends."""
+    """What became of one record: ``done`` or ``retry`` (``retry_after`` seconds, when the
+    policy says how long), and its pending dead-letter sends."""
 
     record: object
     status: str = DONE
     dead_letters: list = field(default_factory=list)
     handled: int = 0
     dead: int = 0
+    retry_after: float = None
+
+
+@dataclass(frozen=True)
+class Later:
+    """A row the policy retries after ``delay`` seconds on a later poll (its model is not
+    ready): the record is rewound, not retried in place."""
+
+    delay: float
 
 
 @dataclass
@@ -83,21 +94,20 @@ def _whole_failure(values):
 
 
 class Processor:
-    """Processes polled batches through the dispatch core (see the module docstring)."""
+    """Processes polled batches through the core (see the module docstring)."""
 
-    def __init__(self, router, dispatcher, notifier, dead_letters, *, concurrency=16,
-                 retries=3, backoff=0.2, max_backoff=30.0, stop_event):
+    def __init__(self, router, core, notifier, dead_letters, *, stop_event):
         self.router = router
-        self.dispatcher = dispatcher
+        self.core = core
+        self.dispatcher = core.dispatcher
+        self.policy = core.policy
         self.notifier = notifier
         self.dead_letters = dead_letters
-        self.concurrency = max(1, concurrency)
-        self.retries = retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self.concurrency = max(1, core.settings.consumer_concurrency)
         self.stop_event = stop_event
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency,
                                        thread_name_prefix="cerebro-event")
+        self.first_failed = {}  # (topic, partition, offset) -> when its wait for a model began
 
     # -- one polled batch --
 
@@ -140,7 +150,11 @@ class Processor:
                 call = self.dispatcher.prepare(endpoint.module, endpoint.name,
                                                self.router.payload_for(endpoint, event.payload))
             except CerebroError as exc:
-                self._dead_letter(outcome, event, endpoint, exc, "validate", notes)
+                later = self._wait(record, exc) if exc.queued is WAIT_MODEL else None
+                if later is not None:  # a module that failed to import: wait like for a model
+                    self._later(outcome, later)
+                else:
+                    self._dead_letter(outcome, event, endpoint, exc, "validate", notes)
                 continue
             group = groups.get(endpoint.key)
             if group is None:
@@ -152,6 +166,10 @@ class Processor:
         if value is RETRY:
             item.outcome.status = RETRY
             return
+        if isinstance(value, Later):
+            self._later(item.outcome, value)
+            return
+        self.first_failed.pop(_position(item.outcome.record), None)
         if isinstance(value, CerebroError):
             self._dead_letter(item.outcome, item.event, endpoint, value, "handler", notes)
             return
@@ -173,27 +191,32 @@ class Processor:
     # -- running handlers --
 
     def _run_group(self, endpoint, items):
-        """Run every call of one endpoint, with retries; one value per item: a result,
-        a final :class:`CerebroError`, or :data:`RETRY` (stopping while waiting)."""
+        """Run every call of one endpoint, retried as the outcome policy says; one value per
+        item: a result, a final :class:`CerebroError`, :class:`Later` (wait for the model on
+        a later poll) or :data:`RETRY` (stopping while waiting)."""
         values = [None] * len(items)
         pending = list(range(len(items)))
-        attempt = 0
+        attempt = 1
         while pending:
-            last = attempt >= self.retries
+            last = attempt > self.policy.retries
             got = self._run_all(endpoint, [items[i] for i in pending], last)
-            retry, first = [], None
+            retry, delay, first = [], 0.0, None
             for index, value in zip(pending, got):
-                if isinstance(value, CerebroError) and not value.client_error and not last:
+                values[index] = value
+                if not isinstance(value, CerebroError):
+                    continue
+                if value.queued is WAIT_MODEL:
+                    values[index] = self._wait(items[index].outcome.record, value) or value
+                    continue
+                decision = self.policy.decide(value, attempt=attempt, waited=0.0)
+                if decision.retry:
                     retry.append(index)
-                    first = first or (items[index].event.key, value.message)
-                else:
-                    values[index] = value
+                    delay = max(delay, decision.delay)
+                    first = first or (items[index].event.key, value.message, decision.reason)
             if not retry:
                 break
-            delay = backoff_delay(attempt, self.backoff, self.max_backoff)
-            log.info("%d event(s) of %s failed (first %s: %s); retry %d/%d in %.2fs",
-                     len(retry), endpoint.key, first[0], first[1], attempt + 1, self.retries,
-                     delay)
+            log.info("%d event(s) of %s failed (first %s: %s); %s in %.2fs", len(retry),
+                     endpoint.key, first[0], first[1], first[2], delay)
             if self.stop_event.wait(delay):
                 for index in retry:
                     values[index] = RETRY
@@ -202,11 +225,27 @@ class Processor:
             attempt += 1
         return values
 
+    def _wait(self, record, error):
+        """A :class:`Later` while the policy still waits for ``record``'s model, else None
+        (the wait is over: the error is final)."""
+        now = time.monotonic()
+        started = self.first_failed.setdefault(_position(record), now)
+        decision = self.policy.decide(error, attempt=1, waited=now - started)
+        if decision.retry:
+            return Later(decision.delay)
+        self.first_failed.pop(_position(record), None)
+        return None
+
+    def _later(self, outcome, later):
+        """Mark ``outcome`` to be consumed again after the policy's delay (rewound)."""
+        outcome.status = RETRY
+        outcome.retry_after = min(outcome.retry_after or later.delay, later.delay)
+
     def _run_all(self, endpoint, items, thorough):
         """One attempt at ``items``: batch functions in chunks of ``max_size`` (one at a
         time, isolating whole-chunk failures), plain ones spread over the pool."""
         if endpoint.batch is not None:
-            size = endpoint.batch.max_size
+            size = self.core.batch_size(endpoint)
             values = []
             for start in range(0, len(items), size):
                 values += self._isolate(endpoint, items[start:start + size], thorough)
@@ -236,8 +275,8 @@ class Processor:
                   for half, out in zip(halves, outs)]
         if all(failed):
             # Both halves fail: not one poison record. Retry them all later unless this
-            # is the last attempt (or a client error, never retried): then row by row.
-            if not (thorough or error.client_error):
+            # is the last attempt (or a final error, never retried): then row by row.
+            if not (thorough or error.queued is FINAL):
                 return outs[0] + outs[1]
             values = []
             for half, out in zip(halves, outs):
@@ -328,3 +367,8 @@ class Processor:
     def close(self):
         """Wait for running handlers and stop the thread pool."""
         self.pool.shutdown(wait=True)
+
+
+def _position(record):
+    """Where a record sits in Kafka: ``(topic, partition, offset)``."""
+    return record.topic, record.partition, record.offset

@@ -11,8 +11,10 @@ commits, synchronously, the offsets the batch finished (:mod:`.offsets`).
 Nothing is in flight while ``poll()`` runs, so a rebalance never takes a
 partition with unfinished work; offsets still waiting for a commit (the
 broker was away) are committed, or dropped to be redelivered, when their
-partitions are revoked. SIGTERM lets the current batch finish (waits abandon
-at once), commits, leaves the group and exits. Broker trouble never ends the
+partitions are revoked. A partition with records to retry (the main app was
+unreachable, a model is not loaded yet) is rewound and paused until they are
+due, while the other partitions keep flowing. SIGTERM lets the current batch
+finish (waits abandon at once), commits, leaves the group and exits. Broker trouble never ends the
 loop: polls, commits and dead-letter sends are retried with capped backoff.
 """
 
@@ -20,10 +22,10 @@ import logging
 import threading
 import time
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 
-from cerebro.callbacks import backoff_delay
+from cerebro.outcomes import backoff_delay
 from cerebro.consumer.config import consumer_kwargs
 from cerebro.consumer.offsets import plan
 from cerebro.reporting import report
@@ -91,8 +93,9 @@ class Runner(ConsumerRebalanceListener):
         self.consumer = consumer
         self.pending = {}
         self.stats = Stats()
-        self.outage = Backoff(settings.consumer_retry_backoff, settings.consumer_max_backoff)
-        self.retry = Backoff(settings.consumer_retry_backoff, settings.consumer_max_backoff)
+        self.outage = Backoff(settings.retry_backoff, settings.max_backoff)
+        self.held = {}      # TopicPartition -> when it resumes (monotonic seconds)
+        self.failures = {}  # TopicPartition -> rewinds in a row (its backoff grows)
 
     # -- rebalance listener (called inside poll(), on kafka-python's IO loop) --
 
@@ -102,6 +105,9 @@ class Runner(ConsumerRebalanceListener):
         offsets = {tp: OffsetAndMetadata(self.pending.pop(tp), "", -1)
                    for tp in list(revoked) if tp in self.pending}
         log.info("partitions revoked: %s", _names(revoked))
+        for tp in revoked:
+            self.held.pop(tp, None)
+            self.failures.pop(tp, None)
         if offsets:
             try:
                 self.consumer.commit_async(offsets)
@@ -149,6 +155,7 @@ class Runner(ConsumerRebalanceListener):
         """One poll, process and commit round; never raises for broker trouble."""
         if self.pending:
             self.commit()
+        self.release()
         started = time.monotonic()
         try:
             batches = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
@@ -163,7 +170,9 @@ class Runner(ConsumerRebalanceListener):
             self.stop_event.wait(delay)
             return
         if not batches:
-            if time.monotonic() - started < 0.05:  # returned at once: do not spin
+            if self.held:  # every record waits on a held partition: poll again soon
+                self.stop_event.wait(min(0.2, max(0.0, min(self.held.values()) - started)))
+            elif time.monotonic() - started < 0.05:  # returned at once: do not spin
                 self.stop_event.wait(min(self.outage.next(), 2.0))
             return
         self.outage.reset()
@@ -175,13 +184,47 @@ class Runner(ConsumerRebalanceListener):
         self.pending.update(commits)
         self.stats.add(outcomes, sum(1 for o in outcomes if o.status != "done"))
         self.commit()
-        if rewinds:
-            delay = self.retry.next()
-            log.warning("%d partition(s) rewound to retry unfinished events in %.1fs",
-                        len(rewinds), delay)
-            self.pause(delay)
-        else:
-            self.retry.reset()
+        for tp in set(commits) - set(rewinds):
+            self.failures.pop(tp, None)  # it got through: its next trouble starts afresh
+        self.hold(rewinds, outcomes)
+
+    def hold(self, rewinds, outcomes):
+        """Pause the rewound partitions until their records are due again; the others
+        keep flowing. The wait is the outcome policy's when it gave one (a model not
+        ready yet), else a backoff growing with each rewind of that partition (the main
+        app or the dead-letter topic unreachable)."""
+        if not rewinds:
+            return
+        hints = {}
+        for outcome in outcomes:
+            if outcome.status == "retry":
+                tp = TopicPartition(outcome.record.topic, outcome.record.partition)
+                hints.setdefault(tp, []).append(outcome.retry_after)
+        now = time.monotonic()
+        for tp in rewinds:
+            waits = hints.get(tp, [None])
+            if None in waits:
+                delay = backoff_delay(self.failures.get(tp, 0), self.settings.retry_backoff,
+                                      self.settings.max_backoff)
+                self.failures[tp] = self.failures.get(tp, 0) + 1
+            else:
+                delay = min(waits)
+            self.held[tp] = now + delay
+        self.consumer.pause(*rewinds)
+        log.warning("%d partition(s) rewound to retry unfinished events in %.1fs (%s)",
+                    len(rewinds), min(self.held[tp] for tp in rewinds) - now, _names(rewinds))
+
+    def release(self):
+        """Resume the held partitions that are due (and still ours)."""
+        if not self.held:
+            return
+        now = time.monotonic()
+        due = [tp for tp, until in self.held.items() if until <= now]
+        for tp in due:
+            del self.held[tp]
+        due = [tp for tp in due if tp in self.consumer.assignment()]
+        if due:
+            self.consumer.resume(*due)
 
     def commit(self):
         """Commit pending offsets synchronously; True when they were committed."""
@@ -210,31 +253,6 @@ class Runner(ConsumerRebalanceListener):
         self.stats.commits += 1
         return True
 
-    def pause(self, seconds):
-        """Wait ``seconds`` with every partition paused, polling so the group keeps us.
-
-        Records a poll still returns (partitions newly assigned by a rebalance
-        are not paused) are not processed: their partitions are rewound to them.
-        """
-        consumer = self.consumer
-        consumer.pause(*consumer.assignment())
-        deadline = time.monotonic() + seconds
-        try:
-            while not self.stop_event.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    batches = consumer.poll(timeout_ms=int(min(remaining, 0.5) * 1000) or 1)
-                except KafkaError as exc:
-                    log.warning("poll while paused failed: %s", exc)
-                    self.stop_event.wait(min(remaining, 0.5))
-                    continue
-                for tp, batch in batches.items():
-                    consumer.seek(tp, batch[0].offset)
-        finally:
-            consumer.resume(*consumer.paused())
-
     def shutdown(self):
         """Commit what is finished, leave the group, close clients."""
         log.info("consumer stopping")
@@ -253,7 +271,7 @@ class Runner(ConsumerRebalanceListener):
 def until_connected(factory, what, settings, stop_event):
     """Call ``factory()`` until it stops raising ``KafkaError`` (no broker yet), waiting
     with capped backoff in between; ``None`` when ``stop_event`` is set first."""
-    backoff = Backoff(settings.consumer_retry_backoff, settings.consumer_max_backoff)
+    backoff = Backoff(settings.retry_backoff, settings.max_backoff)
     while not stop_event.is_set():
         try:
             return factory()

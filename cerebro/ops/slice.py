@@ -24,9 +24,10 @@ class SliceError(Exception):
 
 def _module_folder(settings, name):
     """The folder and the registry entry of module ``name``."""
-    from cerebro.registry import Registry
-    registry = Registry.discover(settings.replace(modules=(name,)))
-    module = registry.modules.get(name)
+    from cerebro.core import Core
+    core = Core.start("slice", settings.replace(modules=(name,)), load=False, watch=False,
+                      configure_logging=False)
+    module = core.registry.modules.get(name)
     if module is None or module.import_error:
         reason = module.import_error if module else "not found"
         raise SliceError(f"module {name!r} cannot be sliced: {reason}")

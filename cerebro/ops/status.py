@@ -11,6 +11,7 @@ never skipped silently, and makes the status unhealthy (exit 1).
 
 import time
 
+from cerebro.names import Names
 from cerebro.ops import supervise
 
 
@@ -51,10 +52,8 @@ def _modules(settings):
 def _queues(settings):
     """Depth and consumers of the Celery and pub-sub queues of every served module."""
     modules = supervise.served_modules(settings)
-    names = [f"{settings.queue_prefix}.{m}" for m in modules + ["default"]]
-    names += [f"{settings.pubsub_requests_exchange}.{m}" for m in modules]
-    names += [f"{settings.pubsub_requests_exchange}.{m}.retry" for m in modules]
-    names.append(settings.pubsub_dlx)
+    broker = Names.from_settings(settings)
+    names = broker.task_queues(modules) + broker.pubsub_queues(modules)
     stats = supervise.queue_stats(settings, names)
     return [{"queue": name, "messages": s[0], "consumers": s[1]}
             for name, s in stats.items() if s is not None]

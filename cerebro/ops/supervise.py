@@ -26,6 +26,7 @@ import xmlrpc.client
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cerebro.names import Names
 from cerebro.settings import PROJECT_ROOT, ConfigurationError
 
 CONFIG = PROJECT_ROOT / "supervisord.conf"
@@ -142,9 +143,8 @@ def supervisor_environment(settings, environ=None, config=CONFIG):
 def build_missing(settings, out=sys.stdout):
     """Build every module (of CEREBRO_MODULES) without a current model in the data volume;
     return the names of those that failed."""
-    from cerebro.registry import Registry
     failed = []
-    for name in sorted(Registry.discover(settings).modules):
+    for name in served_modules(settings):
         if (settings.data_volume / name / "current.json").exists():
             continue
         out.write(f"[cerebro] building {name} (no model in {settings.data_volume / name} yet)\n")
@@ -258,17 +258,22 @@ def flower_url(settings):
     return f"http://{_client_host(settings.flower_address)}:{settings.flower_port}"
 
 
+def _modules(settings):
+    """The modules the services serve, discovered as every service discovers them (no
+    models loaded, no logging set up: the command only looks)."""
+    from cerebro.core import Core
+    return Core.start("ops", settings, load=False, watch=False,
+                      configure_logging=False).registry.modules
+
+
 def served_modules(settings):
     """Names of the modules the services serve (CEREBRO_MODULES, or every module found)."""
-    from cerebro.registry import Registry
-    return sorted(Registry.discover(settings).modules)
+    return sorted(_modules(settings))
 
 
 def topic_modules(settings):
     """Names of the modules declaring a Kafka topic (the consumer's subscription)."""
-    from cerebro.registry import Registry
-    registry = Registry.discover(settings)
-    return sorted(name for name, mod in registry.modules.items()
+    return sorted(name for name, mod in _modules(settings).items()
                   if any(e.topics for e in mod.endpoints.values()))
 
 
@@ -368,8 +373,8 @@ def probes(settings, env):
 
     def worker():
         """A worker answers a Celery ping."""
-        from cerebro.tasks.celery_app import make_app
-        replies = make_app(settings).control.ping(timeout=1.0)
+        from cerebro.taskqueue.celery_app import make_app
+        replies = make_app(settings, schedules=False).control.ping(timeout=1.0)
         names = [name for reply in replies for name in reply]
         return bool(names), f"{len(names)} worker(s) answered ping"
 
@@ -392,7 +397,8 @@ def probes(settings, env):
 
     def subscriber():
         """Every module's request queue has a consumer."""
-        names = [f"{settings.pubsub_requests_exchange}.{m}" for m in served_modules(settings)]
+        broker = Names.from_settings(settings)
+        names = [broker.queue(m) for m in served_modules(settings)]
         stats = queue_stats(settings, names)
         idle = [n for n, s in stats.items() if not s or s[1] < 1]
         return not idle, ("every request queue consumed" if not idle

@@ -35,8 +35,8 @@ def register(subparsers, settings, formatter):
                    help="RabbitMQ URL (CEREBRO_BROKER_URL)")
     p.add_argument("--prefetch", type=int, default=settings.pubsub_prefetch,
                    help="unacknowledged requests per module queue (CEREBRO_PUBSUB_PREFETCH)")
-    p.add_argument("--retries", type=int, default=settings.pubsub_retries,
-                   help="retries before dead-lettering (CEREBRO_PUBSUB_RETRIES)")
+    p.add_argument("--retries", type=int, default=settings.retries,
+                   help="retries of a retryable failure before dead-lettering (CEREBRO_RETRIES)")
     p.add_argument("--requests-exchange", default=settings.pubsub_requests_exchange,
                    help="requests exchange; queues are <exchange>.<module> "
                         "(CEREBRO_PUBSUB_REQUESTS_EXCHANGE)")
@@ -56,7 +56,7 @@ def _cmd_subscribe(args, settings):
     if args.retries < 0:
         raise ConfigurationError("--retries cannot be negative")
     changes = {"broker_url": args.broker_url, "pubsub_prefetch": args.prefetch,
-               "pubsub_retries": args.retries,
+               "retries": args.retries,
                "pubsub_requests_exchange": args.requests_exchange,
                "pubsub_results_exchange": args.results_exchange, "pubsub_dlx": args.dlx}
     if args.modules is not None:
@@ -83,49 +83,37 @@ def subscribe(settings, declare_only=False):
 
     import pika.exceptions
 
-    from cerebro import logsetup
-    from cerebro.dispatch import Dispatcher
-    from cerebro.models import PeriodicThread
+    from cerebro.core import Core
     from cerebro.pubsub import topology
-    from cerebro.pubsub.contract import Names
     from cerebro.pubsub.handler import Handler
     from cerebro.pubsub.runner import Runner
     from cerebro.pubsub.session import Session
-    from cerebro.registry import Registry
 
-    logsetup.configure(settings, "subscriber")
+    core = Core.start("subscriber", settings, load=not declare_only, watch=not declare_only)
     # pika logs every failed connection attempt as ERROR with a traceback (Sherlock would
     # file each one); the session logs every loss and reconnect itself, once, as a warning.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
-    names = Names.from_settings(settings)
-    registry = Registry.discover(settings)
-    functions = served_functions(registry)
-    if declare_only:
-        try:
-            topology.declare_with(settings, names, functions)
-        except pika.exceptions.AMQPError as exc:
-            log.error("cannot declare on RabbitMQ: %s", exc or type(exc).__name__)
-            return 1
-        return 0
-
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda number, _frame: _stop(stop, number))
-    registry.refresh_models()
-    reloader = PeriodicThread(settings.reload_interval, registry.refresh_models,
-                              name="cerebro-model-reload")
-    reloader.start()
-    inbox = queue.SimpleQueue()
-    session = Session(settings, names, functions, inbox, stop).start()
-    handler = Handler(Dispatcher(registry), names, retries=settings.pubsub_retries,
-                      backoff=settings.pubsub_retry_backoff,
-                      max_backoff=settings.pubsub_max_backoff)
     try:
-        Runner(session, handler, inbox, stop,
-               max_batch=settings.pubsub_prefetch * len(functions)).run()
+        functions = served_functions(core.registry)
+        if declare_only:
+            try:
+                topology.declare_with(settings, core.names, functions)
+            except pika.exceptions.AMQPError as exc:
+                log.error("cannot declare on RabbitMQ: %s", exc or type(exc).__name__)
+                return 1
+            return 0
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda number, _frame: _stop(stop, number))
+        inbox = queue.SimpleQueue()
+        session = Session(settings, core.names, functions, inbox, stop).start()
+        try:
+            Runner(session, Handler(core), inbox, stop,
+                   max_batch=settings.pubsub_prefetch * len(functions)).run()
+        finally:
+            session.shutdown()
     finally:
-        reloader.stop()
-        session.shutdown()
+        core.stop()
     log.info("subscriber stopped")
     return 0
 

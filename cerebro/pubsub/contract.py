@@ -32,6 +32,10 @@ import pika
 
 from cerebro import jsonio
 from cerebro.errors import CerebroError, InvalidPayload
+from cerebro.names import Names, request_key, result_key
+
+__all__ = ["Delivery", "Names", "Outcome", "Publish", "dead_letter_message", "request_key",
+           "result_key", "result_message", "retry_message"]
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -45,53 +49,10 @@ ERROR_ID = "x-cerebro-error-id"          # Sherlock's id for an internal error
 STAGE = "x-cerebro-stage"                # decode | validate | handler | redelivery
 SOURCE_QUEUE = "x-cerebro-source-queue"  # the module queue the request came from
 ISOLATE = "x-cerebro-isolate"            # run alone: it was held by a subscriber that died
+WAITING_SINCE = "x-cerebro-waiting-since"  # Unix time its wait for a model began
 
 JSON = "application/json"
 PERSISTENT = pika.DeliveryMode.Persistent
-
-
-class RedeliveryLimit(CerebroError):
-    """A request was redelivered (its subscriber died or lost RabbitMQ) too many times."""
-
-    type = "redelivery_limit"
-
-
-@dataclass(frozen=True)
-class Names:
-    """Every exchange and queue name, derived from the settings."""
-
-    requests: str
-    results: str
-    dlx: str
-
-    @classmethod
-    def from_settings(cls, settings):
-        """The names configured by ``CEREBRO_PUBSUB_*``."""
-        return cls(settings.pubsub_requests_exchange, settings.pubsub_results_exchange,
-                   settings.pubsub_dlx)
-
-    @property
-    def dead_letter_queue(self):
-        """The durable queue keeping every dead letter (named like its exchange)."""
-        return self.dlx
-
-    def queue(self, module):
-        """The durable request queue of ``module``."""
-        return f"{self.requests}.{module}"
-
-    def retry_queue(self, module):
-        """Where retried requests of ``module`` wait (per-message TTL) before going back."""
-        return f"{self.requests}.{module}.retry"
-
-
-def request_key(module, function):
-    """The routing key of a request."""
-    return f"{module}.{function}"
-
-
-def result_key(module, function, status):
-    """The routing key of a result on the results exchange."""
-    return f"{module}.{function}.{status}"
 
 
 @dataclass
@@ -139,6 +100,14 @@ class Delivery:
         """Fix the idempotency key: ``message_id``, else ``correlation_id``, else a fresh id."""
         props = self.properties
         self.message_id = props.message_id or props.correlation_id or f"amqp-{uuid.uuid4().hex}"
+
+    @property
+    def waiting_since(self):
+        """When this request's wait for its model began (Unix time), or None."""
+        try:
+            return float(self.headers[WAITING_SINCE])
+        except (KeyError, TypeError, ValueError):
+            return None
 
     @property
     def isolate(self):
@@ -206,15 +175,18 @@ def _copy(properties, headers, **changes):
     return pika.BasicProperties(delivery_mode=PERSISTENT, headers=headers, **values)
 
 
-def retry_message(names, delivery, delay, *, charge=True, isolate=None):
+def retry_message(names, delivery, delay, *, charge=True, isolate=None, waiting_since=None):
     """The request again, to its module's retry queue, delayed ``delay`` seconds.
 
     ``charge`` counts an attempt (``x-cerebro-attempts`` + 1); ``isolate`` sets
-    or keeps the ``x-cerebro-isolate`` mark (None keeps what the request had).
+    or keeps the ``x-cerebro-isolate`` mark (None keeps what the request had);
+    ``waiting_since`` marks when its wait for a model began.
     """
     headers = dict(delivery.headers)
     headers[ATTEMPTS] = delivery.attempts + (1 if charge else 0)
     headers[ROUTING_KEY] = delivery.key
+    if waiting_since is not None:
+        headers[WAITING_SINCE] = str(waiting_since)
     if isolate is not None:
         headers[ISOLATE] = 1 if isolate else 0
     headers.pop("x-death", None)  # the broker's dead-lettering history grows otherwise

@@ -8,11 +8,16 @@ Tagline: Sort the post by door, open each door once, and leave a note for every 
 published (and confirmed) before the request is acked:
 
 * success: the result;
-* a caller's mistake (malformed JSON, an invalid payload, an unknown function,
-  a client error raised by the function): a failed result and a dead letter;
-* our failure (a bug, a model not loaded): the request again, to the module's
-  retry queue with ``x-cerebro-attempts`` + 1 and an exponential delay; past
-  ``CEREBRO_PUBSUB_RETRIES`` retries, a failed result and a dead letter;
+* otherwise what the outcome policy every transport shares says
+  (:mod:`cerebro.outcomes`): a final error (malformed JSON, an invalid
+  payload, an unknown function, a client error raised by the function) gives
+  a failed result and a dead letter; a retryable one (a bug, a dependency
+  unavailable) sends the request again, to the module's retry queue with
+  ``x-cerebro-attempts`` + 1 and an exponential delay, and past
+  ``CEREBRO_RETRIES`` retries a failed result and a dead letter; a model that
+  is not ready sends it round every ``CEREBRO_MODEL_RETRY_DELAY`` seconds
+  (uncharged, ``x-cerebro-waiting-since`` marking when the wait began) until
+  ``CEREBRO_MODEL_WAIT`` seconds have passed;
 * a redelivery (a subscriber died holding it, or RabbitMQ went away): the
   request may be the culprit or a bystander, so it is not charged but marked
   ``x-cerebro-isolate`` and sent round again; an isolated request runs alone
@@ -26,12 +31,12 @@ Valid calls to one endpoint are run together through ``Dispatcher.run_batch``
 """
 
 import logging
+import time
 from collections import Counter
 
-from cerebro.callbacks import backoff_delay
-from cerebro.errors import CerebroError, InternalError
-from cerebro.pubsub.contract import (FAILED, SUCCEEDED, Outcome, RedeliveryLimit,
-                                     dead_letter_message, result_message, retry_message)
+from cerebro.errors import FINAL, WAIT_MODEL, CerebroError, InternalError, RedeliveryLimit
+from cerebro.pubsub.contract import (FAILED, SUCCEEDED, Outcome, dead_letter_message,
+                                     result_message, retry_message)
 from cerebro.reporting import report
 
 log = logging.getLogger(__name__)
@@ -43,12 +48,11 @@ DEFAULT_CHUNK = 256
 class Handler:
     """Turns deliveries into :class:`~cerebro.pubsub.contract.Outcome` lists."""
 
-    def __init__(self, dispatcher, names, *, retries=3, backoff=0.5, max_backoff=30.0):
-        self.dispatcher = dispatcher
-        self.names = names
-        self.retries = retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+    def __init__(self, core):
+        self.core = core
+        self.dispatcher = core.dispatcher
+        self.policy = core.policy
+        self.names = core.names
         self.counts = Counter()
 
     def handle(self, deliveries):
@@ -66,7 +70,7 @@ class Handler:
                 groups.setdefault(prepared.endpoint.key, []).append((index, delivery, prepared))
         for members in groups.values():
             endpoint = members[0][2].endpoint
-            size = endpoint.batch.max_size if endpoint.batch is not None else DEFAULT_CHUNK
+            size = self.core.batch_size(endpoint) if endpoint.batch is not None else DEFAULT_CHUNK
             for start in range(0, len(members), size):
                 chunk = members[start:start + size]
                 for (index, delivery, _call), outcome in zip(chunk, self._run(chunk)):
@@ -86,7 +90,7 @@ class Handler:
             # Held by a subscriber that died: maybe the culprit, maybe a bystander. Not
             # charged; from now on it runs alone, so a next death is its own.
             return Outcome(delivery, "isolated", [retry_message(
-                self.names, delivery, self.backoff / 10, charge=False, isolate=True)])
+                self.names, delivery, self.policy.backoff / 10, charge=False, isolate=True)])
         try:
             payload = delivery.payload()
         except CerebroError as error:
@@ -94,8 +98,6 @@ class Handler:
         try:
             return self.dispatcher.prepare(delivery.module, delivery.function, payload)
         except CerebroError as error:
-            if error.client_error:
-                return self._dead(delivery, error, "validate")
             return self._again(delivery, error, "validate")
 
     def _run(self, chunk):
@@ -110,10 +112,7 @@ class Handler:
         outcomes = []
         for delivery, call, result in zip(deliveries, calls, results):
             if isinstance(result, CerebroError):
-                if result.client_error:
-                    outcomes.append(self._dead(delivery, result, "handler"))
-                else:
-                    outcomes.append(self._again(delivery, result, "handler"))
+                outcomes.append(self._again(delivery, result, "handler"))
                 continue
             try:
                 publish = result_message(self.names, delivery, SUCCEEDED, result=result)
@@ -127,20 +126,31 @@ class Handler:
     def defer(self, deliveries):
         """Outcomes sending requests back through the retry queue unchanged and uncharged
         (isolated requests waiting for their turn to run alone)."""
-        outcomes = [Outcome(d, "deferred", [retry_message(self.names, d, self.backoff / 10,
+        outcomes = [Outcome(d, "deferred", [retry_message(self.names, d, self.policy.backoff / 10,
                                                           charge=False)]) for d in deliveries]
         for outcome in outcomes:
             self.counts[outcome.kind] += 1
         return outcomes
 
     def _again(self, delivery, error, stage):
-        """Retry later through the retry queue, or dead-letter past the retry limit."""
-        if delivery.attempts >= self.retries:
+        """What the outcome policy says after a failed attempt: the request again through
+        the retry queue, or (final) a failed result and a dead letter."""
+        if error.queued is FINAL:
             return self._dead(delivery, error, stage)
-        delay = backoff_delay(delivery.attempts, self.backoff, self.max_backoff)
-        log.info("request %s (%s): %s; retry %d/%d in %.2fs", delivery.message_id, delivery.key,
-                 getattr(error, "message", error), delivery.attempts + 1, self.retries, delay)
-        return Outcome(delivery, "retried", [retry_message(self.names, delivery, delay)])
+        if error.queued is WAIT_MODEL:
+            since = delivery.waiting_since or time.time()
+            decision = self.policy.decide(error, attempt=delivery.attempts + 1,
+                                          waited=time.time() - since)
+            retry = decision.retry and retry_message(self.names, delivery, decision.delay,
+                                                     charge=False, waiting_since=since)
+        else:
+            decision = self.policy.decide(error, attempt=delivery.attempts + 1, waited=0.0)
+            retry = decision.retry and retry_message(self.names, delivery, decision.delay)
+        if not retry:
+            return self._dead(delivery, error, stage)
+        log.info("request %s (%s): %s; %s, again in %.2fs", delivery.message_id, delivery.key,
+                 getattr(error, "message", error), decision.reason, decision.delay)
+        return Outcome(delivery, "retried", [retry])
 
     def _dead(self, delivery, error, stage):
         """A failed result for the caller and a dead letter; reported (never silent)."""

@@ -30,7 +30,7 @@ import pika
 import pika.exceptions
 from pika.spec import Basic
 
-from cerebro.callbacks import backoff_delay
+from cerebro.outcomes import backoff_delay
 from cerebro.pubsub import topology
 from cerebro.pubsub.contract import Delivery
 from cerebro.reporting import report
@@ -94,7 +94,7 @@ class Session:
             if self.stop_event.is_set():
                 break
             delay = backoff_delay(self._failures, self.settings.pubsub_reconnect_backoff,
-                                  self.settings.pubsub_max_backoff)
+                                  self.settings.max_backoff)
             self._failures += 1
             log.warning("reconnecting to RabbitMQ in %.1fs", delay)
             self.stop_event.wait(delay)

@@ -24,7 +24,7 @@ import logging
 import pika
 import pika.exceptions
 
-from cerebro.pubsub.contract import request_key
+from cerebro.names import request_key
 from cerebro.settings import ConfigurationError
 
 log = logging.getLogger(__name__)

@@ -36,8 +36,9 @@ def run_celery(app, argv):
 
 def _modules(settings):
     """Names of the modules a default worker serves (every discovered module)."""
-    from cerebro.registry import Registry
-    return sorted(Registry.discover(settings).modules)
+    from cerebro.core import Core
+    core = Core.start("worker", settings, load=False, watch=False, configure_logging=False)
+    return sorted(core.registry.modules)
 
 
 def _cmd_worker(args, settings):
@@ -46,20 +47,22 @@ def _cmd_worker(args, settings):
         print("cerebro worker: CEREBRO_CALLBACK_SECRET is empty; callbacks to the main app "
               "must be signed", file=sys.stderr)
         return 2
-    from cerebro import logsetup
-    logsetup.configure(settings.replace(log_level=args.loglevel), "worker")
-    names = [n for n in (args.queues or "").split(",") if n.strip()]
+    from cerebro.core import Core
+    from cerebro.taskqueue.celery_app import make_app
+    from cerebro.tasks import task  # noqa: F401  (the shared tasks join the app)
+    settings = settings.replace(log_level=args.loglevel)
+    core = Core.start("worker", settings, load=False, watch=False)  # models: per pool process
+    names = [n.strip() for n in (args.queues or "").split(",") if n.strip()]
     if not names:
         # every module, plus the default queue where scheduled jobs (sherlock.digest) land
-        modules = _modules(settings)
+        modules = sorted(core.registry.modules)
         names = modules + ["default"] if modules else []
     if not names:
         print(f"cerebro worker: no modules in {settings.modules_package}/ and no --queues",
               file=sys.stderr)
         return 2
-    from cerebro.tasks import task  # noqa: F401  (registers the tasks)
-    from cerebro.tasks.celery_app import app, worker_queues
-    queues = ",".join(worker_queues(settings, [n.strip() for n in names]))
+    app = make_app(settings)
+    queues = ",".join(core.names.worker_queues(names))
     concurrency = args.concurrency or settings.worker_concurrency or os.cpu_count() or 1
     hostname = args.hostname.replace("{pid}", str(os.getpid()))
     argv = ["worker", f"--queues={queues}", f"--concurrency={concurrency}",
@@ -80,7 +83,8 @@ def _cmd_flower(args, settings):
     # Through the environment, so the password never shows in `ps`.
     password = settings.flower_password.get_secret_value()
     os.environ["FLOWER_BASIC_AUTH"] = f"{settings.flower_user}:{password}"
-    from cerebro.tasks.celery_app import app
+    from cerebro.taskqueue.celery_app import make_app
+    app = make_app(settings)
     argv = ["flower", f"--port={args.port}", f"--address={args.address}",
             f"--purge_offline_workers={args.purge_offline_workers}"]
     return run_celery(app, argv)
@@ -92,7 +96,8 @@ def _cmd_beat(args, settings):
     logsetup.configure(settings.replace(log_level=args.loglevel), "beat")
     schedule = Path(args.schedule)
     schedule.parent.mkdir(parents=True, exist_ok=True)
-    from cerebro.tasks.celery_app import app
+    from cerebro.taskqueue.celery_app import make_app
+    app = make_app(settings)
     argv = ["beat", f"--schedule={schedule}", f"--loglevel={args.loglevel}",
             f"--max-interval={args.max_interval}"]
     return run_celery(app, argv)
@@ -176,10 +181,11 @@ def _cmd_retry(args, settings):
 
 def _cmd_queues_delete(args, settings):
     """Delete the task queues (empty ones only, unless --force) and their exchanges."""
-    from cerebro.tasks.celery_app import worker_queues
-    from cerebro.tasks.topology import delete, task_names
+    from cerebro.names import Names
+    from cerebro.taskqueue.topology import delete
     names = [n.strip() for n in (args.queues or "").split(",") if n.strip()]
-    queues = worker_queues(settings, names) if names else task_names(settings, _modules(settings))
+    broker = Names.from_settings(settings)
+    queues = broker.worker_queues(names) if names else broker.task_queues(_modules(settings))
     url = settings.broker_url.get_secret_value()
     kept = delete(url, queues, [], if_empty=not args.force)
     delete(url, [], [q for q in queues if q not in kept])

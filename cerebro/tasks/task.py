@@ -4,61 +4,67 @@ Date:    2026-11-24
 Subject: The worker side: one generic task running any expose function, and callback delivery.
 Tagline: Do the work once, then knock until the main app hears it.
 
-``cerebro.run(module, function, payload, meta)`` goes through the same
-dispatch core as the REST API (validate, run, type the error), then hands
-its outcome to the main app as a signed callback. The outcome is stored in
-the result backend *before* the callback is sent, so ``GET /v1/tasks/<id>``
-agrees with the callback the moment it arrives.
+``cerebro.run(module, function, payload, meta)`` goes through the core every
+transport shares (:class:`cerebro.core.Core`: validate, run, type the error),
+and a failure is retried, waits for its model or is final as the outcome
+policy says (:mod:`cerebro.outcomes`); the retries wait in RabbitMQ as
+countdown tasks, never in a worker slot. The finished outcome goes to the main
+app as a signed callback; it is stored in the result backend *before* the
+callback is sent, so ``GET /v1/tasks/<id>`` agrees with the callback the
+moment it arrives.
 
 A callback that cannot be delivered at once is not retried inside the task:
 ``cerebro.deliver_callback`` is scheduled with a countdown (exponential
 backoff with jitter; on quorum queues it waits in RabbitMQ's delayed-delivery
 queues, rounded up to whole seconds) carrying the finished body, so the
-function is never recomputed and no worker slot waits for the main app. When the retry window
-is over, or the main app answers with a final 4xx, the callback goes to the
-dead-letter store and is reported as an exception.
+function is never recomputed and no worker slot waits for the main app. When
+the retry window is over, or the main app answers with a final 4xx, the
+callback goes to the dead-letter store and is reported as an exception.
+
+The tasks are shared tasks: they join the app ``cerebro worker`` makes from its
+settings (:func:`cerebro.taskqueue.celery_app.make_app`); nothing here reads
+the environment.
 """
 
 import logging
 import threading
 import time
 
-from celery import signals
+from celery import Task, shared_task, signals
 
 from cerebro.callbacks import (CallbackURLs, DeadLetterStore, DeliveryError, MainAppClient,
-                               PermanentDeliveryError, RetryWindowExpired, backoff_delay)
-from cerebro.dispatch import Dispatcher
-from cerebro.errors import CerebroError, InternalError, InvalidPayload, ModelNotReady
+                               PermanentDeliveryError, RetryWindowExpired)
+from cerebro.core import Core
+from cerebro.errors import CerebroError, InternalError, InvalidPayload
+from cerebro.outcomes import backoff_delay
 from cerebro.reporting import report
-from cerebro.tasks.celery_app import (DELIVER_TASK, RUN_TASK, app, countdown, queue_name,
-                                      settings)
+from cerebro.taskqueue.celery_app import DELIVER_TASK, RUN_TASK, countdown, settings_of
 
 log = logging.getLogger(__name__)
 
 
 class WorkerState:
-    """Everything a worker process needs, built once per process."""
+    """Everything a worker process needs, built once per process: the core (modules, models
+    and their reloader, the outcome policy) and the main-app client."""
 
     def __init__(self, settings):
-        from cerebro import logsetup
-        from cerebro.models import PeriodicThread
-        from cerebro.registry import Registry
-
-        logsetup.configure(settings, "worker")
         self.settings = settings
-        self.registry = Registry.discover(settings)
-        self.registry.refresh_models()
-        self.dispatcher = Dispatcher(self.registry)
+        self.core = Core.start("worker", settings)
         self.client = MainAppClient.from_settings(settings)
         self.urls = CallbackURLs.from_settings(settings)
         self.deadletters = DeadLetterStore.from_settings(settings)
-        self.watcher = PeriodicThread(settings.reload_interval, self.registry.refresh_models,
-                                      name="cerebro-worker-model-watcher")
-        self.watcher.start()
 
 
+_app = None
 _state = None
 _state_lock = threading.Lock()
+
+
+@signals.worker_init.connect
+def _remember_app(sender=None, **_kwargs):
+    """Keep the app this worker runs: its settings build every process's state."""
+    global _app
+    _app = sender.app
 
 
 def state():
@@ -67,7 +73,7 @@ def state():
     global _state
     with _state_lock:
         if _state is None:
-            _state = WorkerState(settings)
+            _state = WorkerState(settings_of(_app))
         return _state
 
 
@@ -85,7 +91,7 @@ def _now():
     return time.time()
 
 
-class RunTask(app.Task):
+class RunTask(Task):
     """Base of ``cerebro.run``: sends the first callback once the outcome is stored."""
 
     def after_return(self, status, retval, task_id, args, kwargs, einfo):
@@ -100,43 +106,26 @@ class RunTask(app.Task):
                    function=retval.get("function"), task_id=task_id)
 
 
-@app.task(name=RUN_TASK, bind=True, base=RunTask, max_retries=None)
+@shared_task(name=RUN_TASK, bind=True, base=RunTask, max_retries=None)
 def run(self, module, function, payload, meta):
-    """Run ``module.function(payload)`` through the dispatch core; return the callback body."""
+    """Run ``module.function(payload)`` through the core; return the callback body."""
     started = _now()
     meta = meta or {}
     task_id = self.request.id
     status, result, error = "succeeded", None, None
     try:
-        st = state()
-        call = st.dispatcher.prepare(module, function, payload)
-        result = st.dispatcher.run(call, service="worker", request_id=meta.get("request_id"),
-                                   task_id=task_id)
-    except ModelNotReady as exc:
-        waited = _now() - float(meta.get("submitted_at") or started)
-        if waited < settings.model_wait:
-            delay = countdown(settings, settings.model_retry_delay)
-            log.warning("task %s: %s; retrying in %gs", task_id, exc, delay)
-            # the queue is named: a message that came through native delayed delivery
-            # carries that route, from which Celery would pick the default queue
-            raise self.retry(countdown=delay, max_retries=None,
-                             queue=queue_name(settings, module))
-        status, error = "failed", exc.to_dict()
-        report(exc, service="worker", module=module, function=function, task_id=task_id)
-    except InvalidPayload as exc:
-        log.warning("task %s: payload rejected in the worker: %s", task_id, exc.message)
-        status, error = "failed", exc.to_dict()
-    except InternalError as exc:  # already reported by the dispatcher
-        status, error = "failed", exc.to_dict()
-    except CerebroError as exc:
-        status, error = "failed", exc.to_dict()
-        if not exc.client_error:
-            report(exc, service="worker", module=module, function=function, task_id=task_id)
-    except Exception as exc:  # a bug outside the function (state, registry...)
-        internal = InternalError(f"{module}.{function} failed in the worker: {type(exc).__name__}")
-        report(exc, service="worker", module=module, function=function, task_id=task_id,
-               error_id=internal.error_id)
-        status, error = "failed", internal.to_dict()
+        core = state().core
+        call = core.dispatcher.prepare(module, function, payload)
+        result = core.dispatcher.run(call, service="worker", request_id=meta.get("request_id"),
+                                     task_id=task_id)
+    except Exception as exc:  # typed by the dispatcher; anything else is a bug outside it
+        failure = exc if isinstance(exc, CerebroError) else _bug(exc, module, function, task_id)
+        _retry_if_the_policy_says(self, failure, module, meta, started)
+        status, error = "failed", failure.to_dict()
+        if isinstance(failure, InvalidPayload):
+            log.warning("task %s: payload rejected in the worker: %s", task_id, failure.message)
+        elif not failure.client_error and not isinstance(failure, InternalError):
+            report(failure, service="worker", module=module, function=function, task_id=task_id)
     finished = _now()
     submitted = meta.get("submitted_at")
     return {
@@ -157,6 +146,30 @@ def run(self, module, function, payload, meta):
         "attempts": self.request.retries + 1,
         "redelivered": bool((self.request.delivery_info or {}).get("redelivered")),
     }
+
+
+def _bug(exc, module, function, task_id):
+    """A bug outside the function (state, registry...): reported, typed as internal."""
+    internal = InternalError(f"{module}.{function} failed in the worker: {type(exc).__name__}")
+    report(exc, service="worker", module=module, function=function, task_id=task_id,
+           error_id=internal.error_id)
+    return internal
+
+
+def _retry_if_the_policy_says(task, error, module, meta, started):
+    """Raise Celery's ``Retry`` (a countdown task on the module's queue) when the outcome
+    policy retries ``error``; return when the failure is final."""
+    st = state()
+    waited = _now() - float(meta.get("submitted_at") or started)
+    decision = st.core.policy.decide(error, attempt=task.request.retries + 1, waited=waited)
+    if not decision.retry:
+        return
+    delay = countdown(st.settings, decision.delay)
+    log.warning("task %s: %s: %s (%s); retrying in %gs", task.request.id, error.type,
+                error.message, decision.reason, delay)
+    # the queue is named: a message that came through native delayed delivery carries
+    # that route, from which Celery would pick the default queue
+    raise task.retry(countdown=delay, max_retries=None, queue=st.core.names.task_queue(module))
 
 
 def send_callback(body, requested_url, *, first_attempt_at, attempt):
@@ -182,6 +195,7 @@ def attempt_callback(body, url, *, first_attempt_at, attempt):
     """One delivery attempt of ``body`` to the already resolved ``url``; schedules the next
     attempt or dead-letters on failure."""
     st = state()
+    settings = st.settings
     key = body["task_id"]
     result = st.client.attempt(url, body, key)
     if result.ok:
@@ -209,7 +223,7 @@ def attempt_callback(body, url, *, first_attempt_at, attempt):
     try:
         deliver_callback.apply_async(
             args=[body, url, first_attempt_at, attempt + 1], countdown=delay,
-            queue=queue_name(settings, body["module"]))
+            queue=st.core.names.task_queue(body["module"]))
     except Exception as exc:  # the broker is gone too: keep the callback, loudly
         _dead_letter(DeliveryError(f"callback {key}: {result.describe()}; and the retry could "
                                    f"not be scheduled: {type(exc).__name__}: {exc}",
@@ -217,7 +231,7 @@ def attempt_callback(body, url, *, first_attempt_at, attempt):
     return result
 
 
-@app.task(name=DELIVER_TASK, bind=True, ignore_result=True)
+@shared_task(name=DELIVER_TASK, bind=True, ignore_result=True)
 def deliver_callback(self, body, url, first_attempt_at, attempt):
     """A later attempt at a callback whose function already ran (never recomputed).
 

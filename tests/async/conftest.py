@@ -54,7 +54,7 @@ def async_env(rabbit_url, redis_url, tmp_path, request, celery_shared_topology):
 
 def _delete_queues(url, names):
     """Remove a test's durable queues and their exchanges from the (possibly shared) broker."""
-    from cerebro.tasks.topology import delete
+    from cerebro.taskqueue.topology import delete
     try:
         delete(url, names, names)
     except OSError:

@@ -10,6 +10,8 @@ import pytest
 from cerebro.callbacks import (CallbackURLs, DeadLetterStore, MainAppClient,
                                PermanentDeliveryError, RetryWindowExpired, backoff_delay, signing)
 from cerebro.errors import InvalidPayload
+from cerebro.names import Names
+from cerebro.settings import load_settings
 from receiver import Receiver
 from support import run_cli
 
@@ -122,8 +124,10 @@ def test_retry_to_a_configured_absolute_url_is_not_checked_against_the_allow_lis
         url = receiver.url + "/enrich"
         urls = CallbackURLs("http://main.invalid:8080",
                             paths=(f"listing_enrichment.enrich={url}",))
+        settings = load_settings()
         fake = SimpleNamespace(urls=urls, client=MainAppClient(SECRET, timeout=2),
-                               deadletters=DeadLetterStore(tmp_path / "dl"))
+                               deadletters=DeadLetterStore(tmp_path / "dl"), settings=settings,
+                               core=SimpleNamespace(names=Names.from_settings(settings)))
         monkeypatch.setattr(task, "_state", fake)
         reported = []
         monkeypatch.setattr(task, "report", lambda *a, **kw: reported.append(a))

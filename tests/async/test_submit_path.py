@@ -11,9 +11,11 @@ from kombu import Connection
 
 from cerebro import jsonio
 from cerebro.settings import load_settings
-from cerebro.tasks.amqp import BrokerUnavailable, TaskPublisher, origin_nodename, task_message
-from cerebro.tasks.celery_app import RUN_TASK, make_app, queue_name
-from cerebro.tasks.redispipe import RedisPipe
+from cerebro.taskqueue.publisher import (BrokerUnavailable, TaskPublisher, origin_nodename,
+                                         task_message)
+from cerebro.names import Names
+from cerebro.taskqueue.celery_app import RUN_TASK, make_app
+from cerebro.clients.redis import RedisPipe
 from support import free_port
 
 
@@ -40,15 +42,15 @@ def _cleanup(url, settings, *modules):
     with Connection(url) as conn:
         channel = conn.channel()
         for module in modules:
-            channel.queue_delete(queue_name(settings, module))
-            channel.exchange_delete(queue_name(settings, module))
+            channel.queue_delete(Names.from_settings(settings).task_queue(module))
+            channel.exchange_delete(Names.from_settings(settings).task_queue(module))
 
 
 @pytest.mark.parametrize("queue_type", ["quorum", "classic"])
 def test_message_is_what_celery_send_task_publishes(rabbit_url, redis_url, queue_type):
     settings = _settings(rabbit_url, redis_url, CEREBRO_QUEUE_TYPE=queue_type)
     app = make_app(settings)
-    queue = queue_name(settings, "jobs")
+    queue = Names.from_settings(settings).task_queue("jobs")
     args = ["jobs", "square", {"x": 7}, {"callback_url": None, "submitted_at": 1.5,
                                          "request_id": "r-1"}]
     try:
@@ -106,7 +108,7 @@ def _declared_type(url, queue):
 
 
 def test_countdowns_are_whole_seconds_on_quorum_queues():
-    from cerebro.tasks.celery_app import countdown
+    from cerebro.taskqueue.celery_app import countdown
     quorum, classic = load_settings({}), load_settings({"CEREBRO_QUEUE_TYPE": "classic"})
     assert quorum.queue_type == "quorum"
     # native delayed delivery truncates to whole seconds and refuses less than one: round up
@@ -119,7 +121,7 @@ def test_countdowns_are_whole_seconds_on_quorum_queues():
 def test_a_message_no_queue_takes_is_an_error_not_a_silent_loss(rabbit_url, redis_url):
     settings = _settings(rabbit_url, redis_url)
     app = make_app(settings)
-    queue = queue_name(settings, "jobs")
+    queue = Names.from_settings(settings).task_queue("jobs")
 
     async def scenario():
         publisher = TaskPublisher(rabbit_url, app.amqp.queues.__getitem__)
@@ -177,7 +179,7 @@ def _submit_call(module="jobs", function="square"):
 
 
 def test_submitter_marks_queued_publishes_and_reads_the_state(rabbit_url, redis_url):
-    from cerebro.tasks.submit import Submitter
+    from cerebro.api.submit import Submitter
     settings = _settings(rabbit_url, redis_url)
     app = make_app(settings)
 
@@ -203,7 +205,8 @@ def test_submitter_marks_queued_publishes_and_reads_the_state(rabbit_url, redis_
 
     try:
         first, second = asyncio.run(scenario())
-        ids = [_get(rabbit_url, queue_name(settings, "jobs"))[2]["id"] for _ in range(2)]
+        queue = Names.from_settings(settings).task_queue("jobs")
+        ids = [_get(rabbit_url, queue)[2]["id"] for _ in range(2)]
         assert ids == [first, second]
     finally:
         _cleanup(rabbit_url, settings, "jobs")
@@ -212,7 +215,7 @@ def test_submitter_marks_queued_publishes_and_reads_the_state(rabbit_url, redis_
 def test_submitter_answers_503_at_once_when_redis_is_down_and_publishes_nothing(
         rabbit_url, redis_url):
     from cerebro.errors import Unavailable
-    from cerebro.tasks.submit import Submitter
+    from cerebro.api.submit import Submitter
     settings = _settings(rabbit_url, f"redis://127.0.0.1:{free_port()}/0")
     app = make_app(settings)
 
@@ -234,7 +237,7 @@ def test_submitter_answers_503_at_once_when_redis_is_down_and_publishes_nothing(
         with Connection(rabbit_url) as conn:  # nothing was published (the queue may not exist)
             channel = conn.channel()
             try:
-                assert channel.queue_declare(queue_name(settings, "jobs"),
+                assert channel.queue_declare(Names.from_settings(settings).task_queue("jobs"),
                                              passive=True).message_count == 0
             except Exception as exc:  # not even declared: fine, nothing was published
                 assert "NOT_FOUND" in str(exc)
@@ -284,11 +287,11 @@ def test_queues_delete_keeps_queues_holding_messages_unless_forced(rabbit_url, r
     import subprocess
     import sys
 
-    from cerebro.tasks.topology import existing
+    from cerebro.taskqueue.topology import existing
     from support import cerebro_env
     settings = _settings(rabbit_url, redis_url, CEREBRO_QUEUE_TYPE="classic")
     app = make_app(settings)
-    names = [queue_name(settings, m) for m in ("jobs", "default")]
+    names = [Names.from_settings(settings).task_queue(m) for m in ("jobs", "default")]
     env = cerebro_env(CEREBRO_BROKER_URL=rabbit_url, CEREBRO_QUEUE_PREFIX=settings.queue_prefix,
                       CEREBRO_MODULES_PACKAGE="fixture_modules", CEREBRO_MODULES="jobs")
 

@@ -9,12 +9,11 @@ from collections import namedtuple
 
 import pytest
 
-from cerebro.consumer.fastclient import FastClient
+from cerebro.clients.http import FastClient
 from cerebro.consumer.notify import Notifier
 from cerebro.consumer.processor import DONE, Processor
 from cerebro.consumer.router import Router
-from cerebro.dispatch import Dispatcher
-from cerebro.registry import Registry
+from cerebro.core import Core
 from cerebro.settings import load_settings
 from conftest import SECRET
 
@@ -61,15 +60,16 @@ def scored():
 def processor(receiver, tmp_path):
     """A processor over ``kafka_batch_fixtures`` posting to a real receiver."""
     main_app = receiver()
-    registry = Registry.discover(load_settings().replace(
-        modules_package="kafka_batch_fixtures", modules=(), data_volume=tmp_path))
-    router = Router(registry, (TOPIC,))
+    core = Core.start("consumer", load_settings().replace(
+        modules_package="kafka_batch_fixtures", modules=(), data_volume=tmp_path,
+        consumer_concurrency=4, retries=2, retry_backoff=0.01, max_backoff=0.05),
+        watch=False, configure_logging=False)
+    router = Router(core.registry, (TOPIC,))
     client = FastClient(SECRET, timeout=5, connections=2, pipeline=8)
     notifier = Notifier(client, main_app.url, "/cerebro/events/{module}/{function}",
                         retries=1, backoff=0.01, max_backoff=0.05)
     dead = DeadLetters()
-    proc = Processor(router, Dispatcher(registry), notifier, dead, concurrency=4, retries=2,
-                     backoff=0.01, max_backoff=0.05, stop_event=threading.Event())
+    proc = Processor(router, core, notifier, dead, stop_event=threading.Event())
     proc.main_app, proc.dead = main_app, dead
     yield proc
     proc.close()

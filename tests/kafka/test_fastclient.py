@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cerebro.callbacks import verify
-from cerebro.consumer.fastclient import FastClient
+from cerebro.clients.http import FastClient
 from conftest import SECRET
 from support import free_port
 

@@ -6,9 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from cerebro.dispatch import Dispatcher
 from cerebro.errors import InvalidPayload
-from cerebro.registry import Registry
+from cerebro.core import Core
 from cerebro.settings import load_settings
 from modules.vigilante.expose import EXAMPLE
 from modules.vigilante.src import extract, model, transform
@@ -39,10 +38,9 @@ def volume(tmp_path_factory):
 def dispatcher(volume):
     """The dispatch core over vigilante only, its model loaded."""
     settings = load_settings().replace(data_volume=volume, modules=("vigilante",))
-    registry = Registry.discover(settings)
-    registry.refresh_models()
-    assert registry.module("vigilante").ready
-    return Dispatcher(registry)
+    core = Core.start("test", settings, watch=False, configure_logging=False)
+    assert core.registry.module("vigilante").ready
+    return core.dispatcher
 
 
 def test_screen_is_declared_for_the_listings_topic(dispatcher):

@@ -5,8 +5,8 @@ import shelve
 
 import sherlock
 from cerebro.settings import load_settings
-from cerebro.tasks.celery_app import make_app
-from cerebro.tasks.topology import delete
+from cerebro.taskqueue.celery_app import make_app
+from cerebro.taskqueue.topology import delete
 from procs import Inbox, Proc, wait_for
 from sherlock.settings import load_settings as sherlock_settings
 from support import REPO, TESTS, free_port

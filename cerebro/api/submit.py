@@ -6,11 +6,12 @@ Tagline: Say "got it" in a blink, and mean it.
 
 Everything runs on the IOLoop, with no thread hand-off: the Celery task
 message is built here (protocol 2, JSON) and published by
-:class:`~cerebro.tasks.amqp.TaskPublisher` on this process's one long-lived
-AMQP channel, while the "queued" marker goes to Redis in one ``SET NX`` on a
-pipelined connection (:class:`~cerebro.tasks.redispipe.RedisPipe`), at the
-same time. With ``CEREBRO_PUBLISH_CONFIRM`` (the
-default) the 202 is sent only after RabbitMQ confirmed the persistent
+:class:`~cerebro.taskqueue.publisher.TaskPublisher` on this process's one
+long-lived AMQP channel, while the "queued" marker goes to Redis in one
+``SET NX`` on a pipelined connection (:class:`~cerebro.clients.redis.RedisPipe`,
+the process's one Redis client, which also reads task states), at the same
+time. With ``CEREBRO_PUBLISH_CONFIRM`` (the default) the 202 is sent only
+after RabbitMQ confirmed the persistent
 message, so an acknowledged task survives a broker restart and will run.
 
 When RabbitMQ is down the client gets a 503 at once: the publisher knows the
@@ -31,10 +32,12 @@ from redis.exceptions import RedisError
 
 from cerebro import jsonio
 from cerebro.callbacks import CallbackURLs
+from cerebro.clients.redis import RedisPipe
 from cerebro.errors import Unavailable
-from cerebro.tasks.amqp import BrokerUnavailable, TaskPublisher, origin_nodename, task_message
-from cerebro.tasks.celery_app import RUN_TASK, queue_name
-from cerebro.tasks.redispipe import RedisPipe
+from cerebro.names import Names
+from cerebro.taskqueue.celery_app import RUN_TASK, make_app
+from cerebro.taskqueue.publisher import (BrokerUnavailable, TaskPublisher, origin_nodename,
+                                         task_message)
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +56,11 @@ class Submitter:
         self.settings = settings
         self.app = app
         self.backend = app.backend
+        self.names = Names.from_settings(settings)
         self.urls = CallbackURLs.from_settings(settings)
-        self.redis = redis_client(settings)  # status reads
-        self.markers = RedisPipe(settings.result_backend.get_secret_value(),
-                                 connect_timeout=settings.broker_timeout,
-                                 timeout=max(2.0, settings.broker_timeout))
+        self.redis = RedisPipe(settings.result_backend.get_secret_value(),
+                               connect_timeout=settings.broker_timeout,
+                               timeout=max(2.0, settings.broker_timeout))
         self.publisher = TaskPublisher(settings.broker_url.get_secret_value(),
                                        app.amqp.queues.__getitem__,
                                        confirm=settings.publish_confirm,
@@ -72,6 +75,11 @@ class Submitter:
         except RuntimeError:
             pass  # no running loop yet: the first request starts it
 
+    @classmethod
+    def from_settings(cls, settings):
+        """A submitter with its own Celery app (the worker's configuration, no tasks)."""
+        return cls(settings, make_app(settings, schedules=False))
+
     async def __call__(self, handler, call, payload, callback_url=None):
         """Queue ``call`` for a worker; return ``(202, JSON body bytes)``.
 
@@ -82,7 +90,7 @@ class Submitter:
             self.urls.check(callback_url)
         module, function = call.endpoint.module, call.endpoint.name
         queue = self._queues.get(module) or self._queues.setdefault(
-            module, queue_name(self.settings, module))
+            module, self.names.task_queue(module))
         task_id = str(uuid.uuid4())
         submitted_at = time.time()
         meta = {"callback_url": callback_url, "submitted_at": submitted_at,
@@ -135,9 +143,9 @@ class Submitter:
                   "result": {"module": module, "function": function,
                              "submitted_at": submitted_at}}
         try:
-            await self.markers.execute("SET", self.backend.get_key_for_task(task_id),
-                                       self.backend.encode(marker),
-                                       "EX", self.settings.result_expires, "NX")
+            await self.redis.execute("SET", self.backend.get_key_for_task(task_id),
+                                     self.backend.encode(marker),
+                                     "EX", self.settings.result_expires, "NX")
         except (RedisError, OSError) as exc:
             if not self._redis_outage_logged:
                 self._redis_outage_logged = True
@@ -160,28 +168,15 @@ class Submitter:
 
     async def task_meta(self, task_id):
         """The result-backend state of ``task_id`` (Celery's meta dict; PENDING when unknown)."""
-        raw = await self.redis.get(self.backend.get_key_for_task(task_id))
+        raw = await self.redis.execute("GET", self.backend.get_key_for_task(task_id))
         if not raw:
             return {"status": states.PENDING, "result": None}
         return self.backend.decode_result(raw)
 
     async def close(self):
-        """Close the AMQP connection and the Redis connections."""
+        """Close the AMQP connection and the Redis connection."""
         await self.publisher.close()
-        self.markers.close()
-        await self.redis.aclose()
-
-
-def redis_client(settings):
-    """An asyncio Redis client on the result backend: fails fast, one retry for a stale socket."""
-    from redis.asyncio import Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    return Redis.from_url(settings.result_backend.get_secret_value(),
-                          socket_connect_timeout=settings.broker_timeout,
-                          socket_timeout=max(2.0, settings.broker_timeout),
-                          retry=Retry(NoBackoff(), 1))
+        self.redis.close()
 
 
 def _retrieve(future):

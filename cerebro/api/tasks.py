@@ -50,26 +50,20 @@ def describe(task_id, meta):
 class TaskStatusHandler(BaseHandler):
     """``GET /v1/tasks/<id>``."""
 
-    submitter = None
-
-    async def get(self, task_id):
+    async def get(self, task_id: str) -> None:
         """Read the task's state from the result backend (asyncio Redis, on the IOLoop)."""
         try:
             self.require_api_key()
             if not _TASK_ID.match(task_id):
                 raise NotFound(f"no task with id '{task_id}'", "task_id")
+            submitter = self.ctx.submitter
+            if submitter is None:
+                raise Unavailable("the async path (RabbitMQ + Celery) is not configured")
             try:
-                meta = await self.submitter.task_meta(task_id)
+                meta = await submitter.task_meta(task_id)
             except (RedisError, OSError) as exc:
                 raise Unavailable(f"the result backend is unreachable: {type(exc).__name__}") \
                     from exc
             self.send_json(describe(task_id, meta))
         except CerebroError as error:
             self.fail(error)
-
-
-def routes(submitter):
-    """The ``(pattern, handler)`` pairs of the status endpoint, reading through ``submitter``."""
-    handler = type("BoundTaskStatusHandler", (TaskStatusHandler,),
-                   {"submitter": submitter, "__doc__": TaskStatusHandler.__doc__})
-    return [(r"/v1/tasks/([^/]+)", handler)]

@@ -8,7 +8,7 @@ Three kinds of objects live on the broker for the async path:
 
 * Cerebro's own, one pair per module plus the default queue: the queue
   ``<CEREBRO_QUEUE_PREFIX>.<module>`` and the exchange of the same name
-  (:func:`task_names`);
+  (:meth:`cerebro.names.Names.task_queues`);
 * Celery's shared ones, declared by workers, Flower and ``celery inspect``:
   the event exchange ``celeryev``, the ``celery.pidbox`` and
   ``reply.celery.pidbox`` exchanges, and with quorum queues the native
@@ -33,11 +33,6 @@ DELAYED_QUEUES = tuple(level_name(level) for level in range(MAX_LEVEL + 1))
 SHARED_QUEUES = DELAYED_QUEUES
 SHARED_EXCHANGES = ("celeryev", "celery.pidbox", "reply.celery.pidbox",
                     CELERY_DELAYED_DELIVERY_EXCHANGE) + DELAYED_QUEUES
-
-
-def task_names(settings, modules):
-    """The queue (and exchange) names of ``modules`` and of the default queue."""
-    return [f"{settings.queue_prefix}.{m}" for m in [*modules, "default"]]
 
 
 def _broker_error(exc):

@@ -4,10 +4,11 @@ Date:    2026-11-24
 Subject: The Celery application, configured from Cerebro's settings: durable, late-acked, JSON only.
 Tagline: Nothing leaves the queue until the work is done.
 
-``app`` is built once from :func:`cerebro.settings.load_settings` when this
-module is imported, so ``cerebro worker``, ``cerebro flower``, the API's
-submitter and ``celery -A cerebro.tasks.celery_app`` all share one
-configuration:
+:func:`make_app` builds the app from the settings the process started with
+(nothing is configured at import time), so ``cerebro worker``, ``beat``,
+``flower`` and the API's submitter share one configuration; the worker's
+tasks (:mod:`cerebro.tasks.task`) are shared tasks that join every app made
+in a process that imported them:
 
 * tasks are acknowledged *after* they run (``task_acks_late``) and requeued
   when a worker process dies (``task_reject_on_worker_lost``), one at a time
@@ -15,7 +16,7 @@ configuration:
   ``kill -9`` loses nothing, the task runs again on the next worker. Delivery
   is therefore at-least-once;
 * messages are persistent and every queue is durable: one queue per module,
-  ``<CEREBRO_QUEUE_PREFIX>.<module>``, so a slow module never starves the
+  ``<CEREBRO_QUEUE_PREFIX>.<module>`` (:mod:`cerebro.names`), so a slow module never starves the
   others and workers can be started for chosen modules;
 * the queues are RabbitMQ *quorum* queues (``CEREBRO_QUEUE_TYPE``, default
   ``quorum``): their publisher confirms come faster and steadier than a classic
@@ -34,23 +35,22 @@ configuration:
   beat`` schedules it, any ``cerebro worker`` serving the default queue runs it.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any
 
 from celery import Celery
 from kombu import Exchange, Queue
 
-from cerebro.settings import load_settings
+from cerebro.names import Names
+from cerebro.settings import Settings
 
 RUN_TASK = "cerebro.run"
 DELIVER_TASK = "cerebro.deliver_callback"
 
 
-def queue_name(settings, module):
-    """The durable queue of ``module``: ``<prefix>.<module>``."""
-    return f"{settings.queue_prefix}.{module}"
-
-
-def queue_options(settings):
+def queue_options(settings: Settings) -> dict[str, Any]:
     """Celery settings declaring every task queue with ``settings.queue_type``.
 
     Quorum: the default queue and the queues Celery creates on first use
@@ -58,7 +58,7 @@ def queue_options(settings):
     of their own name (native delayed delivery skips direct exchanges). Classic:
     classic queues on direct exchanges, as before.
     """
-    default = queue_name(settings, "default")
+    default = Names.from_settings(settings).default_task_queue
     if settings.queue_type == "classic":
         return {"task_default_queue_type": "classic",
                 "task_create_missing_queue_type": "classic",
@@ -75,7 +75,7 @@ def queue_options(settings):
     }
 
 
-def countdown(settings, seconds):
+def countdown(settings: Settings, seconds: float) -> float:
     """The countdown to give a task delayed by ``seconds``.
 
     On quorum queues, Celery's native delayed delivery counts whole seconds
@@ -87,9 +87,12 @@ def countdown(settings, seconds):
     return max(1, math.ceil(seconds))
 
 
-def make_app(settings):
-    """A Celery app configured from ``settings`` (tasks are registered by
-    :mod:`cerebro.tasks.task` on the module-level :data:`app`)."""
+def make_app(settings: Settings, schedules: bool = True) -> Celery:
+    """A Celery app configured from ``settings``; with ``schedules``, Sherlock's daily
+    digest task and its beat entry are registered on it (the worker, beat, Flower).
+
+    The settings stay on the app (:func:`settings_of`) for the tasks that run on it.
+    """
     app = Celery("cerebro", set_as_current=False)
     app.conf.update(
         broker_url=settings.broker_url.get_secret_value(),
@@ -105,7 +108,7 @@ def make_app(settings):
         task_acks_on_failure_or_timeout=True,
         task_track_started=True,
         task_default_delivery_mode="persistent",
-        task_default_queue=queue_name(settings, "default"),
+        task_default_queue=Names.from_settings(settings).default_task_queue,
         task_create_missing_queues=True,
         **queue_options(settings),
         worker_prefetch_multiplier=1,
@@ -124,22 +127,14 @@ def make_app(settings):
         timezone="UTC",
         enable_utc=True,
     )
+    app.cerebro_settings = settings  # type: ignore[attr-defined]
+    if schedules:
+        from sherlock import schedule
+        schedule.register(app)
     return app
 
 
-def worker_queues(settings, names):
-    """Queue names for a worker: each of ``names`` is a module (``echo``) or a
-    full queue name (``cerebro.echo``)."""
-    prefix = settings.queue_prefix + "."
-    return [n if n.startswith(prefix) else queue_name(settings, n) for n in names]
-
-
-def register_schedules(app):
-    """Add the scheduled jobs (Sherlock's daily digest) to ``app``; return the digest task."""
-    from sherlock import schedule
-    return schedule.register(app)
-
-
-settings = load_settings()
-app = make_app(settings)
-sherlock_digest = register_schedules(app)
+def settings_of(app: Celery) -> Settings:
+    """The settings ``app`` was made from by :func:`make_app`."""
+    settings: Settings = app.cerebro_settings  # type: ignore[attr-defined]
+    return settings

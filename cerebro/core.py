@@ -1,0 +1,138 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-29
+Subject: The core start-up every transport shares: settings, logging, modules, dispatcher, models.
+Tagline: One way in: every door opens onto the same house.
+
+The REST API, the Celery worker, the Kafka consumer, the pub-sub subscriber,
+``cerebro slice``, the operations commands and the tests all build what they
+need with :meth:`Core.start`, and nothing else assembles these parts::
+
+    core = Core.start("consumer", settings)    # logging + Sherlock, modules, models, reloader
+    call = core.dispatcher.prepare("vigilante", "screen", payload)
+    outcome = core.dispatcher.run_batch([call], service=core.service)
+    decision = core.policy.decide(error, attempt=1, waited=0.0)
+    core.stop()
+
+So a capability built here (hot reload, the outcome policy, batching limits,
+broker names) holds on every transport at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from cerebro import logsetup
+from cerebro.dispatch import Dispatcher
+from cerebro.names import Names
+from cerebro.outcomes import OutcomePolicy
+from cerebro.registry import Registry
+from cerebro.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from cerebro.endpoint import Endpoint
+
+log = logging.getLogger(__name__)
+
+RefreshListener = Callable[[Registry], None]
+
+
+class PeriodicThread(threading.Thread):
+    """A daemon thread calling ``func()`` every ``interval`` seconds until stopped."""
+
+    def __init__(self, interval: float, func: Callable[[], object],
+                 name: str = "cerebro-periodic") -> None:
+        super().__init__(name=name, daemon=True)
+        self.interval = interval
+        self.func = func
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        """Call the function on schedule; an exception is logged and never ends the loop."""
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.func()
+            except Exception:
+                log.exception("%s: periodic call failed", self.name)
+
+    def stop(self) -> None:
+        """Ask the thread to finish after its current call."""
+        self._stop_event.set()
+
+
+class Core:
+    """What every transport needs, built once per process by :meth:`start`."""
+
+    def __init__(self, settings: Settings, service: str, registry: Registry) -> None:
+        self.settings = settings
+        self.service = service
+        self.registry = registry
+        self.dispatcher = Dispatcher(registry)
+        self.policy = OutcomePolicy.from_settings(settings)
+        self.names = Names.from_settings(settings)
+        self._listeners: list[RefreshListener] = []
+        self._reloader: PeriodicThread | None = None
+
+    @classmethod
+    def start(cls, service: str, settings: Settings | None = None, *, load: bool = True,
+              watch: bool = True, configure_logging: bool = True,
+              on_refresh: RefreshListener | None = None) -> Core:
+        """Build the core of one ``service`` process (api, worker, consumer, subscriber...).
+
+        ``configure_logging``: console logging and Sherlock (off for commands that
+        only print). ``load``: load every module's models now, and say what each
+        module is doing. ``watch``: keep polling the data volume for new versions
+        every ``CEREBRO_RELOAD_INTERVAL`` seconds (hot reload). ``on_refresh`` is
+        called with the registry after every load (such as the API's metrics).
+        """
+        settings = settings or load_settings()
+        if configure_logging:
+            logsetup.configure(settings, service)
+        core = cls(settings, service, Registry.discover(settings))
+        if on_refresh is not None:
+            core._listeners.append(on_refresh)
+        if load:
+            core.refresh()
+            core.log_modules()
+        if watch:
+            core.watch()
+        return core
+
+    def refresh(self) -> list[str]:
+        """Load new model versions from the data volume; returns the modules that swapped."""
+        swapped = self.registry.refresh_models()
+        for listener in self._listeners:
+            listener(self.registry)
+        return swapped
+
+    def watch(self) -> None:
+        """Start the reloader thread (idempotent)."""
+        if self._reloader is None:
+            self._reloader = PeriodicThread(self.settings.reload_interval, self.refresh,
+                                            name=f"cerebro-{self.service}-models")
+            self._reloader.start()
+
+    def log_modules(self) -> None:
+        """Say clearly what each module is doing (ready with its versions, or why not)."""
+        for mod in self.registry.modules.values():
+            versions = ", ".join(f"{h.artifact}={h.version}" for h in mod.handles) or "no models"
+            if mod.ready:
+                log.info("module %s: ready (%s)", mod.name, versions)
+            else:
+                log.error("module %s: %s: %s", mod.name, mod.status, "; ".join(mod.errors()))
+
+    def batch_size(self, endpoint: Endpoint) -> int:
+        """How many calls to ``endpoint`` one call of its function may take: its declared
+        batch size, or 1 for a plain function or with ``CEREBRO_BATCHING=false``."""
+        if endpoint.batch is None or not self.settings.batching:
+            return 1
+        return endpoint.batch.max_size
+
+    def stop(self) -> None:
+        """Stop the reloader."""
+        if self._reloader is not None:
+            self._reloader.stop()
+            self._reloader = None
