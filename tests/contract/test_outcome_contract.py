@@ -237,4 +237,3 @@ def test_queued_work_ends_as_the_policy_says(stack, transport, kind):
         assert len(attempts) >= 3, attempts
         span = attempts[-1] - attempts[0]
         assert MODEL_WAIT - 0.5 <= span <= MODEL_WAIT + 2.5, attempts
-
