@@ -43,6 +43,7 @@ RUN pip install --no-cache-dir --no-deps /app
 # except CEREBRO_SUPERVISOR_PASSWORD: a secret, given at run time (supervisord refuses to start
 # without it), like CEREBRO_CALLBACK_SECRET and CEREBRO_FLOWER_PASSWORD.
 ENV CEREBRO_BIN=/opt/venv/bin \
+    CEREBRO_HOME=/app \
     CEREBRO_DATA_VOLUME=/data \
     SHERLOCK_DIR=/data/.sherlock \
     CEREBRO_STATE_DIR=/var/lib/cerebro \

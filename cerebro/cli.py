@@ -11,64 +11,24 @@ lint) quietly with exit 141, as a tool killed by SIGPIPE does.
 """
 
 import argparse
-import functools
+import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from cerebro.printing import printing
 from cerebro.settings import PROJECT_ROOT, ConfigurationError, load_settings
 
 _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
-# Modules adding sub-commands of their own transport: each has
-# ``register(subparsers, settings, formatter)`` adding parsers whose
-# ``func(args, settings)`` returns an exit code.
-COMMAND_MODULES = ("cerebro.consumer.cli", "cerebro.tasks.cli", "cerebro.pubsub.cli",
-                   "cerebro.ops.cli")
 
-
-# The exit code of a command whose reader went away (128 + SIGPIPE, as the shell reports).
-EXIT_OUTPUT_CLOSED = 141
-
-
-def _silence_stdout():
-    """Point the closed stdout at /dev/null, so the interpreter's last flush of what is still
-    buffered does not print 'Exception ignored ... BrokenPipeError' (the recipe of the Python
-    docs, "Note on SIGPIPE")."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    finally:
-        os.close(devnull)
-
-
-def _printing(command):
-    """Wrap a command that only prints: when its reader goes away (``| head``) it stops
-    quietly with :data:`EXIT_OUTPUT_CLOSED` instead of a BrokenPipeError traceback."""
-    @functools.wraps(command)
-    def run(args, settings):
-        """Run the command, then flush, so a closed pipe is noticed here and not at exit."""
-        try:
-            code = command(args, settings)
-            sys.stdout.flush()
-            return code
-        except BrokenPipeError:
-            _silence_stdout()
-            return EXIT_OUTPUT_CLOSED
-    return run
-
-
-def _cmd_serve(args, settings):
-    """Run the REST API until stopped."""
-    from cerebro.api.server import prepare_multiprocess_metrics, serve
-    if (args.processes or os.cpu_count() or 1) > 1:
-        prepare_multiprocess_metrics()
-    changes = {"host": args.host, "port": args.port, "processes": args.processes}
-    if args.modules is not None:
-        changes["modules"] = tuple(m for m in args.modules.split(",") if m)
-    serve(settings.replace(**changes))
-    return 0
+def command_modules():
+    """Modules adding sub-commands: each program's (the program table names them) and
+    operations'. Each has ``register(subparsers, settings, formatter)`` adding parsers whose
+    ``func(args, settings)`` returns an exit code."""
+    from cerebro.ops import programs
+    return (*programs.command_modules(), "cerebro.ops.cli")
 
 
 def _module_root(settings, name):
@@ -157,15 +117,6 @@ def build_parser(settings):
                                      description="Cerebro: scikit-learn models in production.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="run the REST API", formatter_class=_FORMATTER)
-    p.add_argument("--host", default=settings.host, help="address to bind (CEREBRO_HOST)")
-    p.add_argument("--port", type=int, default=settings.port, help="port (CEREBRO_PORT)")
-    p.add_argument("--processes", type=int, default=settings.processes,
-                   help="API processes, 0 = one per CPU core (CEREBRO_PROCESSES)")
-    p.add_argument("--modules", default=None,
-                   help="comma-separated modules to serve (CEREBRO_MODULES; default all)")
-    p.set_defaults(func=_cmd_serve)
-
     p = sub.add_parser("build", help="rebuild a module's model (runs its src/build.py)",
                        formatter_class=_FORMATTER)
     p.add_argument("module", help="module name")
@@ -177,7 +128,7 @@ def build_parser(settings):
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when a module is broken or its model failed to load")
-    p.set_defaults(func=_printing(_cmd_modules))
+    p.set_defaults(func=printing(_cmd_modules))
 
     p = sub.add_parser("new", help="scaffold a new module", formatter_class=_FORMATTER)
     p.add_argument("module", help="module name (a Python identifier)")
@@ -193,13 +144,12 @@ def build_parser(settings):
                    help="files or folders to check")
     p.add_argument("--modules-dir", default=str(PROJECT_ROOT / settings.modules_package),
                    help="folder whose sub-folders must have the module shape")
-    p.set_defaults(func=_printing(_cmd_lint))
+    p.set_defaults(func=printing(_cmd_lint))
 
     p = sub.add_parser("settings", help="print the settings in force", formatter_class=_FORMATTER)
-    p.set_defaults(func=_printing(_cmd_settings))
+    p.set_defaults(func=printing(_cmd_settings))
 
-    import importlib
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(name).register(sub, settings, _FORMATTER)
     return parser
 

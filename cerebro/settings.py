@@ -293,10 +293,9 @@ class Settings(EnvSettings):
         "Run the development Kafka broker (tansu) under supervisord (auto: when nothing answers "
         "at CEREBRO_KAFKA_BOOTSTRAP and it is local).")
     programs: Csv = setting(
-        "CEREBRO_PROGRAMS",
-        ("api", "worker", "beat", "flower", "consumer", "subscriber", "bootstrap"),
-        "Cerebro programs supervisord starts (api worker beat flower consumer subscriber "
-        "bootstrap).")
+        "CEREBRO_PROGRAMS", (),
+        "Cerebro programs supervisord starts (empty: every one that runs by default; "
+        "`cerebro programs` lists them).")
     ready_timeout: Seconds = setting(
         "CEREBRO_READY_TIMEOUT", 180.0,
         "Seconds `cerebro up` waits for every program to be really ready.")

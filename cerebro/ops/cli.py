@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: ``cerebro up``, ``down``, ``status``, ``bootstrap`` and ``slice``.
+Subject: ``cerebro up``, ``down``, ``status``, ``bootstrap``, ``slice`` and ``programs``.
 Tagline: One switch for the lights, one for the dark, one window to look through.
 """
 
@@ -9,19 +9,21 @@ import sys
 import time
 from pathlib import Path
 
+from cerebro.printing import printing
+
 
 def _cmd_up(args, settings):
     """Build missing models, start supervisord, wait until everything is ready, print where."""
     from cerebro.ops import supervise
     started = time.monotonic()
-    env = supervise.supervisor_environment(settings, config=Path(args.config))
+    env = supervise.supervisor_environment(settings)
     if not args.no_build:
         failed = supervise.build_missing(settings)
         if failed:
             print(f"cerebro up: the build of {', '.join(failed)} failed", file=sys.stderr)
             return 1
     try:
-        supervise.start_supervisord(settings, env, Path(args.config))
+        supervise.start_supervisord(settings, env, Path(args.config) if args.config else None)
         if args.no_wait:
             return 0
         supervise.wait_ready(settings, env, timeout=args.timeout)
@@ -81,13 +83,43 @@ def _cmd_slice(args, settings):
     return 0
 
 
+def _cmd_programs(args, settings):
+    """Print the program table (or the supervisord.conf generated from it)."""
+    from cerebro.ops import conf, programs
+    rows = programs.table()
+    if args.conf:
+        print(conf.platform_conf(rows), end="")
+        return 0
+    defaults = programs.default_services()
+    if args.json:
+        from cerebro import jsonio
+        print(jsonio.dumps([{"name": r.name, "kind": r.kind, "command": r.command,
+                             "runs_when": _runs_when(r, defaults), "about": r.about,
+                             "probe": r.probe.__doc__ if r.probe else None}
+                            for r in rows]).decode())
+        return 0
+    for row in rows:
+        probe = (row.probe.__doc__ or "").strip() if row.probe else "-"
+        print(f"{row.name:<11} {row.kind:<8} {_runs_when(row, defaults):<40} ready: {probe}")
+    return 0
+
+
+def _runs_when(row, defaults):
+    """When supervisord starts a program, in words."""
+    if row.kind == "broker":
+        return f"{row.run_flag} (auto: nothing answers)"
+    if row.name in defaults:
+        return "by default (CEREBRO_PROGRAMS)"
+    return "when CEREBRO_PROGRAMS names it"
+
+
 def register(subparsers, settings, formatter):
     """Add ``up``, ``down``, ``status``, ``bootstrap`` and ``slice`` to the ``cerebro`` command."""
-    from cerebro.ops.supervise import CONFIG
-
     p = subparsers.add_parser("up", help="start everything under supervisord and wait until ready",
                               formatter_class=formatter)
-    p.add_argument("--config", default=str(CONFIG), help="supervisord configuration file")
+    p.add_argument("--config", default=None,
+                   help="supervisord configuration file (default: generated from the program "
+                        "table into CEREBRO_STATE_DIR/supervisord.conf)")
     p.add_argument("--timeout", type=float, default=settings.ready_timeout,
                    help="seconds to wait for readiness (CEREBRO_READY_TIMEOUT)")
     p.add_argument("--no-build", action="store_true", help="do not build missing models first")
@@ -102,7 +134,7 @@ def register(subparsers, settings, formatter):
     p = subparsers.add_parser("status", help="programs, modules, queues, consumer lag, Sherlock",
                               formatter_class=formatter)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_cmd_status)
+    p.set_defaults(func=printing(_cmd_status))
 
     p = subparsers.add_parser("bootstrap", help="build every module whose model is missing",
                               formatter_class=formatter)
@@ -118,3 +150,12 @@ def register(subparsers, settings, formatter):
                         "version>; e.g. a path or git URL)")
     p.add_argument("--force", action="store_true", help="write into a non-empty folder")
     p.set_defaults(func=_cmd_slice)
+
+    p = subparsers.add_parser("programs",
+                              help="the programs supervisord runs: when, and how readiness is "
+                                   "probed (--conf: the generated supervisord.conf)",
+                              formatter_class=formatter)
+    p.add_argument("--conf", action="store_true",
+                   help="print the supervisord.conf generated from the program table")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=printing(_cmd_programs))

@@ -7,7 +7,8 @@ Tagline: An evening's work, done in a second: Vigilante moves out with its own k
 The folder holds the module's code (``modules/__init__.py`` + ``modules/<name>/``),
 a ``pyproject.toml`` depending on the Cerebro platform package, a ``Dockerfile``
 (FROM the platform image), a ``supervisord.conf`` running the services the module
-needs, restricted to it (``CEREBRO_MODULES=<name>``), and a README. The module
+needs (the program table's rows whose ``needed_by`` says so), restricted to it
+(``CEREBRO_MODULES=<name>``), and a README. The module
 keeps its name, so clients keep the same URL paths (``/v1/<name>/<function>``),
 Kafka topics and queues.
 """
@@ -16,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from cerebro import __version__ as PLATFORM_VERSION
+from cerebro.ops import conf, programs
 
 
 class SliceError(Exception):
@@ -35,78 +37,8 @@ def _module_folder(settings, name):
 
 
 def _programs(module):
-    """The supervisord programs the module needs, from how its functions are served."""
-    endpoints = module.endpoints.values()
-    programs = ["api", "subscriber"]
-    if any(e.topics for e in endpoints):
-        programs.append("consumer")
-    if any(e.external for e in endpoints):
-        programs.append("worker")
-    return programs
-
-
-_COMMANDS = {
-    "api": ("serve", "the REST API: /v1/{name}/<function>, /healthz, /readyz, /v1/modules", 15),
-    "consumer": ("consume", "the Kafka consumer of {name}'s topics ({topics})", 30),
-    "worker": ("worker", "the Celery worker of {name}'s queue (async functions)", 30),
-    "subscriber": ("subscribe", "pub-sub over RabbitMQ: queue cerebro.requests.{name}", 30),
-}
-
-
-def supervisord_conf(name, programs, topics):
-    """A supervisord.conf for the slice (every key commented)."""
-    parts = [f"""; supervisord for the {name} slice: the services {name} needs, restricted to it.
-; Settings come from the environment (CEREBRO_*, see `cerebro settings`); %(here)s is this folder,
-; put first on PYTHONPATH so its `modules` package (only {name}) is the one served.
-
-[unix_http_server]
-; supervisorctl -c supervisord.conf talks through this socket (owner only)
-file=%(ENV_CEREBRO_STATE_DIR)s/supervisor.sock
-chmod=0700
-
-[supervisord]
-; supervisord's log, pid file and program logs under CEREBRO_LOG_DIR / CEREBRO_STATE_DIR
-logfile=%(ENV_CEREBRO_LOG_DIR)s/supervisord.log
-pidfile=%(ENV_CEREBRO_STATE_DIR)s/supervisord.pid
-childlogdir=%(ENV_CEREBRO_LOG_DIR)s
-; the Docker entry point passes -n (foreground)
-nodaemon=false
-; every program serves only this module, from this folder's code
-environment=CEREBRO_MODULES="{name}",PYTHONPATH="%(here)s",OMP_NUM_THREADS="1"
-
-[rpcinterface:supervisor]
-; XML-RPC for supervisorctl
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-; through the unix socket above
-serverurl=unix://%(ENV_CEREBRO_STATE_DIR)s/supervisor.sock
-"""]
-    for program in programs:
-        command, what, stop = _COMMANDS[program]
-        parts.append(f"""
-[program:{program}]
-; {what.format(name=name, topics=', '.join(topics) or '-')}
-command=%(ENV_CEREBRO_BIN)s/cerebro {command}
-; run from this folder
-directory=%(here)s
-; started with supervisord, restarted if it dies, a crash loop gives up after 5 tries
-autostart=true
-autorestart=true
-startsecs=3
-startretries=5
-; SIGTERM: finish the work in hand, then exit; the whole process group is stopped
-stopsignal=TERM
-stopwaitsecs={stop}
-stopasgroup=true
-killasgroup=true
-; its output
-stdout_logfile=%(ENV_CEREBRO_LOG_DIR)s/{program}.log
-redirect_stderr=true
-stdout_logfile_maxbytes=50MB
-stdout_logfile_backups=5
-""")
-    return "".join(parts)
+    """The program rows the module needs (their ``needed_by`` says so), in table order."""
+    return [row for row in programs.table() if row.needed_by is not None and row.needed_by(module)]
 
 
 # The image's health check: GET /healthz on the API port, with the image's own Python.
@@ -209,12 +141,12 @@ def write_slice(settings, name, target, platform=None, force=False):
     shutil.copyfile(package_init, target / "modules" / "__init__.py")
     shutil.copytree(source, target / "modules" / name, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
-    programs = _programs(module)
+    rows = _programs(module)
     topics = sorted({t for e in module.endpoints.values() for t in e.topics})
-    (target / "supervisord.conf").write_text(supervisord_conf(name, programs, topics))
+    (target / "supervisord.conf").write_text(conf.slice_conf(name, rows))
     (target / "Dockerfile").write_text(dockerfile(name))
     (target / "pyproject.toml").write_text(pyproject(name, platform))
-    (target / "README.md").write_text(readme(name, programs, topics, sorted(module.endpoints),
-                                             platform))
+    (target / "README.md").write_text(readme(name, [row.name for row in rows], topics,
+                                             sorted(module.endpoints), platform))
     (target / ".dockerignore").write_text("var\nlogs\n**/__pycache__\n")
     return target

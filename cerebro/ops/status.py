@@ -12,7 +12,7 @@ never skipped silently, and makes the status unhealthy (exit 1).
 import time
 
 from cerebro.names import Names
-from cerebro.ops import supervise
+from cerebro.ops import inspection, programs, supervise
 
 
 def _safe(fn):
@@ -37,12 +37,12 @@ def _modules(settings):
     """Each module's status and model versions from the running API (its /readyz per module)."""
     import json
     import urllib.request
-    base = supervise.api_url(settings)
+    base = inspection.api_url(settings)
     with urllib.request.urlopen(base + "/v1/modules", timeout=5) as response:
         described = json.loads(response.read())["modules"]
     modules = []
     for mod in described:
-        ready = supervise._http_status(f"{base}/readyz?module={mod['name']}") == 200
+        ready = inspection.http_status(f"{base}/readyz?module={mod['name']}") == 200
         modules.append({"name": mod["name"], "status": mod["status"], "ready": ready,
                         "models": {m["artifact"]: m["version"] for m in mod["models"]},
                         "errors": mod["errors"]})
@@ -51,10 +51,10 @@ def _modules(settings):
 
 def _queues(settings):
     """Depth and consumers of the Celery and pub-sub queues of every served module."""
-    modules = supervise.served_modules(settings)
+    modules = inspection.served_modules(settings)
     broker = Names.from_settings(settings)
     names = broker.task_queues(modules) + broker.pubsub_queues(modules)
-    stats = supervise.queue_stats(settings, names)
+    stats = inspection.queue_stats(settings, names)
     return [{"queue": name, "messages": s[0], "consumers": s[1]}
             for name, s in stats.items() if s is not None]
 
@@ -62,8 +62,8 @@ def _queues(settings):
 def _kafka(settings):
     """The consumer group's state, members and lag per topic (end offset - committed offset)."""
     from kafka import KafkaConsumer
-    state, members, _assigned = supervise.group_assignment(settings)
-    admin = supervise._admin_client(settings)
+    state, members, _assigned = inspection.group_assignment(settings)
+    admin = inspection.admin_client(settings)
     try:
         committed = admin.list_group_offsets(settings.kafka_group).get(settings.kafka_group) or {}
     finally:
@@ -107,14 +107,21 @@ def collect(settings):
         if error:
             report["errors"][key] = error
     started = supervise.started_environment(settings)
-    wanted = [p for p in report["programs"] or []
-              if started.get("CEREBRO_RUN_" + ("RABBITMQ" if p["name"] == "epmd"
-                                               else p["name"].upper()), "true") == "true"
-              and p["name"] != "bootstrap"]
+    wanted = [p for p in report["programs"] or [] if _runs(p["name"], started)]
     report["healthy"] = (not report["errors"]
                          and all(p["state"] == "RUNNING" for p in wanted)
                          and all(m["ready"] for m in report["modules"] or []))
     return report
+
+
+def _runs(name, started):
+    """True when program ``name`` should be RUNNING: started (its CEREBRO_RUN_<FLAG> was true)
+    and not a one-shot (the bootstrap build exits when done)."""
+    try:
+        row = programs.by_name(name)
+    except KeyError:  # a program of a hand-written supervisord.conf: it should run
+        return True
+    return row.restart and started.get(row.run_flag, "true") == "true"
 
 
 def render(report):

