@@ -291,7 +291,7 @@ STAGES = (
     ("validation (schema)", ("cerebro/schema.py",)),
     ("JSON decode + routing", ("cerebro/consumer/router.py",)),
     ("outcome bodies (JSON)", ("note (cerebro/consumer/notify.py",)),
-    ("main-app calls (FastClient, asyncio)", ("cerebro/clients/http.py", "asyncio/")),
+    ("main-app calls (MainAppClient, asyncio)", ("cerebro/clients/http.py", "asyncio/")),
     ("kafka-python (fetch, records, commit)", ("kafka/",)),
     ("dispatch/processor glue", ("cerebro/",)),
 )

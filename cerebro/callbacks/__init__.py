@@ -20,16 +20,14 @@ Delivery is at-least-once: the ``Idempotency-Key`` header lets the main app
 drop duplicates.
 """
 
-from cerebro.callbacks.client import (AttemptResult, DeliveryError, MainAppClient,
-                                      PermanentDeliveryError, RetryWindowExpired, backoff_delay)
 from cerebro.callbacks.deadletter import DeadLetterStore, Entry, UnreadableEntry
+from cerebro.callbacks.errors import DeliveryError, PermanentDeliveryError, RetryWindowExpired
 from cerebro.callbacks.signing import (IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
                                        SignatureError, check, sign, signed_headers, verify)
 from cerebro.callbacks.urls import CallbackURLs
 
 __all__ = [
-    "AttemptResult", "CallbackURLs", "DeadLetterStore", "DeliveryError", "Entry",
-    "IDEMPOTENCY_HEADER", "MainAppClient", "PermanentDeliveryError", "RetryWindowExpired",
-    "SIGNATURE_HEADER", "SignatureError", "TIMESTAMP_HEADER", "backoff_delay", "check", "sign",
-    "UnreadableEntry", "signed_headers", "verify",
+    "CallbackURLs", "DeadLetterStore", "DeliveryError", "Entry", "IDEMPOTENCY_HEADER",
+    "PermanentDeliveryError", "RetryWindowExpired", "SIGNATURE_HEADER", "SignatureError",
+    "TIMESTAMP_HEADER", "UnreadableEntry", "check", "sign", "signed_headers", "verify",
 ]

@@ -1,17 +1,20 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: A lean pipelined Redis connection for the submit path's one command (SET ... NX).
+Subject: The platform's one Redis client: one pipelined connection for SET NX, GET and PING.
 Tagline: One wire, many notes, answered in order.
 
-redis-py's asyncio client checks a connection out of a pool, wraps every
-command in a retry policy and a timeout context, and parses replies in
-Python: on the submit path it cost more than publishing the task itself.
-:class:`RedisPipe` is one connection per API process on an
-:class:`asyncio.Protocol`; concurrent commands are written back to back and
-their replies matched in order (Redis answers a connection's commands in
-order). It speaks just enough RESP for ``SET`` (simple strings, errors,
-integers, bulk strings), with ``AUTH`` and ``SELECT`` from the URL.
+The API marks submitted tasks (``SET ... NX``) and reads task states
+(``GET``) through it, and ``cerebro up`` asks it ``PING`` (Celery's result
+backend keeps its own redis-py client inside the worker). redis-py's asyncio
+client checks a connection out of a pool, wraps every command in a retry
+policy and a timeout context, and parses replies in Python: on the submit
+path it cost more than publishing the task itself. :class:`RedisPipe` is one
+connection per process on an :class:`asyncio.Protocol`; concurrent commands
+are written back to back and their replies matched in order (Redis answers a
+connection's commands in order). It speaks the part of RESP these commands
+answer with (simple strings, errors, integers, bulk strings), with ``AUTH``
+and ``SELECT`` from the URL.
 
 Errors are never swallowed: a Redis error reply raises
 :class:`redis.exceptions.ResponseError`, a lost or unreachable connection

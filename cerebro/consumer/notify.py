@@ -7,7 +7,7 @@ Tagline: Tell the main app what happened, once in its eyes, however often we kno
 Every processed event ends with a POST to ``CEREBRO_MAIN_APP_URL`` +
 ``CEREBRO_CONSUMER_CALLBACK_PATH`` (``{module}``, ``{function}`` and
 ``{topic}`` are filled in). A batch's calls go out together through the
-consumer's :class:`~cerebro.clients.http.FastClient` (kept-alive,
+platform's one main-app client, :class:`~cerebro.clients.http.MainAppClient` (kept-alive,
 pipelined, each call signed with :mod:`cerebro.callbacks.signing`). The body::
 
     {"event_id": "...", "topic": "listings", "partition": 3, "offset": 1234,
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from cerebro import jsonio
 from cerebro.callbacks import PermanentDeliveryError
-from cerebro.clients.http import FastClient
+from cerebro.clients.http import MainAppClient
 from cerebro.outcomes import backoff_delay
 
 
@@ -63,10 +63,7 @@ class Notifier:
     def from_settings(cls, settings, policy, stop_event=None):
         """A notifier with its own pool of kept-alive, pipelined connections, retrying as
         the outcome ``policy`` retries (a main app unavailable is a dependency unavailable)."""
-        client = FastClient(settings.callback_secret.get_secret_value(),
-                            timeout=settings.callback_timeout,
-                            connections=settings.consumer_http_connections,
-                            pipeline=settings.consumer_http_pipeline)
+        client = MainAppClient.from_settings(settings)
         return cls(client, settings.main_app_url.get_secret_value(),
                    settings.consumer_callback_path,
                    policy.retries, policy.backoff, policy.max_backoff, stop_event)

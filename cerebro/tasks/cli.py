@@ -152,7 +152,8 @@ def _cmd_retry(args, settings):
     Unreadable files are skipped (with a warning) and never deleted; the exit
     code is then 1, as when a callback is still failing.
     """
-    from cerebro.callbacks import DeadLetterStore, MainAppClient, UnreadableEntry
+    from cerebro.callbacks import DeadLetterStore, UnreadableEntry
+    from cerebro.clients.http import MainAppClient
     if not settings.callback_secret.get_secret_value():
         print("cerebro callbacks retry: CEREBRO_CALLBACK_SECRET is empty", file=sys.stderr)
         return 2
@@ -167,6 +168,8 @@ def _cmd_retry(args, settings):
     except UnreadableEntry as exc:
         print(f"cerebro callbacks retry: {exc}; it is left in place", file=sys.stderr)
         return 2
+    finally:
+        client.close()
     failed = 0
     for entry, result in outcomes:
         if result.ok:

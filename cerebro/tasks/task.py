@@ -32,8 +32,9 @@ import time
 
 from celery import Task, shared_task, signals
 
-from cerebro.callbacks import (CallbackURLs, DeadLetterStore, DeliveryError, MainAppClient,
+from cerebro.callbacks import (CallbackURLs, DeadLetterStore, DeliveryError,
                                PermanentDeliveryError, RetryWindowExpired)
+from cerebro.clients.http import MainAppClient
 from cerebro.core import Core
 from cerebro.errors import CerebroError, InternalError, InvalidPayload
 from cerebro.outcomes import backoff_delay

@@ -1,4 +1,5 @@
-"""The main-app client on its own: signing, URL allow-list, delivery with retries, dead letters."""
+"""Callbacks on their own: signing, URL allow-list, the worker's delivery with retries (its real
+code, its countdown tasks run in place), dead letters."""
 
 import json
 import random
@@ -7,10 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from cerebro.callbacks import (CallbackURLs, DeadLetterStore, MainAppClient,
-                               PermanentDeliveryError, RetryWindowExpired, backoff_delay, signing)
+from cerebro.callbacks import (CallbackURLs, DeadLetterStore, PermanentDeliveryError,
+                               RetryWindowExpired, signing)
+from cerebro.clients.http import MainAppClient
 from cerebro.errors import InvalidPayload
 from cerebro.names import Names
+from cerebro.outcomes import backoff_delay
 from cerebro.settings import load_settings
 from receiver import Receiver
 from support import run_cli
@@ -65,12 +68,41 @@ def test_backoff_grows_and_is_capped():
     assert all(15 <= d <= 30 for d in delays[6:])
 
 
-def test_deliver_retries_5xx_then_succeeds():
+def _worker(monkeypatch, tmp_path, receiver_url, **settings):
+    """The worker's callback path with this test's state; returns ``(state, run)``: ``run(body)``
+    sends the first attempt, then runs every retry it schedules after its countdown (what
+    RabbitMQ's delayed delivery does), and returns what was reported to Sherlock."""
+    from cerebro.tasks import task
+    config = load_settings().replace(queue_type="classic", callback_backoff=0.01,
+                                     callback_backoff_max=0.05, **settings)
+    state = SimpleNamespace(urls=CallbackURLs(receiver_url), settings=config,
+                            client=MainAppClient(SECRET, timeout=1),
+                            deadletters=DeadLetterStore(tmp_path / "dl"),
+                            core=SimpleNamespace(names=Names.from_settings(config)))
+    monkeypatch.setattr(task, "_state", state)
+    reported, scheduled = [], []
+    monkeypatch.setattr(task, "report", lambda exc, *a, **kw: reported.append(exc))
+    monkeypatch.setattr(task, "deliver_callback", SimpleNamespace(
+        apply_async=lambda args, countdown, queue: scheduled.append((args, countdown))))
+
+    def run(body):
+        """The first attempt, then each scheduled one, in turn (as deliver_callback runs it)."""
+        task.send_callback(body, None, first_attempt_at=None, attempt=0)
+        while scheduled:
+            (body, url, first_attempt_at, attempt), countdown = scheduled.pop(0)
+            time.sleep(countdown)
+            task.attempt_callback(body, url, first_attempt_at=first_attempt_at, attempt=attempt)
+        return reported
+
+    return state, run
+
+
+def test_delivery_retries_5xx_then_succeeds(monkeypatch, tmp_path):
     receiver = Receiver(SECRET, statuses=[503, 500, 429])
     try:
-        client = MainAppClient(SECRET, timeout=2)
-        result = client.deliver(receiver.url + "/cb", {"task_id": "k1"}, "k1", backoff=0.01)
-        assert result.ok
+        state, run = _worker(monkeypatch, tmp_path, receiver.url)
+        body = {"task_id": "k1", "module": "m", "function": "f", "status": "succeeded"}
+        assert run(body) == [] and state.deadletters.list() == []
         got = receiver.wait(4)
         assert [r["status"] for r in got] == [503, 500, 429, 200]
         assert all(r["verified"] and r["headers"]["Idempotency-Key"] == "k1" for r in got)
@@ -78,20 +110,22 @@ def test_deliver_retries_5xx_then_succeeds():
         receiver.stop()
 
 
-def test_deliver_4xx_is_final_and_window_expires():
+def test_delivery_4xx_is_final_and_window_expires(monkeypatch, tmp_path):
     receiver = Receiver(SECRET, statuses=[404])
+    body = {"task_id": "k2", "module": "m", "function": "f", "status": "succeeded"}
     try:
-        client = MainAppClient(SECRET, timeout=1)
-        with pytest.raises(PermanentDeliveryError):
-            client.deliver(receiver.url + "/cb", {"a": 1}, "k2", backoff=0.01)
-        assert len(receiver.received) == 1
+        state, run = _worker(monkeypatch, tmp_path, receiver.url)
+        [error] = run(body)
+        assert isinstance(error, PermanentDeliveryError)
+        assert len(receiver.received) == 1 and state.deadletters.get("k2").attempts == 1
     finally:
         receiver.stop()
     started = time.time()
-    with pytest.raises(RetryWindowExpired) as info:
-        MainAppClient(SECRET, timeout=1).deliver(receiver.url + "/cb", {"a": 1}, "k3",
-                                                 retry_window=0.5, backoff=0.05)
-    assert info.value.attempts >= 2 and time.time() - started < 3
+    state, run = _worker(monkeypatch, tmp_path / "gone", receiver.url,
+                         callback_retry_window=0.5)
+    [error] = run(dict(body, task_id="k3"))
+    assert isinstance(error, RetryWindowExpired)
+    assert error.attempts >= 2 and time.time() - started < 3
 
 
 def test_deadletter_store_list_and_retry(tmp_path):

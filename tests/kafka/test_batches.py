@@ -9,7 +9,7 @@ from collections import namedtuple
 
 import pytest
 
-from cerebro.clients.http import FastClient
+from cerebro.clients.http import MainAppClient
 from cerebro.consumer.notify import Notifier
 from cerebro.consumer.processor import DONE, Processor
 from cerebro.consumer.router import Router
@@ -65,7 +65,7 @@ def processor(receiver, tmp_path):
         consumer_concurrency=4, retries=2, retry_backoff=0.01, max_backoff=0.05),
         watch=False, configure_logging=False)
     router = Router(core.registry, (TOPIC,))
-    client = FastClient(SECRET, timeout=5, connections=2, pipeline=8)
+    client = MainAppClient(SECRET, timeout=5, connections=2, pipeline=8)
     notifier = Notifier(client, main_app.url, "/cerebro/events/{module}/{function}",
                         retries=1, backoff=0.01, max_backoff=0.05)
     dead = DeadLetters()

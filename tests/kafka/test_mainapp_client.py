@@ -1,7 +1,7 @@
-"""The consumer's FastClient against real sockets: pipelined signed calls to the real receiver,
-a server closing connections after a few requests (Tomcat's maxKeepAliveRequests), chunked
-and Connection: close answers, 4xx final / 5xx+Retry-After retryable, timeouts, refused
-connections, and header values HTTP cannot carry."""
+"""The main-app client (MainAppClient) against real sockets: pipelined signed calls to the
+real receiver, a server closing connections after a few requests (Tomcat's
+maxKeepAliveRequests), chunked and Connection: close answers, 4xx final / 5xx+Retry-After
+retryable, timeouts, refused connections, and header values HTTP cannot carry."""
 
 import socketserver
 import threading
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cerebro.callbacks import verify
-from cerebro.clients.http import FastClient
+from cerebro.clients.http import MainAppClient
 from conftest import SECRET
 from support import free_port
 
@@ -87,9 +87,9 @@ def client():
     made = []
 
     def make(**kwargs):
-        """A FastClient with test defaults."""
+        """A MainAppClient with test defaults."""
         options = {"timeout": 2.0, "connections": 3, "pipeline": 8, **kwargs}
-        made.append(FastClient(SECRET, **options))
+        made.append(MainAppClient(SECRET, **options))
         return made[-1]
 
     yield make
