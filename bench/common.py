@@ -26,11 +26,19 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start(cmd, env=None, log=None):
-    """Start a process in its own session (so its children are stopped with it)."""
+def start(cmd, env=None, log=None, cwd=REPO):
+    """Start a process in its own session (so its children are stopped with it), from ``cwd``
+    (the source tree whose ``cerebro`` a ``python -m cerebro`` runs)."""
     out = open(log, "wb") if log else subprocess.DEVNULL
     return subprocess.Popen(cmd, env=dict(os.environ, **(env or {})), stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
+                            stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
+
+
+def baseline_env(tree):
+    """The environment that makes ``python -m cerebro`` run the source tree ``tree`` (an
+    earlier commit checked out with ``git worktree add``): its packages first on the path."""
+    return {"PYTHONPATH": os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")])
+            .rstrip(os.pathsep)}
 
 
 def stop(proc):

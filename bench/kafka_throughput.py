@@ -18,6 +18,7 @@ with ``--profile``, a py-spy profile of the (first) consumer by stage::
     .venv/bin/python bench/kafka_throughput.py --events 50000
     .venv/bin/python bench/kafka_throughput.py --events 50000 --consumers 2
     .venv/bin/python bench/kafka_throughput.py --events 50000 --profile
+    .venv/bin/python bench/kafka_throughput.py --baseline-tree /tmp/before  # vs an older commit
 """
 
 import argparse
@@ -67,6 +68,10 @@ def parse_args():
     parser.add_argument("--timeout", type=float, default=300,
                         help="give up after this many seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work folder with the logs")
+    parser.add_argument("--baseline-tree", default=None,
+                        help="a source tree of an earlier commit (git worktree): its consumer "
+                             "runs the same rounds, interleaved, on a broker of its own, and "
+                             "the ratio of the medians is printed")
     return parser.parse_args()
 
 
@@ -110,87 +115,139 @@ def listing_events(count):
     return out
 
 
-def main():
-    """Run the benchmark and print the result."""
-    args = parse_args()
-    work = Path(tempfile.mkdtemp(prefix="cerebro-kafka-bench-"))
-    procs = []
-    broker = KafkaBroker(log_path=work / "tansu.log")
-    try:
-        volume = work / "volume"
-        subprocess.run([sys.executable, str(REPO / "modules/vigilante/src/build.py"),
-                        "--rows", "8000"],
-                       check=True, env=env_for(CEREBRO_DATA_VOLUME=volume),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        broker.start()
-        broker.create_topics("listings", partitions=args.partitions)
+class Contender:
+    """One consumer setup under test: its broker, main-app receiver and consumer processes,
+    running the ``cerebro`` of one source tree (this one, or an earlier commit's)."""
+
+    def __init__(self, name, tree, work, volume, args):
+        self.name = name
+        self.tree = tree
+        self.work = work / name
+        self.work.mkdir(parents=True)
+        self.args = args
+        self.broker = KafkaBroker(log_path=self.work / "tansu.log")
+        self.procs = []
+        self.volume = volume
+        self.main_app = None
+        self.logs = []
+        self.producer = None
+
+    def start(self):
+        """Broker, receiver and consumers up; returns once the consumers share the partitions."""
         from support import free_port
+        args = self.args
+        self.broker.start()
+        self.broker.create_topics("listings", partitions=args.partitions)
         port = free_port()
-        main_app = f"http://127.0.0.1:{port}"
-        receiver = subprocess.Popen([sys.executable, str(REPO / "tests/mainapp_receiver.py"),
-                                     "--port", str(port), "--secret", SECRET], env=env_for(),
-                                    stdout=open(work / "receiver.log", "wb"),
-                                    stderr=subprocess.STDOUT)
-        procs.append(receiver)
-        wait(lambda: _answers(main_app), 20, "the receiver")
+        self.main_app = f"http://127.0.0.1:{port}"
+        self.procs.append(subprocess.Popen(
+            [sys.executable, str(REPO / "tests/mainapp_receiver.py"), "--port", str(port),
+             "--secret", SECRET], env=env_for(), stdout=open(self.work / "receiver.log", "wb"),
+            stderr=subprocess.STDOUT))
+        wait(lambda: _answers(self.main_app), 20, "the receiver")
         group = fresh_name("bench")
         extra = {}
         if args.connections:
             extra["CEREBRO_CONSUMER_HTTP_CONNECTIONS"] = args.connections
         if args.pipeline:
             extra["CEREBRO_CONSUMER_HTTP_PIPELINE"] = args.pipeline
-        logs = []
+        if self.tree != REPO:  # the earlier commit's packages first
+            extra["PYTHONPATH"] = os.pathsep.join([str(self.tree), str(REPO / "tests")])
         for index in range(args.consumers):
-            logs.append(work / f"consumer-{index}.log")
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "cerebro", "consume", "listings"], cwd=REPO,
-                env=env_for(CEREBRO_DATA_VOLUME=volume, CEREBRO_MODULES="vigilante",
-                            CEREBRO_KAFKA_BOOTSTRAP=broker.bootstrap, CEREBRO_KAFKA_GROUP=group,
+            self.logs.append(self.work / f"consumer-{index}.log")
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "cerebro", "consume", "listings"], cwd=self.tree,
+                env=env_for(CEREBRO_DATA_VOLUME=self.volume, CEREBRO_MODULES="vigilante",
+                            CEREBRO_KAFKA_BOOTSTRAP=self.broker.bootstrap,
+                            CEREBRO_KAFKA_GROUP=group,
                             CEREBRO_KAFKA_SESSION_TIMEOUT_MS=6000, CEREBRO_KAFKA_HEARTBEAT_MS=1000,
                             CEREBRO_KAFKA_MAX_POLL_RECORDS=args.max_poll_records,
                             CEREBRO_CONSUMER_CONCURRENCY=args.concurrency,
-                            CEREBRO_MAIN_APP_URL=main_app, CEREBRO_CALLBACK_SECRET=SECRET,
-                            SHERLOCK_DIR=work / "sherlock", **extra),
-                stdout=open(logs[-1], "wb"), stderr=subprocess.STDOUT, start_new_session=True))
-        consumer_log = logs[0]
-        wait(lambda: _settled(logs, args.partitions), 90, "the consumers to share the partitions")
-        total = args.events * args.rounds
-        print(f"generating {total:,} listing events ...", flush=True)
-        payloads = listing_events(total)
-        producer = broker.producer(acks=1, linger_ms=20, batch_size=256 * 1024)
-        profiler = _start_profiler(procs[1].pid, work) if args.profile else None
-        where = "one consumer process" if args.consumers == 1 else \
-            f"{args.consumers} consumer processes"
-        rates = []
-        for index in range(args.rounds):
-            chunk = payloads[index * args.events:(index + 1) * args.events]
-            rates.append(_round(index, chunk, producer, main_app, procs, broker, args,
-                                consumer_log))
-        producer.close()
-        final = stats(main_app)
-        print(f"main-app calls: {final['calls']:,} ({final['unique']:,} unique, "
+                            CEREBRO_MAIN_APP_URL=self.main_app, CEREBRO_CALLBACK_SECRET=SECRET,
+                            SHERLOCK_DIR=self.work / "sherlock", **extra),
+                stdout=open(self.logs[-1], "wb"), stderr=subprocess.STDOUT,
+                start_new_session=True))
+        wait(lambda: _settled(self.logs, args.partitions), 90,
+             f"the {self.name} consumers to share the partitions")
+        self.producer = self.broker.producer(acks=1, linger_ms=20, batch_size=256 * 1024)
+        return self
+
+    def round(self, index, payloads):
+        """One measured round of ``payloads``; returns events per second end to end."""
+        print(f"[{self.name}] ", end="")
+        return _round(index, payloads, self.producer, self.main_app, self.procs, self.broker,
+                      self.args, self.logs[0])
+
+    def report(self):
+        """The receiver's final counters."""
+        final = stats(self.main_app)
+        print(f"[{self.name}] main-app calls: {final['calls']:,} ({final['unique']:,} unique, "
               f"{final['duplicates']} duplicates, {final['signature_errors']} bad signatures), "
               f"by status {final['by_status']}")
-        best, median = max(rates), sorted(rates)[len(rates) // 2]
-        verdict = "MEETS" if median >= TARGET else "BELOW"
-        print(f"end to end over {args.rounds} round(s) of {args.events:,} events on {where}: "
-              f"median {median:,.0f} events/s (best {best:,.0f}); target {TARGET:,}/s: {verdict} "
-              f"({median / TARGET:.0%} of target)")
-        if profiler is not None:
-            _profile_report(profiler, work)
-        return 0
-    finally:
-        for proc in reversed(procs):
+
+    def stop(self):
+        """Stop every process of this contender."""
+        if self.producer is not None:
+            self.producer.close()
+        for proc in reversed(self.procs):
             if proc.poll() is None:
                 try:
-                    if proc is not procs[0]:
+                    if proc is not self.procs[0]:
                         os.killpg(proc.pid, signal.SIGTERM)
                     else:
                         proc.terminate()
                     proc.wait(20)
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     proc.kill()
-        broker.stop()
+        self.broker.stop()
+
+
+def main():
+    """Run the benchmark and print the result."""
+    args = parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cerebro-kafka-bench-"))
+    volume = work / "volume"
+    contenders = [Contender("current", REPO, work, volume, args)]
+    if args.baseline_tree:
+        contenders.append(Contender("baseline", Path(args.baseline_tree).resolve(), work,
+                                    volume, args))
+    try:
+        subprocess.run([sys.executable, str(REPO / "modules/vigilante/src/build.py"),
+                        "--rows", "8000"],
+                       check=True, env=env_for(CEREBRO_DATA_VOLUME=volume),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for contender in contenders:
+            contender.start()
+        total = args.events * args.rounds
+        print(f"generating {total:,} listing events ...", flush=True)
+        payloads = listing_events(total)
+        first = contenders[0]
+        profiler = _start_profiler(first.procs[1].pid, work) if args.profile else None
+        where = "one consumer process" if args.consumers == 1 else \
+            f"{args.consumers} consumer processes"
+        rates = {contender.name: [] for contender in contenders}
+        for index in range(args.rounds):
+            chunk = payloads[index * args.events:(index + 1) * args.events]
+            for contender in contenders:  # interleaved: noise hits both alike
+                rates[contender.name].append(contender.round(index, chunk))
+        for contender in contenders:
+            contender.report()
+        medians = {}
+        for name, runs in rates.items():
+            best, median = max(runs), sorted(runs)[len(runs) // 2]
+            medians[name] = median
+            verdict = "MEETS" if median >= TARGET else "BELOW"
+            print(f"[{name}] end to end over {args.rounds} round(s) of {args.events:,} events on "
+                  f"{where}: median {median:,.0f} events/s (best {best:,.0f}); target "
+                  f"{TARGET:,}/s: {verdict} ({median / TARGET:.0%} of target)")
+        if "baseline" in medians:
+            print(f"current / baseline (medians): {medians['current'] / medians['baseline']:.3f}")
+        if profiler is not None:
+            _profile_report(profiler, work)
+        return 0
+    finally:
+        for contender in contenders:
+            contender.stop()
         if args.keep:
             print(f"logs kept in {work}")
         else:

@@ -21,7 +21,12 @@ are interleaved: each round loads bare, then each Cerebro, at every level. With
 ``--rounds N`` the table shows each server's median round, so a burst of noise
 on a shared machine hits every server alike instead of deciding the verdict.
 
+``--baseline-tree DIR`` adds Cerebro as an earlier commit has it (a source tree
+made with ``git worktree add DIR <commit>``), served the same way in the same
+rounds, and prints this tree's ratio to it: how a change moved the hot path.
+
     python bench/rest_vs_bare.py [--duration 10] [--rounds 3] [--processes 2] [--volume DIR]
+    git worktree add /tmp/before HEAD~5 && python bench/rest_vs_bare.py --baseline-tree /tmp/before
 """
 
 import argparse
@@ -32,7 +37,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from common import PYTHON, REPO, free_port, start, stop, wait_http, wrk
+from common import PYTHON, REPO, baseline_env, free_port, start, stop, wait_http, wrk
 
 from cerebro.endpoint import build_endpoint
 from modules.rent_predictor import expose
@@ -66,16 +71,16 @@ def _measure(servers, body, levels, duration, rounds):
     """Start every server, then load them in interleaved rounds; return the median runs."""
     procs = []
     try:
-        for name, cmd, env, url in servers:
+        for name, cmd, env, url, cwd in servers:
             log = Path(tempfile.gettempdir()) / f"cerebro-bench-{name}.log"
-            procs.append(start(cmd, env, log=log))
-        for name, _, _, url in servers:
+            procs.append(start(cmd, env, log=log, cwd=cwd))
+        for name, _, _, url, _ in servers:
             wait_http(url, body)
             wrk(url, body.decode(), 16, duration=2)  # warm-up
         runs = {name: {c: [] for c in levels} for name, *_ in servers}
         for number in range(1, rounds + 1):
             for c in levels:
-                for name, _, _, url in servers:
+                for name, _, _, url, _ in servers:
                     runs[name][c].append(wrk(url, body.decode(), c, duration))
             if rounds > 1:
                 print(f"round {number}/{rounds}: " + "  ".join(
@@ -98,6 +103,9 @@ def main():
     parser.add_argument("--levels", default="1,16,64", help="concurrency levels")
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds per server and level (the median is shown)")
+    parser.add_argument("--baseline-tree", default=None,
+                        help="a source tree of an earlier commit (git worktree): its Cerebro "
+                             "runs beside this one, and the ratio between them is printed")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -113,12 +121,18 @@ def main():
         port = free_port()
         servers.append((name, [PYTHON, str(REPO / "bench/bare_tornado.py"), "--port", str(port),
                                "--processes", str(args.processes), "--volume", str(volume)]
-                        + extra, env, f"http://127.0.0.1:{port}{path}"))
-    for name, batching in (("cerebro-nobatch", "false"), ("cerebro", "true")):
+                        + extra, env, f"http://127.0.0.1:{port}{path}", REPO))
+    cerebros = [("cerebro-nobatch", "false", REPO), ("cerebro", "true", REPO)]
+    if args.baseline_tree:
+        tree = Path(args.baseline_tree).resolve()
+        cerebros += [("baseline-nobatch", "false", tree), ("baseline", "true", tree)]
+    for name, batching, tree in cerebros:
         port = free_port()
+        extra_env = baseline_env(tree) if tree != REPO else {}
         servers.append((name, [PYTHON, "-m", "cerebro", "serve", "--port", str(port),
                                "--processes", str(args.processes), "--modules", "rent_predictor"],
-                        dict(env, CEREBRO_BATCHING=batching), f"http://127.0.0.1:{port}{path}"))
+                        dict(env, CEREBRO_BATCHING=batching, **extra_env),
+                        f"http://127.0.0.1:{port}{path}", tree))
     results = _measure(servers, body, levels, args.duration, max(1, args.rounds))
 
     print(f"\nrent_predictor, {args.processes} processes, wrk {args.duration}s per level, "
@@ -140,6 +154,14 @@ def main():
         verdict = "MET" if worst >= TARGET_RATIO else "NOT MET"
         print(f"{'':<17} target: within 10% of both baselines at every level "
               f"(ratio >= {TARGET_RATIO}) -> {verdict}")
+    if args.baseline_tree:
+        print()
+        for name, base in (("cerebro-nobatch", "baseline-nobatch"), ("cerebro", "baseline")):
+            ratios = "  ".join(f"c={c}: {results[name][c]['rps'] / results[base][c]['rps']:.3f}"
+                               for c in levels)
+            p50 = "  ".join(f"c={c}: {results[name][c]['p50_ms'] / results[base][c]['p50_ms']:.3f}"
+                            for c in levels)
+            print(f"{name:<17} / {base:<17} req/s {ratios}   p50 {p50}")
 
 
 if __name__ == "__main__":

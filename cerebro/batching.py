@@ -12,32 +12,49 @@ with the load by itself. Validation happened before (one bad input fails alone);
 results and errors go back to their own requests.
 """
 
+from __future__ import annotations
+
 import asyncio
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from cerebro.errors import CerebroError, InternalError, Unavailable
 from cerebro.reporting import report
 from cerebro.runner import RunnerClosed
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from cerebro.dispatch import Call, Dispatcher
+    from cerebro.endpoint import Batching, Endpoint
+    from cerebro.runner import Runner
+
+    #: One gathered call: the call, its request id, the future of its JSON bytes.
+    _Pending: TypeAlias = tuple[Call, str | None, asyncio.Future[bytes]]
+    #: The outcome of one call: its JSON bytes, or the error it failed with.
+    _Outcome: TypeAlias = bytes | CerebroError
+
 
 class Batcher:
     """Gathers concurrent calls to one batch endpoint into single calls on its module's runner."""
 
-    def __init__(self, dispatcher, endpoint, runner, service="api", max_size=None):
+    def __init__(self, dispatcher: Dispatcher, endpoint: Endpoint, runner: Runner,
+                 service: str = "api", max_size: int | None = None) -> None:
         self.dispatcher = dispatcher
         self.endpoint = endpoint
         self.runner = runner
         self.service = service
-        self.max_size = max_size or endpoint.batch.max_size
-        self.max_wait = endpoint.batch.max_wait_ms / 1000.0
-        self._pending = []
+        # a Batcher serves a batch endpoint only: its ``batch`` is set
+        self.max_size = max_size or cast("Batching", endpoint.batch).max_size
+        self.max_wait = cast("Batching", endpoint.batch).max_wait_ms / 1000.0
+        self._pending: list[_Pending] = []
         self._busy = False
-        self._timer = None
+        self._timer: asyncio.TimerHandle | None = None
 
-    def submit(self, call, request_id=None):
+    def submit(self, call: Call, request_id: str | None = None) -> asyncio.Future[bytes]:
         """Queue one validated call; returns a future of its JSON bytes (or its error)."""
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: asyncio.Future[bytes] = loop.create_future()
         self._pending.append((call, request_id, future))
         if not self._busy:
             if self.max_wait == 0 or len(self._pending) >= self.max_size:
@@ -46,7 +63,7 @@ class Batcher:
                 self._timer = loop.call_later(self.max_wait, self._launch)
         return future
 
-    def _launch(self):
+    def _launch(self) -> None:
         """Send up to ``max_size`` pending calls to the runner as one batch."""
         if self._timer is not None:
             self._timer.cancel()
@@ -60,12 +77,12 @@ class Batcher:
         except RunnerClosed as closed:
             self._finish(batch, None, closed)
 
-    def _run(self, batch):
+    def _run(self, batch: list[_Pending]) -> list[_Outcome]:
         """On a runner thread: one dispatcher call, then each outcome encoded as JSON."""
         calls = [call for call, _, _ in batch]
         ids = [request_id for _, request_id, _ in batch]
         outcomes = self.dispatcher.run_batch(calls, service=self.service, request_ids=ids)
-        encoded = []
+        encoded: list[_Outcome] = []
         for call, request_id, outcome in zip(calls, ids, outcomes):
             if isinstance(outcome, CerebroError):
                 encoded.append(outcome)
@@ -77,7 +94,8 @@ class Batcher:
                 encoded.append(error)
         return encoded
 
-    def _finish(self, batch, outcomes, failure):
+    def _finish(self, batch: list[_Pending], outcomes: list[_Outcome] | None,
+                failure: BaseException | None) -> None:
         """Hand each outcome to its request, then start the next batch if any gathered."""
         self._busy = False
         if isinstance(failure, RunnerClosed):
@@ -88,7 +106,8 @@ class Batcher:
             report(failure, service=self.service, module=self.endpoint.module,
                    function=self.endpoint.name, error_id=error.error_id)
             outcomes = [error] * len(batch)
-        for (_, _, future), outcome in zip(batch, outcomes):
+        # without a failure, the runner handed over the outcomes of ``_run``
+        for (_, _, future), outcome in zip(batch, cast("list[_Outcome]", outcomes)):
             if future.done():
                 continue
             if isinstance(outcome, CerebroError):

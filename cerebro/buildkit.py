@@ -12,15 +12,27 @@ and calls these for the rest::
     files = {"report.md": markdown_report(title, {"Metrics": metrics, ...})}
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
 import time
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from _typeshed import StrPath
+
+    #: One build stage: ``fn(state)`` fills attributes of the shared state.
+    Stage: TypeAlias = Callable[[SimpleNamespace], object]
 
 
-def at_least(minimum):
+def at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: an integer of at least ``minimum``."""
-    def parse(text):
+    def parse(text: str) -> int:
         """Parse ``text`` as an integer no smaller than the minimum."""
         try:
             value = int(text)
@@ -32,7 +44,8 @@ def at_least(minimum):
     return parse
 
 
-def build_parser(description, rows=None, seed=0, rows_help="rows of training data to generate"):
+def build_parser(description: str, rows: tuple[int, int] | None = None, seed: int = 0,
+                 rows_help: str = "rows of training data to generate") -> argparse.ArgumentParser:
     """The common build arguments: ``--rows`` (when ``rows=(default, minimum)``), ``--seed``,
     ``--volume`` and ``--keep``, with defaults shown by ``--help``."""
     from cerebro.settings import load_settings
@@ -52,10 +65,11 @@ def build_parser(description, rows=None, seed=0, rows_help="rows of training dat
     return parser
 
 
-def run_stages(name, stages, state, progress=True):
+def run_stages(name: str, stages: Mapping[str, Stage], state: SimpleNamespace,
+               progress: bool = True) -> SimpleNamespace:
     """Run ``stages`` (an ordered mapping of stage name to ``fn(state)``) with a progress bar
     on stderr; each stage's seconds go into ``state.timings``. Returns ``state``."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm has no type information
 
     state.timings = {}
     with tqdm(total=len(stages), desc=name, unit="stage", disable=not progress,
@@ -70,7 +84,9 @@ def run_stages(name, stages, state, progress=True):
     return state
 
 
-def run_build(module, stages, artifact, *, rows, seed, volume=None, keep=5, progress=True):
+def run_build(module: str, stages: Mapping[str, Stage], artifact: str, *, rows: int | None,
+              seed: int, volume: StrPath | None = None, keep: int = 5,
+              progress: bool = True) -> SimpleNamespace:
     """Run a module's ``stages`` then publish ``state.<artifact>`` as its new model version.
 
     The stages fill ``state.<artifact>``, ``state.metrics``, ``state.params`` and
@@ -85,7 +101,7 @@ def run_build(module, stages, artifact, *, rows, seed, volume=None, keep=5, prog
         volume = load_settings().data_volume
     state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep)
 
-    def stage_publish(state):
+    def stage_publish(state: SimpleNamespace) -> None:
         """Publish the artifact, its metrics and its reports as the current version."""
         state.meta = publish(state.volume, module, {"model": getattr(state, artifact)},
                              metrics=state.metrics, params=state.params, files=state.files,
@@ -94,7 +110,8 @@ def run_build(module, stages, artifact, *, rows, seed, volume=None, keep=5, prog
     return run_stages(module, {**stages, "publish": stage_publish}, state, progress)
 
 
-def markdown_report(title, sections, image="report.png", caption="build report"):
+def markdown_report(title: str, sections: Mapping[str, Mapping[str, object]],
+                    image: str | None = "report.png", caption: str = "build report") -> bytes:
     """A build report as Markdown bytes: a table per ``{section: {item: value}}``, then the plot."""
     lines = [f"# {title}", ""]
     for heading, items in sections.items():
@@ -106,7 +123,7 @@ def markdown_report(title, sections, image="report.png", caption="build report")
     return "\n".join(lines).encode("utf-8")
 
 
-def format_value(value):
+def format_value(value: object) -> str:
     """One report value as text: floats to 4 decimals (thousands as whole numbers),
     mappings and sequences inline."""
     if isinstance(value, float):

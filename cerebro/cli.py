@@ -10,20 +10,27 @@ environment (see ``cerebro settings``). A reader that stops early
 lint) quietly with exit 141, as a tool killed by SIGPIPE does.
 """
 
+from __future__ import annotations
+
 import argparse
 import importlib
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cerebro.printing import printing
 from cerebro.settings import PROJECT_ROOT, ConfigurationError, load_settings
 
+if TYPE_CHECKING:
+    from cerebro.settings import Settings
+
 _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
 
-def command_modules():
+def command_modules() -> tuple[str, ...]:
     """Modules adding sub-commands: each program's (the program table names them) and
     operations'. Each has ``register(subparsers, settings, formatter)`` adding parsers whose
     ``func(args, settings)`` returns an exit code."""
@@ -31,7 +38,7 @@ def command_modules():
     return (*programs.command_modules(), "cerebro.ops.cli")
 
 
-def _module_root(settings, name):
+def _module_root(settings: Settings, name: str) -> Path | None:
     """The folder of module ``name`` in the modules package."""
     import importlib
     package = importlib.import_module(settings.modules_package)
@@ -41,7 +48,7 @@ def _module_root(settings, name):
     return None
 
 
-def _cmd_build(args, settings):
+def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     """Run a module's build.py in a fresh interpreter, exactly as a data scientist would."""
     root = _module_root(settings, args.module)
     if root is None:
@@ -56,7 +63,7 @@ def _cmd_build(args, settings):
     return subprocess.call([sys.executable, str(script), *args.build_args], env=env)
 
 
-def _cmd_modules(args, settings):
+def _cmd_modules(args: argparse.Namespace, settings: Settings) -> int:
     """List every module with its functions, model version and status."""
     import logging
 
@@ -81,7 +88,7 @@ def _cmd_modules(args, settings):
     return 1 if broken and args.strict else 0
 
 
-def _cmd_new(args, settings):
+def _cmd_new(args: argparse.Namespace, settings: Settings) -> int:
     """Scaffold a new module that follows the convention."""
     from cerebro.scaffold import ScaffoldError, create_module
     try:
@@ -94,7 +101,7 @@ def _cmd_new(args, settings):
     return 0
 
 
-def _cmd_lint(args, settings):
+def _cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
     """Check the house conventions; exit 1 when anything is off."""
     from cerebro.lint import lint_paths
     problems = lint_paths([Path(p) for p in args.paths], modules_dir=Path(args.modules_dir))
@@ -104,14 +111,14 @@ def _cmd_lint(args, settings):
     return 1 if problems else 0
 
 
-def _cmd_settings(args, settings):
+def _cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     """Print every setting with its value in force."""
     for var, value, text in settings.describe():
         print(f"{var:<26} {value:<40} {text}")
     return 0
 
 
-def build_parser(settings):
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
     """The argument parser; defaults are the settings in force."""
     parser = argparse.ArgumentParser(prog="cerebro", formatter_class=_FORMATTER,
                                      description="Cerebro: scikit-learn models in production.")
@@ -154,7 +161,7 @@ def build_parser(settings):
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cerebro`` console script."""
     try:
         settings = load_settings()

@@ -11,28 +11,36 @@ in two so a transport can validate at once and run later:
 errors), :meth:`Dispatcher.run` calls the function.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cerebro import jsonio
 from cerebro.errors import CerebroError, InternalError
 from cerebro.reporting import report
+
+if TYPE_CHECKING:
+    from cerebro.endpoint import Endpoint
+    from cerebro.registry import Registry
 
 
 @dataclass(frozen=True)
 class Call:
     """A resolved, validated call, ready to run."""
 
-    endpoint: object
-    kwargs: dict
+    endpoint: Endpoint
+    kwargs: dict[str, object]
 
 
 class Dispatcher:
     """Resolves endpoints in a :class:`~cerebro.registry.Registry` and calls them."""
 
-    def __init__(self, registry):
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def prepare(self, module, function, payload):
+    def prepare(self, module: str, function: str, payload: object) -> Call:
         """Resolve ``module.function`` and validate ``payload`` against its inputs.
 
         Raises :class:`NotFound`, :class:`InvalidPayload` or, for a module that
@@ -41,7 +49,8 @@ class Dispatcher:
         endpoint = self.registry.endpoint(module, function)
         return Call(endpoint, endpoint.schema.validate(payload))
 
-    def run(self, call, *, service="api", request_id=None, **context):
+    def run(self, call: Call, *, service: str = "api", request_id: str | None = None,
+            **context: object) -> object:
         """Call the function and return its result.
 
         A :class:`CerebroError` raised by the function passes through (it is
@@ -62,7 +71,9 @@ class Dispatcher:
         except Exception as exc:
             raise self._internal(exc, call, service, request_id, **context) from exc
 
-    def run_batch(self, calls, *, service="api", request_ids=None, **context):
+    def run_batch(self, calls: Sequence[Call], *, service: str = "api",
+                  request_ids: Sequence[str | None] | None = None,
+                  **context: object) -> list[object]:
         """Run calls to one endpoint; return one outcome per call, in order.
 
         An outcome is the call's result or the :class:`CerebroError` it failed
@@ -74,7 +85,7 @@ class Dispatcher:
         request_ids = request_ids or [None] * len(calls)
         endpoint = calls[0].endpoint
         if endpoint.batch is None:
-            outcomes = []
+            outcomes: list[object] = []
             for call, request_id in zip(calls, request_ids):
                 try:
                     outcomes.append(self.run(call, service=service, request_id=request_id,
@@ -91,32 +102,38 @@ class Dispatcher:
         except CerebroError as error:
             return [error] * len(calls)
         except Exception as exc:
-            error = self._internal(exc, calls[0], service, ",".join(filter(None, request_ids))
-                                   or None, batch_size=len(calls), **context)
-            return [error] * len(calls)
+            bug = self._internal(exc, calls[0], service,
+                                 ",".join(filter(None, request_ids)) or None,
+                                 batch_size=len(calls), **context)
+            return [bug] * len(calls)
 
-    def run_json(self, call, *, service="api", request_id=None):
+    def run_json(self, call: Call, *, service: str = "api", request_id: str | None = None
+                 ) -> bytes:
         """Like :meth:`run`, returning the result encoded as JSON bytes."""
         return self.encode(self.run(call, service=service, request_id=request_id),
                            call, service=service, request_id=request_id)
 
-    def encode(self, result, call, *, service="api", request_id=None):
+    def encode(self, result: object, call: Call, *, service: str = "api",
+               request_id: str | None = None) -> bytes:
         """A result as JSON bytes; a value JSON cannot hold is a bug, reported as such."""
         try:
             return jsonio.dumps(result)
         except TypeError as exc:
             raise self._internal(exc, call, service, request_id) from exc
 
-    def dispatch(self, module, function, payload, *, service="api", request_id=None):
+    def dispatch(self, module: str, function: str, payload: object, *, service: str = "api",
+                 request_id: str | None = None) -> object:
         """Prepare and run in one step; returns the result."""
         return self.run(self.prepare(module, function, payload),
                         service=service, request_id=request_id)
 
     @staticmethod
-    def _internal(exc, call, service, request_id, **context):
+    def _internal(exc: BaseException, call: Call, service: str, request_id: str | None,
+                  **context: object) -> InternalError:
         """Report an unexpected exception and wrap it as :class:`InternalError`."""
         error = InternalError(f"{call.endpoint.key} failed: {type(exc).__name__}")
+        # mypy cannot tell that ``context`` never holds report's ``message`` parameter
         report(exc, service=service, module=call.endpoint.module,
                function=call.endpoint.name, request_id=request_id, error_id=error.error_id,
-               **context)
+               **context)  # type: ignore[arg-type]
         return error

@@ -27,10 +27,17 @@ a list of results in the same order; concurrent requests are gathered into one
 call (see :mod:`cerebro.batching`).
 """
 
+from __future__ import annotations
+
 import inspect
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field as dc_field
+from typing import Any, Literal, TypeVar
 
 from cerebro.schema import Field, Schema
+
+#: An expose function: any signature, any (JSON-able) result.
+_Func = TypeVar("_Func", bound=Callable[..., Any])
 
 ATTRIBUTE = "__cerebro_endpoint__"
 
@@ -47,7 +54,7 @@ class Batching:
     max_size: int = 64
     max_wait_ms: float = 0.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.max_size < 1 or self.max_wait_ms < 0:
             raise ValueError("Batching needs max_size >= 1 and max_wait_ms >= 0")
 
@@ -56,17 +63,19 @@ class Batching:
 class Declaration:
     """What the :func:`endpoint` decorator records on a function."""
 
-    inputs: dict = None
+    inputs: Mapping[str, Field] | None = None
     external: bool = False
-    topics: tuple = ()
+    topics: tuple[str, ...] = ()
     extra: str = "forbid"
     summary: str = ""
-    example: dict = None
-    batch: Batching = None
+    example: dict[str, object] | None = None
+    batch: Batching | None = None
 
 
-def endpoint(inputs=None, *, external=False, topics=(), extra="forbid", summary="",
-             example=None, batch=None):
+def endpoint(inputs: Mapping[str, Field] | None = None, *, external: bool = False,
+             topics: str | Iterable[str] = (), extra: str = "forbid", summary: str = "",
+             example: dict[str, object] | None = None,
+             batch: Batching | Literal[True] | None = None) -> Callable[[_Func], _Func]:
     """Declare an expose function's inputs and how it is served.
 
     ``inputs``: a mapping of field name to :class:`~cerebro.schema.Field`
@@ -82,11 +91,11 @@ def endpoint(inputs=None, *, external=False, topics=(), extra="forbid", summary=
     if isinstance(topics, str):
         topics = (topics,)
 
-    def mark(func):
+    def mark(func: _Func) -> _Func:
         """Attach the declaration to ``func`` and return it unchanged."""
-        if batch is not None and inputs is None:
+        policy = Batching() if batch is True else batch or None  # False: not batched
+        if policy is not None and inputs is None:
             raise TypeError(f"{func.__name__}: a batch function must declare its inputs")
-        policy = Batching() if batch is True else batch
         setattr(func, ATTRIBUTE, Declaration(inputs, bool(external), tuple(topics), extra,
                                              summary, example, policy))
         return func
@@ -100,24 +109,24 @@ class Endpoint:
 
     module: str
     name: str
-    func: object
+    func: Callable[..., Any]
     schema: Schema
     external: bool = False
-    topics: tuple = ()
+    topics: tuple[str, ...] = ()
     summary: str = ""
     description: str = dc_field(default="", repr=False)
-    example: dict = None
-    batch: Batching = None
+    example: dict[str, object] | None = None
+    batch: Batching | None = None
 
     @property
-    def key(self):
+    def key(self) -> str:
         """``module.function``, the endpoint's routing key everywhere."""
         return f"{self.module}.{self.name}"
 
 
-def build_endpoint(module, func):
+def build_endpoint(module: str, func: Callable[..., Any]) -> Endpoint:
     """Make an :class:`Endpoint` from a function of ``module``'s expose.py."""
-    decl = getattr(func, ATTRIBUTE, None) or Declaration()
+    decl: Declaration = getattr(func, ATTRIBUTE, None) or Declaration()
     fields = decl.inputs if decl.inputs is not None else signature_fields(func)
     doc = inspect.getdoc(func) or ""
     return Endpoint(
@@ -134,18 +143,18 @@ def build_endpoint(module, func):
     )
 
 
-def _default_example(fields):
+def _default_example(fields: Mapping[str, Field]) -> dict[str, object] | None:
     """An example payload when none is declared: ``{}`` if every field is optional."""
     return {} if all(not f.required for f in fields.values()) else None
 
 
-def signature_fields(func):
+def signature_fields(func: Callable[..., Any]) -> dict[str, Field]:
     """Read declared inputs from a function's signature annotations.
 
     A parameter must be annotated with a JSON type; ``*args``/``**kwargs`` are
     not allowed, because every input must be declared.
     """
-    fields = {}
+    fields: dict[str, Field] = {}
     for param in inspect.signature(func).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise TypeError(f"{func.__name__}: *args/**kwargs cannot be declared inputs")

@@ -5,6 +5,10 @@ Subject: JSON in and out, fast, with numpy values understood.
 Tagline: Bytes in, bytes out, nothing lost in translation.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import orjson
 
 from cerebro.errors import InvalidPayload
@@ -12,7 +16,7 @@ from cerebro.errors import InvalidPayload
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
-def loads(data):
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """Decode a JSON document; malformed input raises :class:`InvalidPayload`."""
     try:
         return orjson.loads(data)
@@ -20,7 +24,7 @@ def loads(data):
         raise InvalidPayload(f"malformed JSON: {exc}", None) from None
 
 
-def dumps(value):
+def dumps(value: object) -> bytes:
     """Encode a value (numpy scalars and arrays included) to JSON bytes.
 
     Raises ``TypeError`` for a value JSON cannot hold.
@@ -31,7 +35,7 @@ def dumps(value):
         raise TypeError(str(exc)) from None
 
 
-def _default(value):
+def _default(value: object) -> object:
     """Encode the few types orjson leaves out: numpy scalars of other kinds, sets, tuples."""
     if hasattr(value, "item") and callable(value.item):
         return value.item()

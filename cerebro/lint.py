@@ -10,9 +10,16 @@ as ``__init__`` are documented by their class, as PEP 257 allows), and
 that every module folder has the conventional shape.
 """
 
+from __future__ import annotations
+
 import ast
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 HEADER_KEYS = ("Author:", "Date:", "Subject:", "Tagline:")
 MODULE_FILES = ("__init__.py", "expose.py", "README.md", "src/__init__.py", "src/extract.py",
@@ -20,14 +27,14 @@ MODULE_FILES = ("__init__.py", "expose.py", "README.md", "src/__init__.py", "src
 SKIP_DIRS = {"__pycache__", ".git", ".venv", "build", "dist"}
 
 
-def lint_file(path):
+def lint_file(path: Path) -> list[str]:
     """Problems of one Python file, as ``path:line: message`` strings."""
     try:
         text = path.read_text(encoding="utf-8")
         tree = ast.parse(text, filename=str(path))
     except (OSError, UnicodeDecodeError, SyntaxError) as exc:
         return [f"{path}:1: cannot parse: {exc}"]
-    problems = []
+    problems: list[str] = []
     doc = ast.get_docstring(tree, clean=False)
     if doc is None:
         problems.append(f"{path}:1: module has no docstring (house header block)")
@@ -45,7 +52,7 @@ def lint_file(path):
     return problems
 
 
-def lint_notebook(path):
+def lint_notebook(path: Path) -> list[str]:
     """Problems of a notebook: it must be valid nbformat 4 JSON with cells."""
     try:
         notebook = json.loads(path.read_text(encoding="utf-8"))
@@ -57,7 +64,7 @@ def lint_notebook(path):
     return []
 
 
-def lint_module_shape(folder):
+def lint_module_shape(folder: Path) -> list[str]:
     """Problems of one module folder's shape."""
     problems = [f"{folder}: missing {name}" for name in MODULE_FILES
                 if not (folder / name).is_file()]
@@ -73,7 +80,7 @@ def lint_module_shape(folder):
     return problems
 
 
-def python_files(paths):
+def python_files(paths: Iterable[Path]) -> Iterator[Path]:
     """Every .py file under ``paths`` (files are taken as they are; missing ones are skipped,
     :func:`missing_paths` reports them)."""
     for path in paths:
@@ -85,12 +92,12 @@ def python_files(paths):
                     yield child
 
 
-def missing_paths(paths):
+def missing_paths(paths: Iterable[StrPath]) -> list[str]:
     """A problem for each of ``paths`` that does not exist (a typo must not lint as clean)."""
     return [f"{path}: does not exist" for path in paths if not Path(path).exists()]
 
 
-def lint_paths(paths, modules_dir=None):
+def lint_paths(paths: Sequence[Path], modules_dir: StrPath | None = None) -> list[str]:
     """Every problem under ``paths``, plus the shape of each module in ``modules_dir``.
 
     A path that does not exist is itself a problem.

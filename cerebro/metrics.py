@@ -9,7 +9,10 @@ at a fresh folder before this module is imported, so one scrape of any process
 sums all of them.
 """
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
                                Histogram, generate_latest, multiprocess, values)
@@ -31,10 +34,14 @@ MODEL_VERSION = Gauge("cerebro_model_info", "Model version being served (1) per 
                       ["module", "artifact", "version"], registry=REGISTRY,
                       multiprocess_mode="max")
 
-_versions = {}
+if TYPE_CHECKING:
+    from cerebro.registry import Registry
+
+_versions: dict[tuple[str, str], str | None] = {}
 
 
-def observe(module, function, status, seconds, error_type=None):
+def observe(module: str, function: str, status: int | str, seconds: float,
+            error_type: str | None = None) -> None:
     """Count one request and its latency (and its error type, if any)."""
     REQUESTS.labels(module, function, str(status)).inc()
     LATENCY.labels(module, function).observe(seconds)
@@ -42,7 +49,7 @@ def observe(module, function, status, seconds, error_type=None):
         ERRORS.labels(module, function, error_type).inc()
 
 
-def set_model_versions(registry):
+def set_model_versions(registry: Registry) -> None:
     """Publish the served model version of every module (old versions go to 0)."""
     for mod in registry.modules.values():
         for handle in mod.handles:
@@ -58,7 +65,7 @@ def set_model_versions(registry):
             _versions[key] = version
 
 
-def render():
+def render() -> tuple[bytes, str]:
     """The metrics in Prometheus text format, and its content type."""
     if _MULTIPROCESS:
         registry = CollectorRegistry()

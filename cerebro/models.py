@@ -12,11 +12,17 @@ old model and the next ones use the new. A version that fails to load leaves
 the old model serving and is reported.
 """
 
+from __future__ import annotations
+
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from cerebro import volume
 from cerebro.errors import ModelNotReady
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class Loaded:
 
     obj: object
     version: str
-    metadata: dict
+    metadata: dict[str, Any]
 
 
 class ModelHandle:
@@ -37,47 +43,52 @@ class ModelHandle:
     newer version failed to load and the older one kept serving.
     """
 
-    def __init__(self, module, artifact="model"):
+    def __init__(self, module: str, artifact: str = "model") -> None:
         self.module = module
         self.artifact = artifact
         self.state = "unloaded"
-        self.error = None
-        self._loaded = None
-        self._rejected = None
+        self.error: str | None = None
+        self._loaded: Loaded | None = None
+        self._rejected: str | None = None
         self._lock = threading.Lock()
 
-    def get(self):
+    def get(self) -> object:
         """The loaded model object; raises :class:`ModelNotReady` when none is loaded."""
         loaded = self._loaded
         if loaded is None:
-            raise ModelNotReady(f"model '{self.module}/{self.artifact}' is not ready: "
-                                f"{self.error or self.state}")
+            raise self._not_ready()
         return loaded.obj
 
-    def current(self):
-        """The loaded :class:`Loaded` (object, version, metadata) as one consistent snapshot.
+    def _not_ready(self) -> ModelNotReady:
+        """The error a caller gets while no version is loaded, saying why."""
+        return ModelNotReady(f"model '{self.module}/{self.artifact}' is not ready: "
+                             f"{self.error or self.state}")
+
+    def current(self) -> Loaded:
+        """The loaded :class:`Loaded` (object, version, metadata) as one consistent snapshot;
+        raises :class:`ModelNotReady` when none is loaded.
 
         Use it when a response reports the version: reading ``get()`` and then
         ``version`` separately could straddle a hot swap.
         """
         loaded = self._loaded
         if loaded is None:
-            self.get()
+            raise self._not_ready()
         return loaded
 
     @property
-    def version(self):
+    def version(self) -> str | None:
         """The version being served, or ``None``."""
         loaded = self._loaded
         return loaded.version if loaded else None
 
     @property
-    def metadata(self):
+    def metadata(self) -> dict[str, Any] | None:
         """The metadata of the version being served, or ``None``."""
         loaded = self._loaded
         return loaded.metadata if loaded else None
 
-    def refresh(self, root):
+    def refresh(self, root: StrPath) -> bool:
         """Load the current version from the volume at ``root`` if it is new.
 
         Returns True when a new version was swapped in. Raises
@@ -113,7 +124,7 @@ class ModelHandle:
             self.state, self.error, self._rejected = "ready", None, None
             return True
 
-    def load(self, root=None):
+    def load(self, root: StrPath | None = None) -> object:
         """Load the current version now (for scripts and notebooks); returns the model."""
         if root is None:
             from cerebro.settings import load_settings
@@ -121,7 +132,7 @@ class ModelHandle:
         self.refresh(root)
         return self.get()
 
-    def _fail(self, message):
+    def _fail(self, message: str) -> None:
         """Record a load failure without dropping a model that is serving."""
         self.error = message
         if self._loaded is None:

@@ -34,7 +34,7 @@ def backoff_delay(attempt: int, base: float = 1.0, cap: float = 300.0,
                   rng: random.Random | None = None) -> float:
     """Seconds to wait before retry number ``attempt`` (0-based): exponential, capped,
     with "equal jitter" (half fixed, half random) so retries never synchronise."""
-    delay = min(cap, base * (2 ** min(attempt, 32)))
+    delay: float = min(cap, base * (2 ** min(attempt, 32)))
     return delay / 2 + (rng or random).uniform(0, delay / 2)
 
 

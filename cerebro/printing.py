@@ -11,9 +11,15 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-Command = Callable[[Any, Any], int]
+if TYPE_CHECKING:
+    import argparse
+
+    from cerebro.settings import Settings
+
+#: A sub-command: ``func(args, settings)`` returning the exit code.
+Command = Callable[["argparse.Namespace", "Settings"], int]
 
 # The exit code of a command whose reader went away (128 + SIGPIPE, as the shell reports).
 EXIT_OUTPUT_CLOSED = 141
@@ -34,7 +40,7 @@ def printing(command: Command) -> Command:
     """Wrap a command that only prints: when its reader goes away (``| head``) it stops
     quietly with :data:`EXIT_OUTPUT_CLOSED` instead of a BrokenPipeError traceback."""
     @functools.wraps(command)
-    def run(args: Any, settings: Any) -> int:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
         """Run the command, then flush, so a closed pipe is noticed here and not at exit."""
         try:
             code = command(args, settings)

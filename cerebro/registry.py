@@ -11,12 +11,16 @@ module that fails to import, or whose model fails to load, is kept with its
 error so it can be reported; it never stops the others from serving.
 """
 
+from __future__ import annotations
+
 import importlib
 import inspect
 import logging
 import traceback
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, NoReturn, TypedDict
 
 from cerebro.endpoint import build_endpoint
 from cerebro.errors import ModelNotReady, NotFound
@@ -25,10 +29,45 @@ from cerebro.reporting import report
 from cerebro.settings import ConfigurationError
 from cerebro.volume import VolumeError
 
+if TYPE_CHECKING:
+    from cerebro.endpoint import Endpoint
+    from cerebro.settings import Settings
+
 log = logging.getLogger(__name__)
 
 # Names the REST API uses under /v1 for itself: a module called so could never be reached.
 RESERVED_NAMES = frozenset({"modules", "tasks"})
+
+
+class ModelDescription(TypedDict):
+    """One model of a module, as :meth:`Module.describe` shows it."""
+
+    artifact: str
+    state: str
+    version: str | None
+    created_at: str | None
+    metrics: dict[str, object]
+
+
+class FunctionDescription(TypedDict):
+    """One function of a module, as :meth:`Module.describe` shows it."""
+
+    name: str
+    summary: str
+    mode: Literal["sync", "async"]
+    topics: list[str]
+    input_schema: dict[str, object]
+    example: dict[str, object] | None
+
+
+class ModuleDescription(TypedDict):
+    """What :meth:`Module.describe` returns (``GET /v1/modules``, ``cerebro modules``)."""
+
+    name: str
+    status: str
+    errors: list[str]
+    models: list[ModelDescription]
+    functions: list[FunctionDescription]
 
 
 @dataclass
@@ -37,12 +76,12 @@ class Module:
 
     name: str
     path: Path
-    endpoints: dict = field(default_factory=dict)
-    handles: list = field(default_factory=list)
-    import_error: str = None
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    handles: list[ModelHandle] = field(default_factory=list)
+    import_error: str | None = None
 
     @property
-    def status(self):
+    def status(self) -> str:
         """``broken`` (import failed), ``failed``, ``no_model``, ``loading`` or ``ready``."""
         if self.import_error:
             return "broken"
@@ -53,17 +92,17 @@ class Module:
         return "ready"
 
     @property
-    def ready(self):
+    def ready(self) -> bool:
         """True when every model of the module is loaded."""
         return self.status == "ready"
 
-    def errors(self):
+    def errors(self) -> list[str]:
         """Every error message of the module (import error or model errors)."""
         if self.import_error:
             return [self.import_error.strip().splitlines()[-1]]
         return [f"{h.artifact}: {h.error}" for h in self.handles if h.error]
 
-    def describe(self):
+    def describe(self) -> ModuleDescription:
         """A JSON-able summary: status, model versions, endpoints with input schemas."""
         return {
             "name": self.name,
@@ -85,12 +124,12 @@ class Module:
 class Registry:
     """Every module found in the modules package, with lookup and model refresh."""
 
-    def __init__(self, settings, modules):
+    def __init__(self, settings: Settings, modules: dict[str, Module]) -> None:
         self.settings = settings
         self.modules = modules
 
     @classmethod
-    def discover(cls, settings):
+    def discover(cls, settings: Settings) -> Registry:
         """Import every module of ``settings.modules_package`` (or those in
         ``settings.modules``) and return a registry. Models are not loaded yet:
         call :meth:`refresh_models`."""
@@ -100,13 +139,13 @@ class Registry:
             raise ConfigurationError(f"the modules package {settings.modules_package!r} "
                                      f"(CEREBRO_MODULES_PACKAGE) cannot be imported: "
                                      f"{exc}") from None
-        found = {}
+        found: dict[str, Path] = {}
         for root in package.__path__:
             for path in sorted(Path(root).iterdir()):
                 if path.name[0] not in "._" and (path / "expose.py").is_file():
                     found.setdefault(path.name, path)
         wanted = settings.modules or tuple(found)
-        modules = {}
+        modules: dict[str, Module] = {}
         for name in wanted:
             if name not in found:
                 modules[name] = Module(name, Path(package.__path__[0]) / name,
@@ -124,14 +163,14 @@ class Registry:
             modules[name] = _load_module(settings.modules_package, name, found[name])
         return cls(settings, modules)
 
-    def module(self, name):
+    def module(self, name: str) -> Module:
         """The :class:`Module` called ``name``; raises :class:`NotFound`."""
         try:
             return self.modules[name]
         except KeyError:
             raise NotFound(f"no module named '{name}'", "module") from None
 
-    def endpoint(self, module, function):
+    def endpoint(self, module: str, function: str) -> Endpoint:
         """The endpoint ``module.function``; raises :class:`NotFound` for either part."""
         mod = self.module(module)
         if mod.import_error:
@@ -141,25 +180,25 @@ class Registry:
         except KeyError:
             raise NotFound(f"module '{module}' has no function '{function}'", "function") from None
 
-    def endpoints(self):
+    def endpoints(self) -> Iterator[Endpoint]:
         """Every endpoint of every importable module."""
         for mod in self.modules.values():
             yield from mod.endpoints.values()
 
-    def topics(self):
+    def topics(self) -> dict[str, list[Endpoint]]:
         """Map each declared Kafka topic to the endpoints that handle it."""
-        table = {}
+        table: dict[str, list[Endpoint]] = {}
         for ep in self.endpoints():
             for topic in ep.topics:
                 table.setdefault(topic, []).append(ep)
         return table
 
-    def refresh_models(self):
+    def refresh_models(self) -> list[str]:
         """Load new model versions from the data volume; report failures.
 
         Returns the names of modules that swapped in a new version.
         """
-        swapped = []
+        swapped: list[str] = []
         for mod in self.modules.values():
             for handle in mod.handles:
                 try:
@@ -172,7 +211,7 @@ class Registry:
                            service="models", module=mod.name)
         return swapped
 
-    def ready(self, names=None):
+    def ready(self, names: Iterable[str] | None = None) -> bool:
         """True when every module (or every one of ``names``) has all its models loaded.
 
         A broken module keeps the process not-ready (the deployment is not what
@@ -182,12 +221,12 @@ class Registry:
         return all(mod.ready for mod in wanted)
 
 
-def _raise_broken(mod):
+def _raise_broken(mod: Module) -> NoReturn:
     """Raise the error a client sees for a module that failed to import."""
     raise ModelNotReady(f"module '{mod.name}' failed to load: {mod.errors()[0]}")
 
 
-def _load_module(package, name, path):
+def _load_module(package: str, name: str, path: Path) -> Module:
     """Import one module's expose.py and collect its endpoints and model handles."""
     mod = Module(name, path)
     try:
@@ -195,7 +234,7 @@ def _load_module(package, name, path):
         for fname, func in inspect.getmembers(expose, inspect.isfunction):
             if not fname.startswith("_") and func.__module__ == expose.__name__:
                 mod.endpoints[fname] = build_endpoint(name, func)
-        seen = set()
+        seen: set[int] = set()
         for value in vars(expose).values():
             if isinstance(value, ModelHandle) and id(value) not in seen:
                 seen.add(id(value))

@@ -10,6 +10,8 @@ Every service reports a failure of ours (never a client's mistake) with
 Sherlock's logging handler turns such records into its exception file.
 """
 
+from __future__ import annotations
+
 import logging
 
 log = logging.getLogger("cerebro")
@@ -17,7 +19,7 @@ log = logging.getLogger("cerebro")
 CONTEXT_ATTRIBUTE = "cerebro_context"
 
 
-def report(exc, message=None, **context):
+def report(exc: BaseException, message: str | None = None, **context: object) -> None:
     """Log ``exc`` with its traceback and context such as ``service``,
     ``module``, ``function`` and ``request_id`` (keys with ``None`` are dropped)."""
     context = {k: v for k, v in context.items() if v is not None}

@@ -5,12 +5,18 @@ Subject: ``cerebro new``: scaffold a module that follows the convention and serv
 Tagline: Begin where every module begins, already in good shape.
 """
 
+from __future__ import annotations
+
 import keyword
 from datetime import date
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 from cerebro.registry import RESERVED_NAMES
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "module"
 
@@ -19,7 +25,7 @@ class ScaffoldError(Exception):
     """The module cannot be created (bad name, or it exists already)."""
 
 
-def create_module(name, modules_dir, volume=None):
+def create_module(name: str, modules_dir: StrPath, volume: StrPath | None = None) -> Path:
     """Write ``modules_dir/name`` from the templates; returns its path.
 
     ``modules_dir`` is the folder of the modules package; its name is the

@@ -9,14 +9,18 @@ It validates a decoded JSON payload (raising :class:`InvalidPayload` naming
 the field) and describes itself as JSON Schema for ``/openapi.json``.
 """
 
+from __future__ import annotations
+
 import copy
 import math
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from cerebro.errors import InvalidPayload
 
 _MISSING = object()
-_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean",
-               list: "array", dict: "object"}
+_JSON_TYPES: dict[type[object], str] = {str: "string", int: "integer", float: "number",
+                                        bool: "boolean", list: "array", dict: "object"}
 
 
 class Field:
@@ -27,9 +31,11 @@ class Field:
     default is optional.
     """
 
-    def __init__(self, type, *, default=_MISSING, minimum=None, maximum=None,
-                 choices=None, min_length=None, max_length=None, items=None,
-                 description=""):
+    def __init__(self, type: type[object], *, default: object = _MISSING,
+                 minimum: float | None = None, maximum: float | None = None,
+                 choices: Iterable[object] | None = None, min_length: int | None = None,
+                 max_length: int | None = None, items: type[object] | None = None,
+                 description: str = "") -> None:
         if type not in _JSON_TYPES:
             raise TypeError(f"Field type must be one of {sorted(t.__name__ for t in _JSON_TYPES)}")
         self.type = type
@@ -43,11 +49,11 @@ class Field:
         self.description = description
 
     @property
-    def required(self):
+    def required(self) -> bool:
         """True when the field has no default."""
         return self.default is _MISSING
 
-    def validate(self, name, value):
+    def validate(self, name: str, value: Any) -> Any:
         """Return ``value`` converted to the declared type, or raise :class:`InvalidPayload`."""
         value = _check_type(name, self.type, value)
         if self.choices is not None and value not in self.choices:
@@ -69,9 +75,9 @@ class Field:
                      for i, item in enumerate(value)]
         return value
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, object]:
         """This field as a JSON Schema fragment."""
-        schema = {"type": _JSON_TYPES[self.type]}
+        schema: dict[str, object] = {"type": _JSON_TYPES[self.type]}
         for key, attr in (("minimum", "minimum"), ("maximum", "maximum"),
                           ("minLength" if self.type is str else "minItems", "min_length"),
                           ("maxLength" if self.type is str else "maxItems", "max_length")):
@@ -88,7 +94,7 @@ class Field:
         return schema
 
 
-def _check_type(name, expected, value, field=None):
+def _check_type(name: str, expected: type[object], value: Any, field: str | None = None) -> Any:
     """Check one JSON value against a Python type; ints are accepted as floats."""
     field = field or name
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -116,14 +122,14 @@ class Schema:
     (dropped, for events that carry more than the function needs).
     """
 
-    def __init__(self, fields, extra="forbid"):
+    def __init__(self, fields: Mapping[str, Field], extra: str = "forbid") -> None:
         if extra not in ("forbid", "ignore"):
             raise ValueError("extra must be 'forbid' or 'ignore'")
         self.fields = dict(fields)
         self.extra = extra
         self._required = [n for n, f in self.fields.items() if f.required]
 
-    def validate(self, payload):
+    def validate(self, payload: object) -> dict[str, object]:
         """Return the validated payload as a new dict with defaults filled in."""
         if not isinstance(payload, dict):
             raise InvalidPayload("the payload must be a JSON object", None)
@@ -134,7 +140,7 @@ class Schema:
         for name in self._required:
             if name not in payload:
                 raise InvalidPayload(f"missing required field '{name}'", name)
-        clean = {}
+        clean: dict[str, object] = {}
         for name, field in self.fields.items():
             if name in payload:
                 clean[name] = field.validate(name, payload[name])
@@ -144,9 +150,9 @@ class Schema:
                 clean[name] = field.default
         return clean
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, object]:
         """The whole payload as a JSON Schema object."""
-        schema = {
+        schema: dict[str, object] = {
             "type": "object",
             "properties": {n: f.json_schema() for n, f in self.fields.items()},
             "additionalProperties": self.extra != "forbid",

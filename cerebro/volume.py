@@ -15,15 +15,22 @@ crash at any point leaves the previous version current. :func:`load_current`
 reads the current version back and checks every artifact's sha256.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import platform
 import shutil
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 POINTER = "current.json"
 METADATA = "metadata.json"
@@ -34,14 +41,14 @@ class VolumeError(Exception):
     """The data volume holds no usable model for a module (missing or corrupt)."""
 
 
-def module_dir(root, module):
+def module_dir(root: StrPath, module: str) -> Path:
     """The folder of ``module`` in the data volume at ``root``."""
     return Path(root) / module
 
 
-def library_versions():
+def library_versions() -> dict[str, str | None]:
     """Versions of Python and the libraries a pickled model depends on."""
-    versions = {"python": platform.python_version()}
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in LIBRARIES:
         try:
             versions[name] = importlib_metadata.version(name)
@@ -50,7 +57,7 @@ def library_versions():
     return versions
 
 
-def sha256_of(path):
+def sha256_of(path: StrPath) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -59,7 +66,7 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def _fsync_dir(path):
+def _fsync_dir(path: StrPath) -> None:
     """Flush a directory entry to disk so a rename survives a crash."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -68,7 +75,7 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-def _write_json_atomically(path, data):
+def _write_json_atomically(path: Path, data: object) -> None:
     """Write JSON to ``path`` via a temporary file and ``os.replace``."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -79,13 +86,16 @@ def _write_json_atomically(path, data):
     _fsync_dir(path.parent)
 
 
-def new_version():
+def new_version() -> str:
     """A sortable, unique version name: UTC time plus a short random suffix."""
     now = datetime.now(timezone.utc)
     return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + uuid.uuid4().hex[:6]
 
 
-def publish(root, module, artifacts, *, metrics=None, params=None, files=None, keep=5):
+def publish(root: StrPath, module: str, artifacts: Mapping[str, object], *,
+            metrics: Mapping[str, object] | None = None,
+            params: Mapping[str, object] | None = None,
+            files: Mapping[str, bytes] | None = None, keep: int = 5) -> dict[str, Any]:
     """Publish a new model version of ``module`` atomically and make it current.
 
     ``artifacts`` maps a name to a Python object saved with joblib (the usual
@@ -102,7 +112,7 @@ def publish(root, module, artifacts, *, metrics=None, params=None, files=None, k
     tmp = versions / f".tmp-{version}"
     tmp.mkdir()
     try:
-        entries = {}
+        entries: dict[str, dict[str, object]] = {}
         for name, obj in artifacts.items():
             path = tmp / f"{name}.joblib"
             joblib.dump(obj, path)
@@ -134,7 +144,7 @@ def publish(root, module, artifacts, *, metrics=None, params=None, files=None, k
     return meta
 
 
-def prune(root, module, keep):
+def prune(root: StrPath, module: str, keep: int) -> None:
     """Remove all but the newest ``keep`` versions (never the current one)."""
     versions = module_dir(root, module) / "versions"
     current = current_version(root, module)
@@ -144,30 +154,31 @@ def prune(root, module, keep):
             shutil.rmtree(versions / name, ignore_errors=True)
 
 
-def current_version(root, module):
+def current_version(root: StrPath, module: str) -> str | None:
     """The current version name of ``module``, or ``None`` when none is published."""
     try:
         with open(module_dir(root, module) / POINTER, encoding="utf-8") as handle:
-            return json.load(handle)["version"]
+            return cast(str, json.load(handle)["version"])
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
         raise VolumeError(f"{module}: {POINTER} is unreadable: {exc}") from None
 
 
-def read_metadata(root, module, version):
+def read_metadata(root: StrPath, module: str, version: str) -> dict[str, Any]:
     """The ``metadata.json`` of one version."""
     path = module_dir(root, module) / "versions" / version / METADATA
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            return cast("dict[str, Any]", json.load(handle))
     except FileNotFoundError:
         raise VolumeError(f"{module}: version {version} has no {METADATA}") from None
     except ValueError as exc:
         raise VolumeError(f"{module}: {METADATA} of {version} is corrupt: {exc}") from None
 
 
-def load_version(root, module, version, name="model"):
+def load_version(root: StrPath, module: str, version: str, name: str = "model"
+                 ) -> tuple[object, dict[str, Any]]:
     """Load artifact ``name`` of a version after checking its sha256.
 
     Returns ``(object, metadata)``; raises :class:`VolumeError` when the

@@ -65,7 +65,7 @@ def redact(text: str, secrets: tuple[str, ...] | list[str] = ()) -> str:
 class SecretURL(SecretStr):
     """A URL that may carry a password: shown with the password masked, used whole."""
 
-    def _display(self) -> str:  # type: ignore[override]
+    def _display(self) -> str:
         """The URL with its password replaced by ``***``."""
         return redact(self.get_secret_value())
 

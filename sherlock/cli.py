@@ -10,6 +10,8 @@ A reader that stops early (``sherlock tail | head -1``) ends the command
 quietly with exit 141, as a tool killed by SIGPIPE does.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import math
@@ -17,12 +19,18 @@ import os
 import sys
 from collections import deque
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, TextIO
 
 from sherlock import digest as digest_module
 from sherlock.mailer import MailError
 from sherlock.record import ID_KEYS
 from sherlock.settings import describe, load_settings
 from sherlock.store import Store
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sherlock.settings import SherlockSettings
 
 
 # The exit code of a command whose reader went away (128 + SIGPIPE, as the shell reports).
@@ -37,17 +45,17 @@ class _Output:
     """The command's output stream; a write to a closed pipe raises :class:`OutputClosed`, so
     it is never mistaken for another broken pipe (such as the SMTP connection)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         """Write ``text``; a closed reader becomes :class:`OutputClosed`."""
         try:
             return self.stream.write(text)
         except BrokenPipeError:
             raise OutputClosed() from None
 
-    def flush(self):
+    def flush(self) -> None:
         """Flush the stream; a closed reader becomes :class:`OutputClosed`."""
         try:
             self.stream.flush()
@@ -55,7 +63,7 @@ class _Output:
             raise OutputClosed() from None
 
 
-def _silence(stream):
+def _silence(stream: TextIO) -> None:
     """Point a closed ``stream`` at /dev/null, so the interpreter's last flush of what is still
     buffered does not print 'Exception ignored ... BrokenPipeError' (the recipe of the Python
     docs, "Note on SIGPIPE"). A stream without a file descriptor is left alone."""
@@ -70,7 +78,7 @@ def _silence(stream):
         os.close(devnull)
 
 
-def _hours(text):
+def _hours(text: str) -> float:
     """An ``--hours`` value: a finite number greater than zero (argparse says why not)."""
     try:
         hours = float(text)
@@ -82,7 +90,7 @@ def _hours(text):
     return hours
 
 
-def _parser(settings):
+def _parser(settings: SherlockSettings) -> argparse.ArgumentParser:
     """The argument parser (defaults shown in ``--help`` come from the settings)."""
     formatter = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
@@ -117,12 +125,12 @@ def _parser(settings):
     return parser
 
 
-def _fmt_ts(ts):
+def _fmt_ts(ts: float) -> str:
     """A record time for humans."""
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def cmd_digest(settings, args, out):
+def cmd_digest(settings: SherlockSettings, args: argparse.Namespace, out: _Output) -> int:
     """``sherlock digest``: send (or print) the digest; one summary line on success."""
     summary = digest_module.run(settings, hours=args.hours, dry_run=args.dry_run,
                                 out=out, html=args.html)
@@ -141,7 +149,7 @@ def cmd_digest(settings, args, out):
     return 0
 
 
-def cmd_tail(settings, args, out):
+def cmd_tail(settings: SherlockSettings, args: argparse.Namespace, out: _Output) -> int:
     """``sherlock tail``: the newest ``-n`` records."""
     records = deque(Store.from_settings(settings).read(), maxlen=max(args.lines, 0))
     for record in records:
@@ -155,7 +163,7 @@ def cmd_tail(settings, args, out):
     return 0
 
 
-def cmd_stats(settings, args, out):
+def cmd_stats(settings: SherlockSettings, args: argparse.Namespace, out: _Output) -> int:
     """``sherlock stats``: counts by kind over the last ``--hours`` (watermark untouched)."""
     digest = digest_module.collect(settings, hours=args.hours)
     out.write(f"{digest.total} exception(s) in {len(digest.groups)} kind(s) in the last "
@@ -170,7 +178,7 @@ def cmd_stats(settings, args, out):
     return 0
 
 
-def cmd_settings(settings, _args, out):
+def cmd_settings(settings: SherlockSettings, _args: argparse.Namespace, out: _Output) -> int:
     """``sherlock settings``: the table of settings in force."""
     rows = list(describe(settings))
     width = max(len(var) for var, _value, _help in rows)
@@ -183,7 +191,7 @@ COMMANDS = {"digest": cmd_digest, "tail": cmd_tail, "stats": cmd_stats,
             "settings": cmd_settings}
 
 
-def main(argv=None, out=None):
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; return the exit code."""
     out = out or sys.stdout
     try:

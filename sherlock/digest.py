@@ -13,6 +13,8 @@ mails nothing twice (a crash in the instant between the server's "250 OK"
 and the state write is the only way to get a digest twice, never none).
 """
 
+from __future__ import annotations
+
 import fcntl
 import json
 import os
@@ -21,11 +23,21 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from sherlock import mailer
 from sherlock.record import ID_KEYS, truncate
 from sherlock.settings import load_settings
 from sherlock.store import Store, iso_utc, read_handles, write_json_atomic
+
+if TYPE_CHECKING:
+    from collections.abc import Container, Iterable, Mapping
+    from typing import Self
+
+    from _typeshed import SupportsWrite
+    from jinja2 import Environment
+
+    from sherlock.settings import SherlockSettings
 
 STATE_NAME = "digest-state.json"
 DIGEST_LOCK_NAME = ".digest.lock"
@@ -50,15 +62,15 @@ class Group:
     count: int = 0
     first_seen: float = float("inf")
     last_seen: float = float("-inf")
-    services: set = field(default_factory=set)
-    modules: set = field(default_factory=set)
-    hosts: set = field(default_factory=set)
+    services: set[str] = field(default_factory=set)
+    modules: set[str] = field(default_factory=set)
+    hosts: set[str] = field(default_factory=set)
     where: str = ""
     traceback: str = ""
-    samples: list = field(default_factory=list)
+    samples: list[dict[str, object]] = field(default_factory=list)
     is_new: bool = False
 
-    def add(self, record):
+    def add(self, record: Mapping[str, Any]) -> None:
         """Count ``record`` in; the newest record supplies message, place and traceback."""
         ts = float(record["ts"])
         self.count += 1
@@ -89,24 +101,25 @@ class Digest:
     sent_on: datetime
     since: float
     until: float
-    groups: list
-    warnings: list = field(default_factory=list)
+    groups: list[Group]
+    warnings: list[str] = field(default_factory=list)
 
     @property
-    def total(self):
+    def total(self) -> int:
         """Number of exceptions (the sum of the group counts)."""
         return sum(g.count for g in self.groups)
 
     @property
-    def subject(self):
+    def subject(self) -> str:
         """``Sherlock detected N exceptions in Project in last H hours on YYYY-MM-DD``."""
         return (f"Sherlock detected {self.total} exceptions in {self.project} "
                 f"in last {float(self.hours)} hours on {self.sent_on:%Y-%m-%d}")
 
 
-def group_records(records, known=()):
+def group_records(records: Iterable[Mapping[str, Any]], known: Container[str] = ()
+                  ) -> list[Group]:
     """Group records by fingerprint; most frequent first, then most recently seen."""
-    groups = {}
+    groups: dict[str, Group] = {}
     for record in records:
         key = record.get("fingerprint") or record.get("type") or "?"
         group = groups.get(key)
@@ -119,12 +132,12 @@ def group_records(records, known=()):
 # -- the watermark ----------------------------------------------------------------
 
 
-def state_path(settings):
+def state_path(settings: SherlockSettings) -> Path:
     """Where the digest state (watermark) lives."""
     return Path(settings.dir) / STATE_NAME
 
 
-def load_state(settings):
+def load_state(settings: SherlockSettings) -> dict[str, Any]:
     """The digest state: ``{"watermark": ts, ...}``; empty before the first digest."""
     path = state_path(settings)
     try:
@@ -138,7 +151,7 @@ def load_state(settings):
     return state
 
 
-def save_state(settings, state):
+def save_state(settings: SherlockSettings, state: Mapping[str, Any]) -> None:
     """Write the digest state atomically (temp file + rename)."""
     write_json_atomic(state_path(settings), state)
 
@@ -146,11 +159,11 @@ def save_state(settings, state):
 class _DigestLock:
     """A non-blocking exclusive lock so two digests never run at once."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: SherlockSettings) -> None:
         self.path = Path(settings.dir) / DIGEST_LOCK_NAME
-        self.fd = None
+        self.fd: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         """Take the lock or raise :class:`DigestError`."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -162,16 +175,18 @@ class _DigestLock:
                               f"{self.path} is held)") from None
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         """Release the lock."""
-        os.close(self.fd)
+        os.close(self.fd)  # type: ignore[arg-type]  # set by __enter__
         return False
 
 
 # -- building and rendering -------------------------------------------------------
 
 
-def collect(settings, *, since=None, hours=None, now=None, known=()):
+def collect(settings: SherlockSettings, *, since: float | None = None,
+            hours: float | None = None, now: datetime | None = None,
+            known: Container[str] = ()) -> Digest:
     """Build the :class:`Digest` of the records in ``[since, snapshot time)``.
 
     Without ``since``, the window is the last ``hours`` hours.
@@ -181,10 +196,10 @@ def collect(settings, *, since=None, hours=None, now=None, known=()):
     until, handles = store.snapshot()
     if since is None:
         since = until - hours * 3600.0
-    stats = {}
+    stats: dict[str, int] = {}
     records = read_handles(handles, since, until, settings.max_line_bytes, stats)
     groups = group_records(records, known)
-    warnings = []
+    warnings: list[str] = []
     away = store.rotated_away()
     if away.get("through_ts", float("-inf")) >= since:
         warnings.append(
@@ -197,7 +212,7 @@ def collect(settings, *, since=None, hours=None, now=None, known=()):
     return Digest(settings.project, hours, sent_on, since, until, groups, warnings)
 
 
-def _environment():
+def _environment() -> Environment:
     """The Jinja2 environment for the templates (HTML autoescaped)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -213,7 +228,7 @@ def _environment():
     return env
 
 
-def render(digest):
+def render(digest: Digest) -> tuple[str, str, str]:
     """Render ``(subject, text, html)`` for ``digest``."""
     env = _environment()
     shown = digest.groups[:MAX_GROUPS]
@@ -235,7 +250,9 @@ def render(digest):
 # -- running ------------------------------------------------------------------------
 
 
-def run(settings, *, hours=None, dry_run=False, now=None, out=None, html=False):
+def run(settings: SherlockSettings, *, hours: float | None = None, dry_run: bool = False,
+        now: datetime | None = None, out: SupportsWrite[str] | None = None,
+        html: bool = False) -> dict[str, Any]:
     """Build the digest since the watermark and send it (or print it with ``dry_run``).
 
     Returns a summary dict. Raises :class:`DigestError` or
@@ -262,7 +279,8 @@ def run(settings, *, hours=None, dry_run=False, now=None, out=None, html=False):
         lock.__exit__()
 
 
-def _run_once(settings, hours, dry_run, now, out, html):
+def _run_once(settings: SherlockSettings, hours: float, dry_run: bool, now: datetime | None,
+              out: SupportsWrite[str], html: bool) -> dict[str, Any]:
     """One digest pass (the digest lock is held unless ``dry_run``)."""
     state = load_state(settings)
     known = state.get("known", {})
@@ -308,7 +326,7 @@ def _run_once(settings, hours, dry_run, now, out, html):
     return summary
 
 
-def run_scheduled():
+def run_scheduled() -> dict[str, Any]:
     """Entry point for Celery beat (task ``sherlock.digest``) and cron: read the
     settings from the environment, run the digest, return its summary, raise on failure."""
     return run(load_settings())

@@ -12,6 +12,8 @@ build script, a cron job) and re-raise. One exception object is recorded once,
 however many times it is logged. Nothing here ever raises into the caller.
 """
 
+from __future__ import annotations
+
 import contextvars
 import functools
 import inspect
@@ -19,21 +21,39 @@ import logging
 import sys
 import threading
 from contextlib import ContextDecorator
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from sherlock.record import build, should_record
 from sherlock.settings import load_settings
 from sherlock.store import Store, complain
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping
+    from types import TracebackType
+    from typing import Self, TypedDict, TypeVar
+
+    from sherlock.settings import SherlockSettings
+
+    # The hooks _hook_uncaught() replaced, to restore on uninstall().
+    _Hooks = TypedDict("_Hooks", {
+        "sys": Callable[[type[BaseException], BaseException, TracebackType | None], Any],
+        "threading": Callable[[threading.ExceptHookArgs], object],
+    }, total=False)
+
+    _F = TypeVar("_F", bound=Callable[..., Any])
+
 CONTEXT_ATTRIBUTE = "cerebro_context"
 _MARK = "__sherlock_recorded__"
 
-_context = contextvars.ContextVar("sherlock_context", default=None)
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "sherlock_context", default=None)
 _busy = threading.local()
-_hooks = {}
-_secrets = ()  # the secret values of the last install(), kept when Celery reinstalls
+_hooks: _Hooks = {}
+# the secret values of the last install(), kept when Celery reinstalls
+_secrets: tuple[str, ...] = ()
 
 
-def _installed():
+def _installed() -> SherlockHandler | None:
     """The :class:`SherlockHandler` on the root logger, or ``None``."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, SherlockHandler):
@@ -41,7 +61,7 @@ def _installed():
     return None
 
 
-def _default_store(settings=None):
+def _default_store(settings: SherlockSettings | None = None) -> Store:
     """The store of ``settings``, of the installed handler, or of the environment."""
     if settings is not None:
         return Store.from_settings(settings)
@@ -49,8 +69,11 @@ def _default_store(settings=None):
     return handler.store if handler else Store.from_settings(load_settings())
 
 
-def capture(exc, *, service=None, context=None, settings=None, store=None,
-            log_message=None, logger=None, origin=None, secrets=None):
+def capture(exc: BaseException | None, *, service: str | None = None,
+            context: Mapping[str, object] | None = None,
+            settings: SherlockSettings | None = None, store: Store | None = None,
+            log_message: str | None = None, logger: str | None = None, origin: str | None = None,
+            secrets: tuple[str, ...] | list[str] | None = None) -> bool:
     """Record ``exc`` once; return ``True`` when a record was written. Never raises.
 
     Context comes from the innermost :func:`watching` block, then ``context``
@@ -94,11 +117,13 @@ class SherlockHandler(logging.Handler):
     supplies module, function and ids; ``service`` is the default service.
     """
 
-    def __init__(self, service, settings=None, level=logging.ERROR, secrets=()):
+    def __init__(self, service: str, settings: SherlockSettings | None = None,
+                 level: int = logging.ERROR, secrets: Iterable[str] = ()) -> None:
         super().__init__(level)
         self.configure(service, settings, secrets)
 
-    def configure(self, service, settings=None, secrets=()):
+    def configure(self, service: str, settings: SherlockSettings | None = None,
+                  secrets: Iterable[str] = ()) -> None:
         """Set the service name, the settings (default: from the environment) and the
         secret values to mask in every record (passwords in URLs are always masked)."""
         self.service = service
@@ -106,7 +131,7 @@ class SherlockHandler(logging.Handler):
         self.secrets = tuple(secrets) + tuple(self.settings.secret_values())
         self.store = Store.from_settings(self.settings)
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         """Record the exception of ``record``, if it has one; never raises."""
         try:
             exc = record.exc_info[1] if record.exc_info else None
@@ -125,12 +150,14 @@ class SherlockHandler(logging.Handler):
         except Exception as failure:
             complain(f"handler failed: {type(failure).__name__}: {failure}", key="emit")
 
-    def handleError(self, record):
+    def handleError(self, record: logging.LogRecord) -> None:
         """Never print logging's own multi-line report; one stderr line is enough."""
         complain("handler error", key="handleError")
 
 
-def install(service, settings=None, *, level=logging.ERROR, hook_uncaught=True, secrets=None):
+def install(service: str, settings: SherlockSettings | None = None, *,
+            level: int = logging.ERROR, hook_uncaught: bool = True,
+            secrets: Collection[str] | None = None) -> SherlockHandler:
     """Add Sherlock's handler to the root logger for ``service``; return the handler.
 
     ``secrets`` are values masked in every record (the calling platform's API keys,
@@ -164,7 +191,7 @@ def install(service, settings=None, *, level=logging.ERROR, hook_uncaught=True, 
     return handler
 
 
-def uninstall():
+def uninstall() -> None:
     """Remove Sherlock's handler and restore the uncaught-exception hooks (for tests)."""
     handler = _installed()
     if handler is not None:
@@ -175,12 +202,13 @@ def uninstall():
         threading.excepthook = _hooks.pop("threading")
 
 
-def _hook_uncaught():
+def _hook_uncaught() -> None:
     """Chain ``sys.excepthook`` and ``threading.excepthook`` to record, once."""
     if "sys" not in _hooks:
         previous = _hooks["sys"] = sys.excepthook
 
-        def sherlock_excepthook(typ, value, tb):
+        def sherlock_excepthook(typ: type[BaseException], value: BaseException,
+                                tb: TracebackType | None) -> None:
             """Record an uncaught exception, then let the previous hook report it."""
             capture(value, context={"uncaught": True})
             previous(typ, value, tb)
@@ -189,7 +217,7 @@ def _hook_uncaught():
     if "threading" not in _hooks:
         previous_thread = _hooks["threading"] = threading.excepthook
 
-        def sherlock_threading_excepthook(args):
+        def sherlock_threading_excepthook(args: threading.ExceptHookArgs) -> None:
             """Record an exception that ended a thread, then run the previous hook."""
             name = args.thread.name if args.thread is not None else None
             capture(args.exc_value, context={"uncaught": True, "thread": name})
@@ -207,28 +235,29 @@ class watching(ContextDecorator):  # noqa: N801 - reads as a verb: ``with watchi
     settings or the environment's are used.
     """
 
-    def __init__(self, service=None, settings=None, **context):
+    def __init__(self, service: str | None = None, settings: SherlockSettings | None = None,
+                 **context: object) -> None:
         self.service = service
         self.settings = settings
         self.context = context
-        self._token = None
+        self._token: contextvars.Token[dict[str, Any] | None] | None = None
 
-    def __call__(self, func):
+    def __call__(self, func: _F) -> _F:
         """Decorate ``func`` (a coroutine function too) so each call runs in a fresh block."""
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
-            async def watched(*args, **kwargs):
+            async def watched(*args: Any, **kwargs: Any) -> Any:
                 """Await ``func`` inside a watching block."""
                 with self._recreate_cm():
                     return await func(*args, **kwargs)
-            return watched
+            return watched  # type: ignore[return-value]  # wraps(func) stands in for func
         return super().__call__(func)
 
-    def _recreate_cm(self):
+    def _recreate_cm(self) -> Self:
         """A fresh instance per call, so recursive and concurrent calls are safe."""
         return type(self)(self.service, self.settings, **self.context)
 
-    def _merged(self):
+    def _merged(self) -> dict[str, Any]:
         """The enclosing context overlaid with this block's."""
         merged = dict(_context.get() or {})
         merged.update({k: v for k, v in self.context.items() if v is not None})
@@ -236,21 +265,35 @@ class watching(ContextDecorator):  # noqa: N801 - reads as a verb: ``with watchi
             merged["service"] = self.service
         return merged
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         """Make this block's context visible to exceptions logged inside it."""
         self._token = _context.set(self._merged())
         return self
 
-    def __exit__(self, typ, exc, tb):
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         """Record ``exc`` (if any) and let it propagate."""
         context = _context.get()
-        _context.reset(self._token)
+        _context.reset(self._token)  # type: ignore[arg-type]  # set by __enter__
         if exc is not None:
             capture(exc, context=context, settings=self.settings)
         return False
 
 
-def watch(func=None, *, service=None, settings=None, **context):
+@overload
+def watch(func: _F, *, service: str | None = None, settings: SherlockSettings | None = None,
+          **context: object) -> _F:
+    """Bare (``@sherlock.watch``): ``func`` itself, watched."""
+
+
+@overload
+def watch(func: None = None, *, service: str | None = None,
+          settings: SherlockSettings | None = None, **context: object) -> watching:
+    """With arguments (``@sherlock.watch(service=...)``): the decorator."""
+
+
+def watch(func: _F | None = None, *, service: str | None = None,
+          settings: SherlockSettings | None = None, **context: object) -> _F | watching:
     """Decorator recording exceptions escaping ``func`` and re-raising them.
 
     Use bare (``@sherlock.watch``) or with arguments

@@ -8,12 +8,20 @@ The password is only ever handed to ``smtplib``'s ``login``: it is not part of
 any error message, log line or ``repr`` (see ``SherlockSettings``).
 """
 
+from __future__ import annotations
+
 import smtplib
 import socket
 import ssl
 from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from sherlock.settings import SherlockSettings
 
 
 HEADER_POLICY = policy.SMTP.clone(max_line_length=998)
@@ -23,7 +31,8 @@ class MailError(Exception):
     """Sending failed; the message is one line saying why (never the password)."""
 
 
-def build_message(subject, text, html, sender, recipients):
+def build_message(subject: str, text: str, html: str, sender: str,
+                  recipients: Iterable[str]) -> EmailMessage:
     """A ``multipart/alternative`` message with a plain-text part and an HTML part.
 
     Header lines may be up to RFC 5322's 998 characters, so the subject is
@@ -40,9 +49,10 @@ def build_message(subject, text, html, sender, recipients):
     return message
 
 
-def _connect(settings):
+def _connect(settings: SherlockSettings) -> smtplib.SMTP:
     """An SMTP connection with the configured security, logged in if a user is set."""
     host, port, timeout = settings.smtp_host, settings.port, settings.smtp_timeout
+    smtp: smtplib.SMTP  # SMTP_SSL is an SMTP
     if settings.smtp_security == "ssl":
         smtp = smtplib.SMTP_SSL(host, port, timeout=timeout,
                                 context=ssl.create_default_context())
@@ -61,7 +71,7 @@ def _connect(settings):
     return smtp
 
 
-def _reason(exc):
+def _reason(exc: Exception) -> str:
     """One line describing an SMTP/network failure, without any secret."""
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return f"authentication failed (code {exc.smtp_code})"
@@ -78,7 +88,7 @@ def _reason(exc):
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def send(settings, message):
+def send(settings: SherlockSettings, message: EmailMessage) -> list[str]:
     """Send ``message`` to its recipients; raise :class:`MailError` on any failure."""
     recipients = list(settings.recipients)
     if not recipients:

@@ -11,13 +11,17 @@ exception: the exception type plus the innermost frames of project code
 are one group, while the same type raised elsewhere is another.
 """
 
+from __future__ import annotations
+
 import functools
 import hashlib
 import os
 import socket
 import traceback
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, TypeGuard
 
 from envsettings import redact
 from sherlock.settings import PROJECT_ROOT
@@ -35,8 +39,11 @@ _NOT_PROJECT_MARKERS = ("site-packages", "dist-packages", f"{os.sep}.venv{os.sep
                         f"{os.sep}lib{os.sep}python")
 _HOST = socket.gethostname()
 
+# One traceback frame: (module name, function name, filename, lineno).
+Frame = tuple[str, str, str, int]
 
-def should_record(exc):
+
+def should_record(exc: object) -> TypeGuard[BaseException]:
     """Whether ``exc`` is an exception Sherlock records.
 
     Client mistakes (anything flagged ``client_error = True``, such as
@@ -55,7 +62,7 @@ def should_record(exc):
     return True
 
 
-def type_name(exc_type):
+def type_name(exc_type: type[BaseException]) -> str:
     """``ZeroDivisionError`` for builtins, ``package.module.Class`` otherwise."""
     module = getattr(exc_type, "__module__", "") or ""
     name = getattr(exc_type, "__qualname__", exc_type.__name__)
@@ -63,7 +70,7 @@ def type_name(exc_type):
 
 
 @functools.lru_cache(maxsize=4096)
-def is_project_frame(module_name, filename):
+def is_project_frame(module_name: str | None, filename: str) -> bool:
     """A frame belongs to the project when its module is one of the project packages or
     its file lives under the project root outside any virtualenv or site-packages."""
     top = (module_name or "").split(".", 1)[0]
@@ -80,10 +87,10 @@ def is_project_frame(module_name, filename):
     return not any(marker in inside for marker in _NOT_PROJECT_MARKERS)
 
 
-def frames(exc):
+def frames(exc: BaseException) -> list[Frame]:
     """``(module name, function name, filename, lineno)`` of every frame of ``exc``'s
     traceback, outermost first."""
-    result = []
+    result: list[Frame] = []
     for frame, lineno in traceback.walk_tb(getattr(exc, "__traceback__", None)):
         code = frame.f_code
         module = frame.f_globals.get("__name__", "") if frame.f_globals else ""
@@ -92,14 +99,15 @@ def frames(exc):
     return result
 
 
-def innermost_project_frames(exc, limit=FINGERPRINT_FRAMES):
+def innermost_project_frames(exc: BaseException,
+                             limit: int = FINGERPRINT_FRAMES) -> list[Frame]:
     """The ``limit`` innermost frames of project code (or of any code when none is ours)."""
     every = frames(exc)
     ours = [f for f in every if is_project_frame(f[0], f[2])]
     return (ours or every)[-limit:]
 
 
-def fingerprint(exc, fallback=""):
+def fingerprint(exc: BaseException, fallback: str = "") -> str:
     """A short stable hash of ``exc``'s type and its innermost project frames.
 
     ``fallback`` (such as the logger and function that logged it) stands in for
@@ -110,7 +118,7 @@ def fingerprint(exc, fallback=""):
     return hashlib.sha1(key.encode("utf-8", "replace")).hexdigest()[:16]
 
 
-def truncate(text, limit, keep_tail=0.75):
+def truncate(text: object, limit: int, keep_tail: float = 0.75) -> str:
     """Cut ``text`` to about ``limit`` characters, keeping its head and (mostly) its tail."""
     text = str(text)
     if len(text) <= limit:
@@ -121,7 +129,7 @@ def truncate(text, limit, keep_tail=0.75):
     return text[:head] + note + text[len(text) - tail:]
 
 
-def format_traceback(exc):
+def format_traceback(exc: BaseException) -> str:
     """The full traceback of ``exc`` as text, chained causes included.
 
     Each piece (a frame, an exception line) is bounded on its own, so a huge
@@ -134,7 +142,7 @@ def format_traceback(exc):
         return f"{type_name(type(exc))}: <traceback unavailable: {failure!r}>"
 
 
-def _safe_str(value, limit):
+def _safe_str(value: object, limit: int) -> str:
     """``str(value)`` bounded to ``limit`` characters, never raising."""
     try:
         text = str(value)
@@ -143,9 +151,10 @@ def _safe_str(value, limit):
     return truncate(text, limit)
 
 
-def _clean_context(context, secrets=()):
+def _clean_context(context: Mapping[str, object] | None, secrets: tuple[str, ...] | list[str] = ()
+                   ) -> dict[str, bool | int | float | str]:
     """Bounded copy of ``context``: plain JSON scalars kept, everything else as (redacted) text."""
-    clean = {}
+    clean: dict[str, bool | int | float | str] = {}
     for key, value in list((context or {}).items())[:MAX_CONTEXT_KEYS]:
         if value is None:
             continue
@@ -155,8 +164,10 @@ def _clean_context(context, secrets=()):
     return clean
 
 
-def build(exc, *, service=None, context=None, log_message=None, logger=None, origin=None,
-          secrets=()):
+def build(exc: BaseException, *, service: str | None = None,
+          context: Mapping[str, object] | None = None, log_message: str | None = None,
+          logger: str | None = None, origin: str | None = None,
+          secrets: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """Build the record for ``exc`` (without its time: the store stamps it when writing).
 
     ``context`` holds ``service``, ``module``, ``function``, the ids and any extra
@@ -167,11 +178,12 @@ def build(exc, *, service=None, context=None, log_message=None, logger=None, ori
     the record keeps (message, log message, context, traceback).
     """
     context = _clean_context(context, secrets)
+    inner: list[Frame] | Frame | None  # the innermost frames, then the innermost frame
     inner = innermost_project_frames(exc, 1)
     inner = inner[0] if inner else None
     module = context.pop("module", None) or (inner[0] if inner else None)
     function = context.pop("function", None) or (inner[1] if inner else None)
-    record = {
+    record: dict[str, Any] = {
         "v": SCHEMA_VERSION,
         "id": uuid.uuid4().hex,
         "service": context.pop("service", None) or service or "unknown",

@@ -13,13 +13,22 @@ worker's logging hook in one go) or wires the pieces itself::
     def digest(): return sherlock.digest.run_scheduled()
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from sherlock.settings import load_settings
+
+if TYPE_CHECKING:
+    from celery import Celery, Task
+
+    from sherlock.settings import SherlockSettings
 
 TASK_NAME = "sherlock.digest"
 ENTRY_NAME = "sherlock-daily-digest"
 
 
-def beat_entry(settings=None):
+def beat_entry(settings: SherlockSettings | None = None) -> dict[str, dict[str, object]]:
     """``{ENTRY_NAME: {"task": "sherlock.digest", "schedule": crontab(...)}}`` at
     ``SHERLOCK_DIGEST_AT`` (in the Celery app's timezone, UTC by default).
 
@@ -35,7 +44,8 @@ def beat_entry(settings=None):
                          "options": {"expires": 3600}}}
 
 
-def register(app, settings=None, service="worker"):
+def register(app: Celery, settings: SherlockSettings | None = None,
+             service: str = "worker") -> Task[[], dict[str, Any]]:
     """Register task ``sherlock.digest`` and its beat entry on the Celery ``app``, and
     re-install Sherlock's handler after Celery sets up (and empties) the root logger.
 
@@ -46,7 +56,7 @@ def register(app, settings=None, service="worker"):
     from sherlock import digest, handler
 
     @app.task(name=TASK_NAME, ignore_result=True, shared=False)  # this app only
-    def sherlock_digest():
+    def sherlock_digest() -> dict[str, Any]:
         """Send the Sherlock digest (scheduled by Celery beat)."""
         return digest.run_scheduled()
 
@@ -54,7 +64,7 @@ def register(app, settings=None, service="worker"):
     schedule.update(beat_entry(settings))
     app.conf.beat_schedule = schedule
 
-    def reinstall(**_kwargs):
+    def reinstall(**_kwargs: object) -> None:
         """Celery's worker replaces the root logger's handlers: put Sherlock's back."""
         handler.install(service, settings)
 

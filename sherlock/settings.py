@@ -42,6 +42,8 @@ Security = Annotated[str, choice(*SECURITY_MODES)]
 
 def parse_clock(value: str) -> tuple[int, int]:
     """Parse ``"HH:MM"`` into ``(hour, minute)``; raise ``ValueError`` otherwise."""
+    hour: str | int  # the text, then the number
+    minute: str | int
     hour, sep, minute = value.strip().partition(":")
     if not sep or not hour.isdigit() or not minute.isdigit() or len(minute) != 2:
         raise ValueError("expected HH:MM, such as 07:30")

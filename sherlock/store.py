@@ -19,6 +19,8 @@ descriptor. A short write (full disk) is cut back so no torn line stays.
 Nothing here raises into the caller: failures go to stderr in one line.
 """
 
+from __future__ import annotations
+
 import errno
 import fcntl
 import json
@@ -28,8 +30,15 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from sherlock.record import truncate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from typing import Self
+
+    from sherlock.settings import SherlockSettings
 
 FILE_NAME = "sherlock.jsonl"
 LOCK_NAME = ".sherlock.lock"
@@ -39,11 +48,11 @@ READ_LOCK_TIMEOUT = 60.0
 COMPLAINT_INTERVAL = 60.0
 _PREFIX_RESERVE = 80  # room for the {"ts":...,"time":"..."} prefix stamped under the lock
 
-_complaints = {}
+_complaints: dict[str, tuple[float, int]] = {}  # key -> (last time shown, suppressed)
 _complaints_lock = threading.Lock()
 
 
-def complain(message, key=None):
+def complain(message: str, key: str | None = None) -> None:
     """Write one line to stderr, at most once a minute per ``key`` (default: the message).
 
     Used whenever recording fails: the service carries on, a human can see why.
@@ -64,12 +73,12 @@ def complain(message, key=None):
         pass
 
 
-def iso_utc(ts):
+def iso_utc(ts: float) -> str:
     """``ts`` (seconds since the epoch) as an ISO 8601 UTC string."""
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds")
 
 
-def encode(record, max_line_bytes):
+def encode(record: Mapping[str, Any], max_line_bytes: int) -> bytes:
     """Encode ``record`` (without ``ts``/``time``) as a JSON object in bytes, bounded so
     the stamped line stays within ``max_line_bytes``.
 
@@ -104,12 +113,12 @@ class _Lock:
     """An exclusive ``flock`` on the directory's lock file, opened afresh for each use
     (so forked processes and threads never share one lock by accident)."""
 
-    def __init__(self, path, timeout):
+    def __init__(self, path: Path, timeout: float) -> None:
         self.path = path
         self.timeout = timeout
-        self.fd = None
+        self.fd: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         """Take the lock, polling with a growing pause until ``timeout``."""
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         deadline = time.monotonic() + self.timeout
@@ -126,7 +135,7 @@ class _Lock:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.005)
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         """Release the lock (closing the descriptor releases it)."""
         if self.fd is not None:
             os.close(self.fd)
@@ -137,8 +146,8 @@ class _Lock:
 class Store:
     """The exception file in one directory: append, rotate, read back."""
 
-    def __init__(self, directory, max_bytes=16 * 1024 * 1024, backups=10,
-                 max_line_bytes=64 * 1024):
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int = 16 * 1024 * 1024,
+                 backups: int = 10, max_line_bytes: int = 64 * 1024) -> None:
         self.dir = Path(directory)
         self.max_bytes = max_bytes
         self.backups = max(1, backups)
@@ -148,22 +157,22 @@ class Store:
         self.rotated_away_path = self.dir / ROTATED_AWAY_NAME
 
     @classmethod
-    def from_settings(cls, settings):
+    def from_settings(cls, settings: SherlockSettings) -> Self:
         """The store described by :class:`~sherlock.settings.SherlockSettings`."""
         return cls(settings.dir, settings.max_bytes, settings.backups, settings.max_line_bytes)
 
-    def backup(self, number):
+    def backup(self, number: int) -> Path:
         """Path of rotated file ``number`` (1 is the newest)."""
         return self.dir / f"{FILE_NAME}.{number}"
 
-    def files(self):
+    def files(self) -> list[Path]:
         """Existing record files, oldest first (the current file last)."""
         paths = [self.backup(n) for n in range(self.backups, 0, -1)] + [self.path]
         return [p for p in paths if p.exists()]
 
     # -- writing ---------------------------------------------------------------
 
-    def append(self, record):
+    def append(self, record: Mapping[str, Any]) -> bool:
         """Append ``record``; return ``True`` when written. Never raises."""
         try:
             body = encode(record, self.max_line_bytes)
@@ -176,7 +185,7 @@ class Store:
                      key=f"append:{self.dir}:{type(exc).__name__}")
             return False
 
-    def _append(self, body):
+    def _append(self, body: bytes) -> None:
         """Write ``body`` as one stamped line under the lock, creating the directory.
 
         If the lock stays busy past ``WRITE_LOCK_TIMEOUT`` (a writer stuck while
@@ -201,17 +210,18 @@ class Store:
             lock.__exit__()
 
     @staticmethod
-    def _stamp(body):
+    def _stamp(body: bytes) -> bytes:
         """Prefix the encoded record with its time: ``{"ts":..., "time":"...", ...}``."""
         ts = time.time()
         return b'{"ts":%.6f,"time":"%s",' % (ts, iso_utc(ts).encode()) + body[1:] + b"\n"
 
-    def _open_current(self):
+    def _open_current(self) -> int:
         """Open the current file for appending."""
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
-    def _write_line(self, line, rotate=True):
+    def _write_line(self, line: bytes, rotate: bool = True) -> None:
         """Rotate if needed, then write ``line`` whole (the lock is held)."""
+        fd: int | None  # None once closed for rotation, until reopened
         fd = self._open_current()
         try:
             size = os.fstat(fd).st_size
@@ -229,7 +239,7 @@ class Store:
             if fd is not None:
                 os.close(fd)
 
-    def _rotate(self):
+    def _rotate(self) -> None:
         """Shift ``.N-1 -> .N`` ... ``current -> .1`` (the lock is held).
 
         The oldest file is overwritten; the time of its newest record is noted
@@ -244,7 +254,7 @@ class Store:
                 os.replace(self.backup(number), self.backup(number + 1))
         os.replace(self.path, self.backup(1))
 
-    def _note_rotated_away(self, path):
+    def _note_rotated_away(self, path: Path) -> None:
         """Remember the newest record time of ``path`` before rotation deletes it."""
         ts = last_ts(path, self.max_line_bytes)
         if ts is None:
@@ -254,7 +264,7 @@ class Store:
                  "through": iso_utc(ts), "files": previous.get("files", 0) + 1}
         write_json_atomic(self.rotated_away_path, state)
 
-    def rotated_away(self):
+    def rotated_away(self) -> dict[str, Any]:
         """The ``rotated-away.json`` state (empty when nothing was ever deleted)."""
         try:
             return json.loads(self.rotated_away_path.read_text())
@@ -263,7 +273,7 @@ class Store:
 
     # -- reading ---------------------------------------------------------------
 
-    def snapshot(self):
+    def snapshot(self) -> tuple[float, list[BinaryIO]]:
         """Take the lock once, note the time and open every file; return ``(until, files)``.
 
         Every record stamped before ``until`` is already whole in one of the
@@ -274,7 +284,7 @@ class Store:
             return time.time(), []
         with _Lock(self.lock_path, READ_LOCK_TIMEOUT):
             until = time.time()
-            handles = []
+            handles: list[BinaryIO] = []
             for path in self.files():
                 try:
                     handles.append(open(path, "rb"))
@@ -282,7 +292,8 @@ class Store:
                     continue
         return until, handles
 
-    def read(self, since=None, until=None, stats=None):
+    def read(self, since: float | None = None, until: float | None = None,
+             stats: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
         """Yield records with ``since <= ts < until``, oldest file first.
 
         ``until`` defaults to a fresh :meth:`snapshot` time. Lines that are not
@@ -293,7 +304,9 @@ class Store:
         yield from read_handles(handles, since, until, self.max_line_bytes, stats)
 
 
-def read_handles(handles, since, until, max_line_bytes, stats=None):
+def read_handles(handles: Sequence[BinaryIO], since: float | None, until: float | None,
+                 max_line_bytes: int, stats: dict[str, int] | None = None
+                 ) -> Iterator[dict[str, Any]]:
     """Yield records with ``since <= ts < until`` from open binary files, closing them."""
     stats = {} if stats is None else stats
     stats.setdefault("bad_lines", 0)
@@ -321,7 +334,7 @@ def read_handles(handles, since, until, max_line_bytes, stats=None):
             handle.close()
 
 
-def _last_ts_of_handle(handle, max_line_bytes):
+def _last_ts_of_handle(handle: BinaryIO, max_line_bytes: int) -> float | None:
     """The ``ts`` of the last whole record in an open binary file, or ``None``."""
     size = os.fstat(handle.fileno()).st_size
     handle.seek(max(0, size - max_line_bytes - 1))
@@ -336,7 +349,7 @@ def _last_ts_of_handle(handle, max_line_bytes):
     return None
 
 
-def last_ts(path, max_line_bytes):
+def last_ts(path: str | os.PathLike[str], max_line_bytes: int) -> float | None:
     """The ``ts`` of the last whole record in ``path``, or ``None``."""
     try:
         with open(path, "rb") as handle:
@@ -345,7 +358,7 @@ def last_ts(path, max_line_bytes):
         return None
 
 
-def write_json_atomic(path, value):
+def write_json_atomic(path: str | os.PathLike[str], value: object) -> None:
     """Write ``value`` as JSON to ``path`` durably: temp file, fsync, rename, fsync dir."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

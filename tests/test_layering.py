@@ -66,3 +66,11 @@ def test_every_transport_starts_through_the_core():
         assert "Core.start" in text, transport
         for private in ("Registry.discover(", "Dispatcher(", "PeriodicThread(", "refresh_models("):
             assert private not in text, f"cerebro/{transport} calls {private} itself"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "sherlock").rglob("*.py")) +
+                         sorted((REPO / "envsettings").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_sherlock_and_the_settings_mechanism_import_nothing_of_the_platform(path):
+    """Sherlock (usable on its own) and envsettings (shared by both) never import cerebro."""
+    assert not [m for m in _imports(path) if m == "cerebro" or m.startswith("cerebro.")]

@@ -5,14 +5,22 @@ Subject: The Tornado application: routes, and the context every handler shares.
 Tagline: A short table of roads, all leading to the dispatcher.
 """
 
+from __future__ import annotations
+
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tornado.web import Application
 
 from cerebro.api import handlers, tasks
 from cerebro.batching import Batcher
 from cerebro.runner import Runner
+
+if TYPE_CHECKING:
+    from cerebro.api.submit import Submitter
+    from cerebro.core import Core
+    from cerebro.endpoint import Endpoint
 
 _NAME = r"([A-Za-z_][A-Za-z0-9_]*)"
 
@@ -26,15 +34,15 @@ class Context:
     threads), so a slow module never queues calls to another one.
     """
 
-    core: object
-    submitter: object = None
-    runners: dict = field(default_factory=dict)
-    batchers: dict = field(default_factory=dict)
-    inflight: set = field(default_factory=set)
+    core: Core
+    submitter: Submitter | None = None
+    runners: dict[str, Runner] = field(default_factory=dict)
+    batchers: dict[str, Batcher] = field(default_factory=dict)
+    inflight: set[handlers.EndpointHandler] = field(default_factory=set)
     stopping: bool = False
-    api_keys: tuple = ()
+    api_keys: tuple[bytes, ...] = ()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         """Shortcuts to the core's parts, and the API keys encoded once."""
         self.settings = self.core.settings
         self.registry = self.core.registry
@@ -42,14 +50,14 @@ class Context:
         self.api_keys = tuple(key.get_secret_value().encode()
                               for key in self.settings.api_keys)
 
-    def runner(self, module):
+    def runner(self, module: str) -> Runner:
         """The threads running ``module``'s model calls in this process."""
         runner = self.runners.get(module)
         if runner is None:
             runner = self.runners[module] = Runner(self.settings.threads, f"cerebro-{module}")
         return runner
 
-    def batcher(self, endpoint):
+    def batcher(self, endpoint: Endpoint) -> Batcher:
         """The :class:`~cerebro.batching.Batcher` of a batch endpoint in this process."""
         batcher = self.batchers.get(endpoint.key)
         if batcher is None:
@@ -58,7 +66,7 @@ class Context:
                 max_size=self.core.batch_size(endpoint))
         return batcher
 
-    async def drain(self, timeout):
+    async def drain(self, timeout: float) -> int:
         """Stop keeping connections alive and wait (up to ``timeout`` s) until no endpoint
         request is in flight; returns how many still are."""
         self.stopping = True
@@ -67,13 +75,13 @@ class Context:
             await asyncio.sleep(0.02)
         return len(self.inflight)
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         """Stop every runner (calls not started are cancelled)."""
         for runner in self.runners.values():
             runner.shutdown()
 
 
-def make_app(ctx):
+def make_app(ctx: Context) -> Application:
     """The Tornado :class:`Application` serving ``ctx``."""
     args = {"ctx": ctx}
     routes = [

@@ -5,10 +5,18 @@ Subject: ``cerebro serve``: run the REST API (the ``api`` program).
 Tagline: Open the front door.
 """
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+    from cerebro.settings import Settings
 
 
-def _cmd_serve(args, settings):
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Run the REST API until stopped."""
     # prometheus_client must see PROMETHEUS_MULTIPROC_DIR before it is first imported
     from cerebro.api.server import prepare_multiprocess_metrics, serve
@@ -21,7 +29,8 @@ def _cmd_serve(args, settings):
     return 0
 
 
-def register(subparsers, settings, formatter):
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             settings: Settings, formatter: type[argparse.HelpFormatter]) -> None:
     """Add the ``serve`` sub-command to the ``cerebro`` parser."""
     p = subparsers.add_parser("serve", help="run the REST API", formatter_class=formatter)
     p.add_argument("--host", default=settings.host, help="address to bind (CEREBRO_HOST)")

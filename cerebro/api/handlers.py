@@ -5,11 +5,14 @@ Subject: Request handlers of the REST API: endpoints, modules, health, readiness
 Tagline: Every answer is JSON, every error has a name, no traceback leaves the building.
 """
 
+from __future__ import annotations
+
 import hmac
 import itertools
 import os
 import time
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
@@ -20,17 +23,25 @@ from cerebro.errors import (CerebroError, InternalError, InvalidPayload, MethodN
 from cerebro.reporting import report
 from cerebro.runner import RunnerClosed
 
-_HTTP_ERRORS = {400: InvalidPayload, 404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from cerebro.api.app import Context
+    from cerebro.registry import Registry
+
+_HTTP_ERRORS: dict[int, type[CerebroError]] = {400: InvalidPayload, 404: NotFound,
+                                               405: MethodNotAllowed, 413: PayloadTooLarge}
 
 
 class _RequestIds:
     """Unique request ids without a random read per request: a random prefix per
     process (re-drawn after a fork) and a counter."""
 
-    def __init__(self):
+    def __init__(self) -> None:
+        self._pid: int | None
         self._pid, self._prefix, self._counter = None, "", itertools.count()
 
-    def next(self):
+    def next(self) -> str:
         """The next id, such as ``3f9c2a7be01d44a1-2a``."""
         if self._pid != os.getpid():
             self._pid, self._prefix = os.getpid(), os.urandom(8).hex()
@@ -44,20 +55,20 @@ _request_ids = _RequestIds()
 class BaseHandler(RequestHandler):
     """JSON responses and JSON errors for every handler."""
 
-    def initialize(self, ctx):
+    def initialize(self, ctx: Context) -> None:
         """Keep the shared :class:`~cerebro.api.app.Context`."""
         self.ctx = ctx
 
-    def set_default_headers(self):
+    def set_default_headers(self) -> None:
         """Every response is JSON unless a handler says otherwise."""
         self.set_header("Content-Type", "application/json")
 
-    def send_json(self, value, status=200):
+    def send_json(self, value: object, status: int = 200) -> None:
         """Finish the request with ``value`` encoded as JSON."""
         self.set_status(status)
         self.finish(jsonio.dumps(value))
 
-    def fail(self, error):
+    def fail(self, error: CerebroError) -> None:
         """Finish the request with a :class:`CerebroError` as its JSON error body."""
         request_id = self._headers.get("X-Request-Id")
         self.clear()
@@ -69,7 +80,7 @@ class BaseHandler(RequestHandler):
                                                if m.lower() in type(self).__dict__))
         self.finish(jsonio.dumps({"error": error.to_dict()}))
 
-    def write_error(self, status_code, **kwargs):
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Errors Tornado raises itself (405, bad requests, our own bugs) as JSON."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, CerebroError):
@@ -80,22 +91,24 @@ class BaseHandler(RequestHandler):
         if status_code in _HTTP_ERRORS:
             return self.fail(_HTTP_ERRORS[status_code](message))
         self.set_status(status_code)
-        return self.finish(jsonio.dumps({"error": {"type": "http_error", "message": message,
-                                                   "field": None}}))
+        self.finish(jsonio.dumps({"error": {"type": "http_error", "message": message,
+                                            "field": None}}))
 
-    def log_exception(self, typ, value, tb):
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
+                      tb: TracebackType | None) -> None:
         """A non-HTTP exception escaping a handler is a bug: report it with an error id."""
-        if isinstance(value, (HTTPError, CerebroError)):
+        if value is None or isinstance(value, (HTTPError, CerebroError)):
             return super().log_exception(typ, value, tb)
         self._internal_error = InternalError()
         report(value, service="api", request_id=self.request.headers.get("X-Request-Id"),
                error_id=self._internal_error.error_id, path=self.request.path)
 
-    def require_api_key(self):
+    def require_api_key(self) -> None:
         """Raise :class:`Unauthorized` unless a configured API key is presented."""
         keys = self.ctx.api_keys
         if not keys:
             return
+        given: str | bytes  # the key presented, as text, then encoded
         given = self.request.headers.get("X-API-Key", "")
         if not given:
             auth = self.request.headers.get("Authorization", "")
@@ -112,9 +125,10 @@ class BaseHandler(RequestHandler):
 class EndpointHandler(BaseHandler):
     """``POST /v1/<module>/<function>``: validate, then call at once or queue."""
 
-    def prepare(self):
+    def prepare(self) -> None:
         """Check the API key and the declared body size before reading the body."""
         self.ctx.inflight.add(self)
+        self._chunks: list[bytes]
         self._chunks, self._size, self._too_large = [], 0, False
         self._started = time.perf_counter()
         self.request_id = self.request.headers.get("X-Request-Id") or _request_ids.next()
@@ -127,7 +141,7 @@ class EndpointHandler(BaseHandler):
         except CerebroError as error:
             self._done(error)
 
-    def data_received(self, chunk):
+    def data_received(self, chunk: bytes) -> None:
         """Collect the body, dropping it once it is over the limit."""
         self._size += len(chunk)
         if self._size > self.ctx.settings.max_body_bytes:
@@ -135,7 +149,7 @@ class EndpointHandler(BaseHandler):
         else:
             self._chunks.append(chunk)
 
-    async def post(self, module, function):
+    async def post(self, module: str, function: str) -> None:
         """Validate the payload and call the function off the IOLoop."""
         try:
             if self._too_large:
@@ -162,22 +176,23 @@ class EndpointHandler(BaseHandler):
         except RunnerClosed:
             self._done(Unavailable("the server is shutting down; retry on another instance"))
 
-    def on_finish(self):
+    def on_finish(self) -> None:
         """The answer is sent: no longer in flight."""
         self.ctx.inflight.discard(self)
 
-    def on_connection_close(self):
+    def on_connection_close(self) -> None:
         """The client went away: no longer in flight (the call, if running, just finishes)."""
         self.ctx.inflight.discard(self)
         super().on_connection_close()
 
-    def _too_large_error(self):
+    def _too_large_error(self) -> PayloadTooLarge:
         """The 413 error naming the limit."""
         limit = self.ctx.settings.max_body_bytes
         return PayloadTooLarge(f"request body is over the limit of {limit} bytes "
                                "(CEREBRO_MAX_BODY_BYTES)")
 
-    def _done(self, error, data=None, status=200):
+    def _done(self, error: CerebroError | None, data: bytes | None = None,
+              status: int = 200) -> None:
         """Finish with a result or an error, and record the request's metrics."""
         if self.ctx.stopping:  # the client should not send its next request on this connection
             self.set_header("Connection", "close")
@@ -194,7 +209,8 @@ class EndpointHandler(BaseHandler):
                         error.type if error else None)
 
 
-def _pop_callback_url(registry, module, function, payload):
+def _pop_callback_url(registry: Registry, module: str, function: str,
+                      payload: object) -> object:
     """Take the transport-level ``callback_url`` out of an async call's payload.
 
     It tells the worker where to send the result and is not an input of the
@@ -211,7 +227,7 @@ def _pop_callback_url(registry, module, function, payload):
 class ModulesHandler(BaseHandler):
     """``GET /v1/modules``: every module with its functions, schemas, model version and status."""
 
-    def get(self):
+    def get(self) -> None:
         """List the modules."""
         try:
             self.require_api_key()
@@ -223,7 +239,7 @@ class ModulesHandler(BaseHandler):
 class HealthHandler(BaseHandler):
     """``GET /healthz``: the process is alive (never needs an API key)."""
 
-    def get(self):
+    def get(self) -> None:
         """Answer that the process is alive."""
         self.send_json({"status": "alive"})
 
@@ -236,7 +252,7 @@ class ReadyHandler(BaseHandler):
     ``/readyz?module=a&module=b`` asks about those modules only.
     """
 
-    def get(self):
+    def get(self) -> None:
         """Report readiness; 503 while any (asked-about) module is not ready."""
         registry = self.ctx.registry
         names = self.get_query_arguments("module") or None
@@ -255,7 +271,7 @@ class ReadyHandler(BaseHandler):
 class MetricsHandler(BaseHandler):
     """``GET /metrics``: Prometheus text format."""
 
-    def get(self):
+    def get(self) -> None:
         """Render the metrics."""
         data, content_type = metrics.render()
         self.set_header("Content-Type", content_type)
@@ -265,7 +281,7 @@ class MetricsHandler(BaseHandler):
 class OpenAPIHandler(BaseHandler):
     """``GET /openapi.json``: an OpenAPI 3 document generated from the declared inputs."""
 
-    def get(self):
+    def get(self) -> None:
         """Render the OpenAPI document."""
         self.send_json(openapi.document(self.ctx.registry, self.ctx.settings))
 
@@ -273,6 +289,6 @@ class OpenAPIHandler(BaseHandler):
 class NotFoundHandler(BaseHandler):
     """Any other path: a JSON 404."""
 
-    def prepare(self):
+    def prepare(self) -> None:
         """Answer 404 for every method."""
         self.fail(NotFound(f"no route for {self.request.method} {self.request.path}", "path"))

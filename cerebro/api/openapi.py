@@ -5,12 +5,23 @@ Subject: An OpenAPI 3 document generated from every endpoint's declared inputs.
 Tagline: The Java team generates its client; nobody writes it by hand.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import cerebro
+
+if TYPE_CHECKING:
+    from cerebro.endpoint import Endpoint
+    from cerebro.registry import Registry
+    from cerebro.settings import Settings
+
+_JSON = dict[str, object]  # one JSON object of the document
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _error_response(description):
+def _error_response(description: str) -> _JSON:
     """An OpenAPI response object carrying the error body."""
     return {"description": description,
             "content": {"application/json": {"schema": _ERROR}}}
@@ -23,25 +34,26 @@ _CALLBACK_URL = {
 }
 
 
-def _body(ep):
+def _body(ep: Endpoint) -> _JSON:
     """The request body media object, with the declared example when there is one.
 
     An async function also takes the transport-level ``callback_url``.
     """
-    schema = ep.schema.json_schema()
+    schema: dict[str, Any] = ep.schema.json_schema()
     if ep.external:
         schema = dict(schema, properties=dict(schema.get("properties", {}),
                                               callback_url=_CALLBACK_URL))
-    media = {"schema": schema}
+    media: _JSON = {"schema": schema}
     if ep.example is not None:
         media["example"] = ep.example
     return media
 
 
-def document(registry, settings):
+def document(registry: Registry, settings: Settings) -> _JSON:
     """Build the OpenAPI document for every endpoint in ``registry``."""
-    paths = {}
+    paths: _JSON = {}
     for ep in registry.endpoints():
+        ok: dict[str, _JSON]
         ok = ({"202": {"description": "Accepted: queued for a worker; the result is "
                                       "delivered by callback or GET /v1/tasks/{id}",
                        "content": {"application/json": {"schema": {
@@ -100,13 +112,14 @@ def document(registry, settings):
     }
 
 
-def _get(operation_id, summary, responses, secured):
+def _get(operation_id: str, summary: str, responses: _JSON,
+         secured: bool) -> dict[str, _JSON]:
     """A GET operation object."""
     return {"get": {"operationId": operation_id, "tags": ["platform"], "summary": summary,
                     "responses": responses, "security": [{"apiKey": []}] if secured else []}}
 
 
-def _platform_paths(settings, has_async):
+def _platform_paths(settings: Settings, has_async: bool) -> dict[str, dict[str, _JSON]]:
     """The platform's own routes: modules, health, readiness, and task status when async."""
     json_any = {"application/json": {"schema": {"type": "object"}}}
     keyed = bool(settings.api_keys)

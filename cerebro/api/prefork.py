@@ -9,24 +9,30 @@ SIGINT to its children and waits for them, so stopping ``cerebro serve``
 never leaves orphans behind.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 log = logging.getLogger(__name__)
 
 
-def fork_workers(count):
+def fork_workers(count: int) -> int:
     """Fork ``count`` children; return the child's index in each child.
 
     The parent never returns: it restarts children that die abnormally, and on
     SIGTERM/SIGINT forwards the signal, waits for every child and exits.
     """
-    children = {}
-    stopping = []
+    children: dict[int, int] = {}
+    stopping: list[int] = []
 
-    def spawn(index):
+    def spawn(index: int) -> bool:
         """Fork one child; returns True in the child."""
         pid = os.fork()
         if pid == 0:
@@ -36,11 +42,12 @@ def fork_workers(count):
         children[pid] = index
         return False
 
+    index: int | None  # a child's index; None (below) for a pid not in ``children``
     for index in range(count):
         if spawn(index):
             return index
 
-    def forward(signum, _frame):
+    def forward(signum: int, _frame: FrameType | None) -> None:
         """Pass a stop signal on to every child."""
         stopping.append(signum)
         for pid in list(children):

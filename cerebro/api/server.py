@@ -5,6 +5,8 @@ Subject: ``cerebro serve``: bind, fork one process per core, load models, serve,
 Tagline: Load first, then listen; later, swap without a blink.
 """
 
+from __future__ import annotations
+
 import asyncio
 import atexit
 import logging
@@ -14,18 +16,22 @@ import signal
 import socket
 import tempfile
 from functools import partial
+from typing import TYPE_CHECKING
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from cerebro import logsetup
 
+if TYPE_CHECKING:
+    from cerebro.settings import Settings
+
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 10
 
 
-def serve(settings):
+def serve(settings: Settings) -> None:
     """Run the REST API with ``settings.processes`` processes (0: one per core).
 
     Blocks until SIGTERM or SIGINT.
@@ -57,7 +63,7 @@ def serve(settings):
     asyncio.run(_run(settings, sockets))
 
 
-def _reserve(sockets):
+def _reserve(sockets: list[socket.socket]) -> list[socket.socket]:
     """Bound but never listening twins of ``sockets`` (``SO_REUSEPORT``), kept by the parent.
 
     With ``CEREBRO_REUSE_PORT`` every API process listens on a socket of its own
@@ -79,7 +85,7 @@ def _reserve(sockets):
     return reserved
 
 
-def pin_to_cpu(mode, index, processes):
+def pin_to_cpu(mode: str, index: int, processes: int) -> int | None:
     """Pin this API process to one CPU (``CEREBRO_CPU_AFFINITY``); return that CPU or ``None``.
 
     A process hands every model call from its IOLoop thread to a runner thread
@@ -101,7 +107,7 @@ def pin_to_cpu(mode, index, processes):
     return cpu
 
 
-def prepare_multiprocess_metrics():
+def prepare_multiprocess_metrics() -> None:
     """Point prometheus_client at a fresh shared folder, removed when the parent exits.
 
     Must run before ``prometheus_client`` is first imported (``cerebro serve``
@@ -112,10 +118,16 @@ def prepare_multiprocess_metrics():
     folder = tempfile.mkdtemp(prefix="cerebro-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     parent = os.getpid()
-    atexit.register(lambda: os.getpid() == parent and shutil.rmtree(folder, ignore_errors=True))
+
+    def remove() -> None:
+        """Remove the folder when the parent exits (children exit too, and must leave it)."""
+        if os.getpid() == parent:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(remove)
 
 
-async def _run(settings, sockets):
+async def _run(settings: Settings, sockets: list[socket.socket]) -> None:
     """Serve on ``sockets`` in this process until a stop signal."""
     from cerebro import metrics
     from cerebro.api.app import Context, make_app

@@ -22,10 +22,13 @@ confirmed but whose marker failed (Redis died during that very request) is
 still answered 202, since it will run, and logged as an error.
 """
 
+from __future__ import annotations
+
 import asyncio
 import logging
 import time
 import uuid
+from typing import TYPE_CHECKING, Any
 
 from celery import states
 from redis.exceptions import RedisError
@@ -38,6 +41,14 @@ from cerebro.names import Names
 from cerebro.taskqueue.celery_app import RUN_TASK, make_app
 from cerebro.taskqueue.publisher import (BrokerUnavailable, TaskPublisher, origin_nodename,
                                          task_message)
+
+if TYPE_CHECKING:
+    from celery import Celery
+    from celery.backends.redis import RedisBackend
+    from tornado.web import RequestHandler
+
+    from cerebro.dispatch import Call
+    from cerebro.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +63,11 @@ class Submitter:
     task states for ``GET /v1/tasks/<id>`` (:meth:`task_meta`).
     """
 
-    def __init__(self, settings, app):
+    def __init__(self, settings: Settings, app: Celery) -> None:
         self.settings = settings
         self.app = app
-        self.backend = app.backend
+        # Celery types app.backend as any Backend; ours is the Redis one of CEREBRO_RESULT_BACKEND
+        self.backend: RedisBackend = app.backend  # type: ignore[assignment]
         self.names = Names.from_settings(settings)
         self.urls = CallbackURLs.from_settings(settings)
         self.redis = RedisPipe(settings.result_backend.get_secret_value(),
@@ -69,18 +81,19 @@ class Submitter:
         self._redis_down = True  # unproven: check Redis before publishing until it answers
         self._redis_outage_logged = False
         self._redis_retry_at = 0.0
-        self._queues = {}
+        self._queues: dict[str, str] = {}
         try:
             self.publisher.start()  # connect now, before the first request
         except RuntimeError:
             pass  # no running loop yet: the first request starts it
 
     @classmethod
-    def from_settings(cls, settings):
+    def from_settings(cls, settings: Settings) -> Submitter:
         """A submitter with its own Celery app (the worker's configuration, no tasks)."""
         return cls(settings, make_app(settings, schedules=False))
 
-    async def __call__(self, handler, call, payload, callback_url=None):
+    async def __call__(self, handler: RequestHandler, call: Call, payload: object,
+                       callback_url: object = None) -> tuple[int, bytes]:
         """Queue ``call`` for a worker; return ``(202, JSON body bytes)``.
 
         Raises :class:`InvalidPayload` for a callback URL off the allow-list and
@@ -96,6 +109,7 @@ class Submitter:
         meta = {"callback_url": callback_url, "submitted_at": submitted_at,
                 "request_id": getattr(handler, "request_id", None)}
         args_json = jsonio.dumps([module, function, payload, meta])
+        body: bytes | dict[str, str]  # the task message's, then the answer's
         headers, body = task_message(task_id, RUN_TASK, args_json,
                                      args_json[:_ARGSREPR_BYTES].decode(errors="ignore"),
                                      self.origin)
@@ -133,15 +147,16 @@ class Submitter:
         handler.set_header("Location", body["status_url"])
         return 202, jsonio.dumps(body)
 
-    async def _mark_queued(self, task_id, module, function, submitted_at):
+    async def _mark_queued(self, task_id: str, module: str, function: str,
+                           submitted_at: float) -> bool:
         """One ``SET NX`` of a PENDING state naming the call; False when Redis failed (logged).
 
         The worker's states overwrite it; with NX it can never overwrite theirs.
         """
-        marker = {"status": states.PENDING, "task_id": task_id, "traceback": None,
-                  "children": [], "date_done": None,
-                  "result": {"module": module, "function": function,
-                             "submitted_at": submitted_at}}
+        marker: dict[str, object] = {"status": states.PENDING, "task_id": task_id,
+                                     "traceback": None, "children": [], "date_done": None,
+                                     "result": {"module": module, "function": function,
+                                                "submitted_at": submitted_at}}
         try:
             await self.redis.execute("SET", self.backend.get_key_for_task(task_id),
                                      self.backend.encode(marker),
@@ -160,26 +175,26 @@ class Submitter:
         self._redis_down = False
         return True
 
-    def _broker_down(self, reason):
+    def _broker_down(self, reason: object) -> Unavailable:
         """The 503 for an unreachable or refusing RabbitMQ (the publisher logged the outage)."""
         log.debug("async call refused: RabbitMQ unavailable: %s", reason)
         return Unavailable("the task queue (RabbitMQ) is unreachable: async calls are "
                            "unavailable, retry later")
 
-    async def task_meta(self, task_id):
+    async def task_meta(self, task_id: str) -> dict[str, Any]:
         """The result-backend state of ``task_id`` (Celery's meta dict; PENDING when unknown)."""
         raw = await self.redis.execute("GET", self.backend.get_key_for_task(task_id))
-        if not raw:
+        if not isinstance(raw, bytes) or not raw:  # nil (GET answers bytes or nil)
             return {"status": states.PENDING, "result": None}
         return self.backend.decode_result(raw)
 
-    async def close(self):
+    async def close(self) -> None:
         """Close the AMQP connection and the Redis connection."""
         await self.publisher.close()
         self.redis.close()
 
 
-def _retrieve(future):
+def _retrieve(future: asyncio.Future[bool]) -> None:
     """Consume a background marker's outcome (it logs its own failure)."""
     if not future.cancelled():
         future.exception()

@@ -10,7 +10,10 @@ body the callback carries. An id never submitted (or expired after
 ``CEREBRO_RESULT_EXPIRES``) is a 404.
 """
 
+from __future__ import annotations
+
 import re
+from typing import TYPE_CHECKING, Any
 
 from celery import states
 from redis.exceptions import RedisError
@@ -18,16 +21,19 @@ from redis.exceptions import RedisError
 from cerebro.api.handlers import BaseHandler
 from cerebro.errors import CerebroError, NotFound, Unavailable
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 _TASK_ID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
 
 
-def describe(task_id, meta):
+def describe(task_id: str, meta: Mapping[str, Any]) -> dict[str, object]:
     """The JSON status of ``task_id`` from a result-backend ``meta`` dict."""
     state, result = meta.get("status"), meta.get("result")
     if state == states.PENDING and result is None:
         raise NotFound(f"no task with id '{task_id}' (unknown or expired)", "task_id")
-    body = {"task_id": task_id, "status": "queued", "module": None, "function": None,
-            "result": None, "error": None}
+    body: dict[str, object] = {"task_id": task_id, "status": "queued", "module": None,
+                               "function": None, "result": None, "error": None}
     if state == states.SUCCESS and isinstance(result, dict):
         body.update({k: result.get(k) for k in ("module", "function", "status", "result",
                                                 "error", "timings", "attempts")})

@@ -16,6 +16,8 @@ copied in from elsewhere) is skipped, never deleted, and reported to the caller
 (or logged), so one bad file cannot hide or block the other entries.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import os
@@ -24,6 +26,16 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Callable
+
+    from cerebro.clients.http import AttemptResult, MainAppClient
+    from cerebro.settings import Settings
+
+    UnreadableReporter = Callable[[Path, str], object]
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 log = logging.getLogger(__name__)
@@ -35,16 +47,16 @@ class Entry:
 
     id: str
     url: str
-    body: dict
+    body: dict[str, object]
     idempotency_key: str
     reason: str
     attempts: int = 0
-    first_attempt_at: float = None
+    first_attempt_at: float | None = None
     failed_at: float = field(default_factory=time.time)
     source: str = ""
     retries: int = 0
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, object]:
         """The entry as a JSON-able dict."""
         return asdict(self)
 
@@ -52,13 +64,13 @@ class Entry:
 class UnreadableEntry(ValueError):
     """A dead-letter file that is not a valid entry; ``path`` names it, ``reason`` says why."""
 
-    def __init__(self, path, reason):
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         super().__init__(f"dead-letter entry {path} is unreadable: {reason}")
         self.path = Path(path)
         self.reason = reason
 
 
-def _load(path):
+def _load(path: Path) -> Entry:
     """The :class:`Entry` stored in ``path``. Raises ``FileNotFoundError`` when it is gone
     and :class:`UnreadableEntry` when it is not a valid entry."""
     try:
@@ -82,12 +94,12 @@ def _load(path):
     return entry
 
 
-def _warn_unreadable(path, reason):
+def _warn_unreadable(path: Path, reason: str) -> None:
     """The default report of a skipped file: a warning in the log."""
     log.warning("skipping dead-letter entry %s: %s", path, reason)
 
 
-def deadletter_dir(settings):
+def deadletter_dir(settings: Settings) -> Path:
     """The dead-letter directory in force for ``settings``."""
     configured = getattr(settings, "callback_deadletter_dir", "")
     if configured:
@@ -98,25 +110,25 @@ def deadletter_dir(settings):
 class DeadLetterStore:
     """Durable, directory-backed store of failed callbacks."""
 
-    def __init__(self, directory):
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
 
     @classmethod
-    def from_settings(cls, settings):
+    def from_settings(cls, settings: Settings) -> DeadLetterStore:
         """The store at ``CEREBRO_CALLBACK_DEADLETTER_DIR`` (or its default)."""
         return cls(deadletter_dir(settings))
 
-    def _path(self, entry_id):
+    def _path(self, entry_id: str) -> Path:
         """The file of entry ``entry_id``."""
         return self.directory / f"{entry_id}.json"
 
     @staticmethod
-    def entry_id(idempotency_key):
+    def entry_id(idempotency_key: object) -> str:
         """A file-system-safe id for an idempotency key."""
         return _SAFE.sub("_", str(idempotency_key))[:200] or uuid.uuid4().hex
 
-    def add(self, url, body, idempotency_key, reason, *, attempts=0, first_attempt_at=None,
-            source=""):
+    def add(self, url: str, body: dict[str, object], idempotency_key: object, reason: str, *,
+            attempts: int = 0, first_attempt_at: float | None = None, source: str = "") -> Entry:
         """Store a failed callback (replacing an older entry with the same key); returns it."""
         entry = Entry(self.entry_id(idempotency_key), url, body, str(idempotency_key), reason,
                       attempts, first_attempt_at, time.time(), source)
@@ -130,7 +142,7 @@ class DeadLetterStore:
         self._write(entry)
         return entry
 
-    def _write(self, entry):
+    def _write(self, entry: Entry) -> None:
         """Write ``entry`` atomically (temporary file, fsync, rename, fsync the directory)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(entry.id)
@@ -146,14 +158,14 @@ class DeadLetterStore:
         finally:
             os.close(fd)
 
-    def get(self, entry_id):
+    def get(self, entry_id: str) -> Entry | None:
         """The entry ``entry_id``, or None; :class:`UnreadableEntry` when its file is corrupt."""
         try:
             return _load(self._path(self.entry_id(entry_id)))
         except FileNotFoundError:
             return None
 
-    def list(self, on_unreadable=None):
+    def list(self, on_unreadable: UnreadableReporter | None = None) -> builtins.list[Entry]:
         """Every readable entry, oldest failure first.
 
         A file that is not a valid entry is skipped (and left in place):
@@ -173,7 +185,7 @@ class DeadLetterStore:
                 report(exc.path, exc.reason)
         return sorted(entries, key=lambda e: e.failed_at)
 
-    def remove(self, entry_id):
+    def remove(self, entry_id: str) -> bool:
         """Delete an entry; True when it existed."""
         try:
             self._path(self.entry_id(entry_id)).unlink()
@@ -181,7 +193,9 @@ class DeadLetterStore:
         except FileNotFoundError:
             return False
 
-    def retry(self, client, entry_id=None, on_unreadable=None):
+    def retry(self, client: MainAppClient, entry_id: str | None = None,
+              on_unreadable: UnreadableReporter | None = None
+              ) -> builtins.list[tuple[Entry, AttemptResult]]:
         """Re-send one entry (or all) once each with ``client``.
 
         Delivered entries are removed; the others are kept with the new

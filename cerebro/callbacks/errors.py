@@ -9,11 +9,19 @@ The main app is called through :class:`cerebro.clients.http.MainAppClient`
 one of these, kept in the dead-letter store and reported to Sherlock.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cerebro.clients.http import AttemptResult
+
 
 class DeliveryError(Exception):
     """A callback could not be delivered; carries the URL, key and last outcome."""
 
-    def __init__(self, message, url=None, idempotency_key=None, result=None, attempts=0):
+    def __init__(self, message: str, url: str | None = None, idempotency_key: str | None = None,
+                 result: AttemptResult | None = None, attempts: int = 0) -> None:
         super().__init__(message)
         self.url = url
         self.idempotency_key = idempotency_key

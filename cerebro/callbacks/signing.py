@@ -17,6 +17,8 @@ clock (default five minutes) so a captured request cannot be replayed later;
 it drops repeated ``Idempotency-Key`` values inside that tolerance.
 """
 
+from __future__ import annotations
+
 import hashlib
 import hmac
 import time
@@ -32,7 +34,7 @@ class SignatureError(Exception):
     """A callback's signature is missing, malformed, wrong or too old."""
 
 
-def _key(secret):
+def _key(secret: str | bytes) -> bytes:
     """The secret as bytes; an empty secret is refused rather than silently signing with it."""
     if isinstance(secret, str):
         secret = secret.encode()
@@ -41,13 +43,14 @@ def _key(secret):
     return secret
 
 
-def sign(secret, timestamp, body):
+def sign(secret: str | bytes, timestamp: float, body: bytes | bytearray) -> str:
     """Hex HMAC-SHA256 of ``b"<timestamp>." + body`` with ``secret``."""
     message = f"{int(timestamp)}.".encode() + bytes(body)
     return hmac.new(_key(secret), message, hashlib.sha256).hexdigest()
 
 
-def signed_headers(secret, body, idempotency_key, timestamp=None):
+def signed_headers(secret: str | bytes, body: bytes | bytearray, idempotency_key: object,
+                   timestamp: float | None = None) -> dict[str, str]:
     """The three callback headers for ``body`` signed now (or at ``timestamp``)."""
     timestamp = int(time.time() if timestamp is None else timestamp)
     return {
@@ -57,7 +60,9 @@ def signed_headers(secret, body, idempotency_key, timestamp=None):
     }
 
 
-def check(secret, timestamp, body, signature, tolerance=DEFAULT_TOLERANCE, now=None):
+def check(secret: str | bytes, timestamp: object, body: bytes | bytearray,
+          signature: str | None, tolerance: float | None = DEFAULT_TOLERANCE,
+          now: float | None = None) -> None:
     """Raise :class:`SignatureError` unless ``signature`` (``sha256=<hex>``) signs
     ``timestamp`` + ``body`` and the timestamp is within ``tolerance`` seconds of now."""
     try:
@@ -76,7 +81,9 @@ def check(secret, timestamp, body, signature, tolerance=DEFAULT_TOLERANCE, now=N
         raise SignatureError("signature does not match the body")
 
 
-def verify(secret, timestamp, body, signature, tolerance=DEFAULT_TOLERANCE, now=None):
+def verify(secret: str | bytes, timestamp: object, body: bytes | bytearray,
+           signature: str | None, tolerance: float | None = DEFAULT_TOLERANCE,
+           now: float | None = None) -> bool:
     """True when :func:`check` accepts the signature, False otherwise."""
     try:
         check(secret, timestamp, body, signature, tolerance, now)

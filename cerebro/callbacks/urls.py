@@ -13,19 +13,27 @@ the main app's own host is always allowed), so Cerebro cannot be made to call
 arbitrary internal addresses (SSRF).
 """
 
+from __future__ import annotations
+
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from urllib3.util import parse_url
 
 from cerebro.errors import InvalidPayload
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from cerebro.settings import Settings
+
 DEFAULT_PATH = "/cerebro/callbacks/{module}/{function}"
 _UNSAFE = re.compile(r"[\s\\\x00-\x1f\x7f]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _host_port(url):
+def _host_port(url: str) -> tuple[str, str, int | None]:
     """``(scheme, host, port)`` of an absolute URL, lower-cased, default port filled in."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -35,7 +43,8 @@ def _host_port(url):
 class CallbackURLs:
     """Resolves and checks callback URLs for ``module.function`` calls."""
 
-    def __init__(self, base_url, path_template=DEFAULT_PATH, paths=(), allowed_hosts=()):
+    def __init__(self, base_url: str, path_template: str = DEFAULT_PATH,
+                 paths: Iterable[str] = (), allowed_hosts: Iterable[str] = ()) -> None:
         self.base_url = base_url.rstrip("/")
         self.path_template = path_template
         self.paths = dict(_parse_path(item) for item in paths)
@@ -45,13 +54,13 @@ class CallbackURLs:
             self.allowed.append((host, port))
 
     @classmethod
-    def from_settings(cls, settings):
+    def from_settings(cls, settings: Settings) -> CallbackURLs:
         """Built from the ``CEREBRO_MAIN_APP_URL`` and ``CEREBRO_CALLBACK_*`` settings."""
         return cls(settings.main_app_url.get_secret_value(), settings.callback_path,
                    settings.callback_paths,
                    settings.callback_allowed_hosts)
 
-    def default(self, module, function):
+    def default(self, module: str, function: str) -> str:
         """The configured callback URL of ``module.function``."""
         path = self.paths.get(f"{module}.{function}")
         if path is None:
@@ -60,7 +69,7 @@ class CallbackURLs:
             return path
         return self.base_url + "/" + path.lstrip("/")
 
-    def check(self, url):
+    def check(self, url: object) -> str:
         """Return ``url`` when it is an absolute http(s) URL to an allowed host;
         raise :class:`InvalidPayload` (field ``callback_url``) otherwise."""
         if not isinstance(url, str) or not url:
@@ -85,7 +94,7 @@ class CallbackURLs:
                                  "(CEREBRO_CALLBACK_ALLOWED_HOSTS)", "callback_url")
         return url
 
-    def resolve(self, module, function, requested=None):
+    def resolve(self, module: str, function: str, requested: str | None = None) -> str:
         """The URL a callback of ``module.function`` goes to: ``requested`` when
         given and allowed (else :class:`InvalidPayload`), the configured one otherwise."""
         if requested is not None:
@@ -93,7 +102,7 @@ class CallbackURLs:
         return self.default(module, function)
 
 
-def _parse_path(item):
+def _parse_path(item: str) -> tuple[str, str]:
     """``"module.function=/path"`` -> ``("module.function", "/path")``."""
     key, sep, path = item.partition("=")
     if not sep or "." not in key or not path:
@@ -102,7 +111,7 @@ def _parse_path(item):
     return key.strip(), path.strip()
 
 
-def _parse_host(item):
+def _parse_host(item: str) -> tuple[str, int | None]:
     """``"host"`` (any port), ``"host:port"`` or ``"*.domain"`` -> ``(host, port or None)``."""
     item = item.strip().lower()
     if item.startswith("[") and "]" in item:
@@ -114,7 +123,7 @@ def _parse_host(item):
     return item, None
 
 
-def _host_matches(host, port, allowed):
+def _host_matches(host: str, port: int | None, allowed: tuple[str, int | None]) -> bool:
     """True when ``host:port`` is covered by one allow-list entry."""
     pattern, allowed_port = allowed
     if allowed_port is not None and allowed_port != port:

@@ -42,12 +42,20 @@ import re
 import ssl
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httptools
 
 from cerebro import jsonio
 from cerebro.callbacks.signing import signed_headers
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from cerebro.settings import Settings
+
+_Origin = tuple[str, str, int]  # (scheme, host, port)
 
 MAX_RESENDS = 2
 RETRYABLE_STATUSES = frozenset({408, 429})
@@ -109,7 +117,7 @@ class _Call:
 
     __slots__ = ("batch", "index", "url", "data", "sent_at", "resends")
 
-    def __init__(self, batch, index, url, data):
+    def __init__(self, batch: _Batch, index: int, url: str, data: bytes) -> None:
         self.batch = batch
         self.index = index
         self.url = url
@@ -123,45 +131,46 @@ class _Batch:
 
     __slots__ = ("results", "remaining", "future")
 
-    def __init__(self, size):
-        self.results = [None] * size
+    def __init__(self, size: int) -> None:
+        self.results: list[AttemptResult | None] = [None] * size
         self.remaining = size
-        self.future = concurrent.futures.Future()
+        self.future: concurrent.futures.Future[list[AttemptResult]] = concurrent.futures.Future()
 
-    def finish(self, call, result):
+    def finish(self, call: _Call, result: AttemptResult) -> None:
         """Store ``call``'s result; resolve the future with the last one."""
         if self.results[call.index] is not None:
             return
         self.results[call.index] = result
         self.remaining -= 1
-        if self.remaining == 0:
-            self.future.set_result(self.results)
+        if self.remaining == 0:  # every slot is set: no None is left in the list
+            self.future.set_result(self.results)  # type: ignore[arg-type]
 
 
 class _Connection(asyncio.Protocol):
     """One kept-alive connection: writes pipelined requests, reads answers in order (llhttp)."""
 
-    def __init__(self, pool):
+    def __init__(self, pool: _Pool) -> None:
         self.pool = pool
-        self.transport = None
-        self.inflight = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.inflight: collections.deque[_Call] = collections.deque()
         self.parser = httptools.HttpResponseParser(self)
         self.closing = False
         self.last_activity = 0.0
-        self.timer = None
+        self.timer: asyncio.TimerHandle | None = None
         self.answered = 0
         self.unexpected = False
         self._headers_done = False
-        self._body = []
-        self._retry_after = None
+        self._body: list[bytes] = []
+        self._retry_after: float | None = None
 
     # -- asyncio callbacks --
 
-    def connection_made(self, transport):
+    # a stream connection (loop.create_connection) is always given a Transport
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Keep the transport."""
         self.transport = transport
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         """Complete every answer the data holds, then give the connection more work."""
         self.last_activity = self.pool.loop.time()
         try:
@@ -179,36 +188,36 @@ class _Connection(asyncio.Protocol):
         else:
             self.pool.feed(self)
 
-    def eof_received(self):
+    def eof_received(self) -> bool:
         """A body delimited by the end of the connection ends here."""
         if self._headers_done and self.inflight:
             self._finish_message(self.parser.get_status_code())
         return False
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Exception | None) -> None:
         """Send unanswered requests again elsewhere (a dropped keep-alive is no failure)."""
         self._abort(f"connection lost: {exc or 'closed by the main app'}", resend=True)
 
     # -- llhttp callbacks (during feed_data) --
 
-    def on_message_begin(self):
+    def on_message_begin(self) -> None:
         """A new answer starts."""
         self._body, self._retry_after, self._headers_done = [], None, False
 
-    def on_header(self, name, value):
+    def on_header(self, name: bytes, value: bytes) -> None:
         """Keep the one header the client needs: ``Retry-After``."""
         if name.lower() == b"retry-after":
             self._retry_after = _retry_after(value)
 
-    def on_headers_complete(self):
+    def on_headers_complete(self) -> None:
         """The head is read; the body (if any) follows."""
         self._headers_done = True
 
-    def on_body(self, body):
+    def on_body(self, body: bytes) -> None:
         """A piece of the body."""
         self._body.append(body)
 
-    def on_message_complete(self):
+    def on_message_complete(self) -> None:
         """A whole answer: hand it to the oldest request in flight (1xx are interim)."""
         status = self.parser.get_status_code()
         if 100 <= status < 200:
@@ -223,12 +232,12 @@ class _Connection(asyncio.Protocol):
     # -- requests and answers --
 
     @property
-    def usable(self):
+    def usable(self) -> bool:
         """True while the connection may take more requests."""
         return self.transport is not None and not self.closing \
             and not self.transport.is_closing()
 
-    def send(self, calls):
+    def send(self, calls: list[_Call]) -> None:
         """Write ``calls`` in one go (pipelined behind those already in flight)."""
         now = self.pool.loop.time()
         if not self.inflight:
@@ -236,12 +245,13 @@ class _Connection(asyncio.Protocol):
         for call in calls:
             call.sent_at = now
             self.inflight.append(call)
-        self.transport.write(calls[0].data if len(calls) == 1 else
+        # only a usable connection is sent to, and a usable connection has its transport
+        self.transport.write(calls[0].data if len(calls) == 1 else  # type: ignore[union-attr]
                              b"".join(call.data for call in calls))
         if self.timer is None:
             self.timer = self.pool.loop.call_later(self.pool.timeout, self._check_timeout)
 
-    def _finish_message(self, status):
+    def _finish_message(self, status: int) -> None:
         """Hand the oldest call in flight its answer."""
         call = self.inflight.popleft()
         self.answered += 1
@@ -250,7 +260,7 @@ class _Connection(asyncio.Protocol):
                                               self.pool.loop.time() - call.sent_at,
                                               self._retry_after, b"".join(self._body)))
 
-    def _check_timeout(self):
+    def _check_timeout(self) -> None:
         """Fail the requests in flight when nothing was heard for ``timeout`` seconds."""
         self.timer = None
         if not self.inflight or self.transport is None:
@@ -261,7 +271,7 @@ class _Connection(asyncio.Protocol):
         else:
             self.timer = self.pool.loop.call_later(self.pool.timeout - idle, self._check_timeout)
 
-    def _abort(self, reason, resend):
+    def _abort(self, reason: str, resend: bool) -> None:
         """Close the connection; resend (when allowed) or fail what is in flight."""
         self.closing = True
         if self.timer is not None:
@@ -276,22 +286,22 @@ class _Connection(asyncio.Protocol):
 class _Pool:
     """The connections to one origin (scheme, host, port) and the calls waiting for them."""
 
-    def __init__(self, client, scheme, host, port):
+    def __init__(self, client: MainAppClient, scheme: str, host: str, port: int) -> None:
         self.client = client
         self.loop = client.loop
         self.timeout = client.timeout
         self.scheme, self.host, self.port = scheme, host, port
         self.ssl = ssl.create_default_context() if scheme == "https" else None
-        self.connections = []
+        self.connections: list[_Connection] = []
         self.connecting = 0
-        self.waiting = collections.deque()
+        self.waiting: collections.deque[_Call] = collections.deque()
 
-    def submit(self, calls):
+    def submit(self, calls: Iterable[_Call]) -> None:
         """Queue calls and send what the connections can take now."""
         self.waiting.extend(calls)
         self.dispatch()
 
-    def dispatch(self):
+    def dispatch(self) -> None:
         """Spread waiting calls over usable connections; open more when needed."""
         depth = self.client.pipeline
         for connection in self.connections:
@@ -306,7 +316,7 @@ class _Pool:
                 self.connecting += 1
                 self.loop.create_task(self._connect())
 
-    def feed(self, connection, depth=None):
+    def feed(self, connection: _Connection, depth: int | None = None) -> None:
         """Top ``connection`` up to the pipeline depth from the waiting calls."""
         waiting = self.waiting
         if not waiting or not connection.usable:
@@ -317,7 +327,7 @@ class _Pool:
         calls = [waiting.popleft() for _ in range(min(room, len(waiting)))]
         connection.send(calls)
 
-    async def _connect(self):
+    async def _connect(self) -> None:
         """Open one connection (bounded by the connect timeout) and put it to work."""
         try:
             _, connection = await asyncio.wait_for(
@@ -338,7 +348,8 @@ class _Pool:
         self.connections.append(connection)
         self.dispatch()
 
-    def lost(self, connection, inflight, reason, resend, progress=False):
+    def lost(self, connection: _Connection, inflight: Iterable[_Call], reason: str,
+             resend: bool, progress: bool = False) -> None:
         """A connection is gone: drop it; its unanswered calls are resent or failed.
 
         A connection that answered something before closing (a keep-alive cap, or
@@ -361,13 +372,13 @@ class _Pool:
         if self.waiting:
             self.dispatch()
 
-    def _fail_waiting(self, reason):
+    def _fail_waiting(self, reason: str) -> None:
         """Nothing can connect: every waiting call fails (retryable)."""
         waiting, self.waiting = self.waiting, collections.deque()
         for call in waiting:
             call.batch.finish(call, AttemptResult(call.url, None, reason, 0.0))
 
-    def close(self):
+    def close(self) -> None:
         """Close every connection (calls in flight fail)."""
         for connection in list(self.connections):
             if connection.transport is not None:
@@ -379,8 +390,9 @@ class MainAppClient:
     """Signed, pipelined, kept-alive POSTs to the main app; thread-safe (see the module
     docstring)."""
 
-    def __init__(self, secret, *, timeout=5.0, connect_timeout=None, connections=8,
-                 pipeline=16, user_agent="cerebro/1"):
+    def __init__(self, secret: str | bytes, *, timeout: float = 5.0,
+                 connect_timeout: float | None = None, connections: int = 8,
+                 pipeline: int = 16, user_agent: str = "cerebro/1") -> None:
         if not secret:
             raise ValueError("the callback signing secret is empty: set CEREBRO_CALLBACK_SECRET")
         if connections < 1 or pipeline < 1:
@@ -392,15 +404,15 @@ class MainAppClient:
         self.pipeline = pipeline
         self.user_agent = user_agent
         self.attempts = 0
-        self._targets = {}
-        self._pools = {}
+        self._targets: dict[str, tuple[_Origin, bytes]] = {}
+        self._pools: dict[_Origin, _Pool] = {}
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="cerebro-mainapp",
                                         daemon=True)
         self._thread.start()
 
     @classmethod
-    def from_settings(cls, settings):
+    def from_settings(cls, settings: Settings) -> MainAppClient:
         """The client configured by ``CEREBRO_CALLBACK_SECRET``, ``CEREBRO_CALLBACK_TIMEOUT``
         and ``CEREBRO_CONSUMER_HTTP_CONNECTIONS`` / ``_PIPELINE``."""
         return cls(settings.callback_secret.get_secret_value(),
@@ -408,12 +420,12 @@ class MainAppClient:
                    connections=settings.consumer_http_connections,
                    pipeline=settings.consumer_http_pipeline)
 
-    def _run_loop(self):
+    def _run_loop(self) -> None:
         """The background thread: run the event loop until :meth:`close`."""
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def _target(self, url):
+    def _target(self, url: str) -> tuple[_Origin, bytes]:
         """``(origin, request-line-and-fixed-headers prefix)`` of ``url``, cached."""
         target = self._targets.get(url)
         if target is None:
@@ -433,7 +445,7 @@ class MainAppClient:
             self._targets[url] = target
         return target
 
-    def request_bytes(self, url, body, idempotency_key):
+    def request_bytes(self, url: str, body: bytes, idempotency_key: str) -> bytes:
         """The exact bytes of one signed POST (raises ``ValueError`` for a header value
         HTTP cannot carry, such as a key with a line break)."""
         _, prefix = self._target(url)
@@ -447,13 +459,14 @@ class MainAppClient:
         lines.append(body)
         return b"".join(lines)
 
-    def attempt(self, url, body, idempotency_key):
+    def attempt(self, url: str, body: object, idempotency_key: str) -> AttemptResult:
         """POST one signed call (``body``: a JSON-able value, or the exact bytes) and classify
         its outcome (never raises for network trouble: that is a retryable outcome)."""
         data = body if isinstance(body, (bytes, bytearray)) else jsonio.dumps(body)
         return self.post_many([(url, bytes(data), idempotency_key)])[0]
 
-    def post_many(self, calls, wait=None):
+    def post_many(self, calls: Sequence[tuple[str, bytes, str]],
+                  wait: float | None = None) -> list[AttemptResult]:
         """POST every ``(url, body bytes, idempotency_key)`` of ``calls`` concurrently;
         returns their :class:`AttemptResult` list, in order.
 
@@ -464,7 +477,7 @@ class MainAppClient:
         batch = _Batch(len(calls))
         if not calls:
             return []
-        by_origin = {}
+        by_origin: dict[_Origin, list[_Call]] = {}
         for index, (url, body, key) in enumerate(calls):
             try:
                 origin, _ = self._target(url)
@@ -475,8 +488,8 @@ class MainAppClient:
                 continue
             by_origin.setdefault(origin, []).append(_Call(batch, index, url, data))
         self.attempts += len(calls)
-        if batch.remaining == 0:
-            return batch.results
+        if batch.remaining == 0:  # every call failed at once: each slot holds a FinalFailure
+            return batch.results  # type: ignore[return-value]
         self.loop.call_soon_threadsafe(self._submit, by_origin)
         limit = wait if wait is not None else \
             (self.connect_timeout + self.timeout) * (MAX_RESENDS + 2) + len(calls) * 0.01
@@ -486,7 +499,7 @@ class MainAppClient:
             self.loop.call_soon_threadsafe(self._give_up, batch)
             return batch.future.result(timeout=10)
 
-    def _submit(self, by_origin):
+    def _submit(self, by_origin: dict[_Origin, list[_Call]]) -> None:
         """In the loop: hand each origin's calls to its pool."""
         for origin, calls in by_origin.items():
             pool = self._pools.get(origin)
@@ -494,7 +507,7 @@ class MainAppClient:
                 pool = self._pools[origin] = _Pool(self, *origin)
             pool.submit(calls)
 
-    def _give_up(self, batch):
+    def _give_up(self, batch: _Batch) -> None:
         """In the loop: fail whatever of ``batch`` is still unanswered (a safety net)."""
         for pool in self._pools.values():
             pool.waiting = collections.deque(c for c in pool.waiting if c.batch is not batch)
@@ -502,15 +515,15 @@ class MainAppClient:
             if result is None:
                 batch.results[index] = AttemptResult("", None, "TimeoutError: batch took too long")
                 batch.remaining -= 1
-        if not batch.future.done():
-            batch.future.set_result(batch.results)
+        if not batch.future.done():  # every slot is set now: no None is left in the list
+            batch.future.set_result(batch.results)  # type: ignore[arg-type]
 
-    def close(self):
+    def close(self) -> None:
         """Close every connection and stop the loop thread."""
         if self.loop.is_closed():
             return
 
-        def shutdown():
+        def shutdown() -> None:
             """In the loop: close pools, then stop."""
             for pool in self._pools.values():
                 pool.close()

@@ -24,15 +24,19 @@ no later reply can be matched to the wrong command). The next command
 reconnects.
 """
 
+from __future__ import annotations
+
 import asyncio
 import collections
 import ssl
 from urllib.parse import unquote, urlsplit
 
-from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import ConnectionError, RedisError, ResponseError, TimeoutError
+
+_Reply = str | int | bytes | None  # what the commands here answer with
 
 
-def encode_command(*args):
+def encode_command(*args: str | bytes | int) -> bytes:
     """A RESP array of bulk strings (``str``, ``bytes`` or ``int`` arguments)."""
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
@@ -47,17 +51,18 @@ def encode_command(*args):
 class _Protocol(asyncio.Protocol):
     """Replies in, matched in order to the waiting futures."""
 
-    def __init__(self):
-        self.transport = None
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.waiters = collections.deque()
-        self.closed = asyncio.get_running_loop().create_future()
+        self.waiters: collections.deque[asyncio.Future[_Reply]] = collections.deque()
+        self.closed: asyncio.Future[RedisError] = asyncio.get_running_loop().create_future()
 
-    def connection_made(self, transport):
+    # a stream connection (loop.create_connection) is always given a Transport
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Keep the transport."""
         self.transport = transport
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         """Parse every complete reply in the buffer."""
         self.buffer += data
         while self.buffer:
@@ -79,12 +84,12 @@ class _Protocol(asyncio.Protocol):
                 else:
                     waiter.set_result(reply)
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Exception | None) -> None:
         """Fail every command still waiting."""
         reason = f"{type(exc).__name__}: {exc}" if exc else "closed by the server"
         self._fail(ConnectionError(f"Redis connection lost ({reason})"), close=False)
 
-    def _fail(self, error, close=True):
+    def _fail(self, error: RedisError, close: bool = True) -> None:
         """Fail all waiters with ``error`` and drop the connection."""
         while self.waiters:
             waiter = self.waiters.popleft()
@@ -96,7 +101,7 @@ class _Protocol(asyncio.Protocol):
             self.transport.abort()
 
 
-def _parse(buffer):
+def _parse(buffer: bytearray) -> tuple[_Reply | ResponseError, int]:
     """``(reply, bytes used)`` of the first complete reply in ``buffer``; used 0 if incomplete."""
     end = buffer.find(b"\r\n")
     if end < 0:
@@ -122,7 +127,7 @@ def _parse(buffer):
 class RedisPipe:
     """One pipelined connection to the Redis of ``url`` (``redis://``, ``rediss://``)."""
 
-    def __init__(self, url, connect_timeout=1.0, timeout=2.0):
+    def __init__(self, url: str, connect_timeout: float = 1.0, timeout: float = 2.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss"):
             raise ValueError(f"not a redis:// or rediss:// URL: {parts.scheme}://...")
@@ -135,10 +140,10 @@ class RedisPipe:
         self.db = int(path) if path else 0
         self.connect_timeout = connect_timeout
         self.timeout = timeout
-        self._protocol = None
-        self._connecting = None
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Future[_Protocol] | None = None
 
-    async def execute(self, *args):
+    async def execute(self, *args: str | bytes | int) -> _Reply:
         """Send one command; return its reply (``str``, ``int``, ``bytes`` or ``None``)."""
         protocol = self._protocol
         if protocol is None or protocol.closed.done():
@@ -146,7 +151,8 @@ class RedisPipe:
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         protocol.waiters.append(waiter)
-        protocol.transport.write(encode_command(*args))
+        # connected: connection_made set the transport before create_connection returned
+        protocol.transport.write(encode_command(*args))  # type: ignore[union-attr]
         timer = loop.call_later(self.timeout, protocol._fail,
                                 TimeoutError(f"no answer from Redis in {self.timeout:g}s"))
         try:
@@ -154,7 +160,7 @@ class RedisPipe:
         finally:
             timer.cancel()
 
-    async def _connect(self):
+    async def _connect(self) -> _Protocol:
         """Open the connection (one attempt shared by concurrent callers)."""
         if self._connecting is None or self._connecting.done():
             self._connecting = asyncio.ensure_future(self._open())
@@ -164,13 +170,13 @@ class RedisPipe:
             raise ConnectionError(f"cannot connect to Redis at {self.host}:{self.port}: "
                                   f"{type(exc).__name__}: {exc}") from None
 
-    async def _open(self):
+    async def _open(self) -> _Protocol:
         """Connect, authenticate and select the database."""
         loop = asyncio.get_running_loop()
         _, protocol = await asyncio.wait_for(
             loop.create_connection(_Protocol, self.host, self.port, ssl=self.ssl),
             self.connect_timeout)
-        hello = []
+        hello: list[tuple[str | int, ...]] = []
         if self.password is not None:
             hello.append(("AUTH", self.username, self.password) if self.username
                          else ("AUTH", self.password))
@@ -180,7 +186,8 @@ class RedisPipe:
         for command in hello:
             waiter = loop.create_future()
             protocol.waiters.append(waiter)
-            protocol.transport.write(encode_command(*command))
+            # connection_made set the transport before create_connection returned
+            protocol.transport.write(encode_command(*command))  # type: ignore[union-attr]
             waiters.append(waiter)
         try:
             if waiters:
@@ -191,7 +198,7 @@ class RedisPipe:
         self._protocol = protocol
         return protocol
 
-    def close(self):
+    def close(self) -> None:
         """Close the connection."""
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.close()

@@ -9,16 +9,25 @@ process stops cleanly on SIGTERM or SIGINT: the batch in hand finishes, its
 offsets are committed, the group is left.
 """
 
+from __future__ import annotations
+
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from cerebro.settings import ConfigurationError
+
+if TYPE_CHECKING:
+    import argparse
+
+    from cerebro.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def register(subparsers, settings, formatter):
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             settings: Settings, formatter: type[argparse.HelpFormatter]) -> None:
     """Add the ``consume`` sub-command to the ``cerebro`` parser."""
     p = subparsers.add_parser("consume", help="consume Kafka events and dispatch them to modules",
                               formatter_class=formatter,
@@ -47,7 +56,7 @@ def register(subparsers, settings, formatter):
     p.set_defaults(func=_cmd_consume)
 
 
-def _cmd_consume(args, settings):
+def _cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     """Apply the command-line options and run the consumer until stopped."""
     changes = {
         "kafka_topics": tuple(args.topics),
@@ -64,7 +73,7 @@ def _cmd_consume(args, settings):
     return consume(settings.replace(**changes))
 
 
-def consume(settings):
+def consume(settings: Settings) -> int:
     """Run one consumer process with ``settings``; returns the exit code."""
     from cerebro.consumer.dlq import DeadLetters, ensure_topics
     from cerebro.consumer.notify import Notifier
@@ -101,7 +110,7 @@ def consume(settings):
     return 0
 
 
-def _stop(stop, signum):
+def _stop(stop: threading.Event, signum: int) -> None:
     """Signal handler: ask the loop to finish the batch in hand and exit."""
     log.info("received %s: finishing the current batch", signal.Signals(signum).name)
     stop.set()

@@ -10,10 +10,17 @@ services that do not answer ApiVersions), so the same consumer runs against
 Apache Kafka in production and tansu in development.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from cerebro.settings import ConfigurationError
 
+if TYPE_CHECKING:
+    from cerebro.settings import Settings
 
-def api_version(text):
+
+def api_version(text: str | None) -> tuple[int, ...] | None:
     """``"3.7"`` -> ``(3, 7)``; empty -> ``None`` (negotiate with the broker)."""
     text = (text or "").strip()
     if not text:
@@ -25,7 +32,7 @@ def api_version(text):
                                  "such as 3.7") from None
 
 
-def _common(settings, client_id):
+def _common(settings: Settings, client_id: str) -> dict[str, object]:
     """Keyword arguments every kafka-python client gets."""
     kwargs = {
         "bootstrap_servers": list(settings.kafka_bootstrap),
@@ -42,7 +49,8 @@ def _common(settings, client_id):
     return kwargs
 
 
-def consumer_kwargs(settings, group, client_id="cerebro-consumer"):
+def consumer_kwargs(settings: Settings, group: str,
+                    client_id: str = "cerebro-consumer") -> dict[str, object]:
     """Arguments of the :class:`kafka.KafkaConsumer`: manual commits, earliest reset,
     raw bytes (decoding is ours, so undecodable records can be dead-lettered)."""
     kwargs = _common(settings, client_id)
@@ -59,13 +67,13 @@ def consumer_kwargs(settings, group, client_id="cerebro-consumer"):
     return kwargs
 
 
-def producer_kwargs(settings, client_id="cerebro-dlq"):
+def producer_kwargs(settings: Settings, client_id: str = "cerebro-dlq") -> dict[str, object]:
     """Arguments of the dead-letter :class:`kafka.KafkaProducer`: every replica acknowledges."""
     kwargs = _common(settings, client_id)
     kwargs.update({"acks": "all", "linger_ms": 5})
     return kwargs
 
 
-def admin_kwargs(settings, client_id="cerebro-admin"):
+def admin_kwargs(settings: Settings, client_id: str = "cerebro-admin") -> dict[str, object]:
     """Arguments of the :class:`kafka.KafkaAdminClient` that creates dead-letter topics."""
     return _common(settings, client_id)

@@ -20,18 +20,30 @@ these headers (UTF-8 values) beside its own headers::
 Replaying is producing the value back to the original topic once fixed.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from cerebro.consumer.config import admin_kwargs, producer_kwargs
+from cerebro.errors import InternalError
 from cerebro.names import dlq_topic
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from kafka.consumer.fetcher import ConsumerRecord
+    from kafka.producer.future import FutureRecordMetadata
+
+    from cerebro.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(settings, topics):
+def ensure_topics(settings: Settings, topics: Iterable[str]) -> bool:
     """Create the dead-letter topics of ``topics`` when missing (a broker without topic
     auto-creation would otherwise refuse them). Failure is logged, not fatal: the
     topics may exist already, or be created by an operator."""
@@ -62,16 +74,17 @@ def ensure_topics(settings, topics):
 class DeadLetters:
     """Produces dead-lettered records; thread-safe (one kafka-python producer)."""
 
-    def __init__(self, producer):
+    def __init__(self, producer: KafkaProducer) -> None:
         self.producer = producer
 
     @classmethod
-    def from_settings(cls, settings):
+    def from_settings(cls, settings: Settings) -> DeadLetters:
         """A dead-letter producer for the configured cluster."""
         return cls(KafkaProducer(**producer_kwargs(settings)))
 
     @staticmethod
-    def headers(record, error, stage, event_key, function=None):
+    def headers(record: ConsumerRecord, error: Exception, stage: str, event_key: str,
+                function: str | None = None) -> list[tuple[str, bytes]]:
         """The record's own headers plus the ``cerebro-*`` ones describing the failure."""
         items = {
             "cerebro-error-type": getattr(error, "type", type(error).__name__),
@@ -84,21 +97,22 @@ class DeadLetters:
         }
         if function:
             items["cerebro-function"] = function
-        if getattr(error, "error_id", None):
+        if isinstance(error, InternalError):
             items["cerebro-error-id"] = error.error_id
         own = [(k, v) for k, v in (record.headers or []) if not k.startswith("cerebro-")]
         return own + [(k, str(v).encode("utf-8")) for k, v in items.items()]
 
-    def send(self, record, error, stage, event_key, function=None):
+    def send(self, record: ConsumerRecord, error: Exception, stage: str, event_key: str,
+             function: str | None = None) -> FutureRecordMetadata:
         """Produce the original bytes to ``<topic>.dlq``; returns the send future
         (check it before committing the record's offset)."""
         return self.producer.send(dlq_topic(record.topic), value=record.value, key=record.key,
                                   headers=self.headers(record, error, stage, event_key, function))
 
-    def flush(self, timeout):
+    def flush(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for every pending send."""
         self.producer.flush(timeout=timeout)
 
-    def close(self, timeout=10):
+    def close(self, timeout: float = 10) -> None:
         """Flush and close the producer."""
         self.producer.close(timeout=timeout)

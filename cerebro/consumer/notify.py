@@ -22,13 +22,24 @@ Retryable failures (timeouts, connection errors, 5xx, 408, 429) are retried
 a 4xx is final.
 """
 
+from __future__ import annotations
+
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cerebro import jsonio
 from cerebro.callbacks import PermanentDeliveryError
 from cerebro.clients.http import MainAppClient
 from cerebro.outcomes import backoff_delay
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from cerebro.consumer.router import Event
+    from cerebro.endpoint import Endpoint
+    from cerebro.outcomes import OutcomePolicy
+    from cerebro.settings import Settings
 
 
 class CallbackUnavailable(Exception):
@@ -39,8 +50,8 @@ class CallbackUnavailable(Exception):
 class Note:
     """One main-app call to make: the event, its endpoint, and the encoded body."""
 
-    event: object
-    endpoint: object
+    event: Event
+    endpoint: Endpoint
     status: str
     data: bytes
 
@@ -48,8 +59,9 @@ class Note:
 class Notifier:
     """Posts event outcomes to the main app, retrying retryable failures a few times."""
 
-    def __init__(self, client, base_url, path_template, retries=3, backoff=0.2,
-                 max_backoff=30.0, stop_event=None):
+    def __init__(self, client: MainAppClient, base_url: str, path_template: str,
+                 retries: int = 3, backoff: float = 0.2, max_backoff: float = 30.0,
+                 stop_event: threading.Event | None = None) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
         self.path_template = path_template
@@ -57,10 +69,11 @@ class Notifier:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.stop_event = stop_event or threading.Event()
-        self._urls = {}
+        self._urls: dict[tuple[str, str], str] = {}
 
     @classmethod
-    def from_settings(cls, settings, policy, stop_event=None):
+    def from_settings(cls, settings: Settings, policy: OutcomePolicy,
+                      stop_event: threading.Event | None = None) -> Notifier:
         """A notifier with its own pool of kept-alive, pipelined connections, retrying as
         the outcome ``policy`` retries (a main app unavailable is a dependency unavailable)."""
         client = MainAppClient.from_settings(settings)
@@ -68,7 +81,7 @@ class Notifier:
                    settings.consumer_callback_path,
                    policy.retries, policy.backoff, policy.max_backoff, stop_event)
 
-    def url(self, endpoint, topic):
+    def url(self, endpoint: Endpoint, topic: str) -> str:
         """The main-app URL of ``endpoint``'s outcomes for events of ``topic``."""
         cache_key = (endpoint.key, topic)
         url = self._urls.get(cache_key)
@@ -81,7 +94,8 @@ class Notifier:
         return url
 
     @staticmethod
-    def body(event, endpoint, status, result=None, error=None):
+    def body(event: Event, endpoint: Endpoint, status: str, result: object = None,
+             error: dict[str, object] | None = None) -> dict[str, object]:
         """The JSON body of one outcome (see the module docstring)."""
         body = {"event_id": event.key, "topic": event.topic, "partition": event.partition,
                 "offset": event.offset, "module": endpoint.module, "function": endpoint.name,
@@ -92,17 +106,19 @@ class Notifier:
             body["result"] = result
         return body
 
-    def note(self, event, endpoint, status, result=None, error=None):
+    def note(self, event: Event, endpoint: Endpoint, status: str, result: object = None,
+             error: dict[str, object] | None = None) -> Note:
         """A :class:`Note` with its body encoded (``TypeError`` if the result is not JSON-able)."""
         return Note(event, endpoint, status,
                     jsonio.dumps(self.body(event, endpoint, status, result, error)))
 
-    def send_many(self, notes):
+    def send_many(self, notes: Sequence[Note]
+                  ) -> list[PermanentDeliveryError | CallbackUnavailable | None]:
         """POST every note; returns one outcome per note, in order: ``None`` (delivered),
         :class:`~cerebro.callbacks.PermanentDeliveryError` (the main app refused it: a
         4xx other than 408/429) or :class:`CallbackUnavailable` (every quick retry
         failed: timeouts, connection errors, 5xx, 408, 429; or the consumer is stopping)."""
-        outcomes = [None] * len(notes)
+        outcomes: list[PermanentDeliveryError | CallbackUnavailable | None] = [None] * len(notes)
         pending = list(range(len(notes)))
         attempt = 0
         while pending:
@@ -135,12 +151,13 @@ class Notifier:
             attempt += 1
         return outcomes
 
-    def send(self, event, endpoint, status, result=None, error=None):
+    def send(self, event: Event, endpoint: Endpoint, status: str, result: object = None,
+             error: dict[str, object] | None = None) -> None:
         """POST one outcome; raises like :meth:`send_many` reports."""
         outcome = self.send_many([self.note(event, endpoint, status, result, error)])[0]
         if outcome is not None:
             raise outcome
 
-    def close(self):
+    def close(self) -> None:
         """Close the kept-alive connections."""
         self.client.close()

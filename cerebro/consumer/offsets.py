@@ -12,15 +12,26 @@ that did finish are processed again: a duplicate, which the idempotency key
 makes harmless, never a loss.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from kafka import TopicPartition
 
 from cerebro.consumer.processor import RETRY
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
-def plan(outcomes):
+    from cerebro.consumer.processor import Outcome
+
+
+def plan(outcomes: Iterable[Outcome]
+         ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
     """``(commits, rewinds)``: ``{TopicPartition: next offset to commit}`` and
     ``{TopicPartition: offset to seek back to}`` for a processed batch."""
-    first_retry, last_done = {}, {}
+    first_retry: dict[TopicPartition, int] = {}
+    last_done: dict[TopicPartition, int] = {}
     for outcome in outcomes:
         record = outcome.record
         tp = TopicPartition(record.topic, record.partition)

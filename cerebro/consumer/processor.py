@@ -35,20 +35,38 @@ every record before dead-lettering. A dead-lettered record counts as done only
 once the dead-letter topic acknowledged it.
 """
 
+from __future__ import annotations
+
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kafka.errors import KafkaError
 
 import sherlock
 from cerebro.callbacks import PermanentDeliveryError
 from cerebro.consumer.notify import CallbackUnavailable
-from cerebro.errors import (FINAL, WAIT_MODEL, CallbackRefused, CerebroError, InternalError,
-                            InvalidPayload)
+from cerebro.consumer.router import UndecodableRecord
+from cerebro.errors import FINAL, WAIT_MODEL, CallbackRefused, CerebroError, InternalError
 from cerebro.names import dlq_topic
 from cerebro.reporting import report
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Sequence
+    from typing import TypeGuard
+
+    from kafka.consumer.fetcher import ConsumerRecord
+    from kafka.producer.future import FutureRecordMetadata
+
+    from cerebro.consumer.dlq import DeadLetters
+    from cerebro.consumer.notify import Note, Notifier
+    from cerebro.consumer.router import Event, Router
+    from cerebro.core import Core
+    from cerebro.dispatch import Call
+    from cerebro.endpoint import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +79,12 @@ class Outcome:
     """What became of one record: ``done`` or ``retry`` (``retry_after`` seconds, when the
     policy says how long), and its pending dead-letter sends."""
 
-    record: object
+    record: ConsumerRecord
     status: str = DONE
-    dead_letters: list = field(default_factory=list)
+    dead_letters: list[FutureRecordMetadata] = field(default_factory=list)
     handled: int = 0
     dead: int = 0
-    retry_after: float = None
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -82,11 +100,11 @@ class _Item:
     """One valid call of a batch: the record's outcome, its event and the prepared call."""
 
     outcome: Outcome
-    event: object
-    call: object
+    event: Event
+    call: Call
 
 
-def _whole_failure(values):
+def _whole_failure(values: Sequence[object]) -> TypeGuard[Sequence[CerebroError]]:
     """True when a multi-row batch call failed as a whole (every row the same error)."""
     first = values[0]
     return len(values) > 1 and isinstance(first, CerebroError) and \
@@ -96,7 +114,8 @@ def _whole_failure(values):
 class Processor:
     """Processes polled batches through the core (see the module docstring)."""
 
-    def __init__(self, router, core, notifier, dead_letters, *, stop_event):
+    def __init__(self, router: Router, core: Core, notifier: Notifier,
+                 dead_letters: DeadLetters, *, stop_event: threading.Event) -> None:
         self.router = router
         self.core = core
         self.dispatcher = core.dispatcher
@@ -107,14 +126,17 @@ class Processor:
         self.stop_event = stop_event
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency,
                                        thread_name_prefix="cerebro-event")
-        self.first_failed = {}  # (topic, partition, offset) -> when its wait for a model began
+        # (topic, partition, offset) -> when its wait for a model began
+        self.first_failed: dict[tuple[str, int, int], float] = {}
 
     # -- one polled batch --
 
-    def process_batch(self, records, dlq_timeout=30.0):
+    def process_batch(self, records: Sequence[ConsumerRecord],
+                      dlq_timeout: float = 30.0) -> list[Outcome]:
         """Process ``records`` and return their :class:`Outcome` list, in order."""
         outcomes = [Outcome(record) for record in records]
-        notes, groups = [], {}
+        notes: list[tuple[Outcome, Note, bool]] = []
+        groups: dict[str, tuple[Endpoint, list[_Item]]] = {}
         for outcome in outcomes:
             self._prepare(outcome, groups, notes)
         for endpoint, items in groups.values():
@@ -131,17 +153,18 @@ class Processor:
         self._await_dead_letters(outcomes, dlq_timeout)
         return outcomes
 
-    def process(self, record):
+    def process(self, record: ConsumerRecord) -> Outcome:
         """Process one record (a batch of one)."""
         return self.process_batch([record])[0]
 
-    def _prepare(self, outcome, groups, notes):
+    def _prepare(self, outcome: Outcome, groups: dict[str, tuple[Endpoint, list[_Item]]],
+                 notes: list[tuple[Outcome, Note, bool]]) -> None:
         """Decode and validate one record, adding its valid calls to ``groups``."""
         record = outcome.record
         endpoints = self.router.endpoints(record.topic)
         try:
             event = self.router.decode(record)
-        except InvalidPayload as exc:
+        except UndecodableRecord as exc:
             for endpoint in endpoints:
                 self._dead_letter(outcome, exc.event, endpoint, exc, "decode", notes)
             return
@@ -161,7 +184,8 @@ class Processor:
                 group = groups[endpoint.key] = (endpoint, [])
             group[1].append(_Item(outcome, event, call))
 
-    def _conclude(self, item, endpoint, value, notes):
+    def _conclude(self, item: _Item, endpoint: Endpoint, value: object,
+                  notes: list[tuple[Outcome, Note, bool]]) -> None:
         """Turn one row's final value into a main-app note, a dead letter or a retry."""
         if value is RETRY:
             item.outcome.status = RETRY
@@ -176,6 +200,7 @@ class Processor:
         try:
             note = self.notifier.note(item.event, endpoint, "ok", result=value)
         except TypeError as exc:
+            error: CerebroError
             try:  # reports a result JSON cannot hold as the handler's bug
                 self.dispatcher.encode(value, item.call, service="consumer",
                                        request_id=item.event.key)
@@ -190,17 +215,19 @@ class Processor:
 
     # -- running handlers --
 
-    def _run_group(self, endpoint, items):
+    def _run_group(self, endpoint: Endpoint, items: Sequence[_Item]) -> list[object]:
         """Run every call of one endpoint, retried as the outcome policy says; one value per
         item: a result, a final :class:`CerebroError`, :class:`Later` (wait for the model on
         a later poll) or :data:`RETRY` (stopping while waiting)."""
-        values = [None] * len(items)
+        values: list[object] = [None] * len(items)
         pending = list(range(len(items)))
         attempt = 1
         while pending:
             last = attempt > self.policy.retries
             got = self._run_all(endpoint, [items[i] for i in pending], last)
-            retry, delay, first = [], 0.0, None
+            retry: list[int] = []
+            delay = 0.0
+            first = ("", "", "")  # the first row to retry: its key, its error, the reason
             for index, value in zip(pending, got):
                 values[index] = value
                 if not isinstance(value, CerebroError):
@@ -212,11 +239,12 @@ class Processor:
                 if decision.retry:
                     retry.append(index)
                     delay = max(delay, decision.delay)
-                    first = first or (items[index].event.key, value.message, decision.reason)
+                    if not first[0]:
+                        first = (items[index].event.key, value.message, decision.reason)
             if not retry:
                 break
             log.info("%d event(s) of %s failed (first %s: %s); %s in %.2fs", len(retry),
-                     endpoint.key, first[0], first[1], first[2], delay)
+                     endpoint.key, *first, delay)
             if self.stop_event.wait(delay):
                 for index in retry:
                     values[index] = RETRY
@@ -225,7 +253,7 @@ class Processor:
             attempt += 1
         return values
 
-    def _wait(self, record, error):
+    def _wait(self, record: ConsumerRecord, error: CerebroError) -> Later | None:
         """A :class:`Later` while the policy still waits for ``record``'s model, else None
         (the wait is over: the error is final)."""
         now = time.monotonic()
@@ -236,12 +264,13 @@ class Processor:
         self.first_failed.pop(_position(record), None)
         return None
 
-    def _later(self, outcome, later):
+    def _later(self, outcome: Outcome, later: Later) -> None:
         """Mark ``outcome`` to be consumed again after the policy's delay (rewound)."""
         outcome.status = RETRY
         outcome.retry_after = min(outcome.retry_after or later.delay, later.delay)
 
-    def _run_all(self, endpoint, items, thorough):
+    def _run_all(self, endpoint: Endpoint, items: Sequence[_Item],
+                 thorough: bool) -> list[object]:
         """One attempt at ``items``: batch functions in chunks of ``max_size`` (one at a
         time, isolating whole-chunk failures), plain ones spread over the pool."""
         if endpoint.batch is not None:
@@ -258,14 +287,16 @@ class Processor:
             values += chunk_values
         return values
 
-    def _isolate(self, endpoint, items, thorough):
+    def _isolate(self, endpoint: Endpoint, items: Sequence[_Item],
+                 thorough: bool) -> list[object]:
         """Run one chunk; when the whole call fails, find the rows that make it fail."""
         values = self._run(endpoint, items)
         if not _whole_failure(values):
             return values
         return self._bisect(endpoint, items, values[0], thorough)
 
-    def _bisect(self, endpoint, items, error, thorough):
+    def _bisect(self, endpoint: Endpoint, items: Sequence[_Item], error: CerebroError,
+                thorough: bool) -> list[object]:
         """Values of ``items`` whose batch call failed as a whole with ``error``."""
         mid = len(items) // 2
         halves = (items[:mid], items[mid:])
@@ -285,11 +316,12 @@ class Processor:
             return values
         values = []
         for half, out, bad in zip(halves, outs, failed):
-            values += self._bisect(endpoint, half, out[0], thorough) if bad and len(half) > 1 \
-                else out
+            # a bad half failed as a whole: out[0] is the CerebroError of every row
+            values += (self._bisect(endpoint, half, out[0], thorough)  # type: ignore[arg-type]
+                       if bad and len(half) > 1 else out)
         return values
 
-    def _run(self, endpoint, items):
+    def _run(self, endpoint: Endpoint, items: Sequence[_Item]) -> list[object]:
         """One :meth:`~cerebro.dispatch.Dispatcher.run_batch` call; a lone event's id is
         in Sherlock's context, so a handler's traceback is recorded with its event id."""
         calls = [item.call for item in items]
@@ -301,7 +333,7 @@ class Processor:
 
     # -- the main app and the dead-letter topic --
 
-    def _notify(self, notes):
+    def _notify(self, notes: list[tuple[Outcome, Note, bool]]) -> None:
         """Make every main-app call of the batch; a refused outcome is dead-lettered, an
         undeliverable one makes its record retry later."""
         if not notes:
@@ -325,7 +357,8 @@ class Processor:
                 log.warning("%s; the event will be processed again", result)
                 outcome.status = RETRY
 
-    def _dead_letter(self, outcome, event, endpoint, error, stage, notes):
+    def _dead_letter(self, outcome: Outcome, event: Event, endpoint: Endpoint, error: Exception,
+                     stage: str, notes: list[tuple[Outcome, Note, bool]] | None) -> None:
         """Send the record to ``<topic>.dlq`` and report it; queue the main-app call telling
         it (best effort) when ``notes`` is a list."""
         record = outcome.record
@@ -339,13 +372,13 @@ class Processor:
         outcome.dead += 1
         if notes is None:
             return
-        detail = error.to_dict() if isinstance(error, CerebroError) else \
+        detail: dict[str, object] = error.to_dict() if isinstance(error, CerebroError) else \
             {"type": type(error).__name__, "message": str(error), "field": None}
         detail.update({"stage": stage, "dlq_topic": target})
         notes.append((outcome, self.notifier.note(event, endpoint, "dead_lettered", error=detail),
                       False))
 
-    def _await_dead_letters(self, outcomes, dlq_timeout):
+    def _await_dead_letters(self, outcomes: Sequence[Outcome], dlq_timeout: float) -> None:
         """Wait for the dead-letter sends; a record whose send failed is retried later."""
         if not any(o.dead_letters for o in outcomes):
             return
@@ -364,11 +397,11 @@ class Processor:
                     outcome.status = RETRY
                     break
 
-    def close(self):
+    def close(self) -> None:
         """Wait for running handlers and stop the thread pool."""
         self.pool.shutdown(wait=True)
 
 
-def _position(record):
+def _position(record: ConsumerRecord) -> tuple[str, int, int]:
     """Where a record sits in Kafka: ``(topic, partition, offset)``."""
     return record.topic, record.partition, record.offset

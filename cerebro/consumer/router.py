@@ -11,11 +11,22 @@ body. Its idempotency key is the event's own id (the field named by
 ``CEREBRO_CONSUMER_EVENT_ID_FIELD``) or, when it has none, ``topic-partition-offset``.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cerebro import jsonio
 from cerebro.errors import InvalidPayload
 from cerebro.settings import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from kafka.consumer.fetcher import ConsumerRecord
+
+    from cerebro.endpoint import Endpoint
+    from cerebro.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -29,15 +40,24 @@ class Event:
     payload: object = None
 
     @property
-    def position(self):
+    def position(self) -> str:
         """``topic-partition-offset``: where the record sits in Kafka."""
         return f"{self.topic}-{self.partition}-{self.offset}"
+
+
+class UndecodableRecord(InvalidPayload):
+    """A record whose value is not a JSON document; ``event`` says which record it is."""
+
+    def __init__(self, message: str, event: Event) -> None:
+        super().__init__(message)
+        self.event = event
 
 
 class Router:
     """Maps topics to the endpoints declaring them; decodes records into :class:`Event`."""
 
-    def __init__(self, registry, topics=(), event_id_field="event_id"):
+    def __init__(self, registry: Registry, topics: Iterable[str] = (),
+                 event_id_field: str = "event_id") -> None:
         table = registry.topics()
         wanted = tuple(topics) or tuple(sorted(table))
         missing = [t for t in wanted if t not in table]
@@ -49,19 +69,20 @@ class Router:
             raise ConfigurationError("no expose function declares a Kafka topic: "
                                      "nothing to consume "
                                      "(declare one with @endpoint(..., topics=(...)))")
-        self.routes = {topic: tuple(table[topic]) for topic in wanted}
+        self.routes: dict[str, tuple[Endpoint, ...]] = {topic: tuple(table[topic])
+                                                        for topic in wanted}
         self.event_id_field = event_id_field
 
     @property
-    def topics(self):
+    def topics(self) -> list[str]:
         """The topics consumed, sorted."""
         return sorted(self.routes)
 
-    def endpoints(self, topic):
+    def endpoints(self, topic: str) -> tuple[Endpoint, ...]:
         """The endpoints handling ``topic``."""
         return self.routes[topic]
 
-    def event_key(self, record, payload):
+    def event_key(self, record: ConsumerRecord, payload: object) -> str:
         """The idempotency key: the event's own id when it has one, else topic-partition-offset."""
         if isinstance(payload, dict):
             value = payload.get(self.event_id_field)
@@ -69,21 +90,21 @@ class Router:
                 return str(value)
         return f"{record.topic}-{record.partition}-{record.offset}"
 
-    def decode(self, record):
-        """An :class:`Event` for a record; raises :class:`InvalidPayload` (with the
-        positional key on the exception as ``event``) when its value is not JSON."""
+    def decode(self, record: ConsumerRecord) -> Event:
+        """An :class:`Event` for a record; raises :class:`UndecodableRecord` (an
+        :class:`InvalidPayload` naming the record's event) when its value is not JSON."""
         try:
             if record.value is None:
                 raise InvalidPayload("the record has no value (a tombstone)", None)
             payload = jsonio.loads(record.value)
         except InvalidPayload as exc:
-            exc.event = Event(record.topic, record.partition, record.offset,
-                              self.event_key(record, None))
-            raise
+            event = Event(record.topic, record.partition, record.offset,
+                          self.event_key(record, None))
+            raise UndecodableRecord(exc.message, event) from None
         return Event(record.topic, record.partition, record.offset,
                      self.event_key(record, payload), payload)
 
-    def payload_for(self, endpoint, payload):
+    def payload_for(self, endpoint: Endpoint, payload: object) -> object:
         """The payload an endpoint is validated against: the event id field is envelope,
         so it is dropped unless the function declares it or ignores extra fields anyway."""
         field = self.event_id_field

@@ -18,9 +18,12 @@ finish (waits abandon at once), commits, leaves the group and exits. Broker trou
 loop: polls, commits and dead-letter sends are retried with capped backoff.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING, TypeVar
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
@@ -30,6 +33,14 @@ from cerebro.consumer.config import consumer_kwargs
 from cerebro.consumer.offsets import plan
 from cerebro.reporting import report
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+
+    from cerebro.consumer.processor import Outcome, Processor
+    from cerebro.consumer.router import Router
+    from cerebro.settings import Settings
+
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
@@ -40,18 +51,18 @@ STATS_INTERVAL = 10.0
 class Backoff:
     """Capped exponential backoff with jitter; :meth:`reset` after a success."""
 
-    def __init__(self, base, cap):
+    def __init__(self, base: float, cap: float) -> None:
         self.base = base
         self.cap = cap
         self.failures = 0
 
-    def next(self):
+    def next(self) -> float:
         """The next delay in seconds (grows with every call until :meth:`reset`)."""
         delay = backoff_delay(self.failures, self.base, self.cap)
         self.failures += 1
         return delay
 
-    def reset(self):
+    def reset(self) -> None:
         """Start again from the base delay."""
         self.failures = 0
 
@@ -59,18 +70,18 @@ class Backoff:
 class Stats:
     """Counters the runner logs every :data:`STATS_INTERVAL` seconds."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.records = self.handled = self.dead = self.retried = self.commits = 0
         self.started = self.last_log = time.monotonic()
 
-    def add(self, outcomes, retried):
+    def add(self, outcomes: Sequence[Outcome], retried: int) -> None:
         """Count a processed batch."""
         self.records += len(outcomes)
         self.handled += sum(o.handled for o in outcomes)
         self.dead += sum(o.dead for o in outcomes)
         self.retried += retried
 
-    def maybe_log(self, force=False):
+    def maybe_log(self, force: bool = False) -> None:
         """Log the counters when the interval passed (or when ``force``)."""
         now = time.monotonic()
         if force or now - self.last_log >= STATS_INTERVAL:
@@ -84,22 +95,24 @@ class Stats:
 class Runner(ConsumerRebalanceListener):
     """The consumer loop of one process (see the module docstring)."""
 
-    def __init__(self, settings, router, processor, group, stop_event=None, consumer=None):
+    def __init__(self, settings: Settings, router: Router, processor: Processor, group: str,
+                 stop_event: threading.Event | None = None,
+                 consumer: KafkaConsumer | None = None) -> None:
         self.settings = settings
         self.router = router
         self.processor = processor
         self.group = group
         self.stop_event = stop_event or threading.Event()
-        self.consumer = consumer
-        self.pending = {}
+        self.consumer: KafkaConsumer = consumer  # None until connect()
+        self.pending: dict[TopicPartition, int] = {}
         self.stats = Stats()
         self.outage = Backoff(settings.retry_backoff, settings.max_backoff)
-        self.held = {}      # TopicPartition -> when it resumes (monotonic seconds)
-        self.failures = {}  # TopicPartition -> rewinds in a row (its backoff grows)
+        self.held: dict[TopicPartition, float] = {}  # when it resumes (monotonic seconds)
+        self.failures: dict[TopicPartition, int] = {}  # rewinds in a row (its backoff grows)
 
     # -- rebalance listener (called inside poll(), on kafka-python's IO loop) --
 
-    def on_partitions_revoked(self, revoked):
+    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
         """Commit (asynchronously: blocking is not allowed here) what revoked partitions
         finished and no commit took yet; nothing is in flight during a poll."""
         offsets = {tp: OffsetAndMetadata(self.pending.pop(tp), "", -1)
@@ -115,11 +128,11 @@ class Runner(ConsumerRebalanceListener):
                 log.warning("could not commit %s on revocation (%s): they will be redelivered",
                             _names(offsets), exc)
 
-    def on_partitions_assigned(self, assigned):
+    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         """Log the new assignment (positions come from the committed offsets)."""
         log.info("partitions assigned: %s", _names(assigned))
 
-    def on_partitions_lost(self, lost):
+    def on_partitions_lost(self, lost: Collection[TopicPartition]) -> None:
         """The group evicted us: uncommitted offsets of these partitions cannot be committed."""
         dropped = [tp for tp in lost if self.pending.pop(tp, None) is not None]
         log.warning("partitions lost: %s%s", _names(lost),
@@ -127,7 +140,7 @@ class Runner(ConsumerRebalanceListener):
 
     # -- the loop --
 
-    def connect(self):
+    def connect(self) -> bool:
         """Create the kafka-python consumer and subscribe (waiting while no broker answers);
         False when stopped first."""
         self.consumer = until_connected(
@@ -140,7 +153,7 @@ class Runner(ConsumerRebalanceListener):
                  self.group, ",".join(self.settings.kafka_bootstrap))
         return True
 
-    def run(self):
+    def run(self) -> None:
         """Consume until the stop event is set; then finish, commit and leave the group."""
         if self.consumer is None and not self.connect():
             return
@@ -151,7 +164,7 @@ class Runner(ConsumerRebalanceListener):
         finally:
             self.shutdown()
 
-    def round(self):
+    def round(self) -> None:
         """One poll, process and commit round; never raises for broker trouble."""
         if self.pending:
             self.commit()
@@ -188,14 +201,14 @@ class Runner(ConsumerRebalanceListener):
             self.failures.pop(tp, None)  # it got through: its next trouble starts afresh
         self.hold(rewinds, outcomes)
 
-    def hold(self, rewinds, outcomes):
+    def hold(self, rewinds: Mapping[TopicPartition, int], outcomes: Sequence[Outcome]) -> None:
         """Pause the rewound partitions until their records are due again; the others
         keep flowing. The wait is the outcome policy's when it gave one (a model not
         ready yet), else a backoff growing with each rewind of that partition (the main
         app or the dead-letter topic unreachable)."""
         if not rewinds:
             return
-        hints = {}
+        hints: dict[TopicPartition, list[float | None]] = {}
         for outcome in outcomes:
             if outcome.status == "retry":
                 tp = TopicPartition(outcome.record.topic, outcome.record.partition)
@@ -203,18 +216,19 @@ class Runner(ConsumerRebalanceListener):
         now = time.monotonic()
         for tp in rewinds:
             waits = hints.get(tp, [None])
-            if None in waits:
+            given = [wait for wait in waits if wait is not None]
+            if len(given) < len(waits):  # some record has no wait of the policy's
                 delay = backoff_delay(self.failures.get(tp, 0), self.settings.retry_backoff,
                                       self.settings.max_backoff)
                 self.failures[tp] = self.failures.get(tp, 0) + 1
             else:
-                delay = min(waits)
+                delay = min(given)
             self.held[tp] = now + delay
         self.consumer.pause(*rewinds)
         log.warning("%d partition(s) rewound to retry unfinished events in %.1fs (%s)",
                     len(rewinds), min(self.held[tp] for tp in rewinds) - now, _names(rewinds))
 
-    def release(self):
+    def release(self) -> None:
         """Resume the held partitions that are due (and still ours)."""
         if not self.held:
             return
@@ -226,7 +240,7 @@ class Runner(ConsumerRebalanceListener):
         if due:
             self.consumer.resume(*due)
 
-    def commit(self):
+    def commit(self) -> bool:
         """Commit pending offsets synchronously; True when they were committed."""
         offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self.pending.items()}
         if not offsets:
@@ -253,7 +267,7 @@ class Runner(ConsumerRebalanceListener):
         self.stats.commits += 1
         return True
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         """Commit what is finished, leave the group, close clients."""
         log.info("consumer stopping")
         self.stats.maybe_log(force=True)
@@ -268,7 +282,8 @@ class Runner(ConsumerRebalanceListener):
                     log.warning("closing the Kafka consumer: %s", exc)
 
 
-def until_connected(factory, what, settings, stop_event):
+def until_connected(factory: Callable[[], _T], what: str, settings: Settings,
+                    stop_event: threading.Event) -> _T | None:
     """Call ``factory()`` until it stops raising ``KafkaError`` (no broker yet), waiting
     with capped backoff in between; ``None`` when ``stop_event`` is set first."""
     backoff = Backoff(settings.retry_backoff, settings.max_backoff)
@@ -283,6 +298,6 @@ def until_connected(factory, what, settings, stop_event):
     return None
 
 
-def _names(partitions):
+def _names(partitions: Iterable[TopicPartition]) -> str:
     """``topic-partition`` names of some partitions, sorted, for logs."""
     return ", ".join(sorted(f"{tp.topic}-{tp.partition}" for tp in partitions)) or "none"

@@ -5,14 +5,24 @@ Subject: ``cerebro up``, ``down``, ``status``, ``bootstrap``, ``slice`` and ``pr
 Tagline: One switch for the lights, one for the dark, one window to look through.
 """
 
+from __future__ import annotations
+
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cerebro.printing import printing
 
+if TYPE_CHECKING:
+    import argparse
 
-def _cmd_up(args, settings):
+    from cerebro.ops.programs import Program
+    from cerebro.settings import Settings
+
+
+def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """Build missing models, start supervisord, wait until everything is ready, print where."""
     from cerebro.ops import supervise
     started = time.monotonic()
@@ -36,7 +46,7 @@ def _cmd_up(args, settings):
     return 0
 
 
-def _cmd_down(args, settings):
+def _cmd_down(args: argparse.Namespace, settings: Settings) -> int:
     """Stop supervisord and every program; wait until no process is left."""
     from cerebro.ops import supervise
     try:
@@ -47,7 +57,7 @@ def _cmd_down(args, settings):
     return 0
 
 
-def _cmd_bootstrap(args, settings):
+def _cmd_bootstrap(args: argparse.Namespace, settings: Settings) -> int:
     """Build every module whose model is missing from the data volume."""
     from cerebro.ops import supervise
     failed = supervise.build_missing(settings)
@@ -58,7 +68,7 @@ def _cmd_bootstrap(args, settings):
     return 0
 
 
-def _cmd_status(args, settings):
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """Programs, modules, queues, consumer lag and Sherlock in one place."""
     from cerebro.ops import status
     report = status.collect(settings)
@@ -70,7 +80,7 @@ def _cmd_status(args, settings):
     return 0 if report["healthy"] else 1
 
 
-def _cmd_slice(args, settings):
+def _cmd_slice(args: argparse.Namespace, settings: Settings) -> int:
     """Write a self-contained deployable folder for one module."""
     from cerebro.ops.slice import SliceError, write_slice
     try:
@@ -83,7 +93,7 @@ def _cmd_slice(args, settings):
     return 0
 
 
-def _cmd_programs(args, settings):
+def _cmd_programs(args: argparse.Namespace, settings: Settings) -> int:
     """Print the program table (or the supervisord.conf generated from it)."""
     from cerebro.ops import conf, programs
     rows = programs.table()
@@ -104,7 +114,7 @@ def _cmd_programs(args, settings):
     return 0
 
 
-def _runs_when(row, defaults):
+def _runs_when(row: Program, defaults: Collection[str]) -> str:
     """When supervisord starts a program, in words."""
     if row.kind == "broker":
         return f"{row.run_flag} (auto: nothing answers)"
@@ -113,7 +123,8 @@ def _runs_when(row, defaults):
     return "when CEREBRO_PROGRAMS names it"
 
 
-def register(subparsers, settings, formatter):
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             settings: Settings, formatter: type[argparse.HelpFormatter]) -> None:
     """Add ``up``, ``down``, ``status``, ``bootstrap`` and ``slice`` to the ``cerebro`` command."""
     p = subparsers.add_parser("up", help="start everything under supervisord and wait until ready",
                               formatter_class=formatter)

@@ -74,7 +74,8 @@ def worker(settings: Settings, _env: Mapping[str, str]) -> Result:
     """A worker answers a Celery ping."""
     from cerebro.taskqueue.celery_app import make_app
     replies = make_app(settings, schedules=False).control.ping(timeout=1.0)
-    names = [name for reply in replies for name in reply]
+    # ping() always waits for replies (reply=True): a list, never the None the stubs allow
+    names = [name for reply in replies for name in reply]  # type: ignore[union-attr]
     return bool(names), f"{len(names)} worker(s) answered ping"
 
 

@@ -13,18 +13,27 @@ keeps its name, so clients keep the same URL paths (``/v1/<name>/<function>``),
 Kafka topics and queues.
 """
 
+from __future__ import annotations
+
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cerebro import __version__ as PLATFORM_VERSION
 from cerebro.ops import conf, programs
+
+if TYPE_CHECKING:
+    from cerebro.ops.programs import Program
+    from cerebro.registry import Module
+    from cerebro.settings import Settings
 
 
 class SliceError(Exception):
     """The module cannot be sliced (unknown, broken) or the folder is not usable."""
 
 
-def _module_folder(settings, name):
+def _module_folder(settings: Settings, name: str) -> tuple[Path, Module]:
     """The folder and the registry entry of module ``name``."""
     from cerebro.core import Core
     core = Core.start("slice", settings.replace(modules=(name,)), load=False, watch=False,
@@ -36,7 +45,7 @@ def _module_folder(settings, name):
     return Path(module.path), module
 
 
-def _programs(module):
+def _programs(module: Module) -> list[Program]:
     """The program rows the module needs (their ``needed_by`` says so), in table order."""
     return [row for row in programs.table() if row.needed_by is not None and row.needed_by(module)]
 
@@ -47,7 +56,7 @@ _HEALTHCHECK_CMD = ('["/opt/venv/bin/python", "-c", "import os, urllib.request; 
                     "os.environ.get('CEREBRO_PORT', '8000'), timeout=4)\"]")
 
 
-def dockerfile(name):
+def dockerfile(name: str) -> str:
     """The slice's Dockerfile: FROM the platform image, this module only."""
     conf = f"/srv/{name}/supervisord.conf"
     return f"""# syntax=docker/dockerfile:1
@@ -66,7 +75,7 @@ ENTRYPOINT ["/opt/venv/bin/supervisord", "--nodaemon", "--configuration", "{conf
 """
 
 
-def pyproject(name, platform):
+def pyproject(name: str, platform: str) -> str:
     """A pyproject.toml depending on the platform package."""
     return f"""[build-system]
 requires = ["setuptools>=68", "wheel"]
@@ -84,7 +93,8 @@ include = ["modules*"]
 """
 
 
-def readme(name, programs, topics, functions, platform):
+def readme(name: str, programs: Sequence[str], topics: Sequence[str], functions: Sequence[str],
+           platform: str) -> str:
     """The slice's README."""
     calls = "\n".join(f"    POST /v1/{name}/{f}" for f in functions)
     image = f"cerebro:{PLATFORM_VERSION}"
@@ -129,7 +139,8 @@ Settings are Cerebro's (`cerebro settings`): the broker addresses, `CEREBRO_PORT
 """
 
 
-def write_slice(settings, name, target, platform=None, force=False):
+def write_slice(settings: Settings, name: str, target: str | Path, platform: str | None = None,
+                force: bool = False) -> Path:
     """Write the slice of module ``name`` into ``target``; return the folder."""
     source, module = _module_folder(settings, name)
     target = Path(target)

@@ -9,13 +9,22 @@ Kafka, Sherlock's file); a part that cannot be asked is reported with the reason
 never skipped silently, and makes the status unhealthy (exit 1).
 """
 
+from __future__ import annotations
+
 import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cerebro.names import Names
 from cerebro.ops import inspection, programs, supervise
 
+if TYPE_CHECKING:
+    from cerebro.settings import Settings
 
-def _safe(fn):
+_T = TypeVar("_T")
+
+
+def _safe(fn: Callable[[], _T]) -> tuple[_T | None, str | None]:
     """``(value, None)`` or ``(None, "Type: reason")`` when asking a part fails."""
     try:
         return fn(), None
@@ -23,7 +32,7 @@ def _safe(fn):
         return None, f"{type(exc).__name__}: {exc}"[:300]
 
 
-def _programs(settings):
+def _programs(settings: Settings) -> list[dict[str, object]]:
     """Every supervisord program with its state."""
     sup = supervise.Supervisor(settings)
     now = time.time()
@@ -33,7 +42,7 @@ def _programs(settings):
             for info in sorted(sup.processes().values(), key=lambda i: i["name"])]
 
 
-def _modules(settings):
+def _modules(settings: Settings) -> list[dict[str, object]]:
     """Each module's status and model versions from the running API (its /readyz per module)."""
     import json
     import urllib.request
@@ -49,7 +58,7 @@ def _modules(settings):
     return modules
 
 
-def _queues(settings):
+def _queues(settings: Settings) -> list[dict[str, object]]:
     """Depth and consumers of the Celery and pub-sub queues of every served module."""
     modules = inspection.served_modules(settings)
     broker = Names.from_settings(settings)
@@ -59,7 +68,7 @@ def _queues(settings):
             for name, s in stats.items() if s is not None]
 
 
-def _kafka(settings):
+def _kafka(settings: Settings) -> dict[str, object]:
     """The consumer group's state, members and lag per topic (end offset - committed offset)."""
     from kafka import KafkaConsumer
     state, members, _assigned = inspection.group_assignment(settings)
@@ -69,7 +78,7 @@ def _kafka(settings):
     finally:
         admin.close()
     topics = sorted({tp.topic for tp in committed})
-    lag = {}
+    lag: dict[str, int] = {}
     if committed:
         consumer = KafkaConsumer(bootstrap_servers=list(settings.kafka_bootstrap), group_id=None,
                                  enable_auto_commit=False, request_timeout_ms=5000)
@@ -84,7 +93,7 @@ def _kafka(settings):
             "topics": topics, "lag": lag, "total_lag": sum(lag.values())}
 
 
-def _sherlock():
+def _sherlock() -> dict[str, object]:
     """Exceptions recorded in the last SHERLOCK_HOURS and when the last digest was sent."""
     from sherlock import digest
     from sherlock.settings import load_settings
@@ -95,9 +104,10 @@ def _sherlock():
             "last_digest_up_to": state.get("watermark_time"), "dir": str(settings.dir)}
 
 
-def collect(settings):
+def collect(settings: Settings) -> dict[str, Any]:
     """The whole status as a JSON-able dict; ``healthy`` is False when any part is not."""
-    report = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "errors": {}}
+    report: dict[str, Any] = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                              "errors": {}}
     for key, fn in (("programs", lambda: _programs(settings)),
                     ("modules", lambda: _modules(settings)),
                     ("queues", lambda: _queues(settings)),
@@ -114,7 +124,7 @@ def collect(settings):
     return report
 
 
-def _runs(name, started):
+def _runs(name: str, started: Mapping[str, str]) -> bool:
     """True when program ``name`` should be RUNNING: started (its CEREBRO_RUN_<FLAG> was true)
     and not a one-shot (the bootstrap build exits when done)."""
     try:
@@ -124,7 +134,7 @@ def _runs(name, started):
     return row.restart and started.get(row.run_flag, "true") == "true"
 
 
-def render(report):
+def render(report: Mapping[str, Any]) -> str:
     """The report as text for a terminal."""
     health = "healthy" if report["healthy"] else "NOT HEALTHY"
     lines = [f"Cerebro status at {report['time']}: {health}", "", "Programs (supervisord):"]

@@ -12,6 +12,8 @@ assigned, subscriber queues consumed...). ``cerebro down`` asks supervisord to
 shut down and waits until it and every program it ran are gone.
 """
 
+from __future__ import annotations
+
 import http.client
 import os
 import secrets
@@ -19,11 +21,16 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from cerebro.ops import conf, probes, programs
 from cerebro.ops.inspection import address, api_url, flower_url, reachable, served_modules
 from cerebro.settings import PROJECT_ROOT, ConfigurationError
+
+if TYPE_CHECKING:
+    from cerebro.settings import Settings
 
 SECRETS = ("CEREBRO_CALLBACK_SECRET", "CEREBRO_FLOWER_PASSWORD", "CEREBRO_SUPERVISOR_PASSWORD")
 
@@ -32,11 +39,11 @@ SECRETS = ("CEREBRO_CALLBACK_SECRET", "CEREBRO_FLOWER_PASSWORD", "CEREBRO_SUPERV
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "")
 
 
-def load_secrets(settings, environ):
+def load_secrets(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
     """Secrets missing from ``environ``, read from (or generated into) the state dir's
     ``secrets.env`` (mode 600), so a development box works with one command and keeps them."""
     path = settings.state_dir / "secrets.env"
-    stored = {}
+    stored: dict[str, str] = {}
     if path.exists():
         for line in path.read_text().splitlines():
             key, sep, value = line.partition("=")
@@ -52,14 +59,14 @@ def load_secrets(settings, environ):
     return missing
 
 
-def _resolve(flag, answering, can_start):
+def _resolve(flag: str, answering: bool, can_start: bool) -> str:
     """``true``/``false`` for a broker program: ``auto`` starts it only when nothing answers."""
     if flag != "auto":
         return flag
     return "true" if (not answering and can_start) else "false"
 
 
-def wanted_services(settings):
+def wanted_services(settings: Settings) -> tuple[str, ...]:
     """The services supervisord starts: CEREBRO_PROGRAMS, or every service that runs by
     default. Raises ConfigurationError for a name that is not a service of the table."""
     known = [row.name for row in programs.services()]
@@ -71,7 +78,8 @@ def wanted_services(settings):
     return wanted
 
 
-def supervisor_environment(settings, environ=None):
+def supervisor_environment(settings: Settings,
+                           environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment supervisord is started with: ``environ`` plus every variable the
     generated supervisord.conf names, derived from ``settings`` and the program table.
     Raises ConfigurationError for an unknown program name in CEREBRO_PROGRAMS."""
@@ -104,10 +112,10 @@ def supervisor_environment(settings, environ=None):
     return env
 
 
-def build_missing(settings, out=sys.stdout):
+def build_missing(settings: Settings, out: TextIO = sys.stdout) -> list[str]:
     """Build every module (of CEREBRO_MODULES) without a current model in the data volume;
     return the names of those that failed."""
-    failed = []
+    failed: list[str] = []
     for name in served_modules(settings):
         if (settings.data_volume / name / "current.json").exists():
             continue
@@ -123,38 +131,41 @@ def build_missing(settings, out=sys.stdout):
 class Supervisor:
     """supervisord's XML-RPC interface over its unix socket (owner only; no password needed)."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: Settings) -> None:
         self.socket = settings.state_dir / "supervisor.sock"
         self.pidfile = settings.state_dir / "supervisord.pid"
 
     @property
-    def rpc(self):
+    def rpc(self) -> xmlrpc.client.ServerProxy:
         """A fresh XML-RPC proxy (a failed call leaves supervisor's transport unusable)."""
         from supervisor.xmlrpc import SupervisorTransport
         transport = SupervisorTransport(None, None, f"unix://{self.socket}")
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
-    def alive(self):
+    def alive(self) -> bool:
         """True when supervisord answers on its socket."""
         try:
-            return self.rpc.supervisor.getState()["statename"] == "RUNNING"
+            # an XML-RPC struct: {"statecode": ..., "statename": ...}
+            return cast("dict[str, Any]", self.rpc.supervisor.getState())["statename"] == "RUNNING"
         except (OSError, http.client.HTTPException, xmlrpc.client.Fault,
                 xmlrpc.client.ProtocolError):
             return False
 
-    def pid(self):
+    def pid(self) -> int | None:
         """supervisord's pid from its pid file, or None."""
         try:
             return int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
 
-    def processes(self):
+    def processes(self) -> dict[str, dict[str, Any]]:
         """``{name: info}`` of every program (statename, pid, description, exitstatus...)."""
-        return {p["name"]: p for p in self.rpc.supervisor.getAllProcessInfo()}
+        # an XML-RPC array of structs, one per program
+        return {p["name"]: p for p in cast("list[dict[str, Any]]",
+                                           self.rpc.supervisor.getAllProcessInfo())}
 
 
-def write_conf(settings):
+def write_conf(settings: Settings) -> Path:
     """Write the platform's supervisord.conf, generated from the program table (plugin rows
     included), into CEREBRO_STATE_DIR; return its path."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +174,8 @@ def write_conf(settings):
     return path
 
 
-def start_supervisord(settings, env, config=None, out=sys.stdout):
+def start_supervisord(settings: Settings, env: MutableMapping[str, str],
+                      config: Path | None = None, out: TextIO = sys.stdout) -> bool:
     """Start supervisord (it daemonizes) unless one already answers; return True if started.
 
     ``config`` defaults to the configuration generated from the program table."""
@@ -195,7 +207,7 @@ def start_supervisord(settings, env, config=None, out=sys.stdout):
     return True
 
 
-def started_environment(settings):
+def started_environment(settings: Settings) -> dict[str, str]:
     """The CEREBRO_RUN_* decisions the running supervisord was started with ({} if unknown)."""
     path = settings.state_dir / "supervisord.env"
     if not path.exists():
@@ -204,7 +216,8 @@ def started_environment(settings):
     return {key: value for key, sep, value in pairs if sep}
 
 
-def wait_ready(settings, env, timeout=None, out=sys.stdout):
+def wait_ready(settings: Settings, env: Mapping[str, str], timeout: float | None = None,
+               out: TextIO = sys.stdout) -> dict[str, probes.Result]:
     """Wait until every started program is RUNNING *and* its probe passes; return
     ``{name: (ok, detail)}``. Raises RuntimeError naming what is not ready at the deadline,
     or at once when a program is FATAL or the bootstrap build failed."""
@@ -212,7 +225,7 @@ def wait_ready(settings, env, timeout=None, out=sys.stdout):
     checks = {row.name: row.probe for row in programs.table()
               if row.probe is not None and env.get(row.run_flag) == "true"}
     deadline = time.monotonic() + (timeout or settings.ready_timeout)
-    ready = {}
+    ready: dict[str, probes.Result] = {}
     while True:
         infos = sup.processes()
         for name, info in infos.items():
@@ -242,7 +255,7 @@ def wait_ready(settings, env, timeout=None, out=sys.stdout):
         time.sleep(0.5)
 
 
-def endpoints(settings, env):
+def endpoints(settings: Settings, env: Mapping[str, str]) -> list[str]:
     """Lines telling where each UI and endpoint is."""
     api = api_url(settings)
     lines = [f"REST API        {api}/v1/<module>/<function>   (modules: {api}/v1/modules, "
@@ -268,7 +281,7 @@ def endpoints(settings, env):
     return lines
 
 
-def _gone(pid):
+def _gone(pid: int) -> bool:
     """True when no process ``pid`` exists (or it is a zombie)."""
     try:
         os.kill(pid, 0)
@@ -283,7 +296,8 @@ def _gone(pid):
         return True
 
 
-def stop_supervisord(settings, timeout=90, out=sys.stdout):
+def stop_supervisord(settings: Settings, timeout: float = 90,
+                     out: TextIO = sys.stdout) -> bool:
     """Shut supervisord down (every program stops in reverse priority order) and wait until it
     and every program process it had are gone. Returns False when nothing was running."""
     sup = Supervisor(settings)

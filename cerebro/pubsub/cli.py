@@ -11,16 +11,27 @@ close; whatever was not answered is redelivered to another subscriber.
 deployment step, or a main app that publishes before any subscriber ran).
 """
 
+from __future__ import annotations
+
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from cerebro.settings import ConfigurationError
+
+if TYPE_CHECKING:
+    import argparse
+
+    from cerebro.pubsub.contract import Delivery
+    from cerebro.registry import Registry
+    from cerebro.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def register(subparsers, settings, formatter):
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             settings: Settings, formatter: type[argparse.HelpFormatter]) -> None:
     """Add the ``subscribe`` sub-command to the ``cerebro`` parser."""
     p = subparsers.add_parser(
         "subscribe", help="serve requests published to RabbitMQ, publish their results",
@@ -49,7 +60,7 @@ def register(subparsers, settings, formatter):
     p.set_defaults(func=_cmd_subscribe)
 
 
-def _cmd_subscribe(args, settings):
+def _cmd_subscribe(args: argparse.Namespace, settings: Settings) -> int:
     """Apply the command-line options and subscribe until stopped."""
     if args.prefetch < 1:
         raise ConfigurationError("--prefetch must be at least 1")
@@ -64,7 +75,7 @@ def _cmd_subscribe(args, settings):
     return subscribe(settings.replace(**changes), declare_only=args.declare_only)
 
 
-def served_functions(registry):
+def served_functions(registry: Registry) -> dict[str, list[str]]:
     """Map every importable module to its function names (a broken module has none)."""
     functions = {name: sorted(mod.endpoints) for name, mod in registry.modules.items()
                  if not mod.import_error}
@@ -77,7 +88,7 @@ def served_functions(registry):
     return functions
 
 
-def subscribe(settings, declare_only=False):
+def subscribe(settings: Settings, declare_only: bool = False) -> int:
     """Run one subscriber process with ``settings``; returns the exit code."""
     import queue
 
@@ -105,7 +116,7 @@ def subscribe(settings, declare_only=False):
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda number, _frame: _stop(stop, number))
-        inbox = queue.SimpleQueue()
+        inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         session = Session(settings, core.names, functions, inbox, stop).start()
         try:
             Runner(session, Handler(core), inbox, stop,
@@ -118,7 +129,7 @@ def subscribe(settings, declare_only=False):
     return 0
 
 
-def _stop(stop, signum):
+def _stop(stop: threading.Event, signum: int) -> None:
     """Signal handler: finish the batch in hand, then close."""
     log.info("received %s: finishing the current batch", signal.Signals(signum).name)
     stop.set()

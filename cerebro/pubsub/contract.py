@@ -24,15 +24,21 @@ Dead letter: the original body and properties, to the dead-letter exchange with
 the original routing key, plus the ``x-cerebro-error*`` headers below.
 """
 
+from __future__ import annotations
+
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pika
 
 from cerebro import jsonio
-from cerebro.errors import CerebroError, InvalidPayload
+from cerebro.errors import CerebroError, InternalError, InvalidPayload
 from cerebro.names import Names, request_key, result_key
+
+if TYPE_CHECKING:
+    from pika.data import _ArgumentMapping
 
 __all__ = ["Delivery", "Names", "Outcome", "Publish", "dead_letter_message", "request_key",
            "result_key", "result_message", "retry_message"]
@@ -65,56 +71,59 @@ class Delivery:
     tag: int
     routing_key: str
     redelivered: bool
-    properties: object
+    properties: pika.BasicProperties
     body: bytes
     message_id: str = field(init=False, default="")
 
     @property
-    def headers(self):
+    def headers(self) -> _ArgumentMapping:
         """The message headers (an empty dict when none)."""
         return self.properties.headers or {}
 
     @property
-    def key(self):
+    def key(self) -> str:
         """``<module>.<function>`` as first published (kept in a header across retries)."""
         value = self.headers.get(ROUTING_KEY)
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
-        return value or self.routing_key
+        # retry_message sets a str; a header of another type (not ours) is returned unchecked
+        return value or self.routing_key  # type: ignore[return-value]
 
     @property
-    def function(self):
+    def function(self) -> str:
         """The function named by the routing key ('' when it names none)."""
         module, _, function = self.key.partition(".")
         return function if module == self.module else ""
 
     @property
-    def attempts(self):
+    def attempts(self) -> int:
         """Retries so far, from the ``x-cerebro-attempts`` header."""
         try:
-            return max(0, int(self.headers.get(ATTEMPTS, 0)))
+            # any header value: one int() refuses is a TypeError, caught below
+            return max(0, int(self.headers.get(ATTEMPTS, 0)))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         """Fix the idempotency key: ``message_id``, else ``correlation_id``, else a fresh id."""
         props = self.properties
         self.message_id = props.message_id or props.correlation_id or f"amqp-{uuid.uuid4().hex}"
 
     @property
-    def waiting_since(self):
+    def waiting_since(self) -> float | None:
         """When this request's wait for its model began (Unix time), or None."""
         try:
-            return float(self.headers[WAITING_SINCE])
+            # any header value: one float() refuses is a TypeError, caught below
+            return float(self.headers[WAITING_SINCE])  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError):
             return None
 
     @property
-    def isolate(self):
+    def isolate(self) -> bool:
         """True when the request must run alone (it was held when a subscriber died)."""
         return bool(self.headers.get(ISOLATE))
 
-    def payload(self):
+    def payload(self) -> object:
         """The decoded JSON body; raises :class:`InvalidPayload`."""
         if self.properties.content_encoding not in (None, "", "utf-8", "identity"):
             raise InvalidPayload("unsupported content encoding "
@@ -129,7 +138,7 @@ class Publish:
     exchange: str
     routing_key: str
     body: bytes
-    properties: object
+    properties: pika.BasicProperties
     mandatory: bool = True
 
 
@@ -139,16 +148,18 @@ class Outcome:
 
     delivery: Delivery
     kind: str
-    publishes: list = field(default_factory=list)
+    publishes: list[Publish] = field(default_factory=list)
     waiting: int = 0
     nacked: bool = False
 
 
-def result_message(names, delivery, status, *, result=None, error=None):
+def result_message(names: Names, delivery: Delivery, status: str, *, result: object = None,
+                   error: BaseException | None = None) -> Publish:
     """The :class:`Publish` carrying a result (to ``reply_to`` when the request names one)."""
-    body = {"status": status, "module": delivery.module, "function": delivery.function,
-            "message_id": delivery.message_id,
-            "correlation_id": delivery.properties.correlation_id}
+    body: dict[str, object] = {
+        "status": status, "module": delivery.module, "function": delivery.function,
+        "message_id": delivery.message_id,
+        "correlation_id": delivery.properties.correlation_id}
     if status == SUCCEEDED:
         body["result"] = result
     else:
@@ -165,7 +176,8 @@ def result_message(names, delivery, status, *, result=None, error=None):
                    jsonio.dumps(body), props)
 
 
-def _copy(properties, headers, **changes):
+def _copy(properties: pika.BasicProperties, headers: _ArgumentMapping,
+          **changes: object) -> pika.BasicProperties:
     """The request's properties with new headers (and other changes), made persistent."""
     values = {name: getattr(properties, name) for name in (
         "content_type", "content_encoding", "priority", "correlation_id", "reply_to",
@@ -175,7 +187,8 @@ def _copy(properties, headers, **changes):
     return pika.BasicProperties(delivery_mode=PERSISTENT, headers=headers, **values)
 
 
-def retry_message(names, delivery, delay, *, charge=True, isolate=None, waiting_since=None):
+def retry_message(names: Names, delivery: Delivery, delay: float, *, charge: bool = True,
+                  isolate: bool | None = None, waiting_since: float | None = None) -> Publish:
     """The request again, to its module's retry queue, delayed ``delay`` seconds.
 
     ``charge`` counts an attempt (``x-cerebro-attempts`` + 1); ``isolate`` sets
@@ -197,7 +210,8 @@ def retry_message(names, delivery, delay, *, charge=True, isolate=None, waiting_
     return Publish("", names.retry_queue(delivery.module), delivery.body, props)
 
 
-def dead_letter_message(names, delivery, error, stage):
+def dead_letter_message(names: Names, delivery: Delivery, error: BaseException,
+                        stage: str) -> Publish:
     """The request, unchanged but for the ``x-cerebro-error*`` headers, to the DLX."""
     headers = dict(delivery.headers)
     headers.update({
@@ -208,7 +222,7 @@ def dead_letter_message(names, delivery, error, stage):
         ROUTING_KEY: delivery.key,
         SOURCE_QUEUE: delivery.queue,
     })
-    if getattr(error, "error_id", None):
+    if isinstance(error, InternalError):
         headers[ERROR_ID] = error.error_id
     props = _copy(delivery.properties, headers, message_id=delivery.message_id)
     return Publish(names.dlx, delivery.key, delivery.body, props)

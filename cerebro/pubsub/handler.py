@@ -30,14 +30,23 @@ Valid calls to one endpoint are run together through ``Dispatcher.run_batch``
 ``rent_predictor.predict`` makes one vectorised call for a whole prefetch window.
 """
 
+from __future__ import annotations
+
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cerebro.errors import FINAL, WAIT_MODEL, CerebroError, InternalError, RedeliveryLimit
 from cerebro.pubsub.contract import (FAILED, SUCCEEDED, Outcome, dead_letter_message,
                                      result_message, retry_message)
 from cerebro.reporting import report
+
+if TYPE_CHECKING:
+    from cerebro.core import Core
+    from cerebro.dispatch import Call
+    from cerebro.pubsub.contract import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +57,24 @@ DEFAULT_CHUNK = 256
 class Handler:
     """Turns deliveries into :class:`~cerebro.pubsub.contract.Outcome` lists."""
 
-    def __init__(self, core):
+    def __init__(self, core: Core) -> None:
         self.core = core
         self.dispatcher = core.dispatcher
         self.policy = core.policy
         self.names = core.names
-        self.counts = Counter()
+        self.counts: Counter[str] = Counter()
 
-    def handle(self, deliveries):
+    def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """One outcome per delivery, in order; never raises."""
-        outcomes = [None] * len(deliveries)
-        groups = {}
+        found: dict[int, Outcome] = {}
+        groups: dict[str, list[tuple[int, Delivery, Call]]] = {}
         for index, delivery in enumerate(deliveries):
             try:
                 prepared = self._prepare(delivery)
             except Exception as exc:  # a bug of ours: never stall the queue
                 prepared = self._bug(delivery, exc)
             if isinstance(prepared, Outcome):
-                outcomes[index] = prepared
+                found[index] = prepared
             else:
                 groups.setdefault(prepared.endpoint.key, []).append((index, delivery, prepared))
         for members in groups.values():
@@ -74,12 +83,13 @@ class Handler:
             for start in range(0, len(members), size):
                 chunk = members[start:start + size]
                 for (index, delivery, _call), outcome in zip(chunk, self._run(chunk)):
-                    outcomes[index] = outcome
+                    found[index] = outcome
+        outcomes = [found[index] for index in range(len(deliveries))]
         for outcome in outcomes:
             self.counts[outcome.kind] += 1
         return outcomes
 
-    def _prepare(self, delivery):
+    def _prepare(self, delivery: Delivery) -> Call | Outcome:
         """A validated call, or the outcome of a delivery that will not run now."""
         if delivery.redelivered and delivery.isolate:
             # It ran alone and its subscriber died (or lost RabbitMQ): charge it.
@@ -100,7 +110,7 @@ class Handler:
         except CerebroError as error:
             return self._again(delivery, error, "validate")
 
-    def _run(self, chunk):
+    def _run(self, chunk: Sequence[tuple[int, Delivery, Call]]) -> list[Outcome]:
         """Run one chunk of calls to one endpoint; one outcome per call."""
         calls = [call for _i, _d, call in chunk]
         deliveries = [delivery for _i, delivery, _c in chunk]
@@ -109,7 +119,7 @@ class Handler:
                                                 request_ids=[d.message_id for d in deliveries])
         except Exception as exc:  # run_batch types every error; anything else is a bug of ours
             return [self._bug(delivery, exc) for delivery in deliveries]
-        outcomes = []
+        outcomes: list[Outcome] = []
         for delivery, call, result in zip(deliveries, calls, results):
             if isinstance(result, CerebroError):
                 outcomes.append(self._again(delivery, result, "handler"))
@@ -123,7 +133,7 @@ class Handler:
             outcomes.append(Outcome(delivery, "succeeded", [publish]))
         return outcomes
 
-    def defer(self, deliveries):
+    def defer(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """Outcomes sending requests back through the retry queue unchanged and uncharged
         (isolated requests waiting for their turn to run alone)."""
         outcomes = [Outcome(d, "deferred", [retry_message(self.names, d, self.policy.backoff / 10,
@@ -132,7 +142,7 @@ class Handler:
             self.counts[outcome.kind] += 1
         return outcomes
 
-    def _again(self, delivery, error, stage):
+    def _again(self, delivery: Delivery, error: CerebroError, stage: str) -> Outcome:
         """What the outcome policy says after a failed attempt: the request again through
         the retry queue, or (final) a failed result and a dead letter."""
         if error.queued is FINAL:
@@ -152,7 +162,7 @@ class Handler:
                  getattr(error, "message", error), decision.reason, decision.delay)
         return Outcome(delivery, "retried", [retry])
 
-    def _dead(self, delivery, error, stage):
+    def _dead(self, delivery: Delivery, error: CerebroError, stage: str) -> Outcome:
         """A failed result for the caller and a dead letter; reported (never silent)."""
         report(error, f"request {delivery.message_id} ({delivery.key}) dead-lettered to "
                       f"{self.names.dlx} at stage {stage} after {delivery.attempts} retries: "
@@ -163,7 +173,7 @@ class Handler:
         return Outcome(delivery, "dead", [result_message(self.names, delivery, FAILED, error=error),
                                           dead_letter_message(self.names, delivery, error, stage)])
 
-    def _bug(self, delivery, exc):
+    def _bug(self, delivery: Delivery, exc: Exception) -> Outcome:
         """A bug in the subscriber itself: reported, then handled like a failing function."""
         error = InternalError(f"subscriber failed on {delivery.key}: {type(exc).__name__}")
         report(exc, service=SERVICE, module=delivery.module, function=delivery.function or None,

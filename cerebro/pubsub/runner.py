@@ -16,9 +16,20 @@ ends the loop after the batch in hand; the session then waits for its
 confirms and closes, so unanswered requests go back to their queues.
 """
 
+from __future__ import annotations
+
 import logging
 import queue
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import threading
+
+    from cerebro.pubsub.contract import Delivery, Outcome
+    from cerebro.pubsub.handler import Handler
+    from cerebro.pubsub.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +40,8 @@ IDLE_WAIT = 0.5
 class Runner:
     """Moves deliveries from the session's inbox through the handler and back."""
 
-    def __init__(self, session, handler, inbox, stop_event, max_batch):
+    def __init__(self, session: Session, handler: Handler, inbox: queue.SimpleQueue[Delivery],
+                 stop_event: threading.Event, max_batch: int) -> None:
         self.session = session
         self.handler = handler
         self.inbox = inbox
@@ -39,7 +51,7 @@ class Runner:
         self.stale = 0
         self.started = self.last_log = time.monotonic()
 
-    def run(self):
+    def run(self) -> None:
         """Handle deliveries until the stop event is set."""
         while not self.stop_event.is_set():
             batch = self.take()
@@ -48,7 +60,7 @@ class Runner:
             self.maybe_log()
         self.maybe_log(force=True)
 
-    def take(self):
+    def take(self) -> list[Delivery]:
         """Every delivery waiting now (blocking up to :data:`IDLE_WAIT` for the first)."""
         try:
             batch = [self.inbox.get(timeout=IDLE_WAIT)]
@@ -61,7 +73,7 @@ class Runner:
                 break
         return batch
 
-    def round(self, batch):
+    def round(self, batch: Sequence[Delivery]) -> None:
         """Handle one batch of the current connection and submit its outcomes."""
         generation = self.session.generation
         fresh = self._current(batch, generation)
@@ -72,7 +84,7 @@ class Runner:
         else:
             self._submit(self.handler.handle(fresh), generation)
 
-    def isolated(self, batch, generation):
+    def isolated(self, batch: list[Delivery], generation: int) -> None:
         """Run one isolated request with nothing else held, so that if it kills the process
         no other request is redelivered on its account.
 
@@ -98,13 +110,13 @@ class Runner:
         finally:
             self.session.resume(generation)
 
-    def _current(self, batch, generation):
+    def _current(self, batch: Sequence[Delivery], generation: int) -> list[Delivery]:
         """The deliveries of ``generation`` (those of a lost connection are redelivered)."""
         fresh = [d for d in batch if d.generation == generation]
         self.stale += len(batch) - len(fresh)
         return fresh
 
-    def _drain(self):
+    def _drain(self) -> list[Delivery]:
         """Everything in the inbox now, without waiting."""
         items = []
         while True:
@@ -113,7 +125,7 @@ class Runner:
             except queue.Empty:
                 return items
 
-    def _submit(self, outcomes, generation):
+    def _submit(self, outcomes: list[Outcome], generation: int) -> bool:
         """Hand outcomes to the session; False when their connection is gone."""
         self.requests += len(outcomes)
         if self.session.submit(outcomes, generation):
@@ -121,7 +133,7 @@ class Runner:
         self.stale += len(outcomes)
         return False
 
-    def maybe_log(self, force=False):
+    def maybe_log(self, force: bool = False) -> None:
         """Log the counters every :data:`STATS_INTERVAL` seconds (or when ``force``)."""
         now = time.monotonic()
         if not force and now - self.last_log < STATS_INTERVAL:
@@ -136,6 +148,6 @@ class Runner:
                  self.session.returned, self.stale)
 
 
-def _runs_alone(delivery):
+def _runs_alone(delivery: Delivery) -> bool:
     """True for an isolated request to run now (a redelivered one is charged, not run)."""
     return delivery.isolate and not delivery.redelivered

@@ -20,11 +20,15 @@ requests per module queue (``CEREBRO_PUBSUB_PREFETCH``); several processes
 consuming the same queues share the work.
 """
 
+from __future__ import annotations
+
 import functools
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Self, TypeVarTuple, Unpack, cast
 
 import pika
 import pika.exceptions
@@ -35,13 +39,27 @@ from cerebro.pubsub import topology
 from cerebro.pubsub.contract import Delivery
 from cerebro.reporting import report
 
+if TYPE_CHECKING:
+    import queue
+
+    from pika.channel import Channel
+    from pika.frame import Method
+    from pika.spec import BasicProperties, Confirm
+
+    from cerebro.names import Names
+    from cerebro.pubsub.contract import Outcome
+    from cerebro.settings import Settings
+
 log = logging.getLogger(__name__)
+
+_Args = TypeVarTuple("_Args")
 
 
 class Session:
     """The subscriber's AMQP connection and its IOLoop thread (see the module docstring)."""
 
-    def __init__(self, settings, names, functions, inbox, stop_event):
+    def __init__(self, settings: Settings, names: Names, functions: Mapping[str, Iterable[str]],
+                 inbox: queue.SimpleQueue[Delivery], stop_event: threading.Event) -> None:
         self.settings = settings
         self.names = names
         self.functions = functions
@@ -49,10 +67,10 @@ class Session:
         self.stop_event = stop_event
         self.params = topology.parameters(settings, f"cerebro-subscribe-{os.getpid()}")
         self.generation = 0
-        self.connection = None
-        self.channel = None
-        self.consumer_tags = []
-        self.pending = {}
+        self.connection: pika.SelectConnection | None = None
+        self.channel: Channel | None = None
+        self.consumer_tags: list[str] = []
+        self.pending: dict[int, Outcome] = {}
         self.sequence = 0
         self.consuming = threading.Event()
         self.paused = threading.Event()
@@ -62,18 +80,18 @@ class Session:
         self.acked = 0
         self.nacked = 0
         self._lock = threading.Lock()
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self._failures = 0
 
     # -- the thread --
 
-    def start(self):
+    def start(self) -> Self:
         """Start the connection thread; returns at once (see :attr:`consuming`)."""
         self._thread = threading.Thread(target=self._run, name="cerebro-amqp", daemon=True)
         self._thread.start()
         return self
 
-    def _run(self):
+    def _run(self) -> None:
         """Declare, connect and run the IOLoop until stopped; reconnect after every loss."""
         while not self.stop_event.is_set():
             try:
@@ -100,12 +118,12 @@ class Session:
             self.stop_event.wait(delay)
         log.info("subscriber connection closed")
 
-    def _declare(self):
+    def _declare(self) -> None:
         """Declare the topology with a short blocking connection (idempotent)."""
         with pika.BlockingConnection(self.params) as connection:
             topology.declare(connection.channel(), self.names, self.functions)
 
-    def _connect(self):
+    def _connect(self) -> pika.SelectConnection:
         """A new SelectConnection for a new generation (its callbacks do the rest)."""
         with self._lock:
             self.generation += 1
@@ -118,22 +136,22 @@ class Session:
                 on_open_error_callback=self._on_open_error, on_close_callback=self._on_closed)
             return self.connection
 
-    def _where(self):
+    def _where(self) -> str:
         """host:port/vhost of the broker, for logs (never the credentials)."""
         return f"{self.params.host}:{self.params.port}/{self.params.virtual_host}"
 
     # -- IOLoop callbacks --
 
-    def _on_open(self, connection):
+    def _on_open(self, connection: pika.SelectConnection) -> None:
         """Connection open: open the channel."""
         connection.channel(on_open_callback=self._on_channel_open)
 
-    def _on_open_error(self, connection, error):
+    def _on_open_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
         """Could not connect: stop the loop; the thread retries."""
         log.warning("cannot connect to RabbitMQ at %s: %s", self._where(), error)
         connection.ioloop.stop()
 
-    def _on_closed(self, connection, reason):
+    def _on_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
         """Connection lost or closed: stop the loop; the thread reconnects unless stopping."""
         self.consuming.clear()
         dropped = len({id(o) for o in self.pending.values()})
@@ -145,7 +163,7 @@ class Session:
                         if dropped else "")
         connection.ioloop.stop()
 
-    def _on_channel_open(self, channel):
+    def _on_channel_open(self, channel: Channel) -> None:
         """Channel open: confirm mode, then prefetch, then consume."""
         self.channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
@@ -153,12 +171,13 @@ class Session:
         channel.add_on_cancel_callback(self._on_cancelled)
         channel.confirm_delivery(self._on_confirm, callback=self._on_confirm_mode)
 
-    def _on_confirm_mode(self, _frame):
+    def _on_confirm_mode(self, _frame: Method[Confirm.SelectOk]) -> None:
         """Confirm mode on: set the prefetch limit (per consumer)."""
-        self.channel.basic_qos(prefetch_count=self.settings.pubsub_prefetch,
-                               callback=self._on_qos)
+        # the channel's own callbacks run only once _on_channel_open has set it
+        cast("Channel", self.channel).basic_qos(prefetch_count=self.settings.pubsub_prefetch,
+                                                callback=self._on_qos)
 
-    def _on_qos(self, _frame):
+    def _on_qos(self, _frame: Method[Basic.QosOk]) -> None:
         """Prefetch set: consume every module queue."""
         self._consume_all()
         self._failures = 0
@@ -167,14 +186,15 @@ class Session:
                  ", ".join(self.names.queue(m) for m in sorted(self.functions)), self._where(),
                  self.settings.pubsub_prefetch)
 
-    def _consume_all(self):
+    def _consume_all(self) -> None:
         """Start one consumer per module queue."""
         for module in sorted(self.functions):
             queue = self.names.queue(module)
             callback = functools.partial(self._on_message, module, queue, self.generation)
-            self.consumer_tags.append(self.channel.basic_consume(queue, callback))
+            # called on an open channel only (after basic_qos, or checked by _resume)
+            self.consumer_tags.append(cast("Channel", self.channel).basic_consume(queue, callback))
 
-    def _pause(self, generation):
+    def _pause(self, generation: int) -> None:
         """Cancel every consumer; set :attr:`paused` once the broker confirmed every cancel
         (deliveries sent before that are in the inbox by then)."""
         channel = self.channel
@@ -183,7 +203,7 @@ class Session:
         tags, self.consumer_tags = self.consumer_tags, []
         remaining = {"count": len(tags)}
 
-        def cancelled(_frame):
+        def cancelled(_frame: Method[Basic.CancelOk]) -> None:
             """One consumer cancelled."""
             remaining["count"] -= 1
             if remaining["count"] == 0:
@@ -194,7 +214,7 @@ class Session:
         if not tags:
             self.paused.set()
 
-    def _resume(self, generation):
+    def _resume(self, generation: int) -> None:
         """Consume again after a pause."""
         channel = self.channel
         self.paused.clear()
@@ -202,26 +222,30 @@ class Session:
                 and not self.consumer_tags and not self.stop_event.is_set():
             self._consume_all()
 
-    def _on_channel_closed(self, channel, reason):
+    def _on_channel_closed(self, channel: Channel, reason: Exception) -> None:
         """The broker closed the channel: close the connection so everything starts afresh."""
         if not self.stop_event.is_set():
             log.warning("channel closed by RabbitMQ: %s", reason)
         if self.connection is not None and self.connection.is_open:
             self.connection.close()
 
-    def _on_cancelled(self, frame):
+    def _on_cancelled(self, frame: Method[Basic.Cancel]) -> None:
         """The broker cancelled a consumer (its queue was deleted): reconnect and redeclare."""
         log.warning("consumer cancelled by RabbitMQ (%s): reconnecting", frame.method)
         if self.connection is not None and self.connection.is_open:
             self.connection.close()
 
-    def _on_message(self, module, queue, generation, _channel, method, properties, body):
+    def _on_message(self, module: str, queue: str, generation: int, _channel: Channel,
+                    method: Basic.Deliver, properties: BasicProperties, body: bytes) -> None:
         """A request: hand it to the worker."""
         self.received += 1
-        self.inbox.put(Delivery(generation, module, queue, method.delivery_tag,
-                                method.routing_key, method.redelivered, properties, body))
+        # a Deliver the broker sent always carries its delivery tag and routing key
+        self.inbox.put(Delivery(generation, module, queue, cast(int, method.delivery_tag),
+                                cast(str, method.routing_key), method.redelivered, properties,
+                                body))
 
-    def _on_return(self, _channel, method, properties, _body):
+    def _on_return(self, _channel: Channel, method: Basic.Return, properties: BasicProperties,
+                   _body: bytes) -> None:
         """A mandatory message no queue took (the broker still confirms it)."""
         self.returned += 1
         log.warning("message %s for correlation id %s returned unroutable by %r/%r: %s "
@@ -229,7 +253,7 @@ class Session:
                     properties.message_id, properties.correlation_id, method.exchange,
                     method.routing_key, method.reply_text)
 
-    def _on_confirm(self, frame):
+    def _on_confirm(self, frame: Method[Basic.Ack | Basic.Nack]) -> None:
         """A publisher confirm (ack or nack, maybe for several messages): settle requests."""
         method = frame.method
         ok = isinstance(method, Basic.Ack)
@@ -250,20 +274,21 @@ class Session:
             if outcome.waiting == 0:
                 self._settle(outcome)
 
-    def _settle(self, outcome):
+    def _settle(self, outcome: Outcome) -> None:
         """Ack a request whose messages were all confirmed, else put it back in its queue."""
         tag = outcome.delivery.tag
+        # on the IOLoop with the channel open (its confirms, or _publish, which checked)
         if outcome.nacked or not outcome.publishes:
             log.warning("request %s: %s; requeued", outcome.delivery.message_id,
                         "RabbitMQ refused its outcome" if outcome.nacked else "not handled")
-            self.channel.basic_nack(tag, requeue=True)
+            cast("Channel", self.channel).basic_nack(tag, requeue=True)
             self.nacked += 1
         else:
-            self.channel.basic_ack(tag)
+            cast("Channel", self.channel).basic_ack(tag)
             self.acked += 1
         self.settled += 1
 
-    def _publish(self, outcomes, generation):
+    def _publish(self, outcomes: list[Outcome], generation: int) -> None:
         """IOLoop side of :meth:`submit`: publish every message, remember what awaits confirms."""
         channel = self.channel
         if generation != self.generation or channel is None or not channel.is_open:
@@ -283,11 +308,12 @@ class Session:
 
     # -- called from other threads --
 
-    def submit(self, outcomes, generation):
+    def submit(self, outcomes: list[Outcome], generation: int) -> bool:
         """Hand outcomes of deliveries of ``generation`` to the IOLoop (thread-safe)."""
         return self._call(generation, self._publish, outcomes, generation)
 
-    def _call(self, generation, func, *args):
+    def _call(self, generation: int, func: Callable[[Unpack[_Args]], object],
+              *args: Unpack[_Args]) -> bool:
         """Run ``func(*args)`` on the IOLoop of ``generation``; False when it is gone."""
         with self._lock:
             connection = self.connection
@@ -300,7 +326,7 @@ class Session:
                 return False
         return True
 
-    def pause(self, generation, timeout=10.0):
+    def pause(self, generation: int, timeout: float = 10.0) -> bool:
         """Stop deliveries and wait until the broker confirmed it; False when the connection
         was lost (or the wait timed out) meanwhile."""
         self.paused.clear()
@@ -308,11 +334,11 @@ class Session:
             return False
         return self.paused.wait(timeout) and generation == self.generation
 
-    def resume(self, generation):
+    def resume(self, generation: int) -> None:
         """Consume again after :meth:`pause` (a no-op on a lost connection)."""
         self._call(generation, self._resume, generation)
 
-    def wait_settled(self, generation, held=0, timeout=10.0):
+    def wait_settled(self, generation: int, held: int = 0, timeout: float = 10.0) -> bool:
         """Wait until every delivery of ``generation`` but ``held`` is acked or requeued;
         False when the connection was lost or the wait timed out."""
         deadline = time.monotonic() + timeout
@@ -322,17 +348,17 @@ class Session:
             time.sleep(0.002)
         return False
 
-    def shutdown(self, timeout=10.0):
+    def shutdown(self, timeout: float = 10.0) -> None:
         """Stop consuming, wait (up to ``timeout``) for outstanding confirms, close, join."""
         deadline = time.monotonic() + timeout
 
-        def cancel():
+        def cancel() -> None:
             """Cancel every consumer so no new requests arrive."""
             if self.channel is not None and self.channel.is_open:
                 for tag in self.consumer_tags:
                     self.channel.basic_cancel(tag)
 
-        def close_when_settled():
+        def close_when_settled() -> None:
             """Close once nothing awaits a confirm (or the deadline passed)."""
             connection = self.connection
             if connection is None:

@@ -19,7 +19,11 @@ and once: the topic exchanges ``<requests>``, ``<results>`` and ``<dlx>``, and
 the durable queue ``<dlx>`` bound to ``<dlx>`` by ``#``, keeping every dead letter.
 """
 
+from __future__ import annotations
+
 import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import pika
 import pika.exceptions
@@ -27,10 +31,16 @@ import pika.exceptions
 from cerebro.names import request_key
 from cerebro.settings import ConfigurationError
 
+if TYPE_CHECKING:
+    from pika.adapters.blocking_connection import BlockingChannel
+
+    from cerebro.names import Names
+    from cerebro.settings import Settings
+
 log = logging.getLogger(__name__)
 
 
-def parameters(settings, name="cerebro-subscribe"):
+def parameters(settings: Settings, name: str = "cerebro-subscribe") -> pika.URLParameters:
     """Connection parameters from ``CEREBRO_BROKER_URL`` with Cerebro's timeouts."""
     params = pika.URLParameters(settings.broker_url.get_secret_value())
     if not params.virtual_host:  # kombu's "amqp://host//" means the vhost "/"
@@ -43,17 +53,18 @@ def parameters(settings, name="cerebro-subscribe"):
     return params
 
 
-def queue_arguments(names):
+def queue_arguments(names: Names) -> dict[str, str]:
     """The arguments of a module queue (they must match wherever it is declared)."""
     return {"x-dead-letter-exchange": names.dlx}
 
 
-def retry_queue_arguments(names, module):
+def retry_queue_arguments(names: Names, module: str) -> dict[str, str]:
     """The arguments of a module's retry queue: expired messages go back to the module queue."""
     return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.queue(module)}
 
 
-def declare(channel, names, functions):
+def declare(channel: BlockingChannel, names: Names,
+            functions: Mapping[str, Iterable[str]]) -> None:
     """Declare everything on a blocking ``channel``; ``functions`` maps module -> function names.
 
     A queue that exists with other arguments closes the channel; that is a
@@ -78,7 +89,8 @@ def declare(channel, names, functions):
         channel.queue_bind(queue, names.requests, f"{module}.*")
 
 
-def declare_with(settings, names, functions):
+def declare_with(settings: Settings, names: Names,
+                 functions: Mapping[str, Iterable[str]]) -> None:
     """Open a short blocking connection and :func:`declare`; raises pika's AMQP errors."""
     connection = pika.BlockingConnection(parameters(settings, "cerebro-declare"))
     try:

@@ -87,13 +87,19 @@ def countdown(settings: Settings, seconds: float) -> float:
     return max(1, math.ceil(seconds))
 
 
-def make_app(settings: Settings, schedules: bool = True) -> Celery:
+class CerebroApp(Celery):
+    """A Celery app that keeps the settings it was made from (the tasks read them)."""
+
+    cerebro_settings: Settings
+
+
+def make_app(settings: Settings, schedules: bool = True) -> CerebroApp:
     """A Celery app configured from ``settings``; with ``schedules``, Sherlock's daily
     digest task and its beat entry are registered on it (the worker, beat, Flower).
 
     The settings stay on the app (:func:`settings_of`) for the tasks that run on it.
     """
-    app = Celery("cerebro", set_as_current=False)
+    app = CerebroApp("cerebro", set_as_current=False)
     app.conf.update(
         broker_url=settings.broker_url.get_secret_value(),
         result_backend=settings.result_backend.get_secret_value(),
@@ -127,7 +133,7 @@ def make_app(settings: Settings, schedules: bool = True) -> Celery:
         timezone="UTC",
         enable_utc=True,
     )
-    app.cerebro_settings = settings  # type: ignore[attr-defined]
+    app.cerebro_settings = settings
     if schedules:
         from sherlock import schedule
         schedule.register(app)
@@ -136,5 +142,6 @@ def make_app(settings: Settings, schedules: bool = True) -> Celery:
 
 def settings_of(app: Celery) -> Settings:
     """The settings ``app`` was made from by :func:`make_app`."""
-    settings: Settings = app.cerebro_settings  # type: ignore[attr-defined]
-    return settings
+    if not isinstance(app, CerebroApp):
+        raise TypeError(f"{app!r} was not made by cerebro.taskqueue.celery_app.make_app")
+    return app.cerebro_settings

@@ -34,15 +34,25 @@ exponential backoff. While it is down, :meth:`~TaskPublisher.publish` fails
 at once; while a connection attempt is under way it waits for that attempt.
 """
 
+from __future__ import annotations
+
 import asyncio
 import logging
 import os
 import socket
+from typing import TYPE_CHECKING
 
 import aiormq
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from pamqp.commands import Basic
 from yarl import URL
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from aiormq.abc import AbstractChannel
+    from kombu import Queue
+    from pamqp.common import FieldTable
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +69,7 @@ class _OwnOutageFilter(logging.Filter):
     couple of seconds during an outage): the publisher logs the outage once, with its cause,
     and each failed attempt at DEBUG."""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         """False for the per-attempt connection error."""
         return not record.getMessage().startswith("error when creating transport")
 
@@ -71,13 +81,14 @@ class BrokerUnavailable(Exception):
     """RabbitMQ did not take the message: down, reconnecting, refused, or no confirm in time."""
 
 
-def task_message(task_id, name, args_json, argsrepr, origin):
+def task_message(task_id: str, name: str, args_json: bytes, argsrepr: str,
+                 origin: str) -> tuple[FieldTable, bytes]:
     """``(headers, body)`` of a Celery protocol-2 message with no kwargs, workflow or ETA.
 
     ``args_json`` is the JSON array of the positional arguments (bytes),
     ``argsrepr`` their ``repr`` (shown by Flower and the worker's logs).
     """
-    headers = {
+    headers: FieldTable = {
         "lang": "py", "task": name, "id": task_id, "shadow": None, "eta": None,
         "expires": None, "group": None, "group_index": None, "retries": 0,
         "timelimit": [None, None], "root_id": task_id, "parent_id": None,
@@ -88,7 +99,7 @@ def task_message(task_id, name, args_json, argsrepr, origin):
     return headers, b"[" + args_json + b",{}," + _EMBED + b"]"
 
 
-def origin_nodename():
+def origin_nodename() -> str:
     """This process's node name as Celery writes it in ``origin`` (``gen<pid>@<host>``)."""
     return f"gen{os.getpid()}@{socket.gethostname()}"
 
@@ -100,8 +111,9 @@ class TaskPublisher:
     for queue ``name`` (declared once per connection before the first publish).
     """
 
-    def __init__(self, url, queue_spec, *, confirm=True, timeout=1.0, backoff=0.1,
-                 max_backoff=2.0, heartbeat=30):
+    def __init__(self, url: str | URL, queue_spec: Callable[[str], Queue], *,
+                 confirm: bool = True, timeout: float = 1.0, backoff: float = 0.1,
+                 max_backoff: float = 2.0, heartbeat: int = 30) -> None:
         url = URL(url)
         if "heartbeat" not in url.query:
             url = url.update_query(heartbeat=str(heartbeat))
@@ -111,25 +123,26 @@ class TaskPublisher:
         self.timeout = timeout
         self.backoff = backoff
         self.max_backoff = max_backoff
-        self.down_reason = "not connected yet"
-        self._connection = None
-        self._channel = None
-        self._declared = {}
-        self._attempt = None
-        self._supervisor = None
+        self.down_reason: str | None = "not connected yet"
+        self._connection: aiormq.Connection | None = None
+        self._channel: AbstractChannel | None = None
+        # queue -> its declaration (the exchange type), once per connection
+        self._declared: dict[str, asyncio.Future[str]] = {}
+        self._attempt: asyncio.Future[bool] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
         self._outage_logged = False
 
     # -- connection -------------------------------------------------------
 
-    def start(self):
+    def start(self) -> None:
         """Start the connection supervisor on the running loop (idempotent)."""
         if self._supervisor is None and not self._closed:
             loop = asyncio.get_running_loop()
             self._attempt = loop.create_future()  # requests from now on wait for it
             self._supervisor = loop.create_task(self._supervise(), name="cerebro-amqp-publisher")
 
-    def usable(self):
+    def usable(self) -> bool:
         """True when a publish may succeed now: connected, or a connection attempt is under way."""
         if self._closed:
             return False
@@ -139,7 +152,7 @@ class TaskPublisher:
             return True
         return self._attempt is not None and not self._attempt.done()
 
-    async def _supervise(self):
+    async def _supervise(self) -> None:
         """Connect, wait for the connection to close, reconnect with backoff; forever."""
         delay = self.backoff
         loop = asyncio.get_running_loop()
@@ -173,7 +186,7 @@ class TaskPublisher:
             self._set_down(reason)
             await _close_quietly(connection)
 
-    async def _open(self):
+    async def _open(self) -> tuple[aiormq.Connection, AbstractChannel]:
         """One connection with one channel in confirm mode (or not, per ``confirm``)."""
         connection = aiormq.Connection(
             self.url, client_properties={"connection_name": f"cerebro-api-{os.getpid()}"})
@@ -185,7 +198,7 @@ class TaskPublisher:
             raise
         return connection, channel
 
-    def _set_down(self, exc):
+    def _set_down(self, exc: BaseException | str) -> None:
         """Remember why the broker is unusable; say so once per outage (with the exception)."""
         reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
         self.down_reason = reason
@@ -196,11 +209,11 @@ class TaskPublisher:
                       "(reconnecting with backoff): %s", self._where(), reason,
                       exc_info=None if isinstance(exc, str) else exc)
 
-    def _where(self):
+    def _where(self) -> str:
         """The broker's address without credentials."""
         return f"{self.url.host}:{self.url.port}"
 
-    async def _ready_channel(self):
+    async def _ready_channel(self) -> AbstractChannel:
         """The open channel, waiting for a connection attempt under way; else raise at once."""
         channel = self._channel
         if channel is not None and not channel.is_closed:
@@ -214,7 +227,7 @@ class TaskPublisher:
                 return channel
         raise BrokerUnavailable(self.down_reason or "connection closed")
 
-    async def _declare(self, channel, name):
+    async def _declare(self, channel: AbstractChannel, name: str) -> str:
         """Declare ``name``'s exchange, queue and binding as Celery does, once per connection."""
         queue = self.queue_spec(name)
         exchange = queue.exchange
@@ -234,7 +247,7 @@ class TaskPublisher:
 
     # -- publishing -------------------------------------------------------
 
-    async def publish(self, queue, task_id, headers, body):
+    async def publish(self, queue: str, task_id: str, headers: FieldTable, body: bytes) -> None:
         """Publish one persistent task message to ``queue``; return once RabbitMQ confirmed it.
 
         Raises :class:`BrokerUnavailable` when it cannot be (or was not) confirmed.
@@ -261,7 +274,8 @@ class TaskPublisher:
             properties = Basic.Properties(
                 content_type="application/json", content_encoding="utf-8", delivery_mode=2,
                 priority=0, correlation_id=task_id, message_id=task_id, headers=headers)
-            confirmation = await channel.basic_publish(
+            # aiormq's Channel takes ``wait``; its AbstractChannel does not declare it
+            confirmation = await channel.basic_publish(  # type: ignore[call-arg]
                 body, exchange="", routing_key=queue, properties=properties, mandatory=True,
                 timeout=self.timeout, wait=False)
         except BrokerUnavailable:
@@ -272,7 +286,7 @@ class TaskPublisher:
         if self.confirm and not isinstance(confirmation, Basic.Ack):
             raise BrokerUnavailable(f"RabbitMQ did not confirm task {task_id}: {confirmation!r}")
 
-    async def close(self):
+    async def close(self) -> None:
         """Stop reconnecting and close the connection."""
         self._closed = True
         if self._supervisor is not None:
@@ -285,15 +299,15 @@ class TaskPublisher:
             await _close_quietly(self._connection)
 
 
-def _closing_reason(futures):
+def _closing_reason(futures: Iterable[asyncio.Future[object]]) -> BaseException | str:
     """Why a connection or channel closed, from their ``closing`` futures."""
     for future in futures:
         if future.done() and not future.cancelled() and future.exception() is not None:
-            return future.exception()
+            return future.exception()  # type: ignore[return-value]  # not None: see above
     return "connection closed"
 
 
-async def _close_quietly(connection):
+async def _close_quietly(connection: aiormq.Connection) -> None:
     """Close ``connection``; a broker already gone is no news (it was logged)."""
     try:
         await asyncio.wait_for(connection.close(), 1.0)

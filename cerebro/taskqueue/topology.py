@@ -25,9 +25,18 @@ and benchmark, which use their own prefixes and, with :class:`SharedSnapshot`,
 remove the shared objects they created and no others.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from kombu import Connection
 from kombu.transport.native_delayed_delivery import (CELERY_DELAYED_DELIVERY_EXCHANGE, MAX_LEVEL,
                                                      level_name)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from kombu.transport.pyamqp import Channel
 
 DELAYED_QUEUES = tuple(level_name(level) for level in range(MAX_LEVEL + 1))
 SHARED_QUEUES = DELAYED_QUEUES
@@ -35,19 +44,22 @@ SHARED_EXCHANGES = ("celeryev", "celery.pidbox", "reply.celery.pidbox",
                     CELERY_DELAYED_DELIVERY_EXCHANGE) + DELAYED_QUEUES
 
 
-def _broker_error(exc):
+def _broker_error(exc: Exception) -> bool:
     """True for an AMQP channel error (404 NOT_FOUND, 406 PRECONDITION_FAILED...)."""
     return hasattr(exc, "reply_code") or "NOT_FOUND" in str(exc) or "PRECONDITION" in str(exc)
 
 
-def existing(url, queues=(), exchanges=(), timeout=2):
+def existing(url: str, queues: Iterable[str] = (), exchanges: Iterable[str] = (),
+             timeout: float = 2) -> tuple[list[str], list[str]]:
     """``(queues, exchanges)``: the names among those given that exist on the broker."""
-    found = ([], [])
+    found: tuple[list[str], list[str]] = ([], [])
     with Connection(url, connect_timeout=timeout) as conn:
         for names, kind, into in ((queues, "queue", found[0]),
                                   (exchanges, "exchange", found[1])):
             for name in names:
-                channel = conn.channel()  # a 404 closes the channel: one per check
+                # a 404 closes the channel: one per check. kombu's stubs say a bare
+                # StdChannel; on an AMQP URL it is py-amqp's, with the AMQP methods
+                channel: Channel = conn.channel()  # type: ignore[assignment]
                 try:
                     if kind == "queue":
                         channel.queue_declare(queue=name, passive=True)
@@ -62,19 +74,23 @@ def existing(url, queues=(), exchanges=(), timeout=2):
     return found
 
 
-def delete(url, queues=(), exchanges=(), if_empty=False, timeout=2):
+def delete(url: str, queues: Iterable[str] = (), exchanges: Iterable[str] = (),
+           if_empty: bool = False, timeout: float = 2) -> dict[str, int | None]:
     """Delete ``queues`` (only empty ones with ``if_empty``), then ``exchanges``.
 
     A name that does not exist is no error. Returns ``{name: messages}`` of the
     queues kept because they still held messages.
     """
-    kept = {}
+    kept: dict[str, int | None] = {}
     with Connection(url, connect_timeout=timeout) as conn:
         for name in queues:
-            channel = conn.channel()
+            # py-amqp's channel on an AMQP URL (kombu's stubs say a bare StdChannel)
+            channel: Channel = conn.channel()  # type: ignore[assignment]
             try:
                 if if_empty:
-                    _, messages, _ = channel.queue_declare(queue=name, passive=True)
+                    # py-amqp answers the declare-ok tuple (its stubs allow None, for nowait)
+                    _, messages, _ = channel.queue_declare(  # type: ignore[misc]
+                        queue=name, passive=True)
                     if messages:
                         kept[name] = messages
                         continue
@@ -87,7 +103,7 @@ def delete(url, queues=(), exchanges=(), if_empty=False, timeout=2):
             finally:
                 _close(channel)
         for name in exchanges:
-            channel = conn.channel()
+            channel = conn.channel()  # type: ignore[assignment]  # as above
             try:
                 channel.exchange_delete(name)
             except Exception as exc:  # noqa: BLE001 - a missing exchange
@@ -102,17 +118,17 @@ class SharedSnapshot:
     """Which of Celery's shared objects exist now, so that :meth:`restore` removes only
     those created since (by the tests or benchmark that took the snapshot)."""
 
-    def __init__(self, url):
+    def __init__(self, url: str) -> None:
         self.url = url
         self.queues, self.exchanges = existing(url, SHARED_QUEUES, SHARED_EXCHANGES)
 
-    def restore(self):
+    def restore(self) -> None:
         """Delete the shared queues and exchanges that did not exist at the snapshot."""
         delete(self.url, [q for q in SHARED_QUEUES if q not in self.queues],
                [e for e in SHARED_EXCHANGES if e not in self.exchanges])
 
 
-def _close(channel):
+def _close(channel: Channel) -> None:
     """Close ``channel``; one the broker closed already is fine."""
     try:
         channel.close()

@@ -5,14 +5,25 @@ Subject: ``cerebro worker``, ``beat``, ``flower``, ``callbacks failed|retry`` an
 Tagline: Start the hands, open the window, sweep the undelivered.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+    from celery import Celery
+
+    from cerebro.settings import Settings
 
 
-def run_celery(app, argv):
+def run_celery(app: Celery, argv: list[str]) -> int:
     """Run a ``celery`` sub-command (``worker``, ``beat``, ``flower``) on ``app``; return its
     exit code.
 
@@ -34,14 +45,14 @@ def run_celery(app, argv):
         command.params[0].default = None
 
 
-def _modules(settings):
+def _modules(settings: Settings) -> list[str]:
     """Names of the modules a default worker serves (every discovered module)."""
     from cerebro.core import Core
     core = Core.start("worker", settings, load=False, watch=False, configure_logging=False)
     return sorted(core.registry.modules)
 
 
-def _cmd_worker(args, settings):
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run a Celery worker for the chosen module queues with the project's settings."""
     if not settings.callback_secret.get_secret_value():
         print("cerebro worker: CEREBRO_CALLBACK_SECRET is empty; callbacks to the main app "
@@ -71,7 +82,7 @@ def _cmd_worker(args, settings):
     return run_celery(app, argv)
 
 
-def _cmd_flower(args, settings):
+def _cmd_flower(args: argparse.Namespace, settings: Settings) -> int:
     """Run Flower on the project's broker with basic auth."""
     if not settings.flower_password.get_secret_value():
         print("cerebro flower: set CEREBRO_FLOWER_PASSWORD (Flower always runs with basic auth)",
@@ -90,7 +101,7 @@ def _cmd_flower(args, settings):
     return run_celery(app, argv)
 
 
-def _cmd_beat(args, settings):
+def _cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
     """Run Celery beat: it sends the scheduled tasks (Sherlock's daily digest) to the workers."""
     from cerebro import logsetup
     logsetup.configure(settings.replace(log_level=args.loglevel), "beat")
@@ -103,17 +114,17 @@ def _cmd_beat(args, settings):
     return run_celery(app, argv)
 
 
-def _when(timestamp):
+def _when(timestamp: float | None) -> str:
     """A Unix time as ISO 8601 UTC."""
     if not timestamp:
         return "-"
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
 
 
-def _unreadable_reporter(command, skipped):
+def _unreadable_reporter(command: str, skipped: list[Path]) -> Callable[[Path, str], None]:
     """An ``on_unreadable`` callback: warn on stderr naming the file and count it in
     ``skipped``."""
-    def warn(path, reason):
+    def warn(path: Path, reason: str) -> None:
         """Report one skipped dead-letter file."""
         skipped.append(path)
         print(f"cerebro callbacks {command}: warning: skipping unreadable entry {path} "
@@ -121,19 +132,19 @@ def _unreadable_reporter(command, skipped):
     return warn
 
 
-def _skipped_note(skipped):
+def _skipped_note(skipped: list[Path]) -> str:
     """The summary's note on skipped files ('' when none)."""
     if not skipped:
         return ""
     return f"; {len(skipped)} unreadable file(s) skipped and kept (fix or move them)"
 
 
-def _cmd_failed(args, settings):
+def _cmd_failed(args: argparse.Namespace, settings: Settings) -> int:
     """List dead-lettered callbacks; unreadable files are skipped with a warning."""
     from cerebro import jsonio
     from cerebro.callbacks import DeadLetterStore
     store = DeadLetterStore.from_settings(settings)
-    skipped = []
+    skipped: list[Path] = []
     entries = store.list(on_unreadable=_unreadable_reporter("failed", skipped))
     if args.json:
         print(jsonio.dumps([e.to_dict() for e in entries]).decode())
@@ -146,7 +157,7 @@ def _cmd_failed(args, settings):
     return 0
 
 
-def _cmd_retry(args, settings):
+def _cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     """Re-send dead-lettered callbacks once each; delivered ones are removed.
 
     Unreadable files are skipped (with a warning) and never deleted; the exit
@@ -159,7 +170,7 @@ def _cmd_retry(args, settings):
         return 2
     store = DeadLetterStore.from_settings(settings)
     client = MainAppClient.from_settings(settings)
-    skipped = []
+    skipped: list[Path] = []
     try:
         outcomes = store.retry(client, args.id, _unreadable_reporter("retry", skipped))
     except KeyError as exc:
@@ -182,7 +193,7 @@ def _cmd_retry(args, settings):
     return 1 if failed or skipped else 0
 
 
-def _cmd_queues_delete(args, settings):
+def _cmd_queues_delete(args: argparse.Namespace, settings: Settings) -> int:
     """Delete the task queues (empty ones only, unless --force) and their exchanges."""
     from cerebro.names import Names
     from cerebro.taskqueue.topology import delete
@@ -201,7 +212,8 @@ def _cmd_queues_delete(args, settings):
     return 1 if kept else 0
 
 
-def register(subparsers, settings, formatter):
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             settings: Settings, formatter: type[argparse.HelpFormatter]) -> None:
     """Add ``worker``, ``flower`` and ``callbacks`` to the ``cerebro`` command."""
     p = subparsers.add_parser("worker", help="run a Celery worker for async (external=True) calls",
                               formatter_class=formatter)

@@ -26,9 +26,12 @@ settings (:func:`cerebro.taskqueue.celery_app.make_app`); nothing here reads
 the environment.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task, signals
 
@@ -39,7 +42,25 @@ from cerebro.core import Core
 from cerebro.errors import CerebroError, InternalError, InvalidPayload
 from cerebro.outcomes import backoff_delay
 from cerebro.reporting import report
+from cerebro.settings import load_settings
 from cerebro.taskqueue.celery_app import DELIVER_TASK, RUN_TASK, countdown, settings_of
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from billiard.einfo import ExceptionInfo
+    from celery import Celery
+    from celery.worker import WorkController
+
+    from cerebro.clients.http import AttemptResult
+    from cerebro.settings import Settings
+
+    class TaskMeta(TypedDict, total=False):
+        """The request's metadata, the last argument of ``cerebro.run`` (from the API)."""
+
+        callback_url: str | None
+        submitted_at: float
+        request_id: str | None
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +69,7 @@ class WorkerState:
     """Everything a worker process needs, built once per process: the core (modules, models
     and their reloader, the outcome policy) and the main-app client."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.core = Core.start("worker", settings)
         self.client = MainAppClient.from_settings(settings)
@@ -56,30 +77,33 @@ class WorkerState:
         self.deadletters = DeadLetterStore.from_settings(settings)
 
 
-_app = None
-_state = None
+_app: Celery | None = None
+_state: WorkerState | None = None
 _state_lock = threading.Lock()
 
 
 @signals.worker_init.connect
-def _remember_app(sender=None, **_kwargs):
+def _remember_app(sender: WorkController | None = None, **_kwargs: object) -> None:
     """Keep the app this worker runs: its settings build every process's state."""
     global _app
-    _app = sender.app
+    if sender is not None:
+        _app = sender.app
 
 
-def state():
+def state() -> WorkerState:
     """This process's :class:`WorkerState` (built on first use when no
     ``worker_process_init`` signal came, e.g. with the solo pool)."""
     global _state
     with _state_lock:
         if _state is None:
-            _state = WorkerState(settings_of(_app))
+            # in a worker, worker_init came first (_remember_app); elsewhere (a task run
+            # eagerly, a script) the settings are the environment's
+            _state = WorkerState(settings_of(_app) if _app is not None else load_settings())
         return _state
 
 
 @signals.worker_process_init.connect
-def _init_worker_process(**_kwargs):
+def _init_worker_process(**_kwargs: object) -> None:
     """Load the registry and models in every pool process, right after the fork."""
     global _state
     with _state_lock:
@@ -87,7 +111,7 @@ def _init_worker_process(**_kwargs):
     state()
 
 
-def _now():
+def _now() -> float:
     """Unix time in seconds."""
     return time.time()
 
@@ -95,7 +119,8 @@ def _now():
 class RunTask(Task):
     """Base of ``cerebro.run``: sends the first callback once the outcome is stored."""
 
-    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+    def after_return(self, status: str, retval: object, task_id: str, args: tuple[Any, ...],
+                     kwargs: dict[str, Any], einfo: ExceptionInfo | None) -> None:
         """After the result is in the backend: deliver the callback (first attempt)."""
         if status != "SUCCESS" or not isinstance(retval, dict):
             return
@@ -108,11 +133,14 @@ class RunTask(Task):
 
 
 @shared_task(name=RUN_TASK, bind=True, base=RunTask, max_retries=None)
-def run(self, module, function, payload, meta):
+def run(self: Task, module: str, function: str, payload: object,
+        meta: TaskMeta | None) -> dict[str, object]:
     """Run ``module.function(payload)`` through the core; return the callback body."""
     started = _now()
     meta = meta or {}
     task_id = self.request.id
+    result: object
+    error: dict[str, object] | None
     status, result, error = "succeeded", None, None
     try:
         core = state().core
@@ -149,7 +177,7 @@ def run(self, module, function, payload, meta):
     }
 
 
-def _bug(exc, module, function, task_id):
+def _bug(exc: Exception, module: str, function: str, task_id: str | None) -> InternalError:
     """A bug outside the function (state, registry...): reported, typed as internal."""
     internal = InternalError(f"{module}.{function} failed in the worker: {type(exc).__name__}")
     report(exc, service="worker", module=module, function=function, task_id=task_id,
@@ -157,7 +185,8 @@ def _bug(exc, module, function, task_id):
     return internal
 
 
-def _retry_if_the_policy_says(task, error, module, meta, started):
+def _retry_if_the_policy_says(task: Task, error: CerebroError, module: str, meta: TaskMeta,
+                              started: float) -> None:
     """Raise Celery's ``Retry`` (a countdown task on the module's queue) when the outcome
     policy retries ``error``; return when the failure is final."""
     st = state()
@@ -173,7 +202,8 @@ def _retry_if_the_policy_says(task, error, module, meta, started):
     raise task.retry(countdown=delay, max_retries=None, queue=st.core.names.task_queue(module))
 
 
-def send_callback(body, requested_url, *, first_attempt_at, attempt):
+def send_callback(body: dict[str, Any], requested_url: str | None, *,
+                  first_attempt_at: float | None, attempt: int) -> AttemptResult | None:
     """The first delivery attempt of ``body``: resolve where it goes, then :func:`attempt_callback`.
 
     ``requested_url`` is the ``callback_url`` the client sent (or None): it is
@@ -192,7 +222,8 @@ def send_callback(body, requested_url, *, first_attempt_at, attempt):
     return attempt_callback(body, url, first_attempt_at=first_attempt_at, attempt=attempt)
 
 
-def attempt_callback(body, url, *, first_attempt_at, attempt):
+def attempt_callback(body: dict[str, Any], url: str, *, first_attempt_at: float,
+                     attempt: int) -> AttemptResult:
     """One delivery attempt of ``body`` to the already resolved ``url``; schedules the next
     attempt or dead-letters on failure."""
     st = state()
@@ -223,7 +254,8 @@ def attempt_callback(body, url, *, first_attempt_at, attempt):
                 attempt + 2, delay)
     try:
         deliver_callback.apply_async(
-            args=[body, url, first_attempt_at, attempt + 1], countdown=delay,
+            args=(body, url, first_attempt_at, attempt + 1),
+            countdown=delay,
             queue=st.core.names.task_queue(body["module"]))
     except Exception as exc:  # the broker is gone too: keep the callback, loudly
         _dead_letter(DeliveryError(f"callback {key}: {result.describe()}; and the retry could "
@@ -233,7 +265,8 @@ def attempt_callback(body, url, *, first_attempt_at, attempt):
 
 
 @shared_task(name=DELIVER_TASK, bind=True, ignore_result=True)
-def deliver_callback(self, body, url, first_attempt_at, attempt):
+def deliver_callback(self: Task, body: dict[str, Any], url: str, first_attempt_at: float,
+                     attempt: int) -> None:
     """A later attempt at a callback whose function already ran (never recomputed).
 
     ``url`` is the URL the first attempt resolved: used as it is, never resolved or
@@ -243,13 +276,16 @@ def deliver_callback(self, body, url, first_attempt_at, attempt):
     attempt_callback(body, url, first_attempt_at=first_attempt_at, attempt=attempt)
 
 
-def _dead_letter(error, body, first_attempt_at):
+def _dead_letter(error: DeliveryError, body: dict[str, Any], first_attempt_at: float) -> None:
     """Keep the callback in the dead-letter store and report ``error`` as an exception."""
     st = state()
     try:
         raise error
     except DeliveryError as exc:
-        entry = st.deadletters.add(exc.url, body, exc.idempotency_key, str(exc),
+        # every DeliveryError raised in this module carries the URL (``requested_url`` is
+        # not None when the allow-list refuses it)
+        entry = st.deadletters.add(exc.url, body,  # type: ignore[arg-type]
+                                   exc.idempotency_key, str(exc),
                                    attempts=exc.attempts, first_attempt_at=first_attempt_at,
                                    source="worker")
         report(exc, f"callback {exc.idempotency_key} dead-lettered as {entry.id}: {exc}",
