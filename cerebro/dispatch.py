@@ -121,12 +121,6 @@ class Dispatcher:
         except TypeError as exc:
             raise self._internal(exc, call, service, request_id) from exc
 
-    def dispatch(self, module: str, function: str, payload: object, *, service: str = "api",
-                 request_id: str | None = None) -> object:
-        """Prepare and run in one step; returns the result."""
-        return self.run(self.prepare(module, function, payload),
-                        service=service, request_id=request_id)
-
     @staticmethod
     def _internal(exc: BaseException, call: Call, service: str, request_id: str | None,
                   **context: object) -> InternalError:

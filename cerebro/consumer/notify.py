@@ -151,13 +151,6 @@ class Notifier:
             attempt += 1
         return outcomes
 
-    def send(self, event: Event, endpoint: Endpoint, status: str, result: object = None,
-             error: dict[str, object] | None = None) -> None:
-        """POST one outcome; raises like :meth:`send_many` reports."""
-        outcome = self.send_many([self.note(event, endpoint, status, result, error)])[0]
-        if outcome is not None:
-            raise outcome
-
     def close(self) -> None:
         """Close the kept-alive connections."""
         self.client.close()

@@ -153,10 +153,6 @@ class Processor:
         self._await_dead_letters(outcomes, dlq_timeout)
         return outcomes
 
-    def process(self, record: ConsumerRecord) -> Outcome:
-        """Process one record (a batch of one)."""
-        return self.process_batch([record])[0]
-
     def _prepare(self, outcome: Outcome, groups: dict[str, tuple[Endpoint, list[_Item]]],
                  notes: list[tuple[Outcome, Note, bool]]) -> None:
         """Decode and validate one record, adding its valid calls to ``groups``."""

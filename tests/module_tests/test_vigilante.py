@@ -43,21 +43,26 @@ def dispatcher(volume):
     return core.dispatcher
 
 
+def screen(dispatcher, payload):
+    """Validate and run ``vigilante.screen`` as every transport does."""
+    return dispatcher.run(dispatcher.prepare("vigilante", "screen", payload), service="test")
+
+
 def test_screen_is_declared_for_the_listings_topic(dispatcher):
     """`screen` handles Kafka topic `listings` and ignores extra event fields."""
     topics = dispatcher.registry.topics()
     assert [ep.key for ep in topics["listings"]] == ["vigilante.screen"]
-    result = dispatcher.dispatch("vigilante", "screen", {**EXAMPLE, "event_id": "x", "extra": 1})
+    result = screen(dispatcher, {**EXAMPLE, "event_id": "x", "extra": 1})
     assert result["listing_id"] == EXAMPLE["listing_id"]
 
 
 def test_verdicts_on_clear_cases(dispatcher):
     """An ordinary owner listing is clean; a cheap thin one is fake; a busy account is a broker."""
-    clean = dispatcher.dispatch("vigilante", "screen", CLEAN_LISTING)
+    clean = screen(dispatcher, CLEAN_LISTING)
     assert clean["verdict"] == "clean" and not clean["suspicious"] and clean["score"] < 0.2
-    fake = dispatcher.dispatch("vigilante", "screen", EXAMPLE)
+    fake = screen(dispatcher, EXAMPLE)
     assert fake["verdict"] == "fake" and fake["suspicious"] and fake["score"] > 0.8
-    broker = dispatcher.dispatch("vigilante", "screen", BROKER_LISTING)
+    broker = screen(dispatcher, BROKER_LISTING)
     assert broker["verdict"] == "broker"
     assert set(fake["probabilities"]) == set(KINDS)
     assert abs(sum(fake["probabilities"].values()) - 1) < 1e-3
