@@ -265,11 +265,13 @@ class Store:
         write_json_atomic(self.rotated_away_path, state)
 
     def rotated_away(self) -> dict[str, Any]:
-        """The ``rotated-away.json`` state (empty when nothing was ever deleted)."""
+        """The ``rotated-away.json`` state (empty when nothing was ever deleted, or when the
+        file is not a JSON object: a damaged state file never stops the recording)."""
         try:
-            return json.loads(self.rotated_away_path.read_text())
+            state = json.loads(self.rotated_away_path.read_text())
         except (OSError, ValueError):
             return {}
+        return state if isinstance(state, dict) else {}
 
     # -- reading ---------------------------------------------------------------
 

@@ -40,7 +40,7 @@ class Context:
     batchers: dict[str, Batcher] = field(default_factory=dict)
     inflight: set[handlers.EndpointHandler] = field(default_factory=set)
     stopping: bool = False
-    api_keys: tuple[bytes, ...] = ()
+    api_keys: tuple[bytes, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         """Shortcuts to the core's parts, and the API keys encoded once."""

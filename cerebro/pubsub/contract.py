@@ -86,8 +86,7 @@ class Delivery:
         value = self.headers.get(ROUTING_KEY)
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
-        # retry_message sets a str; a header of another type (not ours) is returned unchecked
-        return value or self.routing_key  # type: ignore[return-value]
+        return value if isinstance(value, str) and value else self.routing_key
 
     @property
     def function(self) -> str:

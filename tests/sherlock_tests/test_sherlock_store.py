@@ -168,3 +168,15 @@ def test_rotation_is_bounded_and_notes_what_it_deleted(tmp_path, backups):
     away = store.rotated_away()
     oldest_kept = next(iter(store.read()))["ts"]
     assert away["through_ts"] < oldest_kept
+
+
+@pytest.mark.parametrize("damage", ["[]", '"text"', "{not json"])
+def test_a_damaged_rotated_away_file_never_stops_recording(tmp_path, damage):
+    """rotated-away.json that is not a JSON object is read as empty: rotation and recording go
+    on (it used to make every append that rotated fail)."""
+    store = Store(tmp_path / "s", max_bytes=4 * 1024, backups=1)
+    store.dir.mkdir(parents=True, exist_ok=True)
+    store.rotated_away_path.write_text(damage)
+    for i in range(100):
+        assert store.append(_record(i)) is not False
+    assert len(store.files()) == 2 and store.rotated_away()["through_ts"]
