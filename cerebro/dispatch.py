@@ -69,7 +69,7 @@ class Dispatcher:
         except CerebroError:
             raise
         except Exception as exc:
-            raise self._internal(exc, call, service, request_id, **context) from exc
+            raise self.bug(exc, call, service, request_id, **context) from exc
 
     def run_batch(self, calls: Sequence[Call], *, service: str = "api",
                   request_ids: Sequence[str | None] | None = None,
@@ -102,9 +102,8 @@ class Dispatcher:
         except CerebroError as error:
             return [error] * len(calls)
         except Exception as exc:
-            bug = self._internal(exc, calls[0], service,
-                                 ",".join(filter(None, request_ids)) or None,
-                                 batch_size=len(calls), **context)
+            bug = self.bug(exc, calls[0], service, ",".join(filter(None, request_ids)) or None,
+                           batch_size=len(calls), **context)
             return [bug] * len(calls)
 
     def run_json(self, call: Call, *, service: str = "api", request_id: str | None = None
@@ -119,12 +118,13 @@ class Dispatcher:
         try:
             return jsonio.dumps(result)
         except TypeError as exc:
-            raise self._internal(exc, call, service, request_id) from exc
+            raise self.bug(exc, call, service, request_id) from exc
 
     @staticmethod
-    def _internal(exc: BaseException, call: Call, service: str, request_id: str | None,
-                  **context: object) -> InternalError:
-        """Report an unexpected exception and wrap it as :class:`InternalError`."""
+    def bug(exc: BaseException, call: Call, service: str, request_id: str | None,
+            **context: object) -> InternalError:
+        """Report an unexpected exception of ``call`` (a bug) and wrap it as
+        :class:`InternalError`: what every transport does with a bug found after the call."""
         error = InternalError(f"{call.endpoint.key} failed: {type(exc).__name__}")
         # mypy cannot tell that ``context`` never holds report's ``message`` parameter
         report(exc, service=service, module=call.endpoint.module,

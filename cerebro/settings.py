@@ -33,7 +33,7 @@ from typing import Annotated
 from pydantic import BeforeValidator
 
 from envsettings import (Csv, EnvSettings, Flag, SecretCsv, SecretStr, SecretURL, Seconds, choice,
-                         setting)
+                         parse_flag, setting)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -47,21 +47,19 @@ def parse_log_level(value: object) -> str:
     return level
 
 
-def _tristate(value: object) -> str:
+def parse_tristate(value: object) -> str:
     """``auto``, or a boolean as ``true``/``false`` (the words supervisord expects)."""
-    text = str(value).strip().lower()
-    if text == "auto":
+    if str(value).strip().lower() == "auto":
         return "auto"
-    if text in ("1", "true", "yes", "on"):
-        return "true"
-    if text in ("0", "false", "no", "off"):
-        return "false"
-    raise ValueError("expected auto, true or false")
+    try:
+        return "true" if parse_flag(value) else "false"
+    except ValueError:
+        raise ValueError("expected auto, true or false") from None
 
 
 LogLevel = Annotated[str, BeforeValidator(parse_log_level)]
 QueueType = Annotated[str, choice("quorum", "classic")]
-Tristate = Annotated[str, BeforeValidator(_tristate)]
+Tristate = Annotated[str, BeforeValidator(parse_tristate)]
 
 
 class ConfigurationError(ValueError):
@@ -168,7 +166,7 @@ class Settings(EnvSettings):
         "Threads running handlers (batches, or single events) concurrently.")
     consumer_http_connections: int = setting(
         "CEREBRO_CONSUMER_HTTP_CONNECTIONS", 8,
-        "Kept-alive connections the consumer opens to the main app.")
+        "Kept-alive connections a process (consumer, worker) opens to the main app.")
     consumer_http_pipeline: int = setting(
         "CEREBRO_CONSUMER_HTTP_PIPELINE", 16,
         "Main-app calls pipelined per connection (1: one at a time).")

@@ -135,11 +135,14 @@ def setting(env: str, default: Any, help: str,  # noqa: A002 - reads as the doc
     return Field(default, validation_alias=alias, description=help)
 
 
-def _error_text(exc: ValidationError, raw: Mapping[str, object]) -> str:
-    """One line per failed variable: ``VAR='value' is not valid: reason``."""
+def _error_text(exc: ValidationError, raw: Mapping[str, object],
+                rename: Mapping[str, str] | None = None) -> str:
+    """One line per failed variable: ``VAR='value' is not valid: reason`` (``rename`` maps
+    the field names of a :meth:`EnvSettings.replace` to their variables)."""
     lines = []
     for error in exc.errors():
         var = str(error["loc"][0]) if error["loc"] else "?"
+        var = (rename or {}).get(var, var)
         message = error["msg"].removeprefix("Value error, ")
         value = raw.get(var, error.get("input"))
         lines.append(f"{var}={value!r} is not valid: {message}")
@@ -172,19 +175,27 @@ class EnvSettings(BaseModel):
     def load(cls, environ: Mapping[str, str] | None = None) -> Self:
         """The settings from ``environ`` (default: ``os.environ``); unset ones take defaults.
 
-        Raises :attr:`error` (a ``ValueError``) naming every variable that does not parse.
+        Raises :attr:`error` (a ``ValueError``) naming every variable that does not parse,
+        and the variables of one setting (its name and former names) set to different
+        values: which one is meant cannot be guessed.
         """
         environ = os.environ if environ is None else environ
         raw: dict[str, object] = {}
         for name in cls.model_fields:
+            given = {}
             for var in cls.names(name):
-                if var not in environ:
+                value = environ.get(var)
+                if value is None or (EMPTY_IS_DEFAULT in cls.model_fields[name].metadata
+                                     and not value.strip()):
                     continue
-                value = environ[var]
-                if EMPTY_IS_DEFAULT in cls.model_fields[name].metadata and not value.strip():
-                    continue
+                given[var] = value
+            if len({value.strip() for value in given.values()}) > 1:
+                shown = " and ".join(f"{var}={value!r}" for var, value in given.items())
+                raise cls.error(f"{shown} are one setting now ({cls.names(name)[0]}): set it "
+                                "once")
+            if given:
+                var, value = next(iter(given.items()))
                 raw[var] = value
-                break
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -199,7 +210,7 @@ class EnvSettings(BaseModel):
         except ValidationError as exc:
             names = type(self).variables()
             shown = {names.get(k, k): v for k, v in changes.items()}
-            raise type(self).error(_error_text(exc, shown)) from None
+            raise type(self).error(_error_text(exc, shown, names)) from None
 
     def describe(self) -> Iterator[tuple[str, str, str]]:
         """``(variable, value as shown, help)`` per setting; secrets never shown."""

@@ -138,8 +138,9 @@ async def _run(settings: Settings, sockets: list[socket.socket]) -> None:
     # socket, a process still loading never answers 503 while a sibling is ready.
     loop = asyncio.get_running_loop()
     submitter = Submitter.from_settings(settings)  # connects to RabbitMQ meanwhile
-    core = await loop.run_in_executor(None, partial(
-        Core.start, "api", settings, watch=False, on_refresh=metrics.set_model_versions))
+    core = await loop.run_in_executor(None, partial(  # logging: serve() set it up already
+        Core.start, "api", settings, watch=False, configure_logging=False,
+        on_refresh=metrics.set_model_versions))
     ctx = Context(core, submitter)
     server = HTTPServer(make_app(ctx), xheaders=settings.trust_proxy_headers)
     server.add_sockets(sockets)

@@ -49,6 +49,7 @@ import httptools
 
 from cerebro import jsonio
 from cerebro.callbacks.signing import signed_headers
+from envsettings import redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -88,11 +89,13 @@ class AttemptResult:
         return self.status >= 500 or self.status in RETRYABLE_STATUSES
 
     def describe(self) -> str:
-        """A one-line description for logs, errors and the dead-letter store."""
+        """A one-line description for logs, errors and the dead-letter store (a password in
+        the URL masked)."""
+        url = redact(self.url)
         if self.status is None:
-            return f"no response from {self.url}: {self.error}"
+            return f"no response from {url}: {self.error}"
         snippet = self.response_body[:200].decode("utf-8", "replace").strip()
-        return f"HTTP {self.status} from {self.url}" + (f": {snippet}" if snippet else "")
+        return f"HTTP {self.status} from {url}" + (f": {snippet}" if snippet else "")
 
 
 class FinalFailure(AttemptResult):
@@ -160,6 +163,7 @@ class _Connection(asyncio.Protocol):
         self.answered = 0
         self.unexpected = False
         self._headers_done = False
+        self._delimited = False
         self._body: list[bytes] = []
         self._retry_after: float | None = None
 
@@ -189,8 +193,9 @@ class _Connection(asyncio.Protocol):
             self.pool.feed(self)
 
     def eof_received(self) -> bool:
-        """A body delimited by the end of the connection ends here."""
-        if self._headers_done and self.inflight:
+        """A body delimited by the end of the connection (no length, not chunked) ends here;
+        an answer cut short (its length or chunks unfinished) is no answer: it is resent."""
+        if self._headers_done and not self._delimited and self.inflight:
             self._finish_message(self.parser.get_status_code())
         return False
 
@@ -202,12 +207,17 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         """A new answer starts."""
-        self._body, self._retry_after, self._headers_done = [], None, False
+        self._body, self._retry_after = [], None
+        self._headers_done = self._delimited = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        """Keep the one header the client needs: ``Retry-After``."""
-        if name.lower() == b"retry-after":
+        """Keep what the client needs: ``Retry-After``, and whether the body has an end of its
+        own (``Content-Length``, chunked) rather than the end of the connection."""
+        name = name.lower()
+        if name == b"retry-after":
             self._retry_after = _retry_after(value)
+        elif name in (b"content-length", b"transfer-encoding"):
+            self._delimited = True
 
     def on_headers_complete(self) -> None:
         """The head is read; the body (if any) follows."""
@@ -220,7 +230,8 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         """A whole answer: hand it to the oldest request in flight (1xx are interim)."""
         status = self.parser.get_status_code()
-        if 100 <= status < 200:
+        if 100 <= status < 200:  # interim: the real answer follows
+            self._headers_done = False
             return
         if not self.inflight:
             self.unexpected = True

@@ -55,9 +55,10 @@ from cerebro.reporting import report
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
     from typing import TypeGuard
 
+    from kafka import TopicPartition
     from kafka.consumer.fetcher import ConsumerRecord
     from kafka.producer.future import FutureRecordMetadata
 
@@ -127,7 +128,8 @@ class Processor:
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency,
                                        thread_name_prefix="cerebro-event")
         # (topic, partition, offset) -> when its wait for a model began
-        self.first_failed: dict[tuple[str, int, int], float] = {}
+        # (topic, partition, offset, handler) -> when that handler's wait for its model began
+        self.first_failed: dict[tuple[str, int, int, str], float] = {}
 
     # -- one polled batch --
 
@@ -169,7 +171,7 @@ class Processor:
                 call = self.dispatcher.prepare(endpoint.module, endpoint.name,
                                                self.router.payload_for(endpoint, event.payload))
             except CerebroError as exc:
-                later = self._wait(record, exc) if exc.queued is WAIT_MODEL else None
+                later = self._wait(record, endpoint, exc) if exc.queued is WAIT_MODEL else None
                 if later is not None:  # a module that failed to import: wait like for a model
                     self._later(outcome, later)
                 else:
@@ -189,7 +191,7 @@ class Processor:
         if isinstance(value, Later):
             self._later(item.outcome, value)
             return
-        self.first_failed.pop(_position(item.outcome.record), None)
+        self.first_failed.pop(_waiting(item.outcome.record, endpoint), None)
         if isinstance(value, CerebroError):
             self._dead_letter(item.outcome, item.event, endpoint, value, "handler", notes)
             return
@@ -229,7 +231,8 @@ class Processor:
                 if not isinstance(value, CerebroError):
                     continue
                 if value.queued is WAIT_MODEL:
-                    values[index] = self._wait(items[index].outcome.record, value) or value
+                    values[index] = self._wait(items[index].outcome.record, endpoint,
+                                               value) or value
                     continue
                 decision = self.policy.decide(value, attempt=attempt, waited=0.0)
                 if decision.retry:
@@ -249,16 +252,24 @@ class Processor:
             attempt += 1
         return values
 
-    def _wait(self, record: ConsumerRecord, error: CerebroError) -> Later | None:
-        """A :class:`Later` while the policy still waits for ``record``'s model, else None
-        (the wait is over: the error is final)."""
+    def _wait(self, record: ConsumerRecord, endpoint: Endpoint,
+              error: CerebroError) -> Later | None:
+        """A :class:`Later` while the policy still waits for the model of ``endpoint`` (one of
+        ``record``'s handlers), else None (the wait is over: the error is final)."""
         now = time.monotonic()
-        started = self.first_failed.setdefault(_position(record), now)
+        key = _waiting(record, endpoint)
+        started = self.first_failed.setdefault(key, now)
         decision = self.policy.decide(error, attempt=1, waited=now - started)
         if decision.retry:
             return Later(decision.delay)
-        self.first_failed.pop(_position(record), None)
+        self.first_failed.pop(key, None)
         return None
+
+    def forget(self, partitions: Collection[TopicPartition]) -> None:
+        """Drop the waits of records of ``partitions`` (revoked: their next owner decides)."""
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        for key in [k for k in self.first_failed if (k[0], k[1]) in gone]:
+            del self.first_failed[key]
 
     def _later(self, outcome: Outcome, later: Later) -> None:
         """Mark ``outcome`` to be consumed again after the policy's delay (rewound)."""
@@ -398,6 +409,6 @@ class Processor:
         self.pool.shutdown(wait=True)
 
 
-def _position(record: ConsumerRecord) -> tuple[str, int, int]:
-    """Where a record sits in Kafka: ``(topic, partition, offset)``."""
-    return record.topic, record.partition, record.offset
+def _waiting(record: ConsumerRecord, endpoint: Endpoint) -> tuple[str, int, int, str]:
+    """The key of one handler's wait on one record: ``(topic, partition, offset, handler)``."""
+    return record.topic, record.partition, record.offset, endpoint.key

@@ -108,7 +108,7 @@ class Runner(ConsumerRebalanceListener):
         self.stats = Stats()
         self.outage = Backoff(settings.retry_backoff, settings.max_backoff)
         self.held: dict[TopicPartition, float] = {}  # when it resumes (monotonic seconds)
-        self.failures: dict[TopicPartition, int] = {}  # rewinds in a row (its backoff grows)
+        self.failures: dict[TopicPartition, Backoff] = {}  # grows with each rewind in a row
 
     # -- rebalance listener (called inside poll(), on kafka-python's IO loop) --
 
@@ -121,6 +121,7 @@ class Runner(ConsumerRebalanceListener):
         for tp in revoked:
             self.held.pop(tp, None)
             self.failures.pop(tp, None)
+        self.processor.forget(revoked)
         if offsets:
             try:
                 self.consumer.commit_async(offsets)
@@ -129,8 +130,13 @@ class Runner(ConsumerRebalanceListener):
                             _names(offsets), exc)
 
     def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        """Log the new assignment (positions come from the committed offsets)."""
+        """Log the new assignment (positions come from the committed offsets) and resume any
+        partition held before it was revoked: kafka-python keeps a partition's paused flag
+        when the same consumer gets it back."""
         log.info("partitions assigned: %s", _names(assigned))
+        stale = [tp for tp in assigned if tp not in self.held and tp in self.consumer.paused()]
+        if stale:
+            self.consumer.resume(*stale)
 
     def on_partitions_lost(self, lost: Collection[TopicPartition]) -> None:
         """The group evicted us: uncommitted offsets of these partitions cannot be committed."""
@@ -218,9 +224,11 @@ class Runner(ConsumerRebalanceListener):
             waits = hints.get(tp, [None])
             given = [wait for wait in waits if wait is not None]
             if len(given) < len(waits):  # some record has no wait of the policy's
-                delay = backoff_delay(self.failures.get(tp, 0), self.settings.retry_backoff,
-                                      self.settings.max_backoff)
-                self.failures[tp] = self.failures.get(tp, 0) + 1
+                backoff = self.failures.get(tp)
+                if backoff is None:
+                    backoff = self.failures[tp] = Backoff(self.settings.retry_backoff,
+                                                          self.settings.max_backoff)
+                delay = backoff.next()
             else:
                 delay = min(given)
             self.held[tp] = now + delay

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from cerebro.ops import conf, probes, programs
 from cerebro.ops.inspection import address, api_url, flower_url, reachable, served_modules
-from cerebro.settings import PROJECT_ROOT, ConfigurationError
+from cerebro.settings import PROJECT_ROOT, ConfigurationError, parse_tristate
 
 if TYPE_CHECKING:
     from cerebro.settings import Settings
@@ -64,6 +64,19 @@ def _resolve(flag: str, answering: bool, can_start: bool) -> str:
     if flag != "auto":
         return flag
     return "true" if (not answering and can_start) else "false"
+
+
+def _run_mode(settings: Settings, row: programs.Program, env: Mapping[str, str]) -> str:
+    """``auto``, ``true`` or ``false`` for a broker row: its setting (``CEREBRO_RUN_RABBITMQ``
+    is ``settings.run_rabbitmq``), or, for a broker a plugin adds, its variable (default auto)."""
+    mode = getattr(settings, row.run_flag.lower().removeprefix("cerebro_"), None)
+    if isinstance(mode, str):
+        return mode
+    try:
+        return parse_tristate(env.get(row.run_flag, "auto"))
+    except ValueError as exc:
+        raise ConfigurationError(f"{row.run_flag}={env.get(row.run_flag)!r} is not valid: "
+                                 f"{exc}") from None
 
 
 def wanted_services(settings: Settings) -> tuple[str, ...]:
@@ -104,7 +117,7 @@ def supervisor_environment(settings: Settings,
         if row.kind == programs.BROKER and row.address is not None:
             host, port = row.address(settings)
             startable = host in LOCAL_HOSTS and (row.startable is None or row.startable())
-            env[row.run_flag] = _resolve(getattr(settings, row.run_flag.lower()[len("cerebro_"):]),
+            env[row.run_flag] = _resolve(_run_mode(settings, row, env),
                                          reachable(host, port), startable)
         elif row.kind == programs.SERVICE:
             env[row.run_flag] = "true" if row.name in wanted else "false"

@@ -35,13 +35,11 @@ import pika
 
 from cerebro import jsonio
 from cerebro.errors import CerebroError, InternalError, InvalidPayload
-from cerebro.names import Names, request_key, result_key
+from cerebro.names import Names, result_key
 
 if TYPE_CHECKING:
     from pika.data import _ArgumentMapping
 
-__all__ = ["Delivery", "Names", "Outcome", "Publish", "dead_letter_message", "request_key",
-           "result_key", "result_message", "retry_message"]
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -192,13 +190,16 @@ def retry_message(names: Names, delivery: Delivery, delay: float, *, charge: boo
 
     ``charge`` counts an attempt (``x-cerebro-attempts`` + 1); ``isolate`` sets
     or keeps the ``x-cerebro-isolate`` mark (None keeps what the request had);
-    ``waiting_since`` marks when its wait for a model began.
+    ``waiting_since`` marks when its wait for a model began (a charged retry without it
+    ends the wait: a later one starts afresh).
     """
     headers = dict(delivery.headers)
     headers[ATTEMPTS] = delivery.attempts + (1 if charge else 0)
     headers[ROUTING_KEY] = delivery.key
     if waiting_since is not None:
         headers[WAITING_SINCE] = str(waiting_since)
+    elif charge:  # a charged retry is a failure of another kind: any wait for the model ended
+        headers.pop(WAITING_SINCE, None)
     if isolate is not None:
         headers[ISOLATE] = 1 if isolate else 0
     headers.pop("x-death", None)  # the broker's dead-lettering history grows otherwise

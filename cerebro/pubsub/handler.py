@@ -127,7 +127,7 @@ class Handler:
             try:
                 publish = result_message(self.names, delivery, SUCCEEDED, result=result)
             except TypeError as exc:  # a value JSON cannot hold: a bug in the function
-                error = self.dispatcher._internal(exc, call, SERVICE, delivery.message_id)
+                error = self.dispatcher.bug(exc, call, SERVICE, delivery.message_id)
                 outcomes.append(self._again(delivery, error, "handler"))
                 continue
             outcomes.append(Outcome(delivery, "succeeded", [publish]))

@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from envsettings import redact
+
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
@@ -146,12 +148,13 @@ def _cmd_failed(args: argparse.Namespace, settings: Settings) -> int:
     store = DeadLetterStore.from_settings(settings)
     skipped: list[Path] = []
     entries = store.list(on_unreadable=_unreadable_reporter("failed", skipped))
-    if args.json:
-        print(jsonio.dumps([e.to_dict() for e in entries]).decode())
+    if args.json:  # the file keeps the whole URL (to send it again); nothing prints a password
+        print(jsonio.dumps([dict(e.to_dict(), url=redact(e.url), reason=redact(e.reason))
+                            for e in entries]).decode())
     else:
         for e in entries:
             print(f"{e.id}  failed {_when(e.failed_at)}  attempts={e.attempts}  "
-                  f"retries={e.retries}  {e.url}\n    {e.reason}")
+                  f"retries={e.retries}  {redact(e.url)}\n    {redact(e.reason)}")
     print(f"{len(entries)} failed callback(s) in {store.directory}{_skipped_note(skipped)}",
           file=sys.stderr)
     return 0

@@ -39,7 +39,7 @@ from cerebro.callbacks import (CallbackURLs, DeadLetterStore, DeliveryError,
                                PermanentDeliveryError, RetryWindowExpired)
 from cerebro.clients.http import MainAppClient
 from cerebro.core import Core
-from cerebro.errors import CerebroError, InternalError, InvalidPayload
+from cerebro.errors import WAIT_MODEL, CerebroError, InternalError, InvalidPayload
 from cerebro.outcomes import backoff_delay
 from cerebro.reporting import report
 from cerebro.settings import load_settings
@@ -61,6 +61,8 @@ if TYPE_CHECKING:
         callback_url: str | None
         submitted_at: float
         request_id: str | None
+        failures: int              # retryable failures so far (set by the worker's retries)
+        waiting_since: float | None  # when the current wait for the model began
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +151,7 @@ def run(self: Task, module: str, function: str, payload: object,
                                      task_id=task_id)
     except Exception as exc:  # typed by the dispatcher; anything else is a bug outside it
         failure = exc if isinstance(exc, CerebroError) else _bug(exc, module, function, task_id)
-        _retry_if_the_policy_says(self, failure, module, meta, started)
+        _retry_if_the_policy_says(self, failure, (module, function, payload, meta))
         status, error = "failed", failure.to_dict()
         if isinstance(failure, InvalidPayload):
             log.warning("task %s: payload rejected in the worker: %s", task_id, failure.message)
@@ -185,13 +187,26 @@ def _bug(exc: Exception, module: str, function: str, task_id: str | None) -> Int
     return internal
 
 
-def _retry_if_the_policy_says(task: Task, error: CerebroError, module: str, meta: TaskMeta,
-                              started: float) -> None:
+def _retry_if_the_policy_says(task: Task, error: CerebroError,
+                              args: tuple[str, str, object, TaskMeta]) -> None:
     """Raise Celery's ``Retry`` (a countdown task on the module's queue) when the outcome
-    policy retries ``error``; return when the failure is final."""
+    policy retries ``error``; return when the failure is final.
+
+    The task's ``meta`` counts as every transport does: ``failures`` (retryable failures
+    so far: waits for a model are not charged) and ``waiting_since`` (when the current wait
+    for the model began; a retryable failure ends the wait).
+    """
     st = state()
-    waited = _now() - float(meta.get("submitted_at") or started)
-    decision = st.core.policy.decide(error, attempt=task.request.retries + 1, waited=waited)
+    module, function, payload, meta = args
+    now = _now()
+    if error.queued is WAIT_MODEL:
+        since = float(meta.get("waiting_since") or now)
+        decision = st.core.policy.decide(error, attempt=1, waited=now - since)
+        again: TaskMeta = {**meta, "waiting_since": since}
+    else:
+        failures = int(meta.get("failures") or 0) + 1
+        decision = st.core.policy.decide(error, attempt=failures, waited=0.0)
+        again = {**meta, "failures": failures, "waiting_since": None}
     if not decision.retry:
         return
     delay = countdown(st.settings, decision.delay)
@@ -199,7 +214,8 @@ def _retry_if_the_policy_says(task: Task, error: CerebroError, module: str, meta
                 error.message, decision.reason, delay)
     # the queue is named: a message that came through native delayed delivery carries
     # that route, from which Celery would pick the default queue
-    raise task.retry(countdown=delay, max_retries=None, queue=st.core.names.task_queue(module))
+    raise task.retry(args=(module, function, payload, again), countdown=delay, max_retries=None,
+                     queue=st.core.names.task_queue(module))
 
 
 def send_callback(body: dict[str, Any], requested_url: str | None, *,

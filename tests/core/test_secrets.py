@@ -95,3 +95,19 @@ def test_redact_masks_only_url_passwords(text, shown):
     """A password inside a URL is masked; host:port and paths are left alone."""
     from envsettings import redact
     assert redact(text) == shown
+
+
+def test_dead_lettered_callbacks_are_listed_without_the_url_password(tmp_path):
+    """`cerebro callbacks failed` (text and --json) never prints a password of the callback URL;
+    the file keeps the whole URL, to send it again."""
+    from cerebro.callbacks import DeadLetterStore
+    from cerebro.clients.http import AttemptResult
+    url = "https://svc:main-pw-789@main.example:8443/cerebro/callbacks/m/f"
+    store = DeadLetterStore(tmp_path / "dl")
+    store.add(url, {"task_id": "t1"}, "t1", AttemptResult(url, 503).describe(), attempts=3)
+    assert store.get("t1").url == url
+    env = {"CEREBRO_CALLBACK_DEADLETTER_DIR": tmp_path / "dl"}
+    for args in (("callbacks", "failed"), ("callbacks", "failed", "--json")):
+        code, out, err = run_cli(env, *args)
+        assert code == 0, err
+        assert "main-pw-789" not in out + err and "svc:***@main.example" in out

@@ -74,3 +74,16 @@ def test_durations_accept_zero_and_fractions():
     """Zero and fractional seconds are fine."""
     settings = load_settings({"CEREBRO_RELOAD_INTERVAL": "0.25", "CEREBRO_CALLBACK_BACKOFF": "0"})
     assert settings.reload_interval == 0.25 and settings.callback_backoff == 0.0
+
+
+def test_former_names_are_read_and_must_agree():
+    """CEREBRO_RETRIES took over CEREBRO_CONSUMER_RETRIES and CEREBRO_PUBSUB_RETRIES: either
+    former name still works, the same value twice is fine, different values are refused
+    (which transport's value was meant cannot be guessed)."""
+    assert load_settings({"CEREBRO_CONSUMER_RETRIES": "5"}).retries == 5
+    assert load_settings({"CEREBRO_PUBSUB_RETRIES": "2", "CEREBRO_RETRIES": "2"}).retries == 2
+    with pytest.raises(ValueError, match="CEREBRO_CONSUMER_RETRIES='5' and "
+                                         "CEREBRO_PUBSUB_RETRIES='1' are one setting now"):
+        load_settings({"CEREBRO_CONSUMER_RETRIES": "5", "CEREBRO_PUBSUB_RETRIES": "1"})
+    with pytest.raises(ValueError, match="^CEREBRO_CONSUMER_RETRY_BACKOFF="):
+        load_settings({"CEREBRO_CONSUMER_RETRY_BACKOFF": "nan"})

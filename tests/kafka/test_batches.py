@@ -140,3 +140,35 @@ def test_persistent_global_failure_dead_letters_after_the_retries(processor, sco
     assert sorted(processor.dead.sent) == [(f"e{i}", "handler", "internal") for i in range(4)]
     # attempts 1 and 2: 4 + 2 + 2; attempt 3 (last): 4 + 2 + 2, then rows one by one
     assert scored.CALLS == [4, 2, 2, 4, 2, 2, 4, 2, 2, 1, 1, 1, 1]
+
+
+def test_one_handler_waiting_for_its_model_waits_only_model_wait(receiver, tmp_path):
+    """A topic with two handlers, one whose model never loads: the event is tried again for
+    CEREBRO_MODEL_WAIT seconds, then dead-lettered for that handler, although the other
+    handler succeeds on it every time (its success does not restart the wait)."""
+    main_app = receiver()
+    core = Core.start("consumer", load_settings().replace(
+        modules_package="kafka_batch_fixtures", modules=("paired",), data_volume=tmp_path,
+        model_wait=0.3, model_retry_delay=0.05), watch=False, configure_logging=False)
+    notifier = Notifier(MainAppClient(SECRET, timeout=5), main_app.url,
+                        "/cerebro/events/{module}/{function}", retries=1, backoff=0.01,
+                        max_backoff=0.05)
+    dead = DeadLetters()
+    proc = Processor(Router(core.registry, ("paired",)), core, notifier, dead,
+                     stop_event=threading.Event())
+    record = Record("paired", 0, 0, None, b'{"event_id": "p1", "n": 1}', [])
+    try:
+        rounds = 0
+        while True:
+            rounds += 1
+            [outcome] = proc.process_batch([record])
+            if outcome.status == DONE or rounds > 50:
+                break
+            assert outcome.retry_after == 0.05
+            threading.Event().wait(outcome.retry_after)
+        assert outcome.status == DONE and 3 <= rounds <= 20, rounds
+        assert dead.sent == [("p1", "handler", "model_not_ready")]
+        assert proc.first_failed == {}
+    finally:
+        proc.close()
+        notifier.close()

@@ -202,3 +202,27 @@ def test_a_dropped_keep_alive_connection_is_replaced(client):
     time.sleep(0.2)
     assert all(r.ok for r in fast.post_many(calls(server.url, 3, "again")))
     server.shutdown()
+
+
+CUT_SHORT = [b"HTTP/1.1 100 Continue\r\n\r\n",
+             b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab"]
+
+
+@pytest.mark.parametrize("answer", CUT_SHORT)
+def test_an_answer_cut_short_is_no_answer(client, answer):
+    """A connection closed after only an interim 100, or inside a body with a length or chunks
+    of its own, gave no answer: the call is resent, then retryable; never delivered, never a
+    final status."""
+    server = Scripted(lambda *_: answer, close_after=1)
+    [result] = client().post_many(calls(server.url, 1))
+    assert result.status is None and result.retryable and not result.ok, result.describe()
+    server.shutdown()
+
+
+def test_a_body_delimited_by_the_end_of_the_connection_is_read_whole(client):
+    """No length and not chunked: the body ends with the connection."""
+    server = Scripted(lambda *_: b"HTTP/1.1 200 OK\r\n\r\nuntil the end", close_after=1)
+    [result] = client().post_many(calls(server.url, 1))
+    assert result.ok and result.response_body == b"until the end"
+    server.shutdown()

@@ -49,15 +49,16 @@ def test_docker_files_and_readme_follow_the_table():
         assert f"| `{row.name}` |" in readme, row.name
 
 
-def test_cerebro_programs_defaults_to_every_default_service():
+def test_cerebro_programs_defaults_to_every_default_service(tmp_path):
     """An empty CEREBRO_PROGRAMS means every service whose row runs by default."""
     from cerebro.ops.supervise import supervisor_environment
     from cerebro.settings import load_settings
-    env = supervisor_environment(load_settings({"CEREBRO_PROGRAMS": ""}), {})
+    state = {"CEREBRO_STATE_DIR": str(tmp_path)}
+    env = supervisor_environment(load_settings({"CEREBRO_PROGRAMS": "", **state}), {})
     for row in programs.services():
         assert env[row.run_flag] == ("true" if row.default else "false"), row.name
     with pytest.raises(ValueError, match="unknown programs nope"):
-        supervisor_environment(load_settings({"CEREBRO_PROGRAMS": "api,nope"}), {})
+        supervisor_environment(load_settings({"CEREBRO_PROGRAMS": "api,nope", **state}), {})
 
 
 PLUGIN = '''
@@ -162,3 +163,20 @@ def test_a_new_transport_is_one_package_plus_one_row(plugin, tmp_path):
     assert code == 0, out + err
     wait_for(lambda: not (tmp_path / "state" / "supervisord.pid").exists(), 20,
              what="supervisord gone")
+
+
+def test_a_plugin_broker_row_is_decided_like_the_built_in_ones(monkeypatch, tmp_path):
+    """A broker row from a plugin (no setting of its own): its CEREBRO_RUN_<FLAG> is read from
+    the environment (auto by default) and decided by whether something answers."""
+    from cerebro.ops import supervise
+    from cerebro.settings import load_settings
+    port = free_port()
+    nats = programs.Program("nats", "nats-server -p %(ENV_NATS_PORT)s", "a broker of a plugin",
+                            kind=programs.BROKER, address=lambda settings: ("127.0.0.1", port))
+    monkeypatch.setattr(programs, "table", lambda: programs.BUILT_IN + (nats,))
+    settings = load_settings({"CEREBRO_STATE_DIR": str(tmp_path)})
+    assert supervise.supervisor_environment(settings, {})["CEREBRO_RUN_NATS"] == "true"
+    env = supervise.supervisor_environment(settings, {"CEREBRO_RUN_NATS": "off"})
+    assert env["CEREBRO_RUN_NATS"] == "false"
+    with pytest.raises(ValueError, match="CEREBRO_RUN_NATS='maybe'"):
+        supervise.supervisor_environment(settings, {"CEREBRO_RUN_NATS": "maybe"})

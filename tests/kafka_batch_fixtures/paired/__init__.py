@@ -1,0 +1,1 @@
+"""Paired: two handlers of one topic, one with a model that is never built."""
