@@ -34,10 +34,12 @@ from cerebro.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from cerebro.endpoint import Endpoint
+    from cerebro.registry import Module
 
 log = logging.getLogger(__name__)
 
 RefreshListener = Callable[[Registry], None]
+ModulesListener = Callable[[list[str], list[str]], None]
 
 
 class PeriodicThread(threading.Thread):
@@ -74,6 +76,7 @@ class Core:
         self.policy = OutcomePolicy.from_settings(settings)
         self.names = Names.from_settings(settings)
         self._listeners: list[RefreshListener] = []
+        self._module_listeners: list[ModulesListener] = []
         self._reloader: PeriodicThread | None = None
 
     @classmethod
@@ -101,9 +104,22 @@ class Core:
             core.watch()
         return core
 
+    def on_modules_changed(self, listener: ModulesListener) -> None:
+        """Call ``listener(added, removed)`` (module names, on the reloader thread) after a
+        refresh found module folders added to or removed from the modules package: each
+        transport subscribes here to start or stop serving them (queues, topics)."""
+        self._module_listeners.append(listener)
+
     def refresh(self) -> list[str]:
-        """Load new model versions from the data volume; returns the modules that swapped."""
+        """Pick up module folders added or removed, then new model versions from the data
+        volume; returns the modules that swapped a model in."""
+        added, removed = self.registry.scan()
         swapped = self.registry.refresh_models()
+        if added or removed:
+            for name in added:
+                self.log_module(self.registry.modules[name], "new module ")
+            for changed in self._module_listeners:
+                changed(added, removed)
         for listener in self._listeners:
             listener(self.registry)
         return swapped
@@ -118,11 +134,17 @@ class Core:
     def log_modules(self) -> None:
         """Say clearly what each module is doing (ready with its versions, or why not)."""
         for mod in self.registry.modules.values():
-            versions = ", ".join(f"{h.artifact}={h.version}" for h in mod.handles) or "no models"
-            if mod.ready:
-                log.info("module %s: ready (%s)", mod.name, versions)
-            else:
-                log.error("module %s: %s: %s", mod.name, mod.status, "; ".join(mod.errors()))
+            self.log_module(mod)
+
+    @staticmethod
+    def log_module(mod: Module, prefix: str = "") -> None:
+        """Say what one module is doing: ready with its versions, or why not."""
+        versions = ", ".join(f"{h.artifact}={h.version}" for h in mod.handles) or "no models"
+        if mod.ready:
+            log.info("%smodule %s: ready (%s)", prefix, mod.name, versions)
+        else:
+            log.error("%smodule %s: %s: %s", prefix, mod.name, mod.status,
+                      "; ".join(mod.errors()))
 
     def batch_size(self, endpoint: Endpoint) -> int:
         """How many calls to ``endpoint`` one call of its function may take: its declared

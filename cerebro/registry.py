@@ -16,10 +16,13 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import sys
+import time
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal, NoReturn, TypedDict
 
 from cerebro.endpoint import build_endpoint
@@ -79,6 +82,7 @@ class Module:
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     handles: list[ModelHandle] = field(default_factory=list)
     import_error: str | None = None
+    imported_at: float | None = None  # when its import was tried (None: folder missing)
 
     @property
     def status(self) -> str:
@@ -133,35 +137,61 @@ class Registry:
         """Import every module of ``settings.modules_package`` (or those in
         ``settings.modules``) and return a registry. Models are not loaded yet:
         call :meth:`refresh_models`."""
+        registry = cls(settings, {})
+        registry.scan()
+        return registry
+
+    def scan(self) -> tuple[list[str], list[str]]:
+        """Import the module folders that appeared since the last scan, import again
+        those that failed and changed since, and forget the folders removed.
+
+        Returns ``(added, removed)`` module names. ``modules`` is replaced as a
+        whole, so a reader on another thread sees the old table or the new one.
+        """
+        package = self._package()
+        importlib.invalidate_caches()  # the import system caches folder listings
+        found = _folders(package)
+        wanted = self.settings.modules or tuple(found)
+        modules: dict[str, Module] = {}
+        added: list[str] = []
+        for name in wanted:
+            known = self.modules.get(name)
+            if known is not None and not _stale(known, found.get(name)):
+                modules[name] = known
+                continue
+            modules[name] = self._import(package, name, found.get(name))
+            if modules[name].import_error is None or known is None:
+                added.append(name)
+        removed = [name for name in self.modules if name not in modules]
+        for name in removed:
+            _forget(f"{self.settings.modules_package}.{name}")
+            log.warning("module %s: its folder is gone; no longer served", name)
+        self.modules = modules
+        return added, removed
+
+    def _package(self) -> ModuleType:
+        """The modules package; raises :class:`ConfigurationError` when it cannot be imported."""
         try:
-            package = importlib.import_module(settings.modules_package)
+            return importlib.import_module(self.settings.modules_package)
         except ImportError as exc:
-            raise ConfigurationError(f"the modules package {settings.modules_package!r} "
+            raise ConfigurationError(f"the modules package {self.settings.modules_package!r} "
                                      f"(CEREBRO_MODULES_PACKAGE) cannot be imported: "
                                      f"{exc}") from None
-        found: dict[str, Path] = {}
-        for root in package.__path__:
-            for path in sorted(Path(root).iterdir()):
-                if path.name[0] not in "._" and (path / "expose.py").is_file():
-                    found.setdefault(path.name, path)
-        wanted = settings.modules or tuple(found)
-        modules: dict[str, Module] = {}
-        for name in wanted:
-            if name not in found:
-                modules[name] = Module(name, Path(package.__path__[0]) / name,
-                                       import_error=f"module '{name}' is not in "
-                                                    f"{settings.modules_package}/ "
-                                                    "(CEREBRO_MODULES)")
-                log.error("module %s: not found", name)
-                continue
-            if name in RESERVED_NAMES:
-                modules[name] = Module(name, found[name], import_error=(
-                    f"module name '{name}' is reserved by the REST API (/v1/{name}); "
-                    "rename the folder"))
-                log.error("module %s: the name is reserved by the REST API", name)
-                continue
-            modules[name] = _load_module(settings.modules_package, name, found[name])
-        return cls(settings, modules)
+
+    def _import(self, package: ModuleType, name: str, path: Path | None) -> Module:
+        """A :class:`Module` for ``name``: imported, or kept with why it cannot be."""
+        if path is None:
+            log.error("module %s: not found", name)
+            return Module(name, Path(package.__path__[0]) / name,
+                          import_error=f"module '{name}' is not in "
+                                       f"{self.settings.modules_package}/ (CEREBRO_MODULES)")
+        if name in RESERVED_NAMES:
+            log.error("module %s: the name is reserved by the REST API", name)
+            return Module(name, path, import_error=(
+                f"module name '{name}' is reserved by the REST API (/v1/{name}); "
+                "rename the folder"))
+        _forget(f"{self.settings.modules_package}.{name}")  # an earlier failed attempt
+        return _load_module(self.settings.modules_package, name, path)
 
     def module(self, name: str) -> Module:
         """The :class:`Module` called ``name``; raises :class:`NotFound`."""
@@ -226,9 +256,43 @@ def _raise_broken(mod: Module) -> NoReturn:
     raise ModelNotReady(f"module '{mod.name}' failed to load: {mod.errors()[0]}")
 
 
+def _folders(package: ModuleType) -> dict[str, Path]:
+    """Every module folder of ``package``: a sub-folder with an ``expose.py``."""
+    found: dict[str, Path] = {}
+    for root in package.__path__:
+        for path in sorted(Path(root).iterdir()):
+            if path.name[0] not in "._" and (path / "expose.py").is_file():
+                found.setdefault(path.name, path)
+    return found
+
+
+def _stale(known: Module, path: Path | None) -> bool:
+    """True when ``known`` must be imported again: its folder appeared (it was missing)
+    or, after a failed import, one of its Python files changed."""
+    if path is None:
+        return False
+    if known.imported_at is None:
+        return True
+    if known.import_error is None:
+        return False
+    return _newest_source(path) > known.imported_at
+
+
+def _newest_source(path: Path) -> float:
+    """The newest modification time of the Python files of a module folder."""
+    times = [p.stat().st_mtime for p in path.rglob("*.py") if p.is_file()]
+    return max(times, default=0.0)
+
+
+def _forget(prefix: str) -> None:
+    """Drop ``prefix`` and its sub-modules from ``sys.modules`` (so they import afresh)."""
+    for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
+        del sys.modules[name]
+
+
 def _load_module(package: str, name: str, path: Path) -> Module:
     """Import one module's expose.py and collect its endpoints and model handles."""
-    mod = Module(name, path)
+    mod = Module(name, path, imported_at=time.time())
     try:
         expose = importlib.import_module(f"{package}.{name}.expose")
         for fname, func in inspect.getmembers(expose, inspect.isfunction):
