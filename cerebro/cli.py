@@ -96,8 +96,11 @@ def _cmd_new(args: argparse.Namespace, settings: Settings) -> int:
     except ScaffoldError as exc:
         print(f"cerebro new: {exc}", file=sys.stderr)
         return 2
-    print(f"created {path}; try: curl -X POST http://{settings.host}:{settings.port}"
-          f"/v1/{args.module}/ping -d '{{}}'")
+    print(f"created {path}\n"
+          f"running services pick it up within {settings.reload_interval:g}s "
+          "(CEREBRO_RELOAD_INTERVAL), no restart needed; try:\n"
+          f"  curl -X POST http://{settings.host}:{settings.port}/v1/{args.module}/ping -d '{{}}'\n"
+          f"its predictions answer 503 model_not_ready until: cerebro build {args.module}")
     return 0
 
 

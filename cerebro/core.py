@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RefreshListener = Callable[[Registry], None]
-ModulesListener = Callable[[list[str], list[str]], None]
+ModulesListener = Callable[[list[str], list[str]], object]
 
 
 class PeriodicThread(threading.Thread):

@@ -83,6 +83,7 @@ class Module:
     handles: list[ModelHandle] = field(default_factory=list)
     import_error: str | None = None
     imported_at: float | None = None  # when its import was tried (None: folder missing)
+    at_start: bool = False  # found by the process's first scan, not added while it ran
 
     @property
     def status(self) -> str:
@@ -99,6 +100,25 @@ class Module:
     def ready(self) -> bool:
         """True when every model of the module is loaded."""
         return self.status == "ready"
+
+    @property
+    def lost(self) -> bool:
+        """True when the module was there at start-up, has a model published, and this
+        process cannot serve any version of it: the node is not what it should be."""
+        return self.at_start and self.status == "failed"
+
+    def why(self) -> str:
+        """Why the module is not ready, in a sentence (empty when it is)."""
+        status = self.status
+        if status == "ready":
+            return ""
+        if status == "no_model":
+            return f"waiting for its first build: run `cerebro build {self.name}`"
+        if status == "loading":
+            return "its models are loading"
+        detail = "; ".join(self.errors())
+        return (f"failed to import: {detail}" if status == "broken"
+                else f"no version can be served: {detail}")
 
     def errors(self) -> list[str]:
         """Every error message of the module (import error or model errors)."""
@@ -131,6 +151,7 @@ class Registry:
     def __init__(self, settings: Settings, modules: dict[str, Module]) -> None:
         self.settings = settings
         self.modules = modules
+        self.loaded = False  # True once the first load of every model was tried
 
     @classmethod
     def discover(cls, settings: Settings) -> Registry:
@@ -139,6 +160,8 @@ class Registry:
         call :meth:`refresh_models`."""
         registry = cls(settings, {})
         registry.scan()
+        for mod in registry.modules.values():
+            mod.at_start = True
         return registry
 
     def scan(self) -> tuple[list[str], list[str]]:
@@ -239,16 +262,31 @@ class Registry:
                 except VolumeError as exc:
                     report(exc, f"module {mod.name}: model failed to load: {exc}",
                            service="models", module=mod.name)
+        self.loaded = True
         return swapped
 
     def ready(self, names: Iterable[str] | None = None) -> bool:
-        """True when every module (or every one of ``names``) has all its models loaded.
+        """Whether this process should take traffic (``names`` None), or whether each of the
+        modules ``names`` can serve every function (all its models loaded).
 
-        A broken module keeps the process not-ready (the deployment is not what
-        it should be) while the other modules go on serving requests.
+        The process is ready once its start-up load is done, unless a module that was
+        there at start-up has a model published that it cannot serve (see
+        :attr:`Module.lost`). A module waiting for its first build, a module added
+        while running and a module whose import fails do not take the process out
+        of rotation: their own calls answer 503 ``model_not_ready`` and
+        ``/readyz?module=`` says why.
         """
-        wanted = self.modules.values() if names is None else [self.module(n) for n in names]
-        return all(mod.ready for mod in wanted)
+        if names is not None:
+            return all(self.module(name).ready for name in names)
+        return self.loaded and not any(mod.lost for mod in self.modules.values())
+
+    def why_not_ready(self) -> str:
+        """Why the process is not ready (empty when it is)."""
+        if not self.loaded:
+            return "loading the models at start-up"
+        lost = [mod.name for mod in self.modules.values() if mod.lost]
+        return (f"cannot serve any version of {', '.join(lost)}, which had a model at start-up"
+                if lost else "")
 
 
 def _raise_broken(mod: Module) -> NoReturn:

@@ -98,7 +98,8 @@ class Settings(EnvSettings):
     api_keys: SecretCsv = setting(
         "CEREBRO_API_KEYS", (), "Comma-separated API keys; when set every /v1 call needs one.")
     reload_interval: Seconds = setting(
-        "CEREBRO_RELOAD_INTERVAL", 2.0, "Seconds between checks of the data volume for new models and of the "
+        "CEREBRO_RELOAD_INTERVAL", 2.0,
+        "Seconds between checks of the data volume for new models and of the "
         "modules package for module folders added or removed.")
     keep_versions: int = setting(
         "CEREBRO_KEEP_VERSIONS", 5, "Model versions kept per module when a build publishes.")

@@ -18,6 +18,8 @@ from cerebro.batching import Batcher
 from cerebro.runner import Runner
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from cerebro.api.submit import Submitter
     from cerebro.core import Core
     from cerebro.endpoint import Endpoint
@@ -65,6 +67,14 @@ class Context:
                 self.dispatcher, endpoint, self.runner(endpoint.module),
                 max_size=self.core.batch_size(endpoint))
         return batcher
+
+    def forget(self, modules: Iterable[str]) -> None:
+        """Drop the batchers of modules added (again) or removed, so a module's new code
+        never runs through a batcher holding its old function; its runner threads stay,
+        idle, for when it comes back. Call it on the IOLoop's thread."""
+        names = set(modules)
+        for key in [k for k, b in self.batchers.items() if b.endpoint.module in names]:
+            del self.batchers[key]
 
     async def drain(self, timeout: float) -> int:
         """Stop keeping connections alive and wait (up to ``timeout`` s) until no endpoint

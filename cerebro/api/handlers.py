@@ -202,8 +202,8 @@ class EndpointHandler(BaseHandler):
         else:
             self.fail(error)
         module, function = self.path_args or ("-", "-")
-        known = (module in self.ctx.registry.modules
-                 and function in self.ctx.registry.modules[module].endpoints)
+        mod = self.ctx.registry.modules.get(module)  # one read: the table may be swapped
+        known = mod is not None and function in mod.endpoints
         metrics.observe(module if known else "-", function if known else "-",
                         self.get_status(), time.perf_counter() - self._started,
                         error.type if error else None)
@@ -247,23 +247,30 @@ class HealthHandler(BaseHandler):
 
 
 class ReadyHandler(BaseHandler):
-    """``GET /readyz``: 200 once every module's models are loaded, with per-module status.
+    """``GET /readyz``: should this process take traffic? With per-module status.
 
-    ``/readyz?module=a&module=b`` asks about those modules only.
+    200 once the start-up load is done, while every module present at start-up
+    can serve a version; a module waiting for its first build or added later
+    never takes the node out of rotation (see :meth:`Registry.ready`).
+    ``/readyz?module=a&module=b`` asks whether those modules can serve: 503
+    with ``why`` when one cannot.
     """
 
     def get(self) -> None:
-        """Report readiness; 503 while any (asked-about) module is not ready."""
+        """Report readiness; 503 when not ready, with the reason."""
         registry = self.ctx.registry
         names = self.get_query_arguments("module") or None
         try:
             ready = registry.ready(names)
         except CerebroError as error:
             return self.fail(error)
-        modules = {m.name: {"status": m.status, "ready": m.ready, "errors": m.errors(),
+        modules = {m.name: {"status": m.status, "ready": m.ready, "why": m.why(),
+                            "errors": m.errors(),
                             "versions": {h.artifact: h.version for h in m.handles}}
                    for m in registry.modules.values() if names is None or m.name in names}
-        self.send_json({"ready": ready, "modules": modules}, 200 if ready else 503)
+        why = (registry.why_not_ready() if names is None else
+               "; ".join(f"{n}: {modules[n]['why']}" for n in modules if not modules[n]["ready"]))
+        self.send_json({"ready": ready, "why": why, "modules": modules}, 200 if ready else 503)
 
     head = get  # load-balancer checks that send HEAD (Tornado drops the body)
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import errno
 import logging
 import os
 import shutil
 import signal
 import socket
 import tempfile
+import time
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from cerebro import logsetup
+from cerebro.settings import ConfigurationError
 
 if TYPE_CHECKING:
     from cerebro.settings import Settings
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 10
+BIND_PATIENCE_SECONDS = SHUTDOWN_GRACE_SECONDS + 5  # an old server's drain, and its close
 
 
 def serve(settings: Settings) -> None:
@@ -43,7 +47,7 @@ def serve(settings: Settings) -> None:
     if processes > 1:
         prepare_multiprocess_metrics()
     reuse = processes > 1 and settings.reuse_port and hasattr(socket, "SO_REUSEPORT")
-    sockets = bind_sockets(settings.port, settings.host, reuse_port=reuse)
+    sockets = bind_with_patience(settings.port, settings.host, reuse)
     port = sockets[0].getsockname()[1]
     log.info("Cerebro REST API on http://%s:%d with %d process(es)%s", settings.host, port,
              processes, ", one SO_REUSEPORT socket each" if reuse else "")
@@ -61,6 +65,31 @@ def serve(settings: Settings) -> None:
             sockets = bind_sockets(port, settings.host, reuse_port=True)
     pin_to_cpu(settings.cpu_affinity, index, processes)
     asyncio.run(_run(settings, sockets))
+
+
+def bind_with_patience(port: int, host: str, reuse: bool,
+                       patience: float = BIND_PATIENCE_SECONDS) -> list[socket.socket]:
+    """Bind the API's sockets, waiting up to ``patience`` seconds while the port is in use.
+
+    After a ``kill -9`` of an earlier ``cerebro serve``, its children drain their
+    requests and exit (they die with their parent, see :mod:`.prefork`); the
+    restarted server waits for the port instead of failing, and fails with a
+    clear message when something else keeps it.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return bind_sockets(port, host, reuse_port=reuse)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ConfigurationError(
+                        f"port {port} on {host} is in use by another process after waiting "
+                        f"{patience:.0f}s (CEREBRO_PORT); `cerebro status` lists Cerebro's "
+                        "own") from None
+                raise
+            log.warning("port %d is still in use (an earlier server draining?); waiting", port)
+            time.sleep(0.5)
 
 
 def _reserve(sockets: list[socket.socket]) -> list[socket.socket]:
@@ -142,6 +171,8 @@ async def _run(settings: Settings, sockets: list[socket.socket]) -> None:
         Core.start, "api", settings, watch=False, configure_logging=False,
         on_refresh=metrics.set_model_versions))
     ctx = Context(core, submitter)
+    core.on_modules_changed(lambda added, removed: loop.call_soon_threadsafe(
+        ctx.forget, [*added, *removed]))
     server = HTTPServer(make_app(ctx), xheaders=settings.trust_proxy_headers)
     server.add_sockets(sockets)
     core.watch()

@@ -25,7 +25,7 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from cerebro.ops import conf, probes, programs
+from cerebro.ops import conf, leftovers, probes, programs
 from cerebro.ops.inspection import address, api_url, flower_url, reachable, served_modules
 from cerebro.settings import PROJECT_ROOT, ConfigurationError, parse_tristate
 
@@ -316,6 +316,7 @@ def stop_supervisord(settings: Settings, timeout: float = 90,
     sup = Supervisor(settings)
     if not sup.alive():
         out.write(f"[cerebro] no supervisord answering on {sup.socket}\n")
+        _sweep(settings, out)
         return False
     pids = {info["pid"] for info in sup.processes().values() if info["pid"]}
     main = sup.pid()
@@ -328,4 +329,13 @@ def stop_supervisord(settings: Settings, timeout: float = 90,
             raise RuntimeError(f"still running after {timeout}s: pids {left}")
         time.sleep(0.2)
     out.write(f"[cerebro] stopped supervisord and {len(pids)} program(s)\n")
+    _sweep(settings, out)
     return True
+
+
+def _sweep(settings: Settings, out: TextIO) -> None:
+    """Stop what the stack left behind (orphans of a killed program), and say so."""
+    left = leftovers.sweep(settings.state_dir)
+    if left:
+        out.write(f"[cerebro] stopped {len(left)} leftover process(es) of the stack: "
+                  f"pids {' '.join(map(str, left))}\n")

@@ -79,4 +79,5 @@ def test_health_and_readiness_answer_head(server):
     """Load-balancer health checks that send HEAD get the status without a body."""
     status, _, body = http("HEAD", server.url + "/healthz")
     assert status == 200 and body == b""
-    assert http("HEAD", server.url + "/readyz")[0] == 503  # broken_import: not ready
+    assert http("HEAD", server.url + "/readyz")[0] == 200
+    assert http("HEAD", server.url + "/readyz?module=broken_import")[0] == 503

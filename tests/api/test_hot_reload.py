@@ -91,3 +91,20 @@ def test_corrupt_new_version_leaves_old_serving(server_factory, volume):
     assert module["status"] == "ready"
     code, _, body = server.post("/v1/rent_predictor/predict", payload)
     assert code == 200 and body["model_version"] == old
+
+
+def test_a_module_that_cannot_serve_its_model_takes_the_node_out(server_factory, volume):
+    """A module that had a model at start-up but cannot load any version (here the only
+    version is corrupt) makes /readyz 503 with the reason: this node is not what the fleet
+    needs, while the other modules still answer."""
+    base = volume / "rent_predictor"
+    only = sorted((base / "versions").iterdir())[-1]
+    (only / "model.joblib").write_bytes(b"not a model")
+    (base / "current.json").write_text(json.dumps({"version": only.name}))
+    server = server_factory({"CEREBRO_DATA_VOLUME": volume,
+                             "CEREBRO_MODULES": "rent_predictor,vigilante"})
+    code, _, ready = server.get("/readyz")
+    assert code == 503 and ready["ready"] is False
+    assert "cannot serve any version of rent_predictor" in ready["why"]
+    assert ready["modules"]["vigilante"]["ready"] is True
+    assert server.get("/readyz?module=vigilante")[0] == 200
