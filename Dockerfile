@@ -8,7 +8,8 @@
 # Build: docker build --target deploy -t cerebro:0.1.0 .     (docker-compose.yml does this)
 # Run:   docker run -v cerebro-data:/data -p 127.0.0.1:8000:8000 \
 #          -e CEREBRO_CALLBACK_SECRET=... -e CEREBRO_FLOWER_PASSWORD=... \
-#          -e CEREBRO_SUPERVISOR_PASSWORD=... -e CEREBRO_KAFKA_BOOTSTRAP=kafka:9092 cerebro:0.1.0
+#          -e CEREBRO_SUPERVISOR_PASSWORD=... -e CEREBRO_MODEL_SIGNING_KEY=... \
+#          -e CEREBRO_KAFKA_BOOTSTRAP=kafka:9092 cerebro:0.1.0
 
 FROM python:3.11-slim-bookworm AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -33,8 +34,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 cerebro \
  && useradd --system --uid 10001 --gid cerebro --home-dir /var/lib/cerebro --shell /usr/sbin/nologin cerebro \
- && mkdir -p /data /var/lib/cerebro /var/log/cerebro \
- && chown cerebro:cerebro /data /var/lib/cerebro /var/log/cerebro
+ && mkdir -p /data /sherlock /var/lib/cerebro /var/log/cerebro \
+ && chown cerebro:cerebro /data /sherlock /var/lib/cerebro /var/log/cerebro
 WORKDIR /app
 COPY --chown=cerebro:cerebro . /app
 RUN pip install --no-cache-dir --no-deps /app
@@ -45,7 +46,7 @@ RUN pip install --no-cache-dir --no-deps /app
 ENV CEREBRO_BIN=/opt/venv/bin \
     CEREBRO_HOME=/app \
     CEREBRO_DATA_VOLUME=/data \
-    SHERLOCK_DIR=/data/.sherlock \
+    SHERLOCK_DIR=/sherlock \
     CEREBRO_STATE_DIR=/var/lib/cerebro \
     CEREBRO_LOG_DIR=/var/log/cerebro \
     CEREBRO_HOST=0.0.0.0 \
@@ -64,6 +65,7 @@ ENV CEREBRO_BIN=/opt/venv/bin \
     CEREBRO_RUN_RABBITMQ=true \
     CEREBRO_RUN_REDIS=true \
     CEREBRO_RUN_KAFKA=false \
+    CEREBRO_RUN_SIMULATOR=false \
     CEREBRO_RUN_BOOTSTRAP=true \
     CEREBRO_RUN_API=true \
     CEREBRO_RUN_WORKER=true \
@@ -73,7 +75,9 @@ ENV CEREBRO_BIN=/opt/venv/bin \
     CEREBRO_RUN_SUBSCRIBER=true \
     OMP_NUM_THREADS=1
 
-VOLUME ["/data"]
+# /data: models (serving processes only read it: mount it read-only where nothing builds);
+# /sherlock: the exception log every container of a deployment writes and the digest reads.
+VOLUME ["/data", "/sherlock"]
 EXPOSE 8000 5555
 USER 10001:10001
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \

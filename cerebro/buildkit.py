@@ -10,14 +10,23 @@ and calls these for the rest::
     parser = build_parser("Train X and publish it.", rows=(50_000, 1_000), seed=42)
     state = run_build(MODULE, {"extract": stage_extract, ...}, "pipeline", rows=..., seed=...)
     files = {"report.md": markdown_report(title, {"Metrics": metrics, ...})}
+
+Run as a script, a ``build.py`` first calls :func:`use_project_python`, so
+``python modules/<m>/src/build.py`` works with whatever ``python`` the shell
+finds (no virtualenv activated): it runs itself again with the project's.
+This module imports only the standard library at the top, so that call works
+in an interpreter without the project's dependencies.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -28,6 +37,29 @@ if TYPE_CHECKING:
 
     #: One build stage: ``fn(state)`` fills attributes of the shared state.
     Stage: TypeAlias = Callable[[SimpleNamespace], object]
+
+
+def use_project_python() -> None:
+    """Return at once when the running interpreter has the project installed; otherwise run
+    the same command again with the project's virtualenv (``.venv``, or ``CEREBRO_VENV``),
+    or, without one, exit 2 naming the exact commands that make it work."""
+    root = Path(__file__).resolve().parent.parent
+    # installed, not merely found in the source tree (whose cerebro.egg-info would count)
+    elsewhere = [p for p in sys.path if Path(p or ".").resolve() != root]
+    if any(True for _ in importlib.metadata.distributions(name="cerebro", path=elsewhere)):
+        return
+    venv = Path(os.environ.get("CEREBRO_VENV") or ".venv")
+    venv = venv if venv.is_absolute() else root / venv
+    python = venv / "bin" / "python"
+    command = " ".join([str(python), *sys.argv])
+    if python.is_file() and Path(sys.prefix).resolve() != venv.resolve():
+        print(f"build.py: {sys.executable} does not have Cerebro installed; running: {command}",
+              file=sys.stderr, flush=True)
+        os.execv(python, [str(python), *sys.argv])
+    print(f"build.py: {sys.executable} does not have Cerebro installed, and {python} cannot "
+          f"run it either: set it up with `bash {root / 'scripts' / 'setup.sh'}`, then run: "
+          f"{command}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -94,15 +126,16 @@ def run_build(module: str, stages: Mapping[str, Stage], artifact: str, *, rows: 
     data volume (``volume``, default ``CEREBRO_DATA_VOLUME``) and sets
     ``state.meta``. Returns the state, with ``timings`` per stage.
     """
+    from cerebro.settings import load_settings
     from cerebro.volume import publish
 
     if volume is None:
-        from cerebro.settings import load_settings
         volume = load_settings().data_volume
     state = SimpleNamespace(rows=rows, seed=seed, volume=volume, keep=keep)
 
     def stage_publish(state: SimpleNamespace) -> None:
-        """Publish the artifact, its metrics and its reports as the current version."""
+        """Publish (and sign) the artifact, its metrics and its reports as the current
+        version."""
         state.meta = publish(state.volume, module, {"model": getattr(state, artifact)},
                              metrics=state.metrics, params=state.params, files=state.files,
                              keep=state.keep)

@@ -30,6 +30,7 @@ from cerebro.dispatch import Dispatcher
 from cerebro.names import Names
 from cerebro.outcomes import OutcomePolicy
 from cerebro.registry import Registry
+from cerebro.reporting import report
 from cerebro.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -98,6 +99,9 @@ class Core:
         if on_refresh is not None:
             core._listeners.append(on_refresh)
         if load:
+            if not settings.model_signing_key.get_secret_value():
+                log.warning("model signatures are not checked: CEREBRO_MODEL_SIGNING_KEY is "
+                            "not set, so whoever can write the data volume can run code here")
             core.refresh()
             core.log_modules()
         if watch:
@@ -117,11 +121,11 @@ class Core:
         swapped = self.registry.refresh_models()
         if added or removed:
             for name in added:
-                self.log_module(self.registry.modules[name], "new module ")
+                self.log_module(self.registry.modules[name], "new ")
             for changed in self._module_listeners:
-                changed(added, removed)
+                _guarded(changed, added, removed)
         for listener in self._listeners:
-            listener(self.registry)
+            _guarded(listener, self.registry)
         return swapped
 
     def watch(self) -> None:
@@ -158,3 +162,12 @@ class Core:
         if self._reloader is not None:
             self._reloader.stop()
             self._reloader = None
+
+
+def _guarded(listener: Callable[..., object], *args: object) -> None:
+    """Call one listener; its failure is reported and never keeps the others from running."""
+    try:
+        listener(*args)
+    except Exception as exc:
+        report(exc, f"a listener of the core failed: {type(exc).__name__}: {exc}",
+               service="core")

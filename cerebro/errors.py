@@ -99,6 +99,17 @@ class PayloadTooLarge(ClientError):
     http_status = 413
 
 
+class TooManyRequests(ClientError):
+    """The client sent too many wrong API keys; ``retry_after`` says when it may try again."""
+
+    type = "too_many_requests"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float = 60.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ModelNotReady(CerebroError):
     """The module's model is not loaded (not built yet, loading, failed to load, or the module
     failed to import): queued work waits for it."""
@@ -157,8 +168,8 @@ class RedeliveryLimit(CerebroError):
 
 #: Every kind, in the order of the README's outcome table.
 KINDS: tuple[type[CerebroError], ...] = (
-    InvalidPayload, Unauthorized, NotFound, MethodNotAllowed, PayloadTooLarge, ModelNotReady,
-    Unavailable, InternalError, CallbackRefused, RedeliveryLimit)
+    InvalidPayload, Unauthorized, NotFound, MethodNotAllowed, PayloadTooLarge, TooManyRequests,
+    ModelNotReady, Unavailable, InternalError, CallbackRefused, RedeliveryLimit)
 
 
 def http_status(error: BaseException) -> int:

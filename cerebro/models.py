@@ -88,13 +88,14 @@ class ModelHandle:
         loaded = self._loaded
         return loaded.metadata if loaded else None
 
-    def refresh(self, root: StrPath) -> bool:
+    def refresh(self, root: StrPath, key: str | None = None) -> bool:
         """Load the current version from the volume at ``root`` if it is new.
 
         Returns True when a new version was swapped in. Raises
         :class:`~cerebro.volume.VolumeError` when the current version cannot be
         loaded; the previous version, if any, keeps serving. A version that
-        failed once is not retried until a newer one is published.
+        failed once is not retried until a newer one is published. With ``key``
+        (``CEREBRO_MODEL_SIGNING_KEY``) a version not signed with it is refused.
         """
         with self._lock:
             try:
@@ -115,7 +116,8 @@ class ModelHandle:
             if version == self._rejected:
                 return False
             try:
-                obj, meta = volume.load_version(root, self.module, version, self.artifact)
+                obj, meta = volume.load_version(root, self.module, version, self.artifact,
+                                                key=key)
             except volume.VolumeError as exc:
                 self._rejected = version
                 self._fail(str(exc))
@@ -126,10 +128,10 @@ class ModelHandle:
 
     def load(self, root: StrPath | None = None) -> object:
         """Load the current version now (for scripts and notebooks); returns the model."""
-        if root is None:
-            from cerebro.settings import load_settings
-            root = load_settings().data_volume
-        self.refresh(root)
+        from cerebro.settings import load_settings
+        settings = load_settings()
+        self.refresh(settings.data_volume if root is None else root,
+                     key=settings.model_signing_key.get_secret_value() or None)
         return self.get()
 
     def _fail(self, message: str) -> None:

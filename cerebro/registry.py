@@ -252,10 +252,11 @@ class Registry:
         Returns the names of modules that swapped in a new version.
         """
         swapped: list[str] = []
+        key = self.settings.model_signing_key.get_secret_value() or None
         for mod in self.modules.values():
             for handle in mod.handles:
                 try:
-                    if handle.refresh(self.settings.data_volume):
+                    if handle.refresh(self.settings.data_volume, key):
                         swapped.append(mod.name)
                         log.info("module %s: model %s version %s loaded",
                                  mod.name, handle.artifact, handle.version)

@@ -28,7 +28,8 @@ class Field:
 
     ``Field(float, minimum=0, maximum=1)``; ``Field(str, choices=("a", "b"),
     default="a")``; ``Field(list, items=float, min_length=1)``. A field with a
-    default is optional.
+    default is optional. On a ``list``, ``choices`` are the values each item may
+    take (``Field(list, items=str, choices=("gym", "lift"))``).
     """
 
     def __init__(self, type: type[object], *, default: object = _MISSING,
@@ -56,7 +57,12 @@ class Field:
     def validate(self, name: str, value: Any) -> Any:
         """Return ``value`` converted to the declared type, or raise :class:`InvalidPayload`."""
         value = _check_type(name, self.type, value)
-        if self.choices is not None and value not in self.choices:
+        if self.choices is not None and self.type is list:
+            unknown = [item for item in value if item not in self.choices]
+            if unknown:
+                raise InvalidPayload(f"'{name}' items must be among {list(self.choices)}, "
+                                     f"got {unknown!r}", name)
+        elif self.choices is not None and value not in self.choices:
             raise InvalidPayload(f"'{name}' must be one of {list(self.choices)}, "
                                  f"got {value!r}", name)
         if self.minimum is not None and value < self.minimum:
@@ -83,10 +89,15 @@ class Field:
                           ("maxLength" if self.type is str else "maxItems", "max_length")):
             if getattr(self, attr) is not None:
                 schema[key] = getattr(self, attr)
-        if self.choices is not None:
+        if self.choices is not None and self.type is not list:
             schema["enum"] = list(self.choices)
-        if self.items is not None:
-            schema["items"] = {"type": _JSON_TYPES[self.items]}
+        if self.items is not None or self.choices is not None:
+            items: dict[str, object] = {}
+            if self.items is not None:
+                items["type"] = _JSON_TYPES[self.items]
+            if self.choices is not None:
+                items["enum"] = list(self.choices)
+            schema["items"] = items
         if not self.required:
             schema["default"] = self.default
         if self.description:

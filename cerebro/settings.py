@@ -30,7 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from envsettings import (Csv, EnvSettings, Flag, SecretCsv, SecretStr, SecretURL, Seconds, choice,
                          parse_flag, setting)
@@ -60,6 +60,19 @@ def parse_tristate(value: object) -> str:
 LogLevel = Annotated[str, BeforeValidator(parse_log_level)]
 QueueType = Annotated[str, choice("quorum", "classic")]
 Tristate = Annotated[str, BeforeValidator(parse_tristate)]
+MIN_API_KEY_LENGTH = 16
+
+
+def _long_keys(keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+    """Refuse API keys shorter than :data:`MIN_API_KEY_LENGTH` (guessable)."""
+    short = sum(1 for key in keys if len(key.get_secret_value()) < MIN_API_KEY_LENGTH)
+    if short:
+        raise ValueError(f"{short} key(s) shorter than {MIN_API_KEY_LENGTH} characters; "
+                         "make them long and random, e.g. `openssl rand -hex 24`")
+    return keys
+
+
+ApiKeys = Annotated[SecretCsv, AfterValidator(_long_keys)]
 
 
 class ConfigurationError(ValueError):
@@ -95,12 +108,34 @@ class Settings(EnvSettings):
     max_body_bytes: int = setting(
         "CEREBRO_MAX_BODY_BYTES", 1024 * 1024,
         "Largest accepted request body; larger bodies get 413.")
-    api_keys: SecretCsv = setting(
-        "CEREBRO_API_KEYS", (), "Comma-separated API keys; when set every /v1 call needs one.")
+    api_keys: ApiKeys = setting(
+        "CEREBRO_API_KEYS", (),
+        f"Comma-separated API keys of at least {MIN_API_KEY_LENGTH} characters; when set "
+        "every /v1 call, /openapi.json and /metrics need one.")
+    auth_failure_limit: int = setting(
+        "CEREBRO_AUTH_FAILURE_LIMIT", 20,
+        "Wrong API keys accepted from one client address per minute (per API process); "
+        "more answer 429 until the minute is over.")
+    idle_timeout: Seconds = setting(
+        "CEREBRO_IDLE_TIMEOUT", 75.0,
+        "Seconds a connection may wait without a complete request head (an idle keep-alive "
+        "connection, or headers sent slowly) before it is closed.")
+    body_timeout: Seconds = setting(
+        "CEREBRO_BODY_TIMEOUT", 30.0,
+        "Seconds a client may take to send a request body before the connection is closed.")
+    max_connections: int = setting(
+        "CEREBRO_MAX_CONNECTIONS", 1000,
+        "Open connections per API process; over it new ones get 503 at once and are closed.")
     reload_interval: Seconds = setting(
         "CEREBRO_RELOAD_INTERVAL", 2.0,
         "Seconds between checks of the data volume for new models and of the "
         "modules package for module folders added or removed.")
+    model_signing_key: SecretStr = setting(
+        "CEREBRO_MODEL_SIGNING_KEY", SecretStr(""),
+        "Key that signs every published model version (HMAC-SHA256 over its metadata) and "
+        "that serving processes check before loading one: a version not signed with it is "
+        "refused. Keep it with the builds and services, never on the data volume. Unset: "
+        "versions are neither signed nor checked (a warning says so).")
     keep_versions: int = setting(
         "CEREBRO_KEEP_VERSIONS", 5, "Model versions kept per module when a build publishes.")
     log_level: LogLevel = setting(
@@ -163,6 +198,12 @@ class Settings(EnvSettings):
     kafka_max_poll_interval_ms: int = setting(
         "CEREBRO_KAFKA_MAX_POLL_INTERVAL_MS", 300000,
         "Longest time between polls before the group evicts the consumer (ms).")
+    kafka_instance_id: str = setting(
+        "CEREBRO_KAFKA_INSTANCE_ID", "auto",
+        "Static group membership (group.instance.id): a consumer restarted within the session "
+        "timeout gets its partitions back without a rebalance. auto: <host>-<n>, n the lowest "
+        "number no other consumer of the group on this host holds; off: dynamic membership; "
+        "else the id itself ({host} and {n} are filled in; unique per process).")
     consumer_concurrency: int = setting(
         "CEREBRO_CONSUMER_CONCURRENCY", 16,
         "Threads running handlers (batches, or single events) concurrently.")
@@ -299,6 +340,14 @@ class Settings(EnvSettings):
     ready_timeout: Seconds = setting(
         "CEREBRO_READY_TIMEOUT", 180.0,
         "Seconds `cerebro up` waits for every program to be really ready.")
+    run_simulator: Tristate = setting(
+        "CEREBRO_RUN_SIMULATOR", "auto",
+        "Run the main-app simulator (`cerebro simulate`, development only) under supervisord "
+        "at CEREBRO_MAIN_APP_URL (auto: when that is http on this machine and nothing answers "
+        "there; the Docker image sets false).")
+    simulator_keep: int = setting(
+        "CEREBRO_SIMULATOR_KEEP", 100,
+        "Main-app calls (bodies included) the simulator keeps for GET /simulator/received.")
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

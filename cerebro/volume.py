@@ -13,14 +13,22 @@ Layout, one folder per module::
 renames it into place and only then atomically replaces ``current.json``. A
 crash at any point leaves the previous version current. :func:`load_current`
 reads the current version back and checks every artifact's sha256.
+
+With ``CEREBRO_MODEL_SIGNING_KEY`` a version is also signed (``signature.json``,
+see :mod:`cerebro.modelsign`) and a reader holding the key refuses an unsigned
+or mis-signed one before it unpickles anything. Every name read from the
+volume (the version in ``current.json``, an artifact's file in the metadata)
+must be a plain name: nothing read there can point outside the version folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
+import re
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -29,9 +37,13 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from cerebro import modelsign
+
 if TYPE_CHECKING:
     from _typeshed import StrPath
 
+log = logging.getLogger(__name__)
+UNSET: Any = object()  # publish()'s default: the configured signing key
 POINTER = "current.json"
 METADATA = "metadata.json"
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib")
@@ -39,6 +51,17 @@ LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib")
 
 class VolumeError(Exception):
     """The data volume holds no usable model for a module (missing or corrupt)."""
+
+
+# a version or file name taken from the volume: letters, digits, '.', '_', '-'; not hidden
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def safe_name(module: str, what: str, name: object) -> str:
+    """``name`` when it is a plain file or folder name; else :class:`VolumeError`."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+        raise VolumeError(f"{module}: {what} {str(name)[:80]!r} is not a plain name: refused")
+    return name
 
 
 def module_dir(root: StrPath, module: str) -> Path:
@@ -95,15 +118,20 @@ def new_version() -> str:
 def publish(root: StrPath, module: str, artifacts: Mapping[str, object], *,
             metrics: Mapping[str, object] | None = None,
             params: Mapping[str, object] | None = None,
-            files: Mapping[str, bytes] | None = None, keep: int = 5) -> dict[str, Any]:
+            files: Mapping[str, bytes] | None = None, keep: int = 5,
+            signing_key: str | None = UNSET) -> dict[str, Any]:
     """Publish a new model version of ``module`` atomically and make it current.
 
     ``artifacts`` maps a name to a Python object saved with joblib (the usual
     one is ``{"model": pipeline}``); ``files`` maps a file name to bytes
     written beside them (reports, plots). ``metrics`` and ``params`` go into
     ``metadata.json``. Returns the metadata dict. Older versions beyond
-    ``keep`` are removed.
+    ``keep`` are removed. The version is signed with ``signing_key``, by
+    default the configured one (:func:`cerebro.modelsign.configured_key`); with
+    none (or ``None`` given) it is published unsigned, and a warning says so.
     """
+    if signing_key is UNSET:
+        signing_key = modelsign.configured_key()
     import joblib  # imported here: expose.py imports this module and must stay cheap
     base = module_dir(root, module)
     versions = base / "versions"
@@ -131,6 +159,8 @@ def publish(root: StrPath, module: str, artifacts: Mapping[str, object], *,
             "params": params or {},
         }
         _write_json_atomically(tmp / METADATA, meta)
+        if signing_key:
+            _write_json_atomically(tmp / modelsign.SIGNATURE, modelsign.sign(meta, signing_key))
         for path in tmp.iterdir():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
@@ -141,6 +171,9 @@ def publish(root: StrPath, module: str, artifacts: Mapping[str, object], *,
         raise
     _write_json_atomically(base / POINTER, {"version": version})
     prune(root, module, keep)
+    if not signing_key:
+        log.warning("%s: version %s published unsigned (CEREBRO_MODEL_SIGNING_KEY is not set): "
+                    "services that have a key refuse it", module, version)
     return meta
 
 
@@ -158,16 +191,17 @@ def current_version(root: StrPath, module: str) -> str | None:
     """The current version name of ``module``, or ``None`` when none is published."""
     try:
         with open(module_dir(root, module) / POINTER, encoding="utf-8") as handle:
-            return cast(str, json.load(handle)["version"])
+            version = json.load(handle)["version"]
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
         raise VolumeError(f"{module}: {POINTER} is unreadable: {exc}") from None
+    return safe_name(module, f"the version in {POINTER}", version)
 
 
 def read_metadata(root: StrPath, module: str, version: str) -> dict[str, Any]:
     """The ``metadata.json`` of one version."""
-    path = module_dir(root, module) / "versions" / version / METADATA
+    path = module_dir(root, module) / "versions" / safe_name(module, "version", version) / METADATA
     try:
         with open(path, encoding="utf-8") as handle:
             return cast("dict[str, Any]", json.load(handle))
@@ -177,18 +211,40 @@ def read_metadata(root: StrPath, module: str, version: str) -> dict[str, Any]:
         raise VolumeError(f"{module}: {METADATA} of {version} is corrupt: {exc}") from None
 
 
-def load_version(root: StrPath, module: str, version: str, name: str = "model"
-                 ) -> tuple[object, dict[str, Any]]:
-    """Load artifact ``name`` of a version after checking its sha256.
+def check_signature(root: StrPath, module: str, version: str, meta: dict[str, Any],
+                    key: str) -> None:
+    """Raise :class:`VolumeError` unless the version is signed with ``key``."""
+    path = module_dir(root, module) / "versions" / version / modelsign.SIGNATURE
+    try:
+        with open(path, encoding="utf-8") as handle:
+            signature = json.load(handle)
+    except FileNotFoundError:
+        signature = None
+    except ValueError:
+        signature = "unreadable"
+    try:
+        modelsign.verify(meta, signature, key)
+    except modelsign.SignatureRefused as exc:
+        raise VolumeError(f"{module}: version {version} refused: {exc}") from None
 
-    Returns ``(object, metadata)``; raises :class:`VolumeError` when the
-    artifact is missing, does not match its checksum or does not unpickle.
+
+def load_version(root: StrPath, module: str, version: str, name: str = "model",
+                 key: str | None = None) -> tuple[object, dict[str, Any]]:
+    """Load artifact ``name`` of a version after checking its signature (with ``key``) and
+    its sha256.
+
+    Returns ``(object, metadata)``; raises :class:`VolumeError` when the version
+    is not signed with ``key``, or the artifact is missing, does not match its
+    checksum or does not unpickle. Nothing is unpickled before every check passed.
     """
     meta = read_metadata(root, module, version)
+    if key:
+        check_signature(root, module, version, meta, key)
     entry = meta.get("artifacts", {}).get(name)
-    if entry is None:
+    if not isinstance(entry, dict):
         raise VolumeError(f"{module}: version {version} has no artifact '{name}'")
-    path = module_dir(root, module) / "versions" / version / entry["file"]
+    file = safe_name(module, f"the file of artifact '{name}'", entry.get("file"))
+    path = module_dir(root, module) / "versions" / version / file
     try:
         digest = sha256_of(path)
     except FileNotFoundError:

@@ -37,8 +37,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, ClassVar, Self
+from collections.abc import Collection, Iterator, Mapping
+from typing import Annotated, Any, ClassVar, Self, get_args
 
 from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr,
                       ValidationError)
@@ -136,17 +136,26 @@ def setting(env: str, default: Any, help: str,  # noqa: A002 - reads as the doc
 
 
 def _error_text(exc: ValidationError, raw: Mapping[str, object],
-                rename: Mapping[str, str] | None = None) -> str:
+                rename: Mapping[str, str] | None = None,
+                secret: Collection[str] = ()) -> str:
     """One line per failed variable: ``VAR='value' is not valid: reason`` (``rename`` maps
-    the field names of a :meth:`EnvSettings.replace` to their variables)."""
+    the field names of a :meth:`EnvSettings.replace` to their variables; the values of the
+    variables in ``secret`` are masked)."""
     lines = []
     for error in exc.errors():
         var = str(error["loc"][0]) if error["loc"] else "?"
         var = (rename or {}).get(var, var)
         message = error["msg"].removeprefix("Value error, ")
-        value = raw.get(var, error.get("input"))
-        lines.append(f"{var}={value!r} is not valid: {message}")
+        value = MASK if var in secret else repr(raw.get(var, error.get("input")))
+        lines.append(f"{var}={value} is not valid: {message}")
     return "; ".join(lines)
+
+
+def _holds_secret(annotation: object) -> bool:
+    """True when a type annotation is, or contains, a :class:`SecretStr`."""
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr):
+        return True
+    return any(_holds_secret(arg) for arg in get_args(annotation))
 
 
 class EnvSettings(BaseModel):
@@ -199,7 +208,7 @@ class EnvSettings(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            raise cls.error(_error_text(exc, raw)) from None
+            raise cls.error(_error_text(exc, raw, secret=cls.secret_variables())) from None
 
     def replace(self, **changes: Any) -> Self:
         """A copy with some values changed, validated like loaded ones (CLI flags, tests)."""
@@ -210,7 +219,17 @@ class EnvSettings(BaseModel):
         except ValidationError as exc:
             names = type(self).variables()
             shown = {names.get(k, k): v for k, v in changes.items()}
-            raise type(self).error(_error_text(exc, shown, names)) from None
+            raise type(self).error(_error_text(exc, shown, names,
+                                               type(self).secret_variables())) from None
+
+    @classmethod
+    def secret_variables(cls) -> set[str]:
+        """The variables (and field names) of every setting typed as a secret."""
+        found = set()
+        for name, field in cls.model_fields.items():
+            if _holds_secret(field.annotation):
+                found.update({name, *cls.names(name)})
+        return found
 
     def describe(self) -> Iterator[tuple[str, str, str]]:
         """``(variable, value as shown, help)`` per setting; secrets never shown."""

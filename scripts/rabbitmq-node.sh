@@ -29,6 +29,25 @@ CONF
 echo '[rabbitmq_management].' > "$dir/enabled_plugins"
 
 # wait (up to 15 s) for supervisord's epmd
+# A node left over from an earlier start of this program (its wrapper was killed with
+# kill -9, so the Erlang VM lived on, orphaned) holds the ports: stop it before starting.
+stale=""
+for proc in /proc/[0-9]*; do
+  if tr '\0' '\n' < "$proc/environ" 2>/dev/null | grep -qx "RABBITMQ_MNESIA_BASE=$dir/mnesia"; then
+    stale="$stale ${proc#/proc/}"
+  fi
+done
+if [ -n "$stale" ]; then
+  echo "rabbitmq-node: stopping a node left over from an earlier start (pids$stale)" >&2
+  kill -TERM $stale 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    alive=""
+    for pid in $stale; do [ -d "/proc/$pid" ] && alive="$alive $pid"; done
+    [ -z "$alive" ] && break
+    sleep 0.1
+  done
+  [ -n "$alive" ] && kill -KILL $alive 2>/dev/null || true
+fi
 for _ in $(seq 1 75); do
   (exec 3<>"/dev/tcp/127.0.0.1/$CEREBRO_EPMD_PORT") 2>/dev/null && break
   sleep 0.2

@@ -6,8 +6,9 @@
 #
 # Installs what is missing (scripts/setup.sh: venv, project, RabbitMQ/Redis packages), builds every
 # module whose model is not in the data volume, starts supervisord with supervisord.conf (RabbitMQ,
-# Redis and the development Kafka broker only when none answers at the configured address), waits
-# until every program is really ready and prints where each UI and endpoint is.
+# Redis and the development Kafka broker only when none answers at the configured address, and the
+# main-app simulator when no main app answers at CEREBRO_MAIN_APP_URL), waits until every program
+# is really ready and prints where each UI and endpoint is (and where each password is).
 # Stop everything with: bash scripts/down.sh.   Usage: bash scripts/run.sh [cerebro up options]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -81,7 +81,9 @@ class SherlockSettings(EnvSettings):
     dir: Path = setting(
         "SHERLOCK_DIR", PROJECT_ROOT / "logs" / "sherlock",
         "Directory of the exception file, its rotated backups and the digest state.")
-    project: str = setting("SHERLOCK_PROJECT", "Falcon", "Project name in the digest subject.")
+    project: str = setting(
+        "SHERLOCK_PROJECT", "Falcon",
+        "Project name in the digest's subject and footer ('Falcon' until you set it).")
     hours: PositiveFloat = setting(
         "SHERLOCK_HOURS", 24.0,
         "Digest window in hours (the subject's 'in last N hours'; first run's look-back).")

@@ -46,11 +46,15 @@ def http(method, url, body=None, headers=None, timeout=10):
         return status, head, raw
 
 
+TEST_SIGNING_KEY = "test-model-signing-key-0123456789"
+
+
 def cerebro_env(**extra):
     """Environment for a Cerebro subprocess: the test fixture modules importable."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("CEREBRO_MODEL_SIGNING_KEY", TEST_SIGNING_KEY)  # builds sign, services check
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -8,12 +8,15 @@ Tagline: A short table of roads, all leading to the dispatcher.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tornado.web import Application
+from tornado.log import access_log
+from tornado.web import Application, RequestHandler
 
 from cerebro.api import handlers, tasks
+from cerebro.api.limits import FailedKeys
 from cerebro.batching import Batcher
 from cerebro.runner import Runner
 
@@ -43,6 +46,7 @@ class Context:
     inflight: set[handlers.EndpointHandler] = field(default_factory=set)
     stopping: bool = False
     api_keys: tuple[bytes, ...] = field(init=False)
+    failed_keys: FailedKeys = field(init=False)
 
     def __post_init__(self) -> None:
         """Shortcuts to the core's parts, and the API keys encoded once."""
@@ -51,6 +55,7 @@ class Context:
         self.dispatcher = self.core.dispatcher
         self.api_keys = tuple(key.get_secret_value().encode()
                               for key in self.settings.api_keys)
+        self.failed_keys = FailedKeys(self.settings.auth_failure_limit)
 
     def runner(self, module: str) -> Runner:
         """The threads running ``module``'s model calls in this process."""
@@ -91,6 +96,16 @@ class Context:
             runner.shutdown()
 
 
+def log_request(handler: RequestHandler) -> None:
+    """The access log line: status, method, path (never the query string, which may carry
+    data or keys), duration and client address; 4xx as warnings, 5xx as errors."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    request = handler.request
+    access_log.log(level, "%d %s %s %.2fms %s", status, request.method, request.path,
+                   1000.0 * request.request_time(), request.remote_ip)
+
+
 def make_app(ctx: Context) -> Application:
     """The Tornado :class:`Application` serving ``ctx``."""
     args = {"ctx": ctx}
@@ -104,4 +119,5 @@ def make_app(ctx: Context) -> Application:
         (rf"/v1/{_NAME}/{_NAME}", handlers.EndpointHandler, args),
     ]
     return Application(routes, default_handler_class=handlers.NotFoundHandler,
-                       default_handler_args=args, compress_response=False)
+                       default_handler_args=args, compress_response=False,
+                       log_function=log_request)

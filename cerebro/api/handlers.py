@@ -19,16 +19,20 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 from cerebro import jsonio, metrics
 from cerebro.api import openapi
 from cerebro.errors import (CerebroError, InternalError, InvalidPayload, MethodNotAllowed,
-                            NotFound, PayloadTooLarge, Unauthorized, Unavailable, http_status)
+                            NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
+                            Unavailable, http_status)
 from cerebro.reporting import report
 from cerebro.runner import RunnerClosed
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from tornado.httputil import HTTPHeaders
+
     from cerebro.api.app import Context
     from cerebro.registry import Registry
 
+MAX_REQUEST_ID = 128  # a longer X-Request-Id is replaced: it travels into callbacks and logs
 _HTTP_ERRORS: dict[int, type[CerebroError]] = {400: InvalidPayload, 404: NotFound,
                                                405: MethodNotAllowed, 413: PayloadTooLarge}
 
@@ -52,12 +56,38 @@ class _RequestIds:
 _request_ids = _RequestIds()
 
 
+def _has_body(headers: HTTPHeaders) -> bool:
+    """True when a request announces a body (a non-zero length, or chunks)."""
+    length = headers.get("Content-Length", "0").strip()
+    return length not in ("", "0") or "Transfer-Encoding" in headers
+
+
+@stream_request_body
 class BaseHandler(RequestHandler):
-    """JSON responses and JSON errors for every handler."""
+    """JSON responses and JSON errors for every handler.
+
+    Every route streams its body (``stream_request_body``), so a route decides
+    after the headers, before a byte of body is read: the routes here take no
+    body and refuse one with 413 (the connection is then closed, the body never
+    read); :class:`EndpointHandler` takes up to ``CEREBRO_MAX_BODY_BYTES``.
+    """
 
     def initialize(self, ctx: Context) -> None:
         """Keep the shared :class:`~cerebro.api.app.Context`."""
         self.ctx = ctx
+
+    def prepare(self) -> None:
+        """Refuse a method the route does not serve, then a body, before it is read:
+        these routes take none."""
+        method = (self.request.method or "").lower()
+        if getattr(type(self), method, None) is getattr(RequestHandler, method, None):
+            self.fail(MethodNotAllowed(f"{self.request.method} is not served on "
+                                       f"{self.request.path}"))
+        elif _has_body(self.request.headers):
+            self.fail(PayloadTooLarge(f"{self.request.path} takes no request body"))
+
+    def data_received(self, chunk: bytes) -> None:
+        """A body these routes do not take (already refused): dropped unread."""
 
     def set_default_headers(self) -> None:
         """Every response is JSON unless a handler says otherwise."""
@@ -75,6 +105,8 @@ class BaseHandler(RequestHandler):
         if request_id:
             self.set_header("X-Request-Id", request_id)
         self.set_status(http_status(error))
+        if isinstance(error, TooManyRequests):
+            self.set_header("Retry-After", str(max(1, round(error.retry_after))))
         if isinstance(error, MethodNotAllowed):
             self.set_header("Allow", ", ".join(m for m in ("GET", "POST")
                                                if m.lower() in type(self).__dict__))
@@ -104,10 +136,16 @@ class BaseHandler(RequestHandler):
                error_id=self._internal_error.error_id, path=self.request.path)
 
     def require_api_key(self) -> None:
-        """Raise :class:`Unauthorized` unless a configured API key is presented."""
+        """Raise :class:`Unauthorized` unless a configured API key is presented, and
+        :class:`TooManyRequests` for an address over its wrong keys of the minute."""
         keys = self.ctx.api_keys
         if not keys:
             return
+        address = self.request.remote_ip or "-"
+        wait = self.ctx.failed_keys.blocked(address)
+        if wait:
+            raise TooManyRequests(f"too many wrong API keys from {address}; retry in "
+                                  f"{wait:.0f}s (CEREBRO_AUTH_FAILURE_LIMIT)", wait)
         given: str | bytes  # the key presented, as text, then encoded
         given = self.request.headers.get("X-API-Key", "")
         if not given:
@@ -118,10 +156,18 @@ class BaseHandler(RequestHandler):
         for key in keys:  # compare with every key, constant time each
             ok |= hmac.compare_digest(given, key)
         if not ok:
+            self.ctx.failed_keys.failed(address)
             raise Unauthorized("a valid API key is required (header X-API-Key)", "X-API-Key")
 
+    def has_api_key(self) -> bool:
+        """True when no key is configured or a valid one is presented (never raises)."""
+        try:
+            self.require_api_key()
+        except CerebroError:
+            return False
+        return True
 
-@stream_request_body
+
 class EndpointHandler(BaseHandler):
     """``POST /v1/<module>/<function>``: validate, then call at once or queue."""
 
@@ -131,7 +177,9 @@ class EndpointHandler(BaseHandler):
         self._chunks: list[bytes]
         self._chunks, self._size, self._too_large = [], 0, False
         self._started = time.perf_counter()
-        self.request_id = self.request.headers.get("X-Request-Id") or _request_ids.next()
+        given = self.request.headers.get("X-Request-Id", "")
+        self.request_id = (given if 0 < len(given) <= MAX_REQUEST_ID and given.isprintable()
+                           else _request_ids.next())
         self.set_header("X-Request-Id", self.request_id)
         try:
             self.require_api_key()
@@ -142,15 +190,21 @@ class EndpointHandler(BaseHandler):
             self._done(error)
 
     def data_received(self, chunk: bytes) -> None:
-        """Collect the body, dropping it once it is over the limit."""
+        """Collect the body; once it is over the limit (a body sent in chunks, with no
+        length announced), answer 413 at once: the rest is never read."""
+        if self._finished:
+            return
         self._size += len(chunk)
         if self._size > self.ctx.settings.max_body_bytes:
             self._too_large, self._chunks = True, []
+            self._done(self._too_large_error())
         else:
             self._chunks.append(chunk)
 
     async def post(self, module: str, function: str) -> None:
         """Validate the payload and call the function off the IOLoop."""
+        if self._finished:  # refused before its body was read
+            return
         try:
             if self._too_large:
                 raise self._too_large_error()
@@ -221,7 +275,11 @@ def _pop_callback_url(registry: Registry, module: str, function: str,
         return None
     if not registry.endpoint(module, function).external:
         return None
-    return payload.pop("callback_url")
+    url = payload.pop("callback_url")
+    if not isinstance(url, str):
+        raise InvalidPayload("'callback_url' must be a string (a URL); leave it out to use "
+                             "the main app's endpoint", "callback_url")
+    return url
 
 
 class ModulesHandler(BaseHandler):
@@ -253,7 +311,9 @@ class ReadyHandler(BaseHandler):
     can serve a version; a module waiting for its first build or added later
     never takes the node out of rotation (see :meth:`Registry.ready`).
     ``/readyz?module=a&module=b`` asks whether those modules can serve: 503
-    with ``why`` when one cannot.
+    with ``why`` when one cannot. With ``CEREBRO_API_KEYS`` set, a caller
+    without a key (a load balancer) gets only ``{"ready": ...}`` and the
+    status: module names, versions and errors need a key, as does ``?module=``.
     """
 
     def get(self) -> None:
@@ -261,6 +321,11 @@ class ReadyHandler(BaseHandler):
         registry = self.ctx.registry
         names = self.get_query_arguments("module") or None
         try:
+            if names is not None:
+                self.require_api_key()
+            elif not self.has_api_key():
+                ready = registry.ready()
+                return self.send_json({"ready": ready}, 200 if ready else 503)
             ready = registry.ready(names)
         except CerebroError as error:
             return self.fail(error)
@@ -279,7 +344,11 @@ class MetricsHandler(BaseHandler):
     """``GET /metrics``: Prometheus text format."""
 
     def get(self) -> None:
-        """Render the metrics."""
+        """Render the metrics (with ``CEREBRO_API_KEYS`` set, for a key holder only)."""
+        try:
+            self.require_api_key()
+        except CerebroError as error:
+            return self.fail(error)
         data, content_type = metrics.render()
         self.set_header("Content-Type", content_type)
         self.finish(data)
@@ -289,7 +358,11 @@ class OpenAPIHandler(BaseHandler):
     """``GET /openapi.json``: an OpenAPI 3 document generated from the declared inputs."""
 
     def get(self) -> None:
-        """Render the OpenAPI document."""
+        """Render the OpenAPI document (with ``CEREBRO_API_KEYS`` set, for a key holder)."""
+        try:
+            self.require_api_key()
+        except CerebroError as error:
+            return self.fail(error)
         self.send_json(openapi.document(self.ctx.registry, self.ctx.settings))
 
 

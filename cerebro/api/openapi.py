@@ -67,6 +67,8 @@ def document(registry: Registry, settings: Settings) -> _JSON:
             "401": _error_response("Missing or wrong API key (when keys are configured)"),
             "404": _error_response("Unknown module or function"),
             "413": _error_response("Body over the size limit"),
+            "429": _error_response("Too many wrong API keys from this address; see "
+                                   "Retry-After"),
             "500": _error_response("A bug; the body carries an error id"),
             "503": _error_response("Model not ready, or a dependency unavailable"),
         })
@@ -120,31 +122,52 @@ def _get(operation_id: str, summary: str, responses: _JSON,
 
 
 def _platform_paths(settings: Settings, has_async: bool) -> dict[str, dict[str, _JSON]]:
-    """The platform's own routes: modules, health, readiness, and task status when async."""
-    json_any = {"application/json": {"schema": {"type": "object"}}}
+    """The platform's own routes: modules, health, readiness, metrics, this document, and task
+    status when async."""
     keyed = bool(settings.api_keys)
+    json_object = {"application/json": {"schema": {"type": "object"}}}
+    denied = {"401": _error_response("Missing or wrong API key"),
+              "429": _error_response("Too many wrong API keys from this address")} \
+        if keyed else {}
+    ready = {"type": "object", "required": ["ready"], "properties": {
+        "ready": {"type": "boolean"},
+        "why": {"type": "string", "description": "Why not ready (empty when ready)"},
+        "modules": {"type": "object", "description": "Per module: status, ready, why, errors, "
+                    "versions (only for a key holder when keys are configured)"}}}
     paths = {
         "/v1/modules": _get("list_modules", "Modules, functions, input schemas, model versions",
-                            {"200": {"description": "Every module", "content": json_any},
-                             "401": _error_response("Missing or wrong API key")}, keyed),
+                            {"200": {"description": "Every module", "content": json_object},
+                             **denied}, keyed),
         "/healthz": _get("healthz", "The process is alive (never needs an API key)",
-                         {"200": {"description": "Alive", "content": json_any}}, False),
-        "/readyz": dict(_get("readyz", "This process takes traffic (start-up load done, no "
-                             "module lost its model); with ?module=, those modules can serve",
-                             {"200": {"description": "Ready", "content": json_any},
-                              "503": {"description": "Not ready; per-module status",
-                                      "content": json_any}}, False)),
+                         {"200": {"description": "Alive", "content": json_object}}, False),
+        "/readyz": _get("readyz", "This process takes traffic (start-up load done, no "
+                                  "module lost its model); with ?module=, those modules can serve",
+                        {"200": {"description": "Ready", "content": {
+                            "application/json": {"schema": ready}}},
+                         "404": _error_response("A ?module= that is not served here"),
+                         **denied,
+                         "503": {"description": "Not ready, with why", "content": {
+                             "application/json": {"schema": ready}}}}, False),
+        "/metrics": _get("metrics", "Prometheus metrics (text format)",
+                         {"200": {"description": "Prometheus text exposition format",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          **denied}, keyed),
+        "/openapi.json": _get("openapi", "This document",
+                              {"200": {"description": "OpenAPI 3", "content": json_object},
+                               **denied}, keyed),
     }
     paths["/readyz"]["get"]["parameters"] = [{
         "name": "module", "in": "query", "required": False, "explode": True,
+        "description": "Ask about these modules only (needs a key when keys are configured)",
         "schema": {"type": "array", "items": {"type": "string"}}}]
     if has_async:
         paths["/v1/tasks/{task_id}"] = _get(
             "task_status", "Status and result of an async call (for clients that poll)",
             {"200": {"description": "queued, running, succeeded or failed", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/TaskStatus"}}}},
-             "401": _error_response("Missing or wrong API key"),
-             "404": _error_response("Unknown or expired task id")}, keyed)
+             **denied,
+             "404": _error_response("Unknown or expired task id"),
+             "503": _error_response("The result backend is unreachable")}, keyed)
         paths["/v1/tasks/{task_id}"]["get"]["parameters"] = [{
             "name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}]
     return paths

@@ -20,7 +20,6 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from cerebro import logsetup
@@ -160,6 +159,7 @@ async def _run(settings: Settings, sockets: list[socket.socket]) -> None:
     """Serve on ``sockets`` in this process until a stop signal."""
     from cerebro import metrics
     from cerebro.api.app import Context, make_app
+    from cerebro.api.limits import BoundedHTTPServer
     from cerebro.api.submit import Submitter
     from cerebro.core import Core
 
@@ -170,10 +170,19 @@ async def _run(settings: Settings, sockets: list[socket.socket]) -> None:
     core = await loop.run_in_executor(None, partial(  # logging: serve() set it up already
         Core.start, "api", settings, watch=False, configure_logging=False,
         on_refresh=metrics.set_model_versions))
+    core.on_modules_changed(submitter.modules_changed)
     ctx = Context(core, submitter)
     core.on_modules_changed(lambda added, removed: loop.call_soon_threadsafe(
         ctx.forget, [*added, *removed]))
-    server = HTTPServer(make_app(ctx), xheaders=settings.trust_proxy_headers)
+    server = BoundedHTTPServer(
+        make_app(ctx), xheaders=settings.trust_proxy_headers,
+        # Tornado's own cap is a backstop above ours: the handlers answer 413 themselves
+        # (from Content-Length, or once chunks pass the limit); Tornado refuses a single
+        # chunk announced larger than this before reading it (a bare 400).
+        max_connections=settings.max_connections,
+        max_body_size=2 * settings.max_body_bytes + 65536,
+        idle_connection_timeout=settings.idle_timeout or None,
+        body_timeout=settings.body_timeout or None)
     server.add_sockets(sockets)
     core.watch()
 

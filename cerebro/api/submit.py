@@ -20,6 +20,20 @@ Redis fails, the next second of async calls answer 503 without trying, then
 one request checks Redis *before* publishing (as the first request does). A task whose message was
 confirmed but whose marker failed (Redis died during that very request) is
 still answered 202, since it will run, and logged as an error.
+
+A misconfiguration is not an outage: :meth:`Submitter.from_settings` logs in
+to RabbitMQ and Redis once before the API serves, and a refused password, user,
+virtual host or Redis database raises
+:class:`~cerebro.settings.ConfigurationError` naming the setting (``cerebro
+serve`` exits 2, instead of answering 503 to every async call forever). A
+refusal found later (the broker was down at start-up, or a reconnection is
+refused) stops the process with exit 2 as well. An unreachable broker or Redis
+is an outage: retried as before.
+
+Module folders added while the API runs (:meth:`cerebro.core.Core.on_modules_changed`)
+have their queue declared at once (:meth:`Submitter.modules_changed`), so their
+first async call costs no declaration; a removed module's queue is declared again
+if it comes back.
 """
 
 from __future__ import annotations
@@ -28,14 +42,17 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from celery import states
 from redis.exceptions import RedisError
 
 from cerebro import jsonio
 from cerebro.callbacks import CallbackURLs
-from cerebro.clients.redis import RedisPipe
+from cerebro.clients.rabbitmq import check_broker
+from cerebro.clients.redis import RedisPipe, RedisRefused, check_redis
+from cerebro.clients.redis import refused as redis_refused
 from cerebro.errors import Unavailable
 from cerebro.names import Names
 from cerebro.taskqueue.celery_app import RUN_TASK, make_app
@@ -48,12 +65,13 @@ if TYPE_CHECKING:
     from tornado.web import RequestHandler
 
     from cerebro.dispatch import Call
-    from cerebro.settings import Settings
+    from cerebro.settings import ConfigurationError, Settings
 
 log = logging.getLogger(__name__)
 
 _ARGSREPR_BYTES = 1024
 REDIS_RETRY_SECONDS = 1.0  # after a Redis failure, answer 503 without trying for this long
+EXIT_GRACE_SECONDS = 1.0  # a refused configuration found while serving: calls in flight finish
 
 
 class Submitter:
@@ -76,21 +94,50 @@ class Submitter:
         self.publisher = TaskPublisher(settings.broker_url.get_secret_value(),
                                        app.amqp.queues.__getitem__,
                                        confirm=settings.publish_confirm,
-                                       timeout=settings.broker_timeout)
+                                       timeout=settings.broker_timeout,
+                                       on_refused=self._misconfigured)
         self.origin = origin_nodename()
         self._redis_down = True  # unproven: check Redis before publishing until it answers
         self._redis_outage_logged = False
         self._redis_retry_at = 0.0
         self._queues: dict[str, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._declaring: set[asyncio.Future[bool]] = set()  # kept until done (asyncio: weak)
         try:
             self.publisher.start()  # connect now, before the first request
+            self._loop = asyncio.get_running_loop()
         except RuntimeError:
             pass  # no running loop yet: the first request starts it
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Submitter:
-        """A submitter with its own Celery app (the worker's configuration, no tasks)."""
+        """A submitter with its own Celery app (the worker's configuration, no tasks).
+
+        Logs in to RabbitMQ and Redis once first: raises :class:`ConfigurationError`
+        (naming ``CEREBRO_BROKER_URL`` or ``CEREBRO_RESULT_BACKEND``) when either
+        refuses its URL; one that cannot be reached now is retried as before.
+        """
+        check_broker(settings.broker_url.get_secret_value(), settings.broker_timeout)
+        check_redis(settings.result_backend.get_secret_value(), settings.broker_timeout)
         return cls(settings, make_app(settings, schedules=False))
+
+    def modules_changed(self, added: Iterable[str], removed: Iterable[str]) -> None:
+        """Module folders were added or removed (thread-safe: the core's reloader calls it):
+        declare the new modules' queues now, forget the removed ones'."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._apply_modules, list(added), list(removed))
+
+    def _apply_modules(self, added: list[str], removed: list[str]) -> None:
+        """:meth:`modules_changed` on the IOLoop."""
+        for module in removed:
+            self.publisher.forget(self._queues.pop(module, self.names.task_queue(module)))
+        for module in added:
+            queue = self._queues[module] = self.names.task_queue(module)
+            declaring = asyncio.ensure_future(self.publisher.prepare(queue))
+            self._declaring.add(declaring)
+            declaring.add_done_callback(self._declaring.discard)
 
     async def __call__(self, handler: RequestHandler, call: Call, payload: object,
                        callback_url: object = None) -> tuple[int, bytes]:
@@ -161,6 +208,8 @@ class Submitter:
             await self.redis.execute("SET", self.backend.get_key_for_task(task_id),
                                      self.backend.encode(marker),
                                      "EX", self.settings.result_expires, "NX")
+        except RedisRefused as exc:
+            self._redis_refused(exc)
         except (RedisError, OSError) as exc:
             if not self._redis_outage_logged:
                 self._redis_outage_logged = True
@@ -175,6 +224,24 @@ class Submitter:
         self._redis_down = False
         return True
 
+    def _redis_refused(self, exc: RedisRefused) -> NoReturn:
+        """Redis refused the URL's password or database: stop (see :meth:`_misconfigured`)."""
+        error = redis_refused(str(exc), self.settings.result_backend.get_secret_value())
+        self._misconfigured(error)
+        raise Unavailable("the result backend (Redis) refused this server's configuration")
+
+    def _misconfigured(self, error: ConfigurationError) -> None:
+        """RabbitMQ or Redis refused this server's configuration after it started serving:
+        retrying cannot fix it, so the process stops with exit 2 (as a refusal at start-up
+        does), loudly, rather than answer 503 to every async call forever. The calls in
+        flight get :data:`EXIT_GRACE_SECONDS` to finish (async ones answer 503 meanwhile)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        log.critical("stopping the API process in %gs (exit 2): %s", EXIT_GRACE_SECONDS, error)
+        loop = self._loop or asyncio.get_running_loop()
+        loop.call_later(EXIT_GRACE_SECONDS, _exit_misconfigured)
+
     def _broker_down(self, reason: object) -> Unavailable:
         """The 503 for an unreachable or refusing RabbitMQ (the publisher logged the outage)."""
         log.debug("async call refused: RabbitMQ unavailable: %s", reason)
@@ -183,7 +250,10 @@ class Submitter:
 
     async def task_meta(self, task_id: str) -> dict[str, Any]:
         """The result-backend state of ``task_id`` (Celery's meta dict; PENDING when unknown)."""
-        raw = await self.redis.execute("GET", self.backend.get_key_for_task(task_id))
+        try:
+            raw = await self.redis.execute("GET", self.backend.get_key_for_task(task_id))
+        except RedisRefused as exc:
+            self._redis_refused(exc)
         if not isinstance(raw, bytes) or not raw:  # nil (GET answers bytes or nil)
             return {"status": states.PENDING, "result": None}
         return self.backend.decode_result(raw)
@@ -198,3 +268,9 @@ def _retrieve(future: asyncio.Future[bool]) -> None:
     """Consume a background marker's outcome (it logs its own failure)."""
     if not future.cancelled():
         future.exception()
+
+
+def _exit_misconfigured() -> NoReturn:
+    """Leave the IOLoop and the process with exit code 2 (``SystemExit`` is the one
+    exception asyncio lets out of a running loop)."""
+    raise SystemExit(2)

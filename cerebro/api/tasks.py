@@ -47,10 +47,18 @@ def describe(task_id: str, meta: Mapping[str, Any]) -> dict[str, object]:
         body["status"] = "running"
     elif state in (states.FAILURE, states.REVOKED):
         body["status"] = "failed"
-        body["error"] = {"type": "internal", "message": f"task {state.lower()}: "
-                                                        f"{meta.get('result')!s:.300}",
-                         "field": None}
+        body["error"] = {"type": "internal", "field": None,
+                         "message": f"task {state.lower()}: {_kind(meta.get('result'))} "
+                                    "(the details are in Sherlock, not here)"}
     return body
+
+
+def _kind(failure: object) -> str:
+    """The exception type of a failed task's stored result, never its text (which may carry
+    data or internals): ``exc_type`` of a serialized exception, or the object's type."""
+    if isinstance(failure, dict):
+        return str(failure.get("exc_type") or "error")[:80]
+    return type(failure).__name__ if isinstance(failure, BaseException) else "error"
 
 
 class TaskStatusHandler(BaseHandler):

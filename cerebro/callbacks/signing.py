@@ -77,7 +77,9 @@ def check(secret: str | bytes, timestamp: object, body: bytes | bytearray,
     if scheme != SCHEME or not given:
         raise SignatureError(f"{SIGNATURE_HEADER} must look like '{SCHEME}=<hex>'")
     expected = sign(secret, stamp, body)
-    if not hmac.compare_digest(expected, given.strip().lower()):
+    # compared as bytes: compare_digest refuses text that is not ASCII with a TypeError
+    if not hmac.compare_digest(expected.encode(),
+                               given.strip().lower().encode("utf-8", "replace")):
         raise SignatureError("signature does not match the body")
 
 

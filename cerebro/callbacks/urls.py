@@ -90,9 +90,19 @@ class CallbackURLs:
         if not host or (parsed.host or "").lower().strip("[]") != host.strip("[]"):
             raise InvalidPayload("'callback_url' has an ambiguous host", "callback_url")
         if not any(_host_matches(host, port, allowed) for allowed in self.allowed):
-            raise InvalidPayload(f"'callback_url' host {host!r} is not on the allow-list "
-                                 "(CEREBRO_CALLBACK_ALLOWED_HOSTS)", "callback_url")
+            raise InvalidPayload(self._refusal(host, port), "callback_url")
         return url
+
+    def _refusal(self, host: str, port: int | None) -> str:
+        """Why ``host:port`` is refused: the host, or only its port, is not allowed."""
+        ports = sorted({str(allowed_port) for pattern, allowed_port in self.allowed
+                        if allowed_port is not None and _host_matches(host, None, (pattern, None))})
+        if ports:
+            return (f"'callback_url' port {port} is not allowed for host {host!r} (allowed: "
+                    f"{', '.join(ports)}; CEREBRO_CALLBACK_ALLOWED_HOSTS takes host:port or a "
+                    "bare host for any port)")
+        return (f"'callback_url' host {host!r} is not on the allow-list "
+                "(CEREBRO_CALLBACK_ALLOWED_HOSTS)")
 
     def resolve(self, module: str, function: str, requested: str | None = None) -> str:
         """The URL a callback of ``module.function`` goes to: ``requested`` when

@@ -17,23 +17,90 @@ answer with (simple strings, errors, integers, bulk strings), with ``AUTH``
 and ``SELECT`` from the URL.
 
 Errors are never swallowed: a Redis error reply raises
-:class:`redis.exceptions.ResponseError`, a lost or unreachable connection
+:class:`redis.exceptions.ResponseError` (:class:`RedisRefused` when Redis refuses the
+URL's password, user or database: retrying cannot fix that), a lost or unreachable connection
 :class:`redis.exceptions.ConnectionError`, no answer in time
 :class:`redis.exceptions.TimeoutError` (and the connection is dropped, so
 no later reply can be matched to the wrong command). The next command
 reconnects.
+
+:func:`check_redis` asks Redis once at start-up, with redis-py as Celery's
+result backend does, and raises a :class:`~cerebro.settings.ConfigurationError`
+naming the setting when it refuses the URL (wrong password, ``NOAUTH``, a
+database index out of range); an unreachable Redis is left to the program's
+retries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import ssl
 from urllib.parse import unquote, urlsplit
 
-from redis.exceptions import ConnectionError, RedisError, ResponseError, TimeoutError
+from redis.exceptions import (AuthenticationError, ConnectionError, NoPermissionError, RedisError,
+                              ResponseError, TimeoutError)
+
+from envsettings import redact
+
+from cerebro.settings import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 _Reply = str | int | bytes | None  # what the commands here answer with
+
+RESULT_BACKEND_SETTING = "CEREBRO_RESULT_BACKEND"
+# error replies retrying cannot fix: credentials, permissions, a database that does not exist
+_REFUSALS = ("WRONGPASS", "NOAUTH", "NOPERM", "invalid username-password", "DB index",
+             "Authentication required", "must be called with the client already authenticated")
+# what Redis answers an AUTH when it has no password: redis-py goes on, and so does the pipe
+_NO_PASSWORD_SET = "without any password configured"
+
+
+class RedisRefused(ResponseError):
+    """Redis refused the URL's password, user or database: retrying cannot fix it."""
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Redis's words when ``exc`` refuses the credentials or the database (redis-py or the
+    pipe), else None (unreachable, lost, timed out, busy loading: transient)."""
+    if isinstance(exc, (AuthenticationError, NoPermissionError, RedisRefused)):
+        return str(exc)
+    if isinstance(exc, ResponseError) and any(word in str(exc) for word in _REFUSALS):
+        return str(exc)
+    return None
+
+
+def refused(reason: str, url: str, setting: str = RESULT_BACKEND_SETTING) -> ConfigurationError:
+    """The error stopping a program whose Redis URL Redis refused (never shows a password)."""
+    if "DB index" in reason:
+        hint = f"use a database number the server has (its `databases` setting) in {setting}"
+    else:
+        hint = f"fix the password (and user) in {setting}"
+    reason = redact(reason, [urlsplit(url).password or ""])
+    return ConfigurationError(f"Redis refused {setting} ({redact(url)}): {reason}; {hint} "
+                              "(retrying cannot fix this)")
+
+
+def check_redis(url: str, timeout: float, setting: str = RESULT_BACKEND_SETTING) -> None:
+    """Ask Redis at ``url`` for a PING once: raise :func:`refused` when it refuses the URL's
+    credentials or database; return when it answered or cannot be reached now."""
+    if urlsplit(url).scheme not in ("redis", "rediss"):
+        return
+    import redis
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout,
+                                  socket_timeout=max(2.0, timeout))
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        reason = refusal(exc)
+        if reason is not None:
+            raise refused(reason, url, setting) from None
+        log.warning("Redis (%s:%s) not reachable at start-up: %s: %s; retrying as usual",
+                    urlsplit(url).hostname, urlsplit(url).port or 6379, type(exc).__name__, exc)
+    finally:
+        client.close()
 
 
 def encode_command(*args: str | bytes | int) -> bytes:
@@ -110,7 +177,8 @@ def _parse(buffer: bytearray) -> tuple[_Reply | ResponseError, int]:
     if kind == b"+":
         return line.decode(), end + 2
     if kind == b"-":
-        return ResponseError(line.decode(errors="replace")), end + 2
+        error = ResponseError(line.decode(errors="replace"))
+        return (RedisRefused(str(error)) if refusal(error) else error), end + 2
     if kind == b":":
         return int(line), end + 2
     if kind == b"$":
@@ -190,8 +258,7 @@ class RedisPipe:
             protocol.transport.write(encode_command(*command))  # type: ignore[union-attr]
             waiters.append(waiter)
         try:
-            if waiters:
-                await asyncio.wait_for(asyncio.gather(*waiters), self.timeout)
+            await _greeted(hello, waiters, self.timeout)
         except BaseException:
             protocol._fail(ConnectionError("Redis connection set-up failed"))
             raise
@@ -203,3 +270,21 @@ class RedisPipe:
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.close()
         self._protocol = None
+
+
+async def _greeted(hello: list[tuple[str | int, ...]], waiters: list[asyncio.Future[_Reply]],
+                   timeout: float) -> None:
+    """Wait for the answers to ``AUTH`` and ``SELECT``; raise :class:`RedisRefused` when Redis
+    refuses them (an ``AUTH`` to a Redis without a password is accepted, as redis-py does)."""
+    if not waiters:
+        return
+    replies = await asyncio.wait_for(asyncio.gather(*waiters, return_exceptions=True), timeout)
+    for command, reply in zip(hello, replies):
+        if not isinstance(reply, BaseException):
+            continue
+        if command[0] == "AUTH" and _NO_PASSWORD_SET in str(reply):
+            continue
+        reason = refusal(reply)
+        if reason is not None:
+            raise RedisRefused(reason)
+        raise reply

@@ -11,11 +11,15 @@ and commits a record's offset only once all of that is done (or the record was
 dead-lettered to ``<topic>.dlq``). One job per file:
 
 * :mod:`~cerebro.consumer.config`: kafka-python consumer/producer settings;
+* :mod:`~cerebro.consumer.membership`: the static group instance id of a process;
+* :mod:`~cerebro.consumer.fatal`: which Kafka errors no retry fixes, and what to change;
+* :mod:`~cerebro.consumer.topics`: consumed topics checked, dead-letter topics created;
 * :mod:`~cerebro.consumer.router`: topic to endpoints, decoding, idempotency keys;
 * :mod:`~cerebro.consumer.notify`: the main-app call of each outcome;
 * :mod:`~cerebro.consumer.dlq`: the dead-letter producer;
 * :mod:`~cerebro.consumer.processor`: one record end to end, with retries;
 * :mod:`~cerebro.consumer.offsets`: which offsets a processed batch may commit;
-* :mod:`~cerebro.consumer.runner`: the poll loop, commits, rebalances, SIGTERM, outages;
+* :mod:`~cerebro.consumer.runner`: the poll loop, commits, rebalances, SIGTERM, outages,
+  modules added or removed while running;
 * :mod:`~cerebro.consumer.cli`: the ``consume`` sub-command.
 """

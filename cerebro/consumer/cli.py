@@ -6,7 +6,9 @@ Tagline: Open the mailbox, and keep it open through every storm.
 
 Start more processes with the same ``--group`` to share the partitions. The
 process stops cleanly on SIGTERM or SIGINT: the batch in hand finishes, its
-offsets are committed, the group is left.
+offsets are committed, the client closes (a static member keeps its partitions
+until its session times out, so a restart gets them straight back). A refusal
+no retry can fix stops it with exit code 2 and a message saying what to change.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from cerebro.settings import ConfigurationError
 if TYPE_CHECKING:
     import argparse
 
+    from cerebro.consumer.router import Router
+    from cerebro.core import Core
     from cerebro.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,40 +78,58 @@ def _cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def consume(settings: Settings) -> int:
-    """Run one consumer process with ``settings``; returns the exit code."""
-    from cerebro.consumer.dlq import DeadLetters, ensure_topics
-    from cerebro.consumer.notify import Notifier
-    from cerebro.consumer.processor import Processor
+    """Run one consumer process with ``settings``; returns the exit code. Raises
+    :class:`ConfigurationError` (exit 2) for what no retry can fix (:mod:`.fatal`)."""
+    from cerebro.consumer.membership import Membership
     from cerebro.consumer.router import Router
-    from cerebro.consumer.runner import Runner, until_connected
+    from cerebro.consumer.topics import prepare
     from cerebro.core import Core
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: _stop(stop, number))
     core = Core.start("consumer", settings)
+    membership = Membership(None)
     try:
         router = Router(core.registry, settings.kafka_topics, settings.consumer_event_id_field)
-        try:
-            notifier = Notifier.from_settings(settings, core.policy, stop)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
-        ensure_topics(settings, router.topics)
-        dead_letters = until_connected(lambda: DeadLetters.from_settings(settings),
-                                       "dead-letter producer", settings, stop)
-        if dead_letters is None:
-            return 0
-        processor = Processor(router, core, notifier, dead_letters, stop_event=stop)
-        try:
-            Runner(settings, router, processor, settings.kafka_group, stop).run()
-        finally:
-            processor.close()
-            dead_letters.close()
-            notifier.close()
+        membership = Membership.claim(settings.kafka_instance_id, settings.kafka_group)
+        prepare(settings, router.topics)
+        _serve(settings, core, router, membership.instance_id, stop)
     finally:
         core.stop()
+        membership.release()
     log.info("consumer stopped")
     return 0
+
+
+def _serve(settings: Settings, core: Core, router: Router, instance_id: str | None,
+           stop: threading.Event) -> None:
+    """Open the main-app client and the dead-letter producer, then run the poll loop (following
+    module folders added or removed) until ``stop`` is set; close them all."""
+    from cerebro.consumer.dlq import DeadLetters
+    from cerebro.consumer.notify import Notifier
+    from cerebro.consumer.processor import Processor
+    from cerebro.consumer.runner import Runner, until_connected
+
+    try:
+        notifier = Notifier.from_settings(settings, core.policy, stop)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    dead_letters = until_connected(lambda: DeadLetters.from_settings(settings),
+                                   "dead-letter producer", settings, stop)
+    if dead_letters is None:
+        notifier.close()
+        return
+    processor = Processor(router, core, notifier, dead_letters, stop_event=stop)
+    runner = Runner(settings, router, processor, settings.kafka_group, stop,
+                    instance_id=instance_id)
+    runner.follow_modules(core)
+    try:
+        runner.run()
+    finally:
+        processor.close()
+        dead_letters.close()
+        notifier.close()
 
 
 def _stop(stop: threading.Event, signum: int) -> None:

@@ -49,11 +49,14 @@ def _common(settings: Settings, client_id: str) -> dict[str, object]:
     return kwargs
 
 
-def consumer_kwargs(settings: Settings, group: str,
-                    client_id: str = "cerebro-consumer") -> dict[str, object]:
+def consumer_kwargs(settings: Settings, group: str, client_id: str = "cerebro-consumer",
+                    instance_id: str | None = None) -> dict[str, object]:
     """Arguments of the :class:`kafka.KafkaConsumer`: manual commits, earliest reset,
-    raw bytes (decoding is ours, so undecodable records can be dead-lettered)."""
+    raw bytes (decoding is ours, so undecodable records can be dead-lettered), and static
+    group membership when ``instance_id`` is given (see :mod:`.membership`)."""
     kwargs = _common(settings, client_id)
+    if instance_id is not None:
+        kwargs["group_instance_id"] = instance_id
     kwargs.update({
         "group_id": group,
         "enable_auto_commit": False,

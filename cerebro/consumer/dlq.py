@@ -17,58 +17,25 @@ these headers (UTF-8 values) beside its own headers::
     cerebro-function        module.function (when known)
     cerebro-error-id        the id Sherlock recorded the traceback under (internal errors)
 
-Replaying is producing the value back to the original topic once fixed.
+Replaying is producing the value back to the original topic once fixed. The
+dead-letter topics are created at start-up (:mod:`.topics`).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka import KafkaProducer
 
-from cerebro.consumer.config import admin_kwargs, producer_kwargs
+from cerebro.consumer.config import producer_kwargs
 from cerebro.errors import InternalError
 from cerebro.names import dlq_topic
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from kafka.consumer.fetcher import ConsumerRecord
     from kafka.producer.future import FutureRecordMetadata
 
     from cerebro.settings import Settings
-
-log = logging.getLogger(__name__)
-
-
-def ensure_topics(settings: Settings, topics: Iterable[str]) -> bool:
-    """Create the dead-letter topics of ``topics`` when missing (a broker without topic
-    auto-creation would otherwise refuse them). Failure is logged, not fatal: the
-    topics may exist already, or be created by an operator."""
-    names = [dlq_topic(t) for t in topics]
-    try:
-        admin = KafkaAdminClient(**admin_kwargs(settings))
-    except KafkaError as exc:
-        log.warning("could not connect to create dead-letter topics %s: %s", names, exc)
-        return False
-    try:
-        existing = set(admin.list_topics())
-        missing = [n for n in names if n not in existing]
-        if missing:
-            brokers = len(admin.describe_cluster().get("brokers", [])) or 1
-            admin.create_topics({n: {"num_partitions": 1, "replication_factor": min(3, brokers)}
-                                for n in missing}, wait_for_metadata=True)
-            log.info("created dead-letter topics %s", missing)
-        return True
-    except TopicAlreadyExistsError:
-        return True
-    except KafkaError as exc:
-        log.warning("could not create dead-letter topics %s: %s", names, exc)
-        return False
-    finally:
-        admin.close()
 
 
 class DeadLetters:

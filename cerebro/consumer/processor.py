@@ -4,10 +4,13 @@ Date:    2026-11-24
 Subject: A polled batch: decode, validate, run in batches, call the main app or dead-letter.
 Tagline: Sort the sack by addressee, answer each pile at once, and file every letter.
 
-:meth:`Processor.process_batch` never raises: every record ends ``done``
-(handled and the main app told, or dead-lettered) or ``retry`` (the main app
-was unreachable, or the consumer is stopping), and the runner commits
-accordingly. The steps, for one polled batch:
+:meth:`Processor.process_batch` never raises, but for a
+:class:`~cerebro.settings.ConfigurationError` when the dead-letter topic refuses
+this client in a way no retry fixes (:mod:`.fatal`; nothing of the batch is
+committed then): every record ends ``done`` (handled and the main app told, or
+dead-lettered) or ``retry`` (the main app or the dead-letter topic was
+unreachable, or the consumer is stopping), and the runner commits accordingly.
+The steps, for one polled batch:
 
 1. decode every record; one that is not JSON is dead-lettered (stage ``decode``);
 2. validate it for each endpoint of its topic; invalid ones are dead-lettered
@@ -47,6 +50,7 @@ from kafka.errors import KafkaError
 
 import sherlock
 from cerebro.callbacks import PermanentDeliveryError
+from cerebro.consumer import fatal
 from cerebro.consumer.notify import CallbackUnavailable
 from cerebro.consumer.router import UndecodableRecord
 from cerebro.errors import FINAL, WAIT_MODEL, CallbackRefused, CerebroError, InternalError
@@ -125,6 +129,7 @@ class Processor:
         self.dead_letters = dead_letters
         self.concurrency = max(1, core.settings.consumer_concurrency)
         self.stop_event = stop_event
+        self.context = fatal.Context.of(core.settings)
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency,
                                        thread_name_prefix="cerebro-event")
         # (topic, partition, offset) -> when its wait for a model began
@@ -370,12 +375,18 @@ class Processor:
         it (best effort) when ``notes`` is a list."""
         record = outcome.record
         target = dlq_topic(record.topic)
+        try:
+            sent = self.dead_letters.send(record, error, stage, event.key, endpoint.key)
+        except KafkaError as exc:
+            fatal.check(exc, self.context, f"producing to the dead-letter topic {target}")
+            log.warning("dead-lettering %s failed (%s); it will be retried", event.position, exc)
+            outcome.status = RETRY
+            return
         report(error, f"event {event.key} ({event.position}) dead-lettered to {target} at stage "
                       f"{stage}: {getattr(error, 'type', type(error).__name__)}: {error}",
                service="consumer", module=endpoint.module, function=endpoint.name,
                event_id=event.key, stage=stage)
-        outcome.dead_letters.append(
-            self.dead_letters.send(record, error, stage, event.key, endpoint.key))
+        outcome.dead_letters.append(sent)
         outcome.dead += 1
         if notes is None:
             return
@@ -398,6 +409,8 @@ class Processor:
                 if not (future.is_done and future.succeeded()):
                     error = future.exception if future.is_done else TimeoutError(
                         f"not acknowledged within {dlq_timeout:g}s")
+                    fatal.check(error, self.context,
+                                f"producing to {dlq_topic(outcome.record.topic)}")
                     log.warning("dead-lettering %s-%s-%s failed (%s); it will be retried",
                                 outcome.record.topic, outcome.record.partition,
                                 outcome.record.offset, error)

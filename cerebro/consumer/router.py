@@ -13,20 +13,26 @@ body. Its idempotency key is the event's own id (the field named by
 
 from __future__ import annotations
 
+import copy
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from kafka.util import ensure_valid_topic_name
 
 from cerebro import jsonio
 from cerebro.errors import InvalidPayload
 from cerebro.settings import ConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from kafka.consumer.fetcher import ConsumerRecord
 
     from cerebro.endpoint import Endpoint
     from cerebro.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,24 +60,42 @@ class UndecodableRecord(InvalidPayload):
 
 
 class Router:
-    """Maps topics to the endpoints declaring them; decodes records into :class:`Event`."""
+    """Maps topics to the endpoints declaring them; decodes records into :class:`Event`.
+
+    ``strict`` (start-up) raises :class:`ConfigurationError` for a topic no function
+    declares, a topic name Kafka refuses, or nothing to consume; a router
+    :meth:`rebuilt` while running (modules added or removed) leaves such topics out
+    with an error in the log, so one module's mistake never stops the others."""
 
     def __init__(self, registry: Registry, topics: Iterable[str] = (),
-                 event_id_field: str = "event_id") -> None:
+                 event_id_field: str = "event_id", strict: bool = True) -> None:
+        self.requested = tuple(topics)
+        self.event_id_field = event_id_field
         table = registry.topics()
-        wanted = tuple(topics) or tuple(sorted(table))
-        missing = [t for t in wanted if t not in table]
-        if missing:
-            declared = ", ".join(sorted(table)) or "none"
-            raise ConfigurationError(f"no expose function handles topic(s) {', '.join(missing)} "
-                                     f"(declared topics: {declared})")
-        if not wanted:
+        wanted = self.requested or tuple(sorted(table))
+        problems = _problems(wanted, table)
+        if strict and problems:
+            raise ConfigurationError("; ".join(problems))
+        for problem in problems:
+            log.error("%s: not consumed", problem)
+        self.routes: dict[str, tuple[Endpoint, ...]] = {
+            topic: tuple(table[topic]) for topic in wanted
+            if topic in table and _invalid(topic) is None}
+        if strict and not self.routes:
             raise ConfigurationError("no expose function declares a Kafka topic: "
                                      "nothing to consume "
                                      "(declare one with @endpoint(..., topics=(...)))")
-        self.routes: dict[str, tuple[Endpoint, ...]] = {topic: tuple(table[topic])
-                                                        for topic in wanted}
-        self.event_id_field = event_id_field
+
+    def rebuilt(self, registry: Registry) -> Router:
+        """A router over the modules ``registry`` holds now (the same topics requested)."""
+        return Router(registry, self.requested, self.event_id_field, strict=False)
+
+    def without(self, topics: Iterable[str]) -> Router:
+        """A copy of this router leaving ``topics`` out."""
+        left_out = set(topics)
+        router = copy.copy(self)
+        router.routes = {t: e for t, e in self.routes.items() if t not in left_out}
+        return router
 
     @property
     def topics(self) -> list[str]:
@@ -113,3 +137,28 @@ class Router:
                 and field not in schema.fields):
             return {k: v for k, v in payload.items() if k != field}
         return payload
+
+
+def _problems(wanted: Iterable[str], table: Mapping[str, object]) -> list[str]:
+    """Why some ``wanted`` topics cannot be consumed (no handler, a name Kafka refuses)."""
+    problems = []
+    missing = [t for t in wanted if t not in table]
+    if missing:
+        declared = ", ".join(sorted(table)) or "none"
+        problems.append(f"no expose function handles topic(s) {', '.join(missing)} "
+                        f"(declared topics: {declared})")
+    for topic in wanted:
+        invalid = _invalid(topic)
+        if invalid:
+            problems.append(f"topic {topic!r} cannot be consumed: {invalid} (rename it in "
+                            "its @endpoint(topics=...) or CEREBRO_KAFKA_TOPICS)")
+    return problems
+
+
+def _invalid(topic: str) -> str | None:
+    """Why Kafka refuses the topic name, or None when it is valid."""
+    try:
+        ensure_valid_topic_name(topic)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None

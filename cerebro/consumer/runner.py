@@ -15,7 +15,17 @@ partitions are revoked. A partition with records to retry (the main app was
 unreachable, a model is not loaded yet) is rewound and paused until they are
 due, while the other partitions keep flowing. SIGTERM lets the current batch
 finish (waits abandon at once), commits, leaves the group and exits. Broker trouble never ends the
-loop: polls, commits and dead-letter sends are retried with capped backoff.
+loop: polls, commits and dead-letter sends are retried with capped backoff. A refusal no retry
+can fix (:mod:`.fatal`: a session timeout or group the broker refuses, a permission missing,
+another consumer with this process's group instance id) ends it with a
+:class:`~cerebro.settings.ConfigurationError`: ``cerebro consume`` exits 2 saying what to change.
+
+Module folders added or removed while running (:meth:`Runner.follow_modules`) change what is
+consumed without a restart: the core's reloader thread builds the new :class:`Router` (and
+creates the new topics' dead-letter topics), and the poll thread adopts it at the top of its
+next round, with a new client when the topics changed (kafka-python's consumer is not
+thread-safe, so only the poll thread touches it). Records already fetched from a topic no
+longer consumed are never processed.
 """
 
 from __future__ import annotations
@@ -28,17 +38,26 @@ from typing import TYPE_CHECKING, TypeVar
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 
-from cerebro.outcomes import backoff_delay
+from cerebro.consumer import fatal
 from cerebro.consumer.config import consumer_kwargs
 from cerebro.consumer.offsets import plan
+from cerebro.consumer.topics import prepare
+from cerebro.outcomes import backoff_delay
 from cerebro.reporting import report
+from cerebro.settings import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
+    from kafka.consumer.fetcher import ConsumerRecord
+
     from cerebro.consumer.processor import Outcome, Processor
     from cerebro.consumer.router import Router
+    from cerebro.core import Core
+    from cerebro.registry import Registry
     from cerebro.settings import Settings
+
+Batches = dict[TopicPartition, list["ConsumerRecord"]]
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
@@ -97,13 +116,17 @@ class Runner(ConsumerRebalanceListener):
 
     def __init__(self, settings: Settings, router: Router, processor: Processor, group: str,
                  stop_event: threading.Event | None = None,
-                 consumer: KafkaConsumer | None = None) -> None:
+                 consumer: KafkaConsumer | None = None, instance_id: str | None = None) -> None:
         self.settings = settings
         self.router = router
         self.processor = processor
         self.group = group
+        self.instance_id = instance_id
+        self.context = fatal.Context.of(settings, group, instance_id)
+        self.next_router: Router | None = None  # set by the reloader thread, adopted by poll's
+        self.router_lock = threading.Lock()
         self.stop_event = stop_event or threading.Event()
-        self.consumer: KafkaConsumer = consumer  # None until connect()
+        self.consumer: KafkaConsumer = consumer  # None until connect(), after close_consumer()
         self.pending: dict[TopicPartition, int] = {}
         self.stats = Stats()
         self.outage = Backoff(settings.retry_backoff, settings.max_backoff)
@@ -150,13 +173,16 @@ class Runner(ConsumerRebalanceListener):
         """Create the kafka-python consumer and subscribe (waiting while no broker answers);
         False when stopped first."""
         self.consumer = until_connected(
-            lambda: KafkaConsumer(**consumer_kwargs(self.settings, self.group)),
-            "consumer", self.settings, self.stop_event)
+            lambda: KafkaConsumer(**consumer_kwargs(self.settings, self.group,
+                                                    instance_id=self.instance_id)),
+            "consumer", self.settings, self.stop_event, self.context)
         if self.consumer is None:
             return False
         self.consumer.subscribe(self.router.topics, listener=self)
-        log.info("consuming %s in group %s from %s", ", ".join(self.router.topics),
-                 self.group, ",".join(self.settings.kafka_bootstrap))
+        log.info("consuming %s in group %s from %s (%s)", ", ".join(self.router.topics),
+                 self.group, ",".join(self.settings.kafka_bootstrap),
+                 f"static member {self.instance_id}" if self.instance_id
+                 else "dynamic membership")
         return True
 
     def run(self) -> None:
@@ -167,35 +193,35 @@ class Runner(ConsumerRebalanceListener):
             while not self.stop_event.is_set():
                 self.round()
                 self.stats.maybe_log()
+        except ConfigurationError as exc:
+            log.error("stopping: %s", exc)
+            self.stop_event.set()
+            raise
         finally:
             self.shutdown()
 
     def round(self) -> None:
-        """One poll, process and commit round; never raises for broker trouble."""
+        """One poll, process and commit round; raises only :class:`ConfigurationError`
+        (a refusal no retry fixes), never for broker trouble."""
+        self.adopt_router()
+        if self.consumer is None:  # nothing to consume (every module declaring a topic left)
+            self.stop_event.wait(POLL_TIMEOUT_MS / 1000)
+            return
         if self.pending:
             self.commit()
         self.release()
         started = time.monotonic()
-        try:
-            batches = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
-        except KafkaError as exc:
-            delay = self.outage.next()
-            log.warning("poll failed (%s); retrying in %.1fs", exc, delay)
-            self.stop_event.wait(delay)
+        batches = self.poll()
+        if batches is None:
             return
-        except Exception as exc:
-            delay = self.outage.next()
-            report(exc, f"consumer poll failed: {type(exc).__name__}: {exc}", service="consumer")
-            self.stop_event.wait(delay)
-            return
-        if not batches:
+        records = self.routed(batches)
+        if not records:
             if self.held:  # every record waits on a held partition: poll again soon
                 self.stop_event.wait(min(0.2, max(0.0, min(self.held.values()) - started)))
             elif time.monotonic() - started < 0.05:  # returned at once: do not spin
                 self.stop_event.wait(min(self.outage.next(), 2.0))
             return
         self.outage.reset()
-        records = [record for batch in batches.values() for record in batch]
         outcomes = self.processor.process_batch(records)
         commits, rewinds = plan(outcomes)
         for tp, offset in rewinds.items():
@@ -206,6 +232,90 @@ class Runner(ConsumerRebalanceListener):
         for tp in set(commits) - set(rewinds):
             self.failures.pop(tp, None)  # it got through: its next trouble starts afresh
         self.hold(rewinds, outcomes)
+
+    def poll(self) -> Batches | None:
+        """One ``poll()``: its batches, or None after a failure (waited out; a refusal no
+        retry fixes raises :class:`ConfigurationError`)."""
+        try:
+            batches: Batches = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+            return batches
+        except KafkaError as exc:
+            fatal.check(exc, self.context, f"the Kafka consumer of group {self.group}")
+            delay = self.outage.next()
+            log.warning("poll failed (%s); retrying in %.1fs", exc, delay)
+        except Exception as exc:
+            delay = self.outage.next()
+            report(exc, f"consumer poll failed: {type(exc).__name__}: {exc}", service="consumer")
+        self.stop_event.wait(delay)
+        return None
+
+    def routed(self, batches: Batches) -> list[ConsumerRecord]:
+        """The records of the topics the router has handlers for. A client is replaced when
+        the topics change, so there should be no other; should one come, it is never
+        processed without a handler: its partition is rewound and paused, uncommitted."""
+        records: list[ConsumerRecord] = []
+        for tp, batch in batches.items():
+            if tp.topic in self.router.routes:
+                records.extend(batch)
+            elif batch:
+                self.consumer.seek(tp, batch[0].offset)
+                self.consumer.pause(tp)
+        return records
+
+    # -- modules added or removed while running --
+
+    def follow_modules(self, core: Core) -> None:
+        """Consume the topics of module folders the core finds added, stop consuming those
+        only removed modules declared (see the module docstring)."""
+        core.on_modules_changed(
+            lambda added, removed: self.modules_changed(core.registry, added, removed))
+
+    def modules_changed(self, registry: Registry, added: list[str], removed: list[str]) -> None:
+        """On the reloader thread: build the router of the modules now there, check the new
+        topics and create their dead-letter topics, and leave the router for the poll thread.
+        New topics the cluster refuses (missing where topics are not created, not allowed)
+        are left out with an error: a new module never stops the others."""
+        with self.router_lock:
+            current = self.next_router or self.router
+        router = current.rebuilt(registry)
+        new = sorted(set(router.topics) - set(current.topics))
+        if new:
+            try:
+                prepare(self.settings, new)
+            except ConfigurationError as exc:
+                log.error("not consuming the new topic(s) %s: %s", ", ".join(new), exc)
+                router = router.without(new)
+        log.info("modules changed (added: %s; removed: %s): topics %s",
+                 ", ".join(added) or "none", ", ".join(removed) or "none",
+                 ", ".join(router.topics) or "none")
+        with self.router_lock:
+            self.next_router = router
+
+    def adopt_router(self) -> None:
+        """On the poll thread: switch to the router the reloader left; when the topics changed,
+        replace the client (see :meth:`replace_consumer`)."""
+        with self.router_lock:
+            router, self.next_router = self.next_router, None
+        if router is None:
+            return
+        before = self.router.topics
+        self.router = self.processor.router = router
+        if router.topics != before:
+            self.replace_consumer()
+            log.info("now consuming %s (was %s)", ", ".join(router.topics) or "nothing",
+                     ", ".join(before) or "nothing")
+
+    def replace_consumer(self) -> None:
+        """Commit what is finished, close the client (its partitions are revoked) and, when
+        there is something to consume, connect a new one subscribed to the router's topics.
+        A new client rather than ``subscribe()`` again: a static member changing its
+        subscription in place is a corner some brokers get wrong (tansu 0.6 never completes
+        that rebalance), while a member joining afresh under its instance id works on all."""
+        if self.pending:
+            self.commit()
+        self.close_consumer()
+        if self.router.topics:
+            self.connect()
 
     def hold(self, rewinds: Mapping[TopicPartition, int], outcomes: Sequence[Outcome]) -> None:
         """Pause the rewound partitions until their records are due again; the others
@@ -264,6 +374,7 @@ class Runner(ConsumerRebalanceListener):
                 self.pending.pop(tp, None)
             return False
         except KafkaError as exc:
+            fatal.check(exc, self.context, f"committing offsets of group {self.group}")
             delay = self.outage.next()
             log.warning("commit failed (%s); keeping %d offsets and retrying in %.1fs",
                         exc, len(offsets), delay)
@@ -280,25 +391,39 @@ class Runner(ConsumerRebalanceListener):
         log.info("consumer stopping")
         self.stats.maybe_log(force=True)
         try:
-            if self.pending:
+            if self.pending and self.consumer is not None:
                 self.commit()
+        except ConfigurationError as exc:
+            log.error("the last offsets were not committed (they will be redelivered): %s", exc)
         finally:
-            if self.consumer is not None:
-                try:
-                    self.consumer.close(autocommit=False, timeout_ms=COMMIT_TIMEOUT_MS)
-                except KafkaError as exc:
-                    log.warning("closing the Kafka consumer: %s", exc)
+            self.close_consumer()
+
+    def close_consumer(self) -> None:
+        """Close the client (static members keep their partitions until their session
+        times out; dynamic ones leave the group)."""
+        if self.consumer is None:
+            return
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=COMMIT_TIMEOUT_MS)
+        except KafkaError as exc:
+            log.warning("closing the Kafka consumer: %s", exc)
+        self.consumer = None
 
 
 def until_connected(factory: Callable[[], _T], what: str, settings: Settings,
-                    stop_event: threading.Event) -> _T | None:
+                    stop_event: threading.Event,
+                    context: fatal.Context | None = None) -> _T | None:
     """Call ``factory()`` until it stops raising ``KafkaError`` (no broker yet), waiting
-    with capped backoff in between; ``None`` when ``stop_event`` is set first."""
+    with capped backoff in between; ``None`` when ``stop_event`` is set first. A refusal
+    no retry fixes (such as settings kafka-python refuses) raises
+    :class:`ConfigurationError` at once."""
     backoff = Backoff(settings.retry_backoff, settings.max_backoff)
+    context = context or fatal.Context.of(settings)
     while not stop_event.is_set():
         try:
             return factory()
         except KafkaError as exc:
+            fatal.check(exc, context, f"creating the Kafka {what}")
             delay = backoff.next()
             log.warning("Kafka %s: no broker reachable at %s (%s); retrying in %.1fs", what,
                         ",".join(settings.kafka_bootstrap), exc, delay)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """Build missing models, start supervisord, wait until everything is ready, print where."""
-    from cerebro.ops import supervise
+    from cerebro.ops import conf, supervise
     started = time.monotonic()
     env = supervise.supervisor_environment(settings)
     if not args.no_build:
@@ -34,6 +34,7 @@ def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             return 1
     try:
         supervise.start_supervisord(settings, env, Path(args.config) if args.config else None)
+        conf.write_ctl_conf(settings.state_dir)  # supervisorctl -c <it> status: nothing to expand
         if args.no_wait:
             return 0
         supervise.wait_ready(settings, env, timeout=args.timeout)

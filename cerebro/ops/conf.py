@@ -15,6 +15,7 @@ renders its programs with :func:`slice_conf`. Every key is commented.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from cerebro.ops.programs import BROKER, Program
 
@@ -36,8 +37,9 @@ HEADER = """; Cerebro under Supervisor 4: every service of the platform in one s
 ;   from it, exactly as when run by hand.
 ; * Which programs start is decided by CEREBRO_RUN_<PROGRAM>=true|false (autostart). `cerebro up`
 ;   sets CEREBRO_RUN_RABBITMQ / _REDIS / _KAFKA to false when a broker already answers at the
-;   configured address (it is used instead of starting a second one), and the CEREBRO_RUN_<X> of
-;   the Cerebro programs from CEREBRO_PROGRAMS (empty: every program whose row runs by default).
+;   configured address (it is used instead of starting a second one), CEREBRO_RUN_SIMULATOR to
+;   false when a main app answers at CEREBRO_MAIN_APP_URL, and the CEREBRO_RUN_<X> of the
+;   Cerebro programs from CEREBRO_PROGRAMS (empty: every program whose row runs by default).
 ;   A program not started still shows (STOPPED) in `cerebro status` and the web UI, and can be
 ;   started by hand there.
 ; * Priorities order start-up (and, reversed, shutdown): epmd, then the brokers, then the
@@ -45,6 +47,10 @@ HEADER = """; Cerebro under Supervisor 4: every service of the platform in one s
 ;   (Celery: broker_connection_retry_on_startup; the consumer and subscriber back off), so
 ;   start-up order is a courtesy, not a requirement. RUNNING is not ready: `cerebro up` probes
 ;   readiness itself (HTTP /readyz, worker ping, consumer group assignment, queue consumers).
+; * A Cerebro program that exits 2 met a misconfiguration that restarting cannot fix (a setting
+;   the broker refuses, a wrong password): it is not restarted (autorestart=unexpected,
+;   exitcodes=2) and `cerebro status` shows it failed, with the last error line of its log.
+;   Any other exit (a crash, kill -9) is restarted; a crash loop at start gives up (FATAL).
 ; * stopasgroup/killasgroup on every program: prefork API processes, Celery pool children and
 ;   RabbitMQ's Erlang children are all stopped with their parent, so a stop leaves no process.
 ; * '%' must be written '%%' in values (Celery's %h host-name placeholder would be %%h).
@@ -91,8 +97,19 @@ environment=OMP_NUM_THREADS="1",PYTHONUNBUFFERED="1"
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
 [supervisorctl]
-; supervisorctl -c supervisord.conf uses the unix socket above
+; supervisorctl -c supervisord.conf uses the unix socket above (with CEREBRO_STATE_DIR set, as in
+; the Docker image); outside it, `cerebro up` writes CEREBRO_STATE_DIR/supervisorctl.conf with the
+; path filled in: supervisorctl -c var/supervisorctl.conf status
 serverurl=unix://%(ENV_CEREBRO_STATE_DIR)s/supervisor.sock
+"""
+
+CTL_CONF = """; supervisorctl for the Cerebro stack of {state}, written by `cerebro up`:
+;   supervisorctl -c {path} status
+; (supervisord.conf's own [supervisorctl] needs CEREBRO_STATE_DIR in the environment; this file
+; has the socket's path filled in. The socket is owner-only: no password is needed or kept here.)
+
+[supervisorctl]
+serverurl=unix://{socket}
 """
 
 BROKERS_RULE = ("; ---------------------------------------------------------------- "
@@ -105,6 +122,34 @@ def _comment(text: str) -> list[str]:
     return [f"; {line}" for line in text.splitlines()]
 
 
+def _spares_config_exit(row: Program) -> bool:
+    """True when supervisord restarts the row's program after any exit but a misconfiguration's."""
+    return row.restart and row.config_exit is not None
+
+
+def _restart_lines(row: Program) -> list[str]:
+    """``autorestart`` of one row, commented."""
+    if _spares_config_exit(row):
+        return [*_comment(row.restart_note),
+                "; unexpected: after any exit but the exit code(s) below (a crash, a signal, "
+                "kill -9)", "autorestart=unexpected"]
+    return [*_comment(row.restart_note), f"autorestart={str(row.restart).lower()}"]
+
+
+def _exitcodes_lines(row: Program) -> list[str]:
+    """``exitcodes`` of one row, commented (none when supervisord's default is meant)."""
+    if _spares_config_exit(row):
+        return [f"; exit status {row.config_exit}: a misconfiguration that a restart cannot fix "
+                "(cerebro exits 2 on one):",
+                "; left EXITED, never restarted, shown failed by `cerebro status` with its log's "
+                "last error line",
+                "; (exiting so within startsecs is a failed start: startretries tries, then "
+                "FATAL)", f"exitcodes={row.config_exit}"]
+    if row.exitcodes:
+        return [*_comment(row.exitcodes_note), f"exitcodes={row.exitcodes}"]
+    return []
+
+
 def program_section(row: Program, directory: str = "") -> str:
     """The ``[program:x]`` section of one row, every key commented."""
     autostart = row.autostart_note or f"CEREBRO_PROGRAMS contains {row.name}"
@@ -113,14 +158,12 @@ def program_section(row: Program, directory: str = "") -> str:
         lines += ["; run from this folder", f"directory={directory}"]
     if row.environment:
         lines += [*_comment(row.environment_note), f"environment={row.environment}"]
-    lines += [*_comment(autostart), f"autostart=%(ENV_{row.run_flag})s",
-              *_comment(row.restart_note), f"autorestart={str(row.restart).lower()}",
+    lines += [*_comment(autostart), f"autostart=%(ENV_{row.run_flag})s", *_restart_lines(row),
               *_comment(row.priority_note), f"priority={row.priority}",
               *_comment(row.start_note), f"startsecs={row.start_seconds}"]
     if row.start_retries is not None:
         lines += [*_comment(row.retries_note), f"startretries={row.start_retries}"]
-    if row.exitcodes:
-        lines += [*_comment(row.exitcodes_note), f"exitcodes={row.exitcodes}"]
+    lines += _exitcodes_lines(row)
     group = "; stop/kill the whole process group"
     if row.group_note:
         group += f" ({row.group_note})"
@@ -130,6 +173,15 @@ def program_section(row: Program, directory: str = "") -> str:
               "redirect_stderr=true", f"stdout_logfile_maxbytes={row.log_max}",
               f"stdout_logfile_backups={row.log_backups}"]
     return "\n".join(lines) + "\n"
+
+
+def write_ctl_conf(state_dir: Path) -> Path:
+    """Write ``state_dir/supervisorctl.conf`` (supervisorctl's settings with nothing to expand);
+    return its path."""
+    state = state_dir.resolve()
+    path = state / "supervisorctl.conf"
+    path.write_text(CTL_CONF.format(state=state, path=path, socket=state / "supervisor.sock"))
+    return path
 
 
 def platform_conf(rows: Iterable[Program]) -> str:

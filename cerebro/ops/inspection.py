@@ -47,6 +47,19 @@ def kafka_address(settings: Settings) -> tuple[str, int]:
     return host or "127.0.0.1", int(port or 9092)
 
 
+def main_app_address(settings: Settings) -> tuple[str, int]:
+    """``(host, port)`` of CEREBRO_MAIN_APP_URL (where the main-app simulator listens)."""
+    url = settings.main_app_url.get_secret_value()
+    return address(url, 443 if urlsplit(url).scheme == "https" else 80)
+
+
+def main_app_origin(settings: Settings) -> str:
+    """``http://host:port`` of CEREBRO_MAIN_APP_URL, without its path or any password."""
+    host, port = main_app_address(settings)
+    host = _client_host(host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def http_status(url: str, auth: tuple[str, str] | None = None,
                 timeout: float = 2.0) -> int | None:
     """The HTTP status of a GET (None when nothing answers)."""

@@ -108,6 +108,13 @@ def subscriber(settings: Settings, _env: Mapping[str, str]) -> Result:
                       else f"no consumer on {', '.join(idle)}")
 
 
+def simulator(settings: Settings, _env: Mapping[str, str]) -> Result:
+    """The main-app simulator answers GET /simulator/received."""
+    url = inspection.main_app_origin(settings) + "/simulator/received?last=0"
+    status = inspection.http_status(url)
+    return status == 200, f"/simulator/received {status}"
+
+
 def beat(settings: Settings, _env: Mapping[str, str]) -> Result:
     """beat wrote its schedule file."""
     found = list(settings.state_dir.glob("celerybeat-schedule*"))

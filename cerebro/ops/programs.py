@@ -14,10 +14,11 @@ with no change here::
     PROGRAM = Program("grpc", command="%(ENV_CEREBRO_BIN)s/cerebro-grpc",
                       about="the gRPC transport", probe=grpc_ready)
 
-Brokers (RabbitMQ with its epmd, Redis, the development Kafka) run only when
-their ``CEREBRO_RUN_<FLAG>`` says so (``auto``: nothing answers at the
-configured address); services run when ``CEREBRO_PROGRAMS`` names them (by
-default every service whose row says ``default=True``).
+Brokers (RabbitMQ with its epmd, Redis, the development Kafka) and the
+main-app simulator run only when their ``CEREBRO_RUN_<FLAG>`` says so
+(``auto``: nothing answers at the configured address); services run when
+``CEREBRO_PROGRAMS`` names them (by default every service whose row says
+``default=True``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ Variables = Callable[["Settings", dict[str, str]], dict[str, str]]
 log = logging.getLogger(__name__)
 
 ENTRY_POINTS = "cerebro.programs"
+# what a `cerebro` command exits with on a misconfiguration (cerebro.cli: ConfigurationError)
+CONFIG_EXIT = 2
 BROKER = "broker"
 SERVICE = "service"
 
@@ -52,7 +55,10 @@ class Program:
     ``CEREBRO_PROGRAMS``, ``needed_by`` which modules a slice runs it for, ``cli`` the module
     adding its ``cerebro`` sub-command. A broker row gives its ``address`` (``CEREBRO_RUN_<FLAG>``
     ``auto`` starts it when nothing answers there and it is local and ``startable``);
-    ``variables`` gives the ``%(ENV_X)s`` values its command needs.
+    ``variables`` gives the ``%(ENV_X)s`` values its command needs, ``when_running`` the
+    variables every program gets when it runs here (the simulator points the samples at itself).
+    A ``cerebro`` command exits ``config_exit`` (2) on a misconfiguration that restarting cannot
+    fix: supervisord restarts a program for any other exit, never for that one.
     """
 
     name: str
@@ -67,6 +73,7 @@ class Program:
     address: Callable[[Settings], tuple[str, int]] | None = None
     startable: Callable[[], bool] | None = None
     variables: Variables | None = None
+    when_running: Variables | None = None
     environment: str = ""
     environment_note: str = ""
     autostart_note: str = ""
@@ -80,6 +87,7 @@ class Program:
     retries_note: str = "a crash loop gives up after 5 tries"
     exitcodes: str = ""
     exitcodes_note: str = ""
+    config_exit: int | None = CONFIG_EXIT
     stop_note: str = "SIGTERM: the work in hand finishes, then it exits"
     stop_seconds: int = 30
     group_note: str = ""
@@ -131,6 +139,14 @@ def _kafka_variables(settings: Settings, _env: dict[str, str]) -> dict[str, str]
             "CEREBRO_TANSU": tansu_binary() or "tansu"}
 
 
+def _samples_use_simulator(settings: Settings, env: dict[str, str]) -> dict[str, str]:
+    """With the simulator running, the samples' external service is the simulator (unless one
+    is given): listing_enrichment's amenities."""
+    if env.get("LISTING_ENRICHMENT_AMENITIES_URL"):
+        return {}
+    return {"LISTING_ENRICHMENT_AMENITIES_URL": inspection.main_app_origin(settings)}
+
+
 def _always(_module: Module) -> bool:
     """Every module needs this program."""
     return True
@@ -151,7 +167,7 @@ BUILT_IN: tuple[Program, ...] = (
         "epmd", "epmd -port %(ENV_CEREBRO_EPMD_PORT)s -address 127.0.0.1",
         "Erlang's port mapper, as its own program: it would outlive RabbitMQ otherwise "
         "(infra notes)",
-        kind=BROKER, flag="rabbitmq",
+        kind=BROKER, config_exit=None, flag="rabbitmq",
         autostart_note="runs only with RabbitMQ (CEREBRO_RUN_RABBITMQ, decided by cerebro up)",
         priority=10, priority_note="first of all", start_seconds=1,
         start_note="up once it has lived a second", start_retries=None,
@@ -161,7 +177,7 @@ BUILT_IN: tuple[Program, ...] = (
         "RabbitMQ in the foreground as a private node (own node name, ports, cookie and data "
         "directory\nunder CEREBRO_STATE_DIR/rabbitmq): scripts/rabbitmq-node.sh prepares it, "
         "waits for epmd and\nexecs /usr/lib/rabbitmq/bin/rabbitmq-server",
-        kind=BROKER, probe=probes.rabbitmq, address=_rabbitmq_address,
+        kind=BROKER, config_exit=None, probe=probes.rabbitmq, address=_rabbitmq_address,
         variables=_rabbitmq_variables,
         environment=('CEREBRO_RABBITMQ_PORT="%(ENV_CEREBRO_RABBITMQ_PORT)s",'
                      'CEREBRO_RABBITMQ_DIST_PORT="%(ENV_CEREBRO_RABBITMQ_DIST_PORT)s",'
@@ -186,7 +202,8 @@ BUILT_IN: tuple[Program, ...] = (
                  "--appendonly no --dir %(ENV_CEREBRO_STATE_DIR)s",
         "Redis, the Celery result backend, loopback only, no snapshots (task states are "
         "short-lived)",
-        kind=BROKER, probe=probes.redis, address=_redis_address, variables=_redis_variables,
+        kind=BROKER, config_exit=None, probe=probes.redis, address=_redis_address,
+        variables=_redis_variables,
         autostart_note="only when no Redis answers at CEREBRO_RESULT_BACKEND (or "
                        "CEREBRO_RUN_REDIS=true)",
         priority=20, priority_note="with the brokers", start_seconds=1,
@@ -198,7 +215,7 @@ BUILT_IN: tuple[Program, ...] = (
                  "tcp://127.0.0.1:%(ENV_CEREBRO_KAFKA_PORT)s",
         "development only: tansu, a Kafka-wire-compatible broker kept in memory (production is "
         "Apache\nKafka, see docker-compose.yml); always given an explicit loopback listener",
-        kind=BROKER, probe=probes.kafka, address=inspection.kafka_address,
+        kind=BROKER, config_exit=None, probe=probes.kafka, address=inspection.kafka_address,
         startable=lambda: tansu_binary() is not None, variables=_kafka_variables,
         autostart_note="only in development when nothing answers at CEREBRO_KAFKA_BOOTSTRAP "
                        "(CEREBRO_RUN_KAFKA)",
@@ -208,6 +225,22 @@ BUILT_IN: tuple[Program, ...] = (
         start_note="up once it has lived a second (its port opens in ~0.04 s)",
         start_retries=None, stop_note="SIGTERM stops it", stop_seconds=10, log_max="10MB",
         log_backups=2),
+    Program(
+        "simulator", "%(ENV_CEREBRO_BIN)s/cerebro simulate",
+        "development only: the main-app simulator at CEREBRO_MAIN_APP_URL: the amenities the "
+        "sample\nlisting_enrichment asks for; every callback and Kafka outcome received, its "
+        "signature checked,\nits idempotency key counted (GET /simulator/received)",
+        kind=BROKER, probe=probes.simulator, address=inspection.main_app_address,
+        when_running=_samples_use_simulator, cli="cerebro.simulator.cli",
+        autostart_note="only in development, when nothing answers at CEREBRO_MAIN_APP_URL "
+                       "(CEREBRO_RUN_SIMULATOR;\nfalse in the Docker image: production has the "
+                       "real main app)",
+        restart_note="restarted if it dies (its counts start again from zero)",
+        priority=30, priority_note="after the brokers, before the services whose calls it "
+                                   "receives",
+        start_seconds=1, start_note="up once it has lived a second (readiness: it answers)",
+        stop_note="SIGTERM: it closes its connections and exits", stop_seconds=10,
+        log_max="10MB", log_backups=2),
     Program(
         "bootstrap", "%(ENV_CEREBRO_BIN)s/cerebro bootstrap",
         "one shot: build every module (of CEREBRO_MODULES) whose model is missing from the data "

@@ -6,7 +6,11 @@ Tagline: One glance at the whole orchestra.
 
 Every part is asked for itself (supervisord over its socket, the REST API, RabbitMQ,
 Kafka, Sherlock's file); a part that cannot be asked is reported with the reason,
-never skipped silently, and makes the status unhealthy (exit 1).
+never skipped silently, and makes the status unhealthy (exit 1). Each program is
+listed with its pid and its children (the API's prefork processes); a program
+that failed for good (FATAL, or exit 2: a misconfiguration) is shown with the
+last error line of its log, and a process listening on the API port outside the
+supervised API (an orphan) is flagged: both make the status unhealthy.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cerebro.names import Names
-from cerebro.ops import inspection, programs, supervise
+from cerebro.ops import failures, inspection, processes, programs, supervise
 
 if TYPE_CHECKING:
     from cerebro.settings import Settings
@@ -33,13 +37,33 @@ def _safe(fn: Callable[[], _T]) -> tuple[_T | None, str | None]:
 
 
 def _programs(settings: Settings) -> list[dict[str, object]]:
-    """Every supervisord program with its state."""
+    """Every supervisord program with its state, its processes and, when it failed for good,
+    why (see :mod:`cerebro.ops.failures`)."""
     sup = supervise.Supervisor(settings)
     now = time.time()
-    return [{"name": info["name"], "state": info["statename"], "pid": info["pid"] or None,
-             "uptime": int(now - info["start"]) if info["statename"] == "RUNNING" else None,
-             "description": info["description"], "log": info["stdout_logfile"]}
-            for info in sorted(sup.processes().values(), key=lambda i: i["name"])]
+    table = processes.parents()
+    rows: list[dict[str, object]] = []
+    for info in sorted(sup.processes().values(), key=lambda i: i["name"]):
+        pid = info["pid"] or None
+        reason = failures.failure(info)
+        rows.append({"name": info["name"], "state": info["statename"], "pid": pid,
+                     "children": processes.descendants(pid, table) if pid else [],
+                     "uptime": int(now - info["start"]) if info["statename"] == "RUNNING"
+                     else None,
+                     "description": info["description"], "exitstatus": info["exitstatus"],
+                     "failed": reason is not None, "reason": reason,
+                     "log": info["stdout_logfile"]})
+    return rows
+
+
+def _api(settings: Settings, known: list[dict[str, Any]] | None) -> dict[str, object]:
+    """The API program's serving processes: its supervised parent, the parent's children, and
+    any other process listening on the API port (orphans)."""
+    pid = next((p["pid"] for p in known or [] if p["name"] == "api"), None)
+    found = processes.api_processes(settings.port, pid)
+    if not pid and supervise.started_environment(settings).get("CEREBRO_RUN_API") == "false":
+        found["orphans"] = []  # this stack serves no API: whoever listens there is not ours
+    return found
 
 
 def _modules(settings: Settings) -> list[dict[str, object]]:
@@ -71,6 +95,9 @@ def _queues(settings: Settings) -> list[dict[str, object]]:
 def _kafka(settings: Settings) -> dict[str, object]:
     """The consumer group's state, members and lag per topic (end offset - committed offset)."""
     from kafka import KafkaConsumer
+    host, port = inspection.kafka_address(settings)
+    if not inspection.reachable(host, port, timeout=2.0):  # kafka-python would wait 30 s
+        raise ConnectionError(f"no Kafka broker answers at {host}:{port}")
     state, members, _assigned = inspection.group_assignment(settings)
     admin = inspection.admin_client(settings)
     try:
@@ -109,6 +136,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     report: dict[str, Any] = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "errors": {}}
     for key, fn in (("programs", lambda: _programs(settings)),
+                    ("api", lambda: _api(settings, report["programs"])),
                     ("modules", lambda: _modules(settings)),
                     ("queues", lambda: _queues(settings)),
                     ("kafka", lambda: _kafka(settings)),
@@ -116,12 +144,20 @@ def collect(settings: Settings) -> dict[str, Any]:
         report[key], error = _safe(fn)
         if error:
             report["errors"][key] = error
-    started = supervise.started_environment(settings)
-    wanted = [p for p in report["programs"] or [] if _runs(p["name"], started)]
-    report["healthy"] = (not report["errors"]
-                         and all(p["state"] == "RUNNING" for p in wanted)
-                         and all(m["ready"] for m in report["modules"] or []))
+    report["healthy"] = _healthy(settings, report)
     return report
+
+
+def _healthy(settings: Settings, report: Mapping[str, Any]) -> bool:
+    """Every part answered, every program that should run runs, none failed for good, no
+    process serves the API port unsupervised, every module is ready."""
+    started = supervise.started_environment(settings)
+    known = report["programs"] or []
+    wanted = [p for p in known if _runs(p["name"], started)]
+    return (not report["errors"] and all(p["state"] == "RUNNING" for p in wanted)
+            and not any(p["failed"] for p in known)
+            and not (report["api"] or {}).get("orphans")
+            and all(m["ready"] for m in report["modules"] or []))
 
 
 def _runs(name: str, started: Mapping[str, str]) -> bool:
@@ -134,22 +170,70 @@ def _runs(name: str, started: Mapping[str, str]) -> bool:
     return row.restart and started.get(row.run_flag, "true") == "true"
 
 
+def _aligned(rows: list[list[str]], right: tuple[int, ...] = ()) -> list[str]:
+    """Rows of cells as indented lines, each column as wide as its widest cell (a long queue
+    name widens its column instead of pushing the numbers out of line)."""
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(cell.rjust(width) if i in right else cell.ljust(width)
+                             for i, (cell, width) in enumerate(zip(row, widths))).rstrip()
+            for row in rows]
+
+
+def _program_lines(report: Mapping[str, Any]) -> list[str]:
+    """The programs, their processes, and why a failed one failed."""
+    rows, notes = [], {}
+    for p in report["programs"] or []:
+        detail = f"up {p['uptime']}s" if p["uptime"] is not None else p["description"]
+        pids = f"pid {p['pid']}" if p["pid"] else ""
+        if p["children"]:
+            pids += f", children {' '.join(map(str, p['children']))}"
+        rows.append([p["name"], p["state"] + (" FAILED" if p["failed"] else ""), detail, pids])
+        if p["failed"]:
+            notes[len(rows) - 1] = f"      FAILED {p['reason']} (log: {p['log']})"
+    lines = []
+    for index, line in enumerate(_aligned(rows)):
+        lines.append(line)
+        if index in notes:
+            lines.append(notes[index])
+    return lines
+
+
+def _api_lines(api: Mapping[str, Any] | None) -> list[str]:
+    """The processes listening on the API port that the supervised API does not own."""
+    if not api or not api["orphans"]:
+        return []
+    owner = f"not under the supervised api (pid {api['pid']})" if api["pid"] \
+        else "and supervisord runs no api"
+    lines = ["", f"API port {api['port']}: {len(api['orphans'])} ORPHAN process(es) listening, "
+                 f"{owner}:"]
+    lines += _aligned([[f"pid {o['pid']}", f"parent {o['ppid']}", o["command"]]
+                       for o in api["orphans"]])
+    return lines
+
+
+def _module_lines(report: Mapping[str, Any]) -> list[str]:
+    """Each module's readiness, status and model versions, and its errors."""
+    rows, errors = [], {}
+    for m in report["modules"] or []:
+        versions = ", ".join(f"{a}={v}" for a, v in m["models"].items()) or "-"
+        rows.append([m["name"], "ready" if m["ready"] else "NOT READY", m["status"], versions])
+        errors[len(rows) - 1] = [f"      ERROR {e}" for e in m["errors"]]
+    lines = []
+    for index, line in enumerate(_aligned(rows)):
+        lines += [line, *errors[index]]
+    return lines
+
+
 def render(report: Mapping[str, Any]) -> str:
     """The report as text for a terminal."""
     health = "healthy" if report["healthy"] else "NOT HEALTHY"
-    lines = [f"Cerebro status at {report['time']}: {health}", "", "Programs (supervisord):"]
-    for p in report["programs"] or []:
-        uptime = f"up {p['uptime']}s" if p["uptime"] is not None else p["description"]
-        lines.append(f"  {p['name']:<11} {p['state']:<9} {uptime}")
-    lines += ["", "Modules:"]
-    for m in report["modules"] or []:
-        versions = ", ".join(f"{a}={v}" for a, v in m["models"].items()) or "-"
-        lines.append(f"  {m['name']:<20} {'ready' if m['ready'] else 'NOT READY':<9} "
-                     f"{m['status']:<8} {versions}")
-        lines += [f"      ERROR {e}" for e in m["errors"]]
-    lines += ["", "Queues (messages / consumers):"]
-    for q in report["queues"] or []:
-        lines.append(f"  {q['queue']:<40} {q['messages']:>7} / {q['consumers']}")
+    lines = [f"Cerebro status at {report['time']}: {health}", "", "Programs (supervisord):",
+             *_program_lines(report), *_api_lines(report.get("api")), "", "Modules:",
+             *_module_lines(report), "", "Queues (messages / consumers):",
+             *_aligned([[q["queue"], str(q["messages"]), "/", str(q["consumers"])]
+                        for q in report["queues"] or []], right=(1, 3))]
     k = report["kafka"]
     if k:
         lag = ", ".join(f"{t}={n}" for t, n in k["lag"].items()) or "-"

@@ -25,14 +25,15 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from cerebro.ops import conf, leftovers, probes, programs
+from cerebro.ops import conf, leftovers, probes, programs, secretfile
 from cerebro.ops.inspection import address, api_url, flower_url, reachable, served_modules
 from cerebro.settings import PROJECT_ROOT, ConfigurationError, parse_tristate
 
 if TYPE_CHECKING:
     from cerebro.settings import Settings
 
-SECRETS = ("CEREBRO_CALLBACK_SECRET", "CEREBRO_FLOWER_PASSWORD", "CEREBRO_SUPERVISOR_PASSWORD")
+SECRETS = ("CEREBRO_CALLBACK_SECRET", "CEREBRO_FLOWER_PASSWORD", "CEREBRO_SUPERVISOR_PASSWORD",
+           "CEREBRO_MODEL_SIGNING_KEY")
 
 
 # Addresses of this machine, where supervisord may start a broker.
@@ -42,20 +43,18 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "")
 def load_secrets(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
     """Secrets missing from ``environ``, read from (or generated into) the state dir's
     ``secrets.env`` (mode 600), so a development box works with one command and keeps them."""
-    path = settings.state_dir / "secrets.env"
-    stored: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep:
-                stored[key.strip()] = value.strip()
+    path = secretfile.path(settings)
+    stored = secretfile.read(settings)
     missing = {k: stored.get(k) or secrets.token_urlsafe(24) for k in SECRETS if not environ.get(k)}
     if any(k not in stored for k in missing):
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         stored.update(missing)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # O_CREAT's mode applies to a new file only
         with os.fdopen(fd, "w") as out:
             out.write("".join(f"{k}={v}\n" for k, v in sorted(stored.items())))
+    elif path.exists():
+        path.chmod(0o600)
     return missing
 
 
@@ -121,6 +120,9 @@ def supervisor_environment(settings: Settings,
                                          reachable(host, port), startable)
         elif row.kind == programs.SERVICE:
             env[row.run_flag] = "true" if row.name in wanted else "false"
+    for row in programs.table():  # e.g. the simulator points the samples at itself
+        if row.when_running is not None and env.get(row.run_flag) == "true":
+            env.update(row.when_running(settings, env))
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
@@ -233,7 +235,9 @@ def wait_ready(settings: Settings, env: Mapping[str, str], timeout: float | None
                out: TextIO = sys.stdout) -> dict[str, probes.Result]:
     """Wait until every started program is RUNNING *and* its probe passes; return
     ``{name: (ok, detail)}``. Raises RuntimeError naming what is not ready at the deadline,
-    or at once when a program is FATAL or the bootstrap build failed."""
+    or at once when a program is FATAL, exited 2 (a misconfiguration) or the bootstrap build
+    failed."""
+    from cerebro.ops import failures
     sup = Supervisor(settings)
     checks = {row.name: row.probe for row in programs.table()
               if row.probe is not None and env.get(row.run_flag) == "true"}
@@ -242,8 +246,9 @@ def wait_ready(settings: Settings, env: Mapping[str, str], timeout: float | None
     while True:
         infos = sup.processes()
         for name, info in infos.items():
-            if info["statename"] == "FATAL":
-                raise RuntimeError(f"program {name} is FATAL ({info['description']}); see "
+            failed = failures.failure(info) if name != "bootstrap" else None
+            if failed:  # FATAL, or exit 2 (a misconfiguration): waiting cannot help
+                raise RuntimeError(f"program {name} failed: {failed}; see "
                                    f"{info['stdout_logfile']}")
         boot = infos.get("bootstrap")
         if boot and env.get("CEREBRO_RUN_BOOTSTRAP") == "true" and boot["statename"] == "EXITED" \
@@ -269,15 +274,21 @@ def wait_ready(settings: Settings, env: Mapping[str, str], timeout: float | None
 
 
 def endpoints(settings: Settings, env: Mapping[str, str]) -> list[str]:
-    """Lines telling where each UI and endpoint is."""
+    """Lines telling where each UI and endpoint is (and where each password is, never it)."""
+    from cerebro.ops import secretfile
+    from cerebro.ops.inspection import main_app_origin
     api = api_url(settings)
     lines = [f"REST API        {api}/v1/<module>/<function>   (modules: {api}/v1/modules, "
              f"ready: {api}/readyz, metrics: {api}/metrics, OpenAPI: {api}/openapi.json)",
              f"Supervisor UI   http://127.0.0.1:{settings.supervisor_port}/   "
-             f"(user {settings.supervisor_user}; password: CEREBRO_SUPERVISOR_PASSWORD)"]
+             f"(user {settings.supervisor_user}; password: " + secretfile.hint(
+                 settings, "CEREBRO_SUPERVISOR_PASSWORD", settings.supervisor_password) + ")",
+             f"supervisorctl   {Path(sys.executable).parent / 'supervisorctl'} -c "
+             f"{settings.state_dir.resolve() / 'supervisorctl.conf'} status"]
     if env.get("CEREBRO_RUN_FLOWER") == "true":
         lines.append(f"Flower          {flower_url(settings)}/   (user {settings.flower_user}; "
-                     f"password: CEREBRO_FLOWER_PASSWORD)")
+                     "password: " + secretfile.hint(settings, "CEREBRO_FLOWER_PASSWORD",
+                                                    settings.flower_password) + ")")
     rabbit_host, rabbit_port = address(settings.broker_url.get_secret_value(), 5672)
     started = "started here" if env.get("CEREBRO_RUN_RABBITMQ") == "true" else "already running"
     lines.append(f"RabbitMQ        amqp://{rabbit_host}:{rabbit_port}  ({started})")
@@ -288,6 +299,9 @@ def endpoints(settings: Settings, env: Mapping[str, str]) -> list[str]:
                  f"{settings.kafka_group})")
     lines.append(f"Redis           {settings.result_backend}")
     lines.append(f"Main app        callbacks and events go to {settings.main_app_url}")
+    if env.get("CEREBRO_RUN_SIMULATOR") == "true":
+        lines.append(f"                (the main-app simulator, started here; what it received: "
+                     f"curl {main_app_origin(settings)}/simulator/received)")
     lines.append(f"Logs            {settings.log_dir}/<program>.log;  secrets: "
                  f"{settings.state_dir / 'secrets.env'} (generated ones)")
     lines.append("Status / stop   cerebro status;  bash scripts/down.sh (cerebro down)")

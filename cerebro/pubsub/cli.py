@@ -9,6 +9,13 @@ queues. SIGTERM or SIGINT finish the batch in hand, wait for its confirms and
 close; whatever was not answered is redelivered to another subscriber.
 ``--declare-only`` declares the exchanges and queues and exits (for a
 deployment step, or a main app that publishes before any subscriber ran).
+
+A module folder added while it runs is served without a restart (its queues
+declared and consumed), a removed one no longer consumed
+(:meth:`cerebro.core.Core.on_modules_changed`); a module that fails to import
+is reported and waits, the others go on. RabbitMQ refusing the broker URL
+(credentials, virtual host) stops it with exit 2 and a message naming
+``CEREBRO_BROKER_URL``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cerebro.settings import ConfigurationError
@@ -23,7 +31,9 @@ from cerebro.settings import ConfigurationError
 if TYPE_CHECKING:
     import argparse
 
+    from cerebro.core import Core
     from cerebro.pubsub.contract import Delivery
+    from cerebro.pubsub.session import Session
     from cerebro.registry import Registry
     from cerebro.settings import Settings
 
@@ -100,7 +110,8 @@ def subscribe(settings: Settings, declare_only: bool = False) -> int:
     from cerebro.pubsub.runner import Runner
     from cerebro.pubsub.session import Session
 
-    core = Core.start("subscriber", settings, load=not declare_only, watch=not declare_only)
+    # the core watches once the session follows its module changes (below)
+    core = Core.start("subscriber", settings, load=not declare_only, watch=False)
     # pika logs every failed connection attempt as ERROR with a traceback (Sherlock would
     # file each one); the session logs every loss and reconnect itself, once, as a warning.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
@@ -117,7 +128,10 @@ def subscribe(settings: Settings, declare_only: bool = False) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda number, _frame: _stop(stop, number))
         inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
-        session = Session(settings, core.names, functions, inbox, stop).start()
+        session = Session(settings, core.names, functions, inbox, stop)
+        core.on_modules_changed(follow_modules(core, session))
+        core.watch()
+        session.start()
         try:
             Runner(session, Handler(core), inbox, stop,
                    max_batch=settings.pubsub_prefetch * len(functions)).run()
@@ -125,8 +139,30 @@ def subscribe(settings: Settings, declare_only: bool = False) -> int:
             session.shutdown()
     finally:
         core.stop()
+    if session.fatal is not None:  # RabbitMQ refused: retrying cannot fix it (exit 2)
+        raise session.fatal
     log.info("subscriber stopped")
     return 0
+
+
+def follow_modules(core: Core, session: Session) -> Callable[[list[str], list[str]], None]:
+    """The core's listener of module folders added or removed: hand the session the new
+    importable modules with their functions (a broken one is reported and waits until its
+    files change and it imports), and the removed ones. Never raises."""
+    def changed(added: list[str], removed: list[str]) -> None:
+        """Apply one change of the modules package."""
+        try:
+            modules = core.registry.modules
+            importable = {name: sorted(modules[name].endpoints) for name in added
+                          if name in modules and not modules[name].import_error}
+            broken = sorted(set(added) - set(importable))
+            if broken:
+                log.error("not subscribing for new module(s) %s: they failed to import (their "
+                          "requests wait in their queues)", ", ".join(broken))
+            session.modules_changed(importable, removed)
+        except Exception:  # a listener must never break the core's refresh
+            log.exception("subscriber: applying module changes failed")
+    return changed
 
 
 def _stop(stop: threading.Event, signum: int) -> None:

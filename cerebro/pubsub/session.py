@@ -18,6 +18,20 @@ Deliveries and outcomes of a lost connection are dropped by generation: the
 broker redelivers those requests. ``basic_qos`` caps the unacknowledged
 requests per module queue (``CEREBRO_PUBSUB_PREFETCH``); several processes
 consuming the same queues share the work.
+
+A broker that *refuses* the connection (``ACCESS_REFUSED``: wrong user or
+password; ``NOT_ALLOWED``: no such virtual host), or a topology it refuses at
+start (a queue declared with other arguments), is not an outage: retrying
+cannot fix it. The session keeps the error in :attr:`Session.fatal` and sets
+the stop event; ``cerebro subscribe`` then exits 2 with that message.
+
+Module folders added or removed while it runs (:meth:`Session.modules_changed`,
+thread-safe, from the core's reloader) are applied on the IOLoop: a new module's
+queues are declared on a channel of their own (a refusal closes only that
+channel: the module is reported and left out, the others go on), then consumed
+like the others; a removed module's consumer is cancelled (its requests wait in
+its queue). Changes made while disconnected are applied once the next
+connection consumes.
 """
 
 from __future__ import annotations
@@ -34,17 +48,19 @@ import pika
 import pika.exceptions
 from pika.spec import Basic
 
+from cerebro.clients.rabbitmq import refusal, refused
 from cerebro.outcomes import backoff_delay
 from cerebro.pubsub import topology
 from cerebro.pubsub.contract import Delivery
 from cerebro.reporting import report
+from cerebro.settings import ConfigurationError
 
 if TYPE_CHECKING:
     import queue
 
     from pika.channel import Channel
     from pika.frame import Method
-    from pika.spec import BasicProperties, Confirm
+    from pika.spec import BasicProperties, Confirm, Queue
 
     from cerebro.names import Names
     from cerebro.pubsub.contract import Outcome
@@ -62,14 +78,15 @@ class Session:
                  inbox: queue.SimpleQueue[Delivery], stop_event: threading.Event) -> None:
         self.settings = settings
         self.names = names
-        self.functions = functions
+        # module -> its functions; changed on the session's thread only
+        self.functions = {module: sorted(funcs) for module, funcs in functions.items()}
         self.inbox = inbox
         self.stop_event = stop_event
         self.params = topology.parameters(settings, f"cerebro-subscribe-{os.getpid()}")
         self.generation = 0
         self.connection: pika.SelectConnection | None = None
         self.channel: Channel | None = None
-        self.consumer_tags: list[str] = []
+        self.consumer_tags: dict[str, str] = {}  # module -> its consumer's tag
         self.pending: dict[int, Outcome] = {}
         self.sequence = 0
         self.consuming = threading.Event()
@@ -79,9 +96,13 @@ class Session:
         self.returned = 0
         self.acked = 0
         self.nacked = 0
+        self.fatal: ConfigurationError | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._failures = 0
+        self._paused_io = False  # consumers cancelled by _pause (IOLoop side)
+        self._added: dict[str, list[str]] = {}  # module changes not applied yet (under _lock)
+        self._removed: set[str] = set()
 
     # -- the thread --
 
@@ -99,12 +120,10 @@ class Session:
                 connection = self._connect()
                 connection.ioloop.start()
                 connection.ioloop.close()
+            except ConfigurationError as exc:  # e.g. a queue declared with other arguments
+                self._stop_fatal(exc)
             except Exception as exc:
-                if isinstance(exc, pika.exceptions.AMQPError) or isinstance(exc, OSError):
-                    log.warning("RabbitMQ at %s: %s", self._where(), exc or type(exc).__name__)
-                else:
-                    report(exc, f"subscriber connection failed: {type(exc).__name__}: {exc}",
-                           service="subscriber")
+                self._failed(exc)
             finally:
                 with self._lock:
                     self.connection = self.channel = None
@@ -118,6 +137,26 @@ class Session:
             self.stop_event.wait(delay)
         log.info("subscriber connection closed")
 
+    def _failed(self, exc: Exception) -> None:
+        """A connection (or declaration) failed: stop on a refusal, else log it (retried)."""
+        if refusal(exc) is not None:
+            self._stop_fatal(exc)
+        elif isinstance(exc, pika.exceptions.AMQPError) or isinstance(exc, OSError):
+            log.warning("RabbitMQ at %s: %s", self._where(), exc or type(exc).__name__)
+        else:
+            report(exc, f"subscriber connection failed: {type(exc).__name__}: {exc}",
+                   service="subscriber")
+
+    def _stop_fatal(self, exc: BaseException) -> None:
+        """Retrying cannot fix ``exc``: keep it as :attr:`fatal` and stop everything."""
+        reason = refusal(exc)
+        error = exc if isinstance(exc, ConfigurationError) else \
+            refused(reason or str(exc), self.settings.broker_url.get_secret_value())
+        if self.fatal is None:
+            self.fatal = error
+            log.critical("stopping the subscriber (exit 2): %s", error)
+        self.stop_event.set()
+
     def _declare(self) -> None:
         """Declare the topology with a short blocking connection (idempotent)."""
         with pika.BlockingConnection(self.params) as connection:
@@ -129,7 +168,7 @@ class Session:
             self.generation += 1
             self.pending = {}
             self.sequence = 0
-            self.consumer_tags = []
+            self.consumer_tags = {}
             self.received = self.settled = 0
             self.connection = pika.SelectConnection(
                 self.params, on_open_callback=self._on_open,
@@ -147,8 +186,11 @@ class Session:
         connection.channel(on_open_callback=self._on_channel_open)
 
     def _on_open_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
-        """Could not connect: stop the loop; the thread retries."""
-        log.warning("cannot connect to RabbitMQ at %s: %s", self._where(), error)
+        """Could not connect: stop the loop; the thread retries (unless RabbitMQ refused)."""
+        if refusal(error) is not None:
+            self._stop_fatal(error)
+        else:
+            log.warning("cannot connect to RabbitMQ at %s: %s", self._where(), error)
         connection.ioloop.stop()
 
     def _on_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
@@ -178,7 +220,9 @@ class Session:
                                                 callback=self._on_qos)
 
     def _on_qos(self, _frame: Method[Basic.QosOk]) -> None:
-        """Prefetch set: consume every module queue."""
+        """Prefetch set: apply module changes not applied yet, consume every module queue."""
+        self._paused_io = False
+        self._apply_changes(self.generation)
         self._consume_all()
         self._failures = 0
         self.consuming.set()
@@ -189,10 +233,14 @@ class Session:
     def _consume_all(self) -> None:
         """Start one consumer per module queue."""
         for module in sorted(self.functions):
-            queue = self.names.queue(module)
-            callback = functools.partial(self._on_message, module, queue, self.generation)
-            # called on an open channel only (after basic_qos, or checked by _resume)
-            self.consumer_tags.append(cast("Channel", self.channel).basic_consume(queue, callback))
+            self._consume(module)
+
+    def _consume(self, module: str) -> None:
+        """Start the consumer of one module queue (on an open channel: after basic_qos, or
+        checked by the caller)."""
+        queue = self.names.queue(module)
+        callback = functools.partial(self._on_message, module, queue, self.generation)
+        self.consumer_tags[module] = cast("Channel", self.channel).basic_consume(queue, callback)
 
     def _pause(self, generation: int) -> None:
         """Cancel every consumer; set :attr:`paused` once the broker confirmed every cancel
@@ -200,7 +248,8 @@ class Session:
         channel = self.channel
         if generation != self.generation or channel is None or not channel.is_open:
             return
-        tags, self.consumer_tags = self.consumer_tags, []
+        tags, self.consumer_tags = list(self.consumer_tags.values()), {}
+        self._paused_io = True
         remaining = {"count": len(tags)}
 
         def cancelled(_frame: Method[Basic.CancelOk]) -> None:
@@ -218,9 +267,81 @@ class Session:
         """Consume again after a pause."""
         channel = self.channel
         self.paused.clear()
+        self._paused_io = False
         if generation == self.generation and channel is not None and channel.is_open \
                 and not self.consumer_tags and not self.stop_event.is_set():
             self._consume_all()
+
+    # -- module folders added or removed (IOLoop side) --
+
+    def _apply_changes(self, generation: int) -> None:
+        """Apply the module changes not applied yet: cancel removed modules' consumers,
+        declare (then consume) added ones. On a lost connection they wait for the next."""
+        connection, channel = self.connection, self.channel
+        if generation != self.generation or connection is None or channel is None \
+                or not channel.is_open:
+            return
+        with self._lock:
+            added, removed = self._added, self._removed
+            self._added, self._removed = {}, set()
+        for module in sorted(removed):
+            self._drop(module)
+        for module, funcs in sorted(added.items()):
+            connection.channel(on_open_callback=functools.partial(
+                self._declare_module, generation, module, funcs))
+
+    def _drop(self, module: str) -> None:
+        """Stop serving a removed module: its requests wait in its queue."""
+        served = self.functions.pop(module, None)
+        tag = self.consumer_tags.pop(module, None)
+        if served is None and tag is None:
+            return
+        channel = self.channel
+        if tag is not None and channel is not None and channel.is_open:
+            channel.basic_cancel(tag)
+        log.info("module %s removed: no longer consuming %s", module, self.names.queue(module))
+
+    def _declare_module(self, generation: int, module: str, funcs: list[str],
+                        channel: Channel) -> None:
+        """A channel of its own is open: declare the new module's queues on it."""
+        done = {"declared": False}
+        channel.add_on_close_callback(functools.partial(
+            self._on_declare_closed, module, funcs, done))
+        topology.declare_module(channel, self.names, module, funcs, functools.partial(
+            self._module_declared, generation, module, funcs, channel, done))
+
+    def _module_declared(self, generation: int, module: str, funcs: list[str],
+                         channel: Channel, done: dict[str, bool],
+                         _frame: Method[Queue.BindOk]) -> None:
+        """The new module's queues exist: consume its queue (unless paused: resume will)."""
+        done["declared"] = True
+        channel.close()
+        main = self.channel
+        if generation != self.generation or main is None or not main.is_open:
+            self._requeue(module, funcs)
+            return
+        self.functions[module] = funcs
+        if not self._paused_io and module not in self.consumer_tags:
+            self._consume(module)
+        log.info("new module %s: consuming %s", module, self.names.queue(module))
+
+    def _on_declare_closed(self, module: str, funcs: list[str], done: dict[str, bool],
+                           _channel: Channel, reason: Exception) -> None:
+        """The declaring channel closed: fine once declared; refused by the broker (a queue
+        with other arguments), the module is reported and left out; else try again later."""
+        if done["declared"]:
+            return
+        if isinstance(reason, pika.exceptions.ChannelClosedByBroker):
+            report(reason, f"new module {module}: its queues cannot be declared, so it is not "
+                           f"served: {reason}", service="subscriber", module=module)
+            return
+        self._requeue(module, funcs)
+
+    def _requeue(self, module: str, funcs: list[str]) -> None:
+        """Keep an addition for the next connection (this one was lost meanwhile)."""
+        with self._lock:
+            if module not in self._removed:
+                self._added.setdefault(module, funcs)
 
     def _on_channel_closed(self, channel: Channel, reason: Exception) -> None:
         """The broker closed the channel: close the connection so everything starts afresh."""
@@ -308,6 +429,19 @@ class Session:
 
     # -- called from other threads --
 
+    def modules_changed(self, added: Mapping[str, Iterable[str]], removed: Iterable[str]) -> None:
+        """Serve the modules ``added`` (module -> function names) and stop serving those
+        ``removed``, on the IOLoop (thread-safe; applied on the next connection when down)."""
+        with self._lock:
+            for module in removed:
+                self._added.pop(module, None)
+                self._removed.add(module)
+            for module, funcs in added.items():
+                self._added[module] = sorted(funcs)
+                self._removed.discard(module)
+            generation = self.generation
+        self._call(generation, self._apply_changes, generation)
+
     def submit(self, outcomes: list[Outcome], generation: int) -> bool:
         """Hand outcomes of deliveries of ``generation`` to the IOLoop (thread-safe)."""
         return self._call(generation, self._publish, outcomes, generation)
@@ -355,7 +489,7 @@ class Session:
         def cancel() -> None:
             """Cancel every consumer so no new requests arrive."""
             if self.channel is not None and self.channel.is_open:
-                for tag in self.consumer_tags:
+                for tag in self.consumer_tags.values():
                     self.channel.basic_cancel(tag)
 
         def close_when_settled() -> None:

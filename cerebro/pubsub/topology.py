@@ -17,22 +17,32 @@ and after every reconnect. Per module::
 
 and once: the topic exchanges ``<requests>``, ``<results>`` and ``<dlx>``, and
 the durable queue ``<dlx>`` bound to ``<dlx>`` by ``#``, keeping every dead letter.
+
+:func:`declare` does it all on a blocking channel (at start and after every
+reconnect); :func:`declare_module` declares one module's queues on a channel
+of the subscriber's running connection (a module folder added while it runs).
+A broker refusing the URL itself (wrong credentials, no such virtual host) is
+a :class:`ConfigurationError` too (:func:`declare_with`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import pika
 import pika.exceptions
 
+from cerebro.clients.rabbitmq import refusal, refused
 from cerebro.names import request_key
 from cerebro.settings import ConfigurationError
 
 if TYPE_CHECKING:
     from pika.adapters.blocking_connection import BlockingChannel
+    from pika.channel import Channel
+    from pika.frame import Method
+    from pika.spec import Queue
 
     from cerebro.names import Names
     from cerebro.settings import Settings
@@ -89,10 +99,35 @@ def declare(channel: BlockingChannel, names: Names,
         channel.queue_bind(queue, names.requests, f"{module}.*")
 
 
+def declare_module(channel: Channel, names: Names, module: str, functions: Iterable[str],
+                   done: Callable[[Method[Queue.BindOk]], object]) -> None:
+    """Declare one module's queue, retry queue and bindings on an open channel of a running
+    (asynchronous) connection; ``done`` is called once the last binding is confirmed.
+
+    The exchanges exist already (:func:`declare` ran at connection). A queue that
+    exists with other arguments closes the channel (its close callback says why);
+    pika queues each call until the one before is answered, so they run in order.
+    """
+    queue = names.queue(module)
+    channel.queue_declare(queue, durable=True, arguments=queue_arguments(names))
+    channel.queue_declare(names.retry_queue(module), durable=True,
+                          arguments=retry_queue_arguments(names, module))
+    for function in sorted(functions):
+        channel.queue_bind(queue, names.requests, request_key(module, function))
+    channel.queue_bind(queue, names.requests, f"{module}.*", callback=done)
+
+
 def declare_with(settings: Settings, names: Names,
                  functions: Mapping[str, Iterable[str]]) -> None:
-    """Open a short blocking connection and :func:`declare`; raises pika's AMQP errors."""
-    connection = pika.BlockingConnection(parameters(settings, "cerebro-declare"))
+    """Open a short blocking connection and :func:`declare`; raises pika's AMQP errors, and
+    :class:`ConfigurationError` when RabbitMQ refuses the URL's credentials or vhost."""
+    try:
+        connection = pika.BlockingConnection(parameters(settings, "cerebro-declare"))
+    except pika.exceptions.AMQPError as exc:
+        reason = refusal(exc)
+        if reason is not None:
+            raise refused(reason, settings.broker_url.get_secret_value()) from None
+        raise
     try:
         declare(connection.channel(), names, functions)
     finally:

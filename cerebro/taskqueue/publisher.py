@@ -32,6 +32,10 @@ The connection is supervised by a task on the loop: it connects (within
 ``timeout``), and when the connection or channel closes it reconnects with
 exponential backoff. While it is down, :meth:`~TaskPublisher.publish` fails
 at once; while a connection attempt is under way it waits for that attempt.
+A broker that *refuses* the URL (``ACCESS_REFUSED``: wrong credentials;
+``NOT_ALLOWED``: no such virtual host) is not retried: retrying cannot fix it.
+The publisher stops, logs why (naming ``CEREBRO_BROKER_URL``) and calls its
+``on_refused`` handler (the API stops with exit 2).
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ import socket
 from typing import TYPE_CHECKING
 
 import aiormq
-from aiormq.exceptions import AMQPError, ChannelInvalidStateError
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ProtocolSyntaxError
 from pamqp.commands import Basic
 from yarl import URL
+
+from cerebro.clients.rabbitmq import probe, refusal, refused
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -53,6 +59,8 @@ if TYPE_CHECKING:
     from aiormq.abc import AbstractChannel
     from kombu import Queue
     from pamqp.common import FieldTable
+
+    from cerebro.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +117,21 @@ class TaskPublisher:
 
     ``queue_spec(name)`` returns the :class:`kombu.Queue` the Celery app uses
     for queue ``name`` (declared once per connection before the first publish).
+    ``on_refused(error)`` is called once when RabbitMQ refuses the URL (see the
+    module docstring; without one, the error is logged); :attr:`refused` keeps it.
     """
 
     def __init__(self, url: str | URL, queue_spec: Callable[[str], Queue], *,
                  confirm: bool = True, timeout: float = 1.0, backoff: float = 0.1,
-                 max_backoff: float = 2.0, heartbeat: int = 30) -> None:
+                 max_backoff: float = 2.0, heartbeat: int = 30,
+                 on_refused: Callable[[ConfigurationError], object] | None = None) -> None:
+        self.given_url = str(url)  # as configured: what a refusal is probed with
         url = URL(url)
         if "heartbeat" not in url.query:
             url = url.update_query(heartbeat=str(heartbeat))
         self.url = url
+        self.on_refused = on_refused
+        self.refused: ConfigurationError | None = None
         self.queue_spec = queue_spec
         self.confirm = confirm
         self.timeout = timeout
@@ -164,6 +178,8 @@ class TaskPublisher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # anything: the supervisor must never die
+                if await self._stop_if_refused(exc):
+                    return
                 self._set_down(exc)
                 self._attempt.set_result(False)
                 await asyncio.sleep(delay)
@@ -197,6 +213,29 @@ class TaskPublisher:
             await _close_quietly(connection)
             raise
         return connection, channel
+
+    async def _stop_if_refused(self, exc: Exception) -> bool:
+        """True (and the publisher stopped, its handler called) when ``exc`` is RabbitMQ
+        refusing the URL. aiormq does not say why the broker closed a connection it was
+        opening on a virtual host: that case is asked again with py-amqp, which does."""
+        reason = refusal(exc)
+        if reason is None and isinstance(exc, ProtocolSyntaxError):
+            loop = asyncio.get_running_loop()
+            try:
+                reason = await loop.run_in_executor(None, probe, self.given_url, self.timeout)
+            except Exception as again:  # noqa: BLE001 - unreachable now: transient after all
+                log.debug("RabbitMQ probe after %s: %s", type(exc).__name__, again)
+        if reason is None:
+            return False
+        self.refused = refused(reason, self.given_url)
+        self.down_reason = str(self.refused)
+        if self._attempt is not None and not self._attempt.done():
+            self._attempt.set_result(False)
+        if self.on_refused is None:
+            log.critical("%s", self.refused)
+        else:
+            self.on_refused(self.refused)
+        return True
 
     def _set_down(self, exc: BaseException | str) -> None:
         """Remember why the broker is unusable; say so once per outage (with the exception)."""
@@ -247,6 +286,34 @@ class TaskPublisher:
 
     # -- publishing -------------------------------------------------------
 
+    async def _declared_type(self, channel: AbstractChannel, queue: str) -> str:
+        """Declare ``queue`` once per connection (shared by concurrent callers); its exchange
+        type."""
+        declared = self._declared.get(queue)
+        if declared is None:
+            declared = self._declared[queue] = asyncio.ensure_future(
+                self._declare(channel, queue))
+        try:
+            return await asyncio.shield(declared)
+        except BaseException:
+            if self._declared.get(queue) is declared and declared.done():
+                del self._declared[queue]
+            raise
+
+    async def prepare(self, queue: str) -> bool:
+        """Declare ``queue`` now, as before its first publish (a module just added); False
+        when the broker is not usable now (the first publish declares it then)."""
+        try:
+            await self._declared_type(await self._ready_channel(), queue)
+        except (BrokerUnavailable, *AMQP_ERRORS) as exc:
+            log.debug("queue %s not declared ahead: %s: %s", queue, type(exc).__name__, exc)
+            return False
+        return True
+
+    def forget(self, queue: str) -> None:
+        """Declare ``queue`` again before its next publish (its module was removed)."""
+        self._declared.pop(queue, None)
+
     async def publish(self, queue: str, task_id: str, headers: FieldTable, body: bytes) -> None:
         """Publish one persistent task message to ``queue``; return once RabbitMQ confirmed it.
 
@@ -256,17 +323,8 @@ class TaskPublisher:
             raise BrokerUnavailable("the publisher is closed")
         try:
             channel = await self._ready_channel()
-            declared = self._declared.get(queue)
-            if declared is None:
-                # one declaration per queue per connection, shared by concurrent requests
-                declared = self._declared[queue] = asyncio.ensure_future(
-                    self._declare(channel, queue))
-            try:
-                exchange_type = await asyncio.shield(declared)
-            except BaseException:
-                if self._declared.get(queue) is declared and declared.done():
-                    del self._declared[queue]
-                raise
+            # one declaration per queue per connection, shared by concurrent requests
+            exchange_type = await self._declared_type(channel, queue)
             if exchange_type not in ("direct", "topic"):
                 raise BrokerUnavailable(f"queue {queue} uses a {exchange_type} exchange; "
                                         "only queues on direct or topic exchanges are "

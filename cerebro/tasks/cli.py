@@ -60,13 +60,20 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print("cerebro worker: CEREBRO_CALLBACK_SECRET is empty; callbacks to the main app "
               "must be signed", file=sys.stderr)
         return 2
+    from cerebro.clients.rabbitmq import check_broker
+    from cerebro.clients.redis import check_redis
     from cerebro.core import Core
     from cerebro.taskqueue.celery_app import make_app
+    from cerebro.tasks import consumer
     from cerebro.tasks import task  # noqa: F401  (the shared tasks join the app)
+    # a refused password, virtual host or Redis database: exit 2 now, before any work
+    check_broker(settings.broker_url.get_secret_value(), settings.broker_timeout)
+    check_redis(settings.result_backend.get_secret_value(), settings.broker_timeout)
     settings = settings.replace(log_level=args.loglevel)
     core = Core.start("worker", settings, load=False, watch=False)  # models: per pool process
     names = [n.strip() for n in (args.queues or "").split(",") if n.strip()]
-    if not names:
+    every_module = not names
+    if every_module:
         # every module, plus the default queue where scheduled jobs (sherlock.digest) land
         modules = sorted(core.registry.modules)
         names = modules + ["default"] if modules else []
@@ -75,13 +82,19 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr)
         return 2
     app = make_app(settings)
+    consumer.stop_on_refusal(app)
+    if every_module:
+        consumer.follow_modules(app, core)
     queues = ",".join(core.names.worker_queues(names))
     concurrency = args.concurrency or settings.worker_concurrency or os.cpu_count() or 1
     hostname = args.hostname.replace("{pid}", str(os.getpid()))
     argv = ["worker", f"--queues={queues}", f"--concurrency={concurrency}",
             f"--loglevel={args.loglevel}", f"--hostname={hostname}", f"--pool={args.pool}",
             "--task-events", "--without-gossip"]
-    return run_celery(app, argv)
+    code = run_celery(app, argv)
+    if consumer.REFUSED:  # RabbitMQ refused the URL after start-up: exit 2, not 1
+        raise consumer.REFUSED[0]
+    return code
 
 
 def _cmd_flower(args: argparse.Namespace, settings: Settings) -> int:

@@ -24,6 +24,12 @@ callback goes to the dead-letter store and is reported as an exception.
 The tasks are shared tasks: they join the app ``cerebro worker`` makes from its
 settings (:func:`cerebro.taskqueue.celery_app.make_app`); nothing here reads
 the environment.
+
+Module folders added while the worker runs: the main process starts consuming
+the new module's queue (:mod:`.consumer`), and every pool process's core picks
+the module up on its next refresh. A task for a module this process does not
+know yet waits (in the process, at most two refreshes) for the core to catch
+up before it is answered ``not_found``.
 """
 
 from __future__ import annotations
@@ -73,10 +79,36 @@ class WorkerState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.core = Core.start("worker", settings)
+        self._refreshed = threading.Condition()
+        self._refreshes = 0
+        self.core = Core.start("worker", settings, on_refresh=self._on_refresh)
         self.client = MainAppClient.from_settings(settings)
         self.urls = CallbackURLs.from_settings(settings)
         self.deadletters = DeadLetterStore.from_settings(settings)
+
+    def _on_refresh(self, _registry: object) -> None:
+        """The core refreshed (modules rescanned, models checked): wake :meth:`knows`."""
+        with self._refreshed:
+            self._refreshes += 1
+            self._refreshed.notify_all()
+
+    def knows(self, module: str) -> bool:
+        """True when this process's core knows ``module``, waiting if need be until a refresh
+        of the core finds it, for at most two refreshes (the second one surely rescanned
+        after the call).
+
+        The main process consumes a new module's queue after its own rescan; this
+        process's core rescans on its own schedule and may not have seen the folder yet.
+        """
+        registry = self.core.registry
+        if module in registry.modules:
+            return True
+        with self._refreshed:
+            target = self._refreshes + 2
+            self._refreshed.wait_for(
+                lambda: module in registry.modules or self._refreshes >= target,
+                timeout=2 * self.settings.reload_interval + 1.0)
+        return module in registry.modules
 
 
 _app: Celery | None = None
@@ -145,7 +177,10 @@ def run(self: Task, module: str, function: str, payload: object,
     error: dict[str, object] | None
     status, result, error = "succeeded", None, None
     try:
-        core = state().core
+        st = state()
+        core = st.core
+        if not st.knows(module):
+            log.warning("task %s: module %s is not known to this worker", task_id, module)
         call = core.dispatcher.prepare(module, function, payload)
         result = core.dispatcher.run(call, service="worker", request_id=meta.get("request_id"),
                                      task_id=task_id)

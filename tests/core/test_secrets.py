@@ -13,13 +13,13 @@ SECRETS = {
     "CEREBRO_BROKER_URL": ("amqp://cerebro:rabbit-pw-123@broker:5672//", "rabbit-pw-123"),
     "CEREBRO_RESULT_BACKEND": ("redis://:redis-pw-456@cache:6379/0", "redis-pw-456"),
     "CEREBRO_MAIN_APP_URL": ("https://svc:main-pw-789@main.example:8443", "main-pw-789"),
-    "CEREBRO_API_KEYS": ("api-key-one,api-key-two", "api-key-one"),
+    "CEREBRO_API_KEYS": ("api-key-one-0123456789,api-key-two-0123456789", "api-key-one-0123456789"),
     "CEREBRO_CALLBACK_SECRET": ("callback-secret-abc", "callback-secret-abc"),
     "CEREBRO_FLOWER_PASSWORD": ("flower-pw-def", "flower-pw-def"),
     "CEREBRO_SUPERVISOR_PASSWORD": ("supervisor-pw-ghi", "supervisor-pw-ghi"),
 }
 ENV = {var: value for var, (value, _) in SECRETS.items()}
-HIDDEN = [hidden for _, hidden in SECRETS.values()] + ["api-key-two"]
+HIDDEN = [hidden for _, hidden in SECRETS.values()] + ["api-key-two-0123456789"]
 
 
 def _leaks(text):
@@ -111,3 +111,11 @@ def test_dead_lettered_callbacks_are_listed_without_the_url_password(tmp_path):
         code, out, err = run_cli(env, *args)
         assert code == 0, err
         assert "main-pw-789" not in out + err and "svc:***@main.example" in out
+
+
+def test_a_refused_secret_is_not_echoed_in_the_error():
+    """A secret setting that does not validate is named, its value masked."""
+    with pytest.raises(ValueError) as refused:
+        load_settings({"CEREBRO_API_KEYS": "short-key-xyz"})
+    assert "CEREBRO_API_KEYS=***" in str(refused.value)
+    assert "short-key-xyz" not in str(refused.value)

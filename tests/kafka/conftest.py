@@ -1,5 +1,6 @@
-"""Fixtures of the Kafka consumer tests: a real broker (tansu), a real main-app receiver,
-and real `cerebro consume` processes."""
+"""Fixtures of the Kafka consumer tests: a real broker (a fresh tansu per test, or the external
+broker CEREBRO_TEST_KAFKA_BOOTSTRAP names: see tests/kafka_broker.py), a real main-app
+receiver, and real `cerebro consume` processes on a topic and group of the test's own."""
 
 import json
 import subprocess
@@ -9,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from kafka_broker import FAST_GROUP, KafkaBroker, fresh_name
+from kafka_broker import GROUP_SETTINGS, STATIC, fresh_name, test_broker
 from support import TESTS, CerebroProcess, cerebro_env, free_port
 
 SECRET = "kafka-tests-secret"
@@ -75,10 +76,17 @@ class Consumer(CerebroProcess):
 
 @pytest.fixture
 def broker(tmp_path):
-    """A fresh tansu broker on a free port (memory only: empty every test)."""
-    kafka = KafkaBroker(log_path=tmp_path / "tansu.log").start()
+    """The test's broker: a fresh tansu on a free port (memory only: empty every test), or the
+    external one (shared: tests use fresh topic and group names)."""
+    kafka = test_broker(log_path=tmp_path / "tansu.log")
     yield kafka
-    kafka.stop()
+    kafka.close()
+
+
+@pytest.fixture
+def topic():
+    """The topic the fixture module ``events`` handles in this test (a fresh name)."""
+    return fresh_name("events")
 
 
 @pytest.fixture
@@ -98,8 +106,9 @@ def receiver(tmp_path):
 
 
 @pytest.fixture
-def consumers(tmp_path, broker):
-    """Start `cerebro consume` processes against ``broker``; all are killed at teardown."""
+def consumers(tmp_path, broker, topic):
+    """Start `cerebro consume` processes against ``broker`` handling ``topic``; all are killed
+    at teardown."""
     started = []
     group = fresh_name("group")
 
@@ -108,13 +117,14 @@ def consumers(tmp_path, broker):
         base = {"CEREBRO_MODULES_PACKAGE": "kafka_fixtures",
                 "CEREBRO_KAFKA_BOOTSTRAP": broker.bootstrap,
                 "CEREBRO_KAFKA_GROUP": group,
+                "CEREBRO_TEST_EVENTS_TOPIC": topic,
                 "CEREBRO_MAIN_APP_URL": main_app_url,
                 "CEREBRO_CALLBACK_SECRET": SECRET,
                 "CEREBRO_CONSUMER_RETRY_BACKOFF": "0.05",
                 "CEREBRO_CONSUMER_MAX_BACKOFF": "1.0",
                 "CEREBRO_DATA_VOLUME": tmp_path / "volume",
                 "SHERLOCK_DIR": tmp_path / "sherlock",
-                **FAST_GROUP}
+                **GROUP_SETTINGS}
         base.update(env)
         consumer = Consumer(cerebro_env(**base), tmp_path / f"consumer-{len(started)}.log")
         started.append(consumer)

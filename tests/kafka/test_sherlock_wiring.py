@@ -6,8 +6,6 @@ import json
 
 from conftest import events, produce, wait_for
 
-TOPIC = "events"
-
 
 def sherlock_records(folder):
     """Every record of every ``sherlock.jsonl*`` file in ``folder``."""
@@ -19,10 +17,11 @@ def sherlock_records(folder):
     return found
 
 
-def test_handler_exception_is_recorded_by_sherlock(broker, receiver, consumers, tmp_path):
+def test_handler_exception_is_recorded_by_sherlock(broker, receiver, consumers, tmp_path,
+                                                   topic):
     """The always-failing handler's RuntimeError is in sherlock.jsonl with its context."""
-    broker.create_topics(TOPIC, partitions=1)
-    produce(broker, TOPIC, [{"event_id": "kaboom-1", "n": 3, "explode": True}] + events(3),
+    broker.create_topics(topic, partitions=1)
+    produce(broker, topic, [{"event_id": "kaboom-1", "n": 3, "explode": True}] + events(3),
             partition=0)
     main_app = receiver()
     consumer = consumers(main_app.url, CEREBRO_CONSUMER_RETRIES="0")
@@ -47,6 +46,6 @@ def test_handler_exception_is_recorded_by_sherlock(broker, receiver, consumers, 
     assert "in handle" in record["traceback"]  # the handler's own frame
     stats = main_app.stats(keys=True)
     assert stats["keys"]["kaboom-1"][1] == "dead_lettered"
-    dead = broker.read_all(f"{TOPIC}.dlq", expected=1)
+    dead = broker.read_all(f"{topic}.dlq", expected=1)
     headers = {k: v.decode() for k, v in dead[0].headers}
     assert headers["cerebro-error-id"] == record["error_id"]

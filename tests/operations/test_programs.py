@@ -136,7 +136,8 @@ def test_a_new_transport_is_one_package_plus_one_row(plugin, tmp_path):
            "CEREBRO_MODULES_PACKAGE": "fixture_modules", "CEREBRO_MODULES": "echo",
            "CEREBRO_PROGRAMS": "echo", "CEREBRO_RUN_RABBITMQ": "false",
            "CEREBRO_RUN_REDIS": "false", "CEREBRO_RUN_KAFKA": "false",
-           "CEREBRO_STATE_DIR": tmp_path / "state", "CEREBRO_LOG_DIR": tmp_path / "logs",
+           "CEREBRO_RUN_SIMULATOR": "false", "CEREBRO_STATE_DIR": tmp_path / "state",
+           "CEREBRO_LOG_DIR": tmp_path / "logs",
            "CEREBRO_SUPERVISOR_PORT": free_port(), "CEREBRO_DATA_VOLUME": tmp_path / "volume",
            "SHERLOCK_DIR": tmp_path / "sherlock"}
     code, out, err = run_cli(env, "programs")

@@ -24,8 +24,8 @@ def test_hadolint_dockerfile():
     assert result.returncode == 0, result.stdout + result.stderr
     text = (REPO / "Dockerfile").read_text()
     assert re.search(r"^FROM .* AS base$", text, re.M) and "FROM base AS deploy" in text
-    for needle in ("USER 10001", "HEALTHCHECK", 'VOLUME ["/data"]', "CEREBRO_DATA_VOLUME=/data",
-                   'ENTRYPOINT ["/opt/venv/bin/supervisord"'):
+    for needle in ("USER 10001", "HEALTHCHECK", 'VOLUME ["/data", "/sherlock"]',
+                   "CEREBRO_DATA_VOLUME=/data", 'ENTRYPOINT ["/opt/venv/bin/supervisord"'):
         assert needle in text
 
 
@@ -61,9 +61,17 @@ def test_compose_file_is_valid():
     assert spec["services"]["kafka"]["image"].startswith("apache/kafka:")
     assert "broker,controller" in spec["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     assert spec["services"]["vigilante"]["environment"]["CEREBRO_MODULES"] == "vigilante"
+    assert "cerebro-data:/data" in spec["services"]["cerebro"]["volumes"]   # builds: writes
+    assert "cerebro-data:/data:ro" in spec["services"]["vigilante"]["volumes"]  # serves: reads
+    assert spec["services"]["vigilante"]["environment"]["CEREBRO_RUN_BOOTSTRAP"] == "false"
     for name in ("cerebro", "vigilante"):
-        assert "cerebro-data:/data" in spec["services"][name]["volumes"]
-    assert "cerebro-data" in spec["volumes"]
+        assert "sherlock:/sherlock" in spec["services"][name]["volumes"]
+    assert {"cerebro-data", "sherlock"} <= set(spec["volumes"])
+    env = spec["x-cerebro-env"]   # no broker, Redis or signing key without a secret of yours
+    assert "${REDIS_PASSWORD:?" in env["CEREBRO_RESULT_BACKEND"]
+    assert "${RABBITMQ_PASSWORD:?" in env["CEREBRO_BROKER_URL"]
+    assert env["CEREBRO_MODEL_SIGNING_KEY"].startswith("${CEREBRO_MODEL_SIGNING_KEY:?")
+    assert "--requirepass" in " ".join(spec["services"]["redis"]["command"])
 
 
 @pytest.fixture

@@ -13,8 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
+if __name__ == "__main__":  # any `python` may run it: one without Cerebro hands over to .venv
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    from cerebro.buildkit import use_project_python
+    use_project_python()
 
 from modules.listing_enrichment.src import extract, model, transform  # noqa: E402
 from modules.listing_enrichment.src.utilities import (DEFAULT_ROWS, DEFAULT_SEED,  # noqa: E402

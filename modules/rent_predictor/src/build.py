@@ -11,7 +11,14 @@ with ``report.png`` and ``report.md`` beside it, as the module's new current
 version. Running services pick it up without a restart.
 """
 
+import sys
 import time
+from pathlib import Path
+
+if __name__ == "__main__":  # any `python` may run it: one without Cerebro hands over to .venv
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    from cerebro.buildkit import use_project_python
+    use_project_python()
 
 from cerebro.buildkit import build_parser, markdown_report, run_build
 from modules.rent_predictor.src import extract, model, transform

@@ -1,0 +1,98 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-29
+Subject: Limits for clients nobody has authenticated yet: connections per process, wrong keys.
+Tagline: A door that stays open for everyone cannot be held open by anyone.
+
+:class:`BoundedHTTPServer` is Tornado's HTTP server with a cap on open
+connections: over ``CEREBRO_MAX_CONNECTIONS`` a new connection gets a JSON
+503 at once and is closed, while the connections already open go on being
+served. Idle, header and body timeouts are Tornado's own
+(``idle_connection_timeout`` also bounds the wait for a request head;
+``body_timeout``), set from the settings in :mod:`cerebro.api.server`.
+
+:class:`FailedKeys` counts wrong API keys per client address in the current
+minute; over ``CEREBRO_AUTH_FAILURE_LIMIT`` the address gets 429 until the
+minute is over, so keys cannot be guessed at network speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from tornado.httpserver import HTTPServer
+
+from cerebro import jsonio
+
+if TYPE_CHECKING:
+    from tornado.iostream import IOStream
+
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 60.0
+MAX_TRACKED_ADDRESSES = 100_000  # a flood of addresses cannot grow the table without bound
+BUSY_LOG_INTERVAL = 10.0
+
+
+def _busy_response(limit: int) -> bytes:
+    """The whole HTTP answer to a connection over the cap."""
+    body = jsonio.dumps({"error": {
+        "type": "unavailable", "field": None,
+        "message": f"too many open connections (CEREBRO_MAX_CONNECTIONS={limit}); retry"}})
+    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nRetry-After: 1\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+class BoundedHTTPServer(HTTPServer):
+    """An :class:`HTTPServer` serving at most ``max_connections`` connections at once."""
+
+    def initialize(self, *args: Any, max_connections: int = 1000, **kwargs: Any) -> None:
+        """Tornado's arguments, plus the cap on open connections."""
+        super().initialize(*args, **kwargs)
+        self.max_connections = max_connections
+        self.refused = 0
+        self._busy = _busy_response(max_connections)
+        self._last_log = 0.0
+
+    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        """Serve the connection, or answer 503 and close it when at the cap."""
+        if len(self._connections) < self.max_connections:
+            super().handle_stream(stream, address)
+            return
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._last_log >= BUSY_LOG_INTERVAL:
+            self._last_log = now
+            log.warning("at the cap of %d open connections: %d new one(s) refused so far "
+                        "(CEREBRO_MAX_CONNECTIONS)", self.max_connections, self.refused)
+        stream.write(self._busy).add_done_callback(lambda _done: stream.close())
+
+
+class FailedKeys:
+    """Wrong API keys per client address in the current minute (one table per process)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.window = 0
+        self.counts: dict[str, int] = {}
+
+    def _roll(self) -> float:
+        """Start a new window when the minute is over; returns seconds left in this one."""
+        now = time.monotonic()
+        window = int(now // WINDOW_SECONDS)
+        if window != self.window or len(self.counts) > MAX_TRACKED_ADDRESSES:
+            self.window, self.counts = window, {}
+        return (window + 1) * WINDOW_SECONDS - now
+
+    def blocked(self, address: str) -> float:
+        """Seconds ``address`` must wait before its next try (0: it may try now)."""
+        left = self._roll()
+        return left if self.counts.get(address, 0) >= self.limit else 0.0
+
+    def failed(self, address: str) -> None:
+        """Count one wrong key from ``address``."""
+        self._roll()
+        self.counts[address] = self.counts.get(address, 0) + 1

@@ -1,0 +1,116 @@
+"""Authentic models: a version must be signed with CEREBRO_MODEL_SIGNING_KEY to be loaded, and no
+name read from the volume can point outside its version folder. Nothing is unpickled first."""
+
+import json
+import shutil
+import time
+
+import pytest
+
+from cerebro import volume
+from cerebro.volume import VolumeError
+from support import TEST_SIGNING_KEY
+
+KEY = "a-signing-key-for-these-tests-0001"
+
+
+class Trap:
+    """Unpickling this object creates the file named by its path: proof that code ran."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        """Run open(path, 'w') when unpickled."""
+        return (open, (self.path, "w"))
+
+
+def _forge(root, module, obj):
+    """Publish ``obj`` unsigned, as an attacker with write access to the volume can."""
+    return volume.publish(root, module, {"model": obj}, keep=10, signing_key=None)["version"]
+
+
+def test_a_signed_version_loads_and_says_which_key(tmp_path):
+    """publish(signing_key=) writes signature.json; a reader with the key loads the version."""
+    meta = volume.publish(tmp_path, "m", {"model": {"w": 1}}, signing_key=KEY)
+    folder = tmp_path / "m" / "versions" / meta["version"]
+    signature = json.loads((folder / "signature.json").read_text())
+    assert signature["scheme"] == "hmac-sha256" and KEY not in json.dumps(signature)
+    obj, _ = volume.load_version(tmp_path, "m", meta["version"], key=KEY)
+    assert obj == {"w": 1}
+
+
+def test_a_forged_version_is_refused_before_it_is_unpickled(tmp_path):
+    """An unsigned pickle with a correct sha256, made current: refused, its code never runs."""
+    marker = tmp_path / "code-ran"
+    version = _forge(tmp_path, "m", Trap(marker))
+    assert volume.current_version(tmp_path, "m") == version
+    with pytest.raises(VolumeError, match="not signed"):
+        volume.load_version(tmp_path, "m", version, key=KEY)
+    assert not marker.exists()
+
+
+def test_another_key_or_changed_metadata_is_refused(tmp_path):
+    """Signed with another key: refused, naming key ids only; metadata changed after signing
+    (a swapped artifact with its new sha256): refused."""
+    meta = volume.publish(tmp_path, "m", {"model": 1}, signing_key="another-key-0123456789abc")
+    with pytest.raises(VolumeError, match="another key") as refused:
+        volume.load_version(tmp_path, "m", meta["version"], key=KEY)
+    assert KEY not in str(refused.value)
+    meta = volume.publish(tmp_path, "m", {"model": 2}, signing_key=KEY)
+    folder = tmp_path / "m" / "versions" / meta["version"]
+    marker = tmp_path / "code-ran"
+    forged = volume.publish(tmp_path / "forge", "m", {"model": Trap(marker)}, signing_key=None)
+    forged_file = tmp_path / "forge" / "m" / "versions" / forged["version"] / "model.joblib"
+    shutil.copy(forged_file, folder / "model.joblib")
+    meta["artifacts"]["model"]["sha256"] = volume.sha256_of(folder / "model.joblib")
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(VolumeError, match="does not match"):
+        volume.load_version(tmp_path, "m", meta["version"], key=KEY)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("version", ["../../etc", "..", ".hidden", "a/b", "", 42, None])
+def test_a_version_name_that_is_not_plain_is_refused(tmp_path, version):
+    """current.json's version is a folder name, never a path."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "current.json").write_text(json.dumps({"version": version}))
+    with pytest.raises(VolumeError, match="not a plain name"):
+        volume.current_version(tmp_path, "m")
+
+
+def test_an_artifact_file_that_is_not_plain_is_refused(tmp_path):
+    """metadata.json's file names stay inside the version folder (checked with or without
+    a key, before any read)."""
+    meta = volume.publish(tmp_path, "m", {"model": 1}, signing_key=None)
+    folder = tmp_path / "m" / "versions" / meta["version"]
+    meta["artifacts"]["model"]["file"] = "../../../outside.joblib"
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(VolumeError, match="not a plain name"):
+        volume.load_version(tmp_path, "m", meta["version"])
+
+
+def test_a_running_server_refuses_a_forged_version_and_keeps_serving(server_factory,
+                                                                     built_volume, tmp_path):
+    """The attack of the audit, on a real server: a forged pickle made current is refused and
+    reported within a reload, its code never runs, and the signed version keeps serving."""
+    vol = tmp_path / "vol"
+    shutil.copytree(built_volume, vol)
+    server = server_factory({"CEREBRO_DATA_VOLUME": vol, "CEREBRO_MODULES": "rent_predictor",
+                             "CEREBRO_RELOAD_INTERVAL": "0.2",
+                             "CEREBRO_MODEL_SIGNING_KEY": TEST_SIGNING_KEY}, ready=True)
+    modules = server.get("/v1/modules")[2]["modules"]
+    served = modules[0]["models"][0]["version"]
+    example = modules[0]["functions"][0]["example"]
+    marker = tmp_path / "code-ran"
+    _forge(vol, "rent_predictor", Trap(marker))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        module = server.get("/v1/modules")[2]["modules"][0]
+        if module["errors"]:
+            break
+        time.sleep(0.1)
+    assert "not signed" in module["errors"][0]
+    assert module["models"][0]["version"] == served and not marker.exists()
+    code, _, body = server.post("/v1/rent_predictor/predict", example)
+    assert code == 200 and body["model_version"] == served
