@@ -39,8 +39,11 @@ def command_modules() -> tuple[str, ...]:
 
 
 def _module_root(settings: Settings, name: str) -> Path | None:
-    """The folder of module ``name`` in the modules package."""
+    """The folder of module ``name`` in the modules package (``None`` for a name that is not a
+    plain module name: a path such as ``../x`` never leads outside the package)."""
     import importlib
+    if not name.isidentifier():
+        return None
     package = importlib.import_module(settings.modules_package)
     for root in package.__path__:
         if (Path(root) / name / "expose.py").is_file():
@@ -99,7 +102,8 @@ def _cmd_new(args: argparse.Namespace, settings: Settings) -> int:
     print(f"created {path}\n"
           f"running services pick it up within {settings.reload_interval:g}s "
           "(CEREBRO_RELOAD_INTERVAL), no restart needed; try:\n"
-          f"  curl -X POST http://{settings.host}:{settings.port}/v1/{args.module}/ping -d '{{}}'\n"
+          f"  curl -X POST http://{settings.host}:{settings.port}/v1/{args.module}/ping "
+          "-H 'Content-Type: application/json' -d '{}'\n"
           f"its predictions answer 503 model_not_ready until: cerebro build {args.module}")
     return 0
 

@@ -99,6 +99,13 @@ class PayloadTooLarge(ClientError):
     http_status = 413
 
 
+class UnsupportedMediaType(ClientError):
+    """A request body that is not declared JSON (``Content-Type: application/json``)."""
+
+    type = "unsupported_media_type"
+    http_status = 415
+
+
 class TooManyRequests(ClientError):
     """The client sent too many wrong API keys; ``retry_after`` says when it may try again."""
 
@@ -168,8 +175,9 @@ class RedeliveryLimit(CerebroError):
 
 #: Every kind, in the order of the README's outcome table.
 KINDS: tuple[type[CerebroError], ...] = (
-    InvalidPayload, Unauthorized, NotFound, MethodNotAllowed, PayloadTooLarge, TooManyRequests,
-    ModelNotReady, Unavailable, InternalError, CallbackRefused, RedeliveryLimit)
+    InvalidPayload, Unauthorized, NotFound, MethodNotAllowed, PayloadTooLarge,
+    UnsupportedMediaType, TooManyRequests, ModelNotReady, Unavailable, InternalError,
+    CallbackRefused, RedeliveryLimit)
 
 
 def http_status(error: BaseException) -> int:

@@ -47,6 +47,7 @@ class ModelHandle:
         self.module = module
         self.artifact = artifact
         self.state = "unloaded"
+        self.expected = False  # a version was published at its first look, or it served one
         self.error: str | None = None
         self._loaded: Loaded | None = None
         self._rejected: str | None = None
@@ -98,11 +99,14 @@ class ModelHandle:
         (``CEREBRO_MODEL_SIGNING_KEY``) a version not signed with it is refused.
         """
         with self._lock:
+            first_look = self.state == "unloaded"
             try:
                 version = volume.current_version(root, self.module)
             except volume.VolumeError as exc:
+                self.expected = self.expected or first_look
                 self._fail(str(exc))
                 raise
+            self.expected = self.expected or (first_look and version is not None)
             if version is None:
                 if self._loaded is None:
                     self.state = "no_model"
@@ -124,6 +128,7 @@ class ModelHandle:
                 raise
             self._loaded = Loaded(obj, version, meta)
             self.state, self.error, self._rejected = "ready", None, None
+            self.expected = True
             return True
 
     def load(self, root: StrPath | None = None) -> object:

@@ -19,19 +19,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cerebro.settings import Settings
 
 SIGNATURE = "signature.json"
 SCHEME = "hmac-sha256"
 
 
-def configured_key() -> str | None:
+def configured_key(settings: Settings | None = None) -> str | None:
     """The signing key in force: ``CEREBRO_MODEL_SIGNING_KEY``, else the one ``cerebro up``
     generated for the stack (``CEREBRO_STATE_DIR/secrets.env``), so a build run by hand signs
     as the supervised programs verify; ``None`` when there is neither."""
     from cerebro.ops import secretfile
     from cerebro.settings import load_settings
-    settings = load_settings()
+    settings = settings or load_settings()
     given = settings.model_signing_key.get_secret_value()
     return given or secretfile.read(settings).get("CEREBRO_MODEL_SIGNING_KEY") or None
 

@@ -103,9 +103,11 @@ class Module:
 
     @property
     def lost(self) -> bool:
-        """True when the module was there at start-up, has a model published, and this
-        process cannot serve any version of it: the node is not what it should be."""
-        return self.at_start and self.status == "failed"
+        """True when the module was there at start-up with a model published (or served
+        one since) and this process cannot serve any version of it: the node is not what
+        it should be. A first build that fails to load is the module's problem, not the
+        node's: every node reads the same volume."""
+        return self.at_start and any(h.state == "failed" and h.expected for h in self.handles)
 
     def why(self) -> str:
         """Why the module is not ready, in a sentence (empty when it is)."""

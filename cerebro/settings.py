@@ -75,6 +75,15 @@ def _long_keys(keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
 ApiKeys = Annotated[SecretCsv, AfterValidator(_long_keys)]
 
 
+def _long_key(key: SecretStr) -> SecretStr:
+    """Refuse a signing key shorter than :data:`MIN_API_KEY_LENGTH` (empty: unset is allowed)."""
+    _long_keys((key,) if key.get_secret_value() else ())
+    return key
+
+
+SigningKey = Annotated[SecretStr, AfterValidator(_long_key)]
+
+
 class ConfigurationError(ValueError):
     """A setting does not parse, names something that does not exist, or cannot work."""
 
@@ -130,7 +139,7 @@ class Settings(EnvSettings):
         "CEREBRO_RELOAD_INTERVAL", 2.0,
         "Seconds between checks of the data volume for new models and of the "
         "modules package for module folders added or removed.")
-    model_signing_key: SecretStr = setting(
+    model_signing_key: SigningKey = setting(
         "CEREBRO_MODEL_SIGNING_KEY", SecretStr(""),
         "Key that signs every published model version (HMAC-SHA256 over its metadata) and "
         "that serving processes check before loading one: a version not signed with it is "
@@ -254,11 +263,13 @@ class Settings(EnvSettings):
         "CEREBRO_CALLBACK_PATHS", (), "Per-function callback paths: module.function=/path,...")
     callback_allowed_hosts: Csv = setting(
         "CEREBRO_CALLBACK_ALLOWED_HOSTS", (),
-        "Hosts (host, host:port or *.domain) a request's callback_url may name; the main app's "
-        "host is always allowed.")
+        "Where a request's callback_url may point: host, host:port or *.domain, each with an "
+        "optional path prefix (main.example:8443/cerebro/callbacks/). The main app's host and "
+        "port are allowed with any path unless an entry names them.")
     callback_secret: SecretStr = setting(
         "CEREBRO_CALLBACK_SECRET", SecretStr(""),
-        "Shared secret signing callbacks (HMAC-SHA256); required by workers.")
+        "Shared secret signing every main-app call (HMAC-SHA256, scheme v2) and sealing the "
+        "workers' callback retries; required by workers and the consumer.")
     callback_timeout: Seconds = setting(
         "CEREBRO_CALLBACK_TIMEOUT", 5.0, "Seconds one callback attempt may take.")
     callback_retry_window: Seconds = setting(

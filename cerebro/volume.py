@@ -30,6 +30,7 @@ import os
 import platform
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 UNSET: Any = object()  # publish()'s default: the configured signing key
+# Models and their metadata are readable by the owner and its group (the services of a shared
+# volume), never by everyone, whatever the umask.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
 POINTER = "current.json"
 METADATA = "metadata.json"
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib")
@@ -99,9 +104,11 @@ def _fsync_dir(path: StrPath) -> None:
 
 
 def _write_json_atomically(path: Path, data: object) -> None:
-    """Write JSON to ``path`` via a temporary file and ``os.replace``."""
+    """Write JSON to ``path`` via a temporary file and ``os.replace`` (mode :data:`FILE_MODE`)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "w",
+              encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), FILE_MODE)
         json.dump(data, handle, indent=2, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
@@ -136,9 +143,12 @@ def publish(root: StrPath, module: str, artifacts: Mapping[str, object], *,
     base = module_dir(root, module)
     versions = base / "versions"
     versions.mkdir(parents=True, exist_ok=True)
+    for folder in (base, versions):
+        folder.chmod(DIR_MODE)
     version = new_version()
     tmp = versions / f".tmp-{version}"
-    tmp.mkdir()
+    tmp.mkdir(mode=DIR_MODE)
+    tmp.chmod(DIR_MODE)
     try:
         entries: dict[str, dict[str, object]] = {}
         for name, obj in artifacts.items():
@@ -162,6 +172,7 @@ def publish(root: StrPath, module: str, artifacts: Mapping[str, object], *,
         if signing_key:
             _write_json_atomically(tmp / modelsign.SIGNATURE, modelsign.sign(meta, signing_key))
         for path in tmp.iterdir():
+            path.chmod(FILE_MODE)
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
         os.rename(tmp, versions / version)
@@ -234,27 +245,52 @@ def load_version(root: StrPath, module: str, version: str, name: str = "model",
     its sha256.
 
     Returns ``(object, metadata)``; raises :class:`VolumeError` when the version
-    is not signed with ``key``, or the artifact is missing, does not match its
-    checksum or does not unpickle. Nothing is unpickled before every check passed.
+    is not signed with ``key`` (or is signed as another module's or version), or
+    the artifact is missing, not a regular file, does not match its checksum or
+    does not unpickle. The bytes checked are the bytes loaded (read once), and
+    nothing is unpickled before every check passed.
     """
     meta = read_metadata(root, module, version)
+    if not isinstance(meta, dict):
+        raise VolumeError(f"{module}: {METADATA} of {version} is not a JSON object")
     if key:
         check_signature(root, module, version, meta, key)
-    entry = meta.get("artifacts", {}).get(name)
-    if not isinstance(entry, dict):
+        if meta.get("module") != module or meta.get("version") != version:
+            raise VolumeError(f"{module}: version {version} refused: it is signed as "
+                              f"{meta.get('module')!s:.60}/{meta.get('version')!s:.60}")
+    artifacts = meta.get("artifacts")
+    entry = artifacts.get(name) if isinstance(artifacts, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
         raise VolumeError(f"{module}: version {version} has no artifact '{name}'")
     file = safe_name(module, f"the file of artifact '{name}'", entry.get("file"))
     path = module_dir(root, module) / "versions" / version / file
-    try:
-        digest = sha256_of(path)
-    except FileNotFoundError:
-        raise VolumeError(f"{module}: artifact file {path.name} of {version} is missing") from None
-    if digest != entry["sha256"]:
+    data = _read_regular(module, version, path)
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise VolumeError(f"{module}: artifact {path.name} of {version} is corrupt "
                           "(sha256 mismatch)")
+    import io
+
     import joblib
     try:
-        return joblib.load(path), meta
+        return joblib.load(io.BytesIO(data)), meta
     except Exception as exc:  # unpickling can raise nearly anything
         raise VolumeError(f"{module}: artifact {path.name} of {version} failed to load: "
                           f"{type(exc).__name__}: {exc}") from exc
+
+
+def _read_regular(module: str, version: str, path: Path) -> bytes:
+    """The bytes of ``path``, opened once, not through a link, and only if it is a regular
+    file (a FIFO or a device could hand the checksum and the loader different bytes)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise VolumeError(f"{module}: artifact file {path.name} of {version} is missing") from None
+    except OSError as exc:
+        raise VolumeError(f"{module}: artifact file {path.name} of {version} cannot be "
+                          f"opened: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise VolumeError(f"{module}: artifact {path.name} of {version} is not a regular "
+                              "file: refused")
+        return handle.read()

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from sherlock import mailer
 from sherlock.record import ID_KEYS, truncate
 from sherlock.settings import load_settings
-from sherlock.store import Store, iso_utc, read_handles, write_json_atomic
+from sherlock.store import (Store, iso_utc, open_private, private_dir, read_handles,
+                            write_json_atomic)
 
 if TYPE_CHECKING:
     from collections.abc import Container, Iterable, Mapping
@@ -165,8 +166,8 @@ class _DigestLock:
 
     def __enter__(self) -> Self:
         """Take the lock or raise :class:`DigestError`."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        private_dir(self.path.parent)
+        self.fd = open_private(self.path, os.O_RDWR)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

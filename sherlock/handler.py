@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from sherlock.record import build, should_record
 from sherlock.settings import load_settings
-from sherlock.store import Store, complain
+from sherlock.store import Store, complain, private_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Mapping
@@ -184,7 +184,7 @@ def install(service: str, settings: SherlockSettings | None = None, *,
     if hook_uncaught:
         _hook_uncaught()
     try:
-        handler.settings.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(handler.settings.dir)
     except OSError as exc:
         complain(f"cannot create {handler.settings.dir}: {exc.strerror or exc}",
                  key=f"mkdir:{handler.settings.dir}")

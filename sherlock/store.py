@@ -17,6 +17,11 @@ times follow the order in the file), rotate when the line would push the file
 over ``max_bytes``, then one ``os.write`` of the whole line on an ``O_APPEND``
 descriptor. A short write (full disk) is cut back so no torn line stays.
 Nothing here raises into the caller: failures go to stderr in one line.
+
+Records hold tracebacks and context: every file is 0600 and every directory
+Sherlock creates 0700, whatever the umask (:func:`private_fd`,
+:func:`private_dir`; a file or directory of ours left open to others by an
+older version is tightened when next opened).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ if TYPE_CHECKING:
 
     from sherlock.settings import SherlockSettings
 
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 FILE_NAME = "sherlock.jsonl"
 LOCK_NAME = ".sherlock.lock"
 ROTATED_AWAY_NAME = "rotated-away.json"
@@ -71,6 +78,58 @@ def complain(message: str, key: str | None = None) -> None:
         sys.stderr.flush()
     except Exception:  # stderr itself is gone: nothing more we can do
         pass
+
+
+def _chmod(target: int | Path, mode: int) -> None:
+    """``chmod`` a descriptor or path, best effort: a file system that cannot (some network
+    or host mounts) must not cost a record; stderr says so, once a minute."""
+    try:
+        if isinstance(target, int):
+            os.fchmod(target, mode)
+        else:
+            os.chmod(target, mode)
+    except OSError as exc:
+        complain(f"cannot make {target if isinstance(target, Path) else 'a file'} private "
+                 f"({mode:o}): {exc.strerror or exc}", key=f"chmod:{type(exc).__name__}")
+
+
+def private_fd(fd: int) -> None:
+    """Make the open file ``fd`` exactly 0600 when it is ours and has another mode (a file
+    of another owner is left alone)."""
+    status = os.fstat(fd)
+    if status.st_mode & 0o777 != FILE_MODE and status.st_uid == os.geteuid():
+        _chmod(fd, FILE_MODE)
+
+
+def private_dir(directory: str | os.PathLike[str]) -> None:
+    """Create ``directory`` and its missing parents 0700, whatever the umask; tighten it to
+    0700 when it exists, is ours and is open to others."""
+    directory = Path(directory)
+    missing = []
+    for parent in (directory, *directory.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue  # made meanwhile by another process: checked below
+        _chmod(path, DIR_MODE)
+    status = directory.stat()
+    if status.st_mode & 0o077 and status.st_uid == os.geteuid():
+        _chmod(directory, DIR_MODE)
+
+
+def open_private(path: str | os.PathLike[str], flags: int) -> int:
+    """``os.open(path, flags | O_CREAT | O_CLOEXEC)`` of a 0600 file (see :func:`private_fd`)."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        private_fd(fd)
+    except OSError:  # fstat failed: the descriptor is of no use
+        os.close(fd)
+        raise
+    return fd
 
 
 def iso_utc(ts: float) -> str:
@@ -120,7 +179,7 @@ class _Lock:
 
     def __enter__(self) -> Self:
         """Take the lock, polling with a growing pause until ``timeout``."""
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.fd = open_private(self.path, os.O_RDWR)
         deadline = time.monotonic() + self.timeout
         pause = 0.00005
         while True:
@@ -197,7 +256,7 @@ class Store:
             try:
                 lock.__enter__()
             except FileNotFoundError:
-                self.dir.mkdir(parents=True, exist_ok=True)
+                private_dir(self.dir)
                 lock.__enter__()
         except LockTimeout:
             complain(f"{self.lock_path} busy for {WRITE_LOCK_TIMEOUT:.0f}s; "
@@ -217,7 +276,7 @@ class Store:
 
     def _open_current(self) -> int:
         """Open the current file for appending."""
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        return open_private(self.path, os.O_WRONLY | os.O_APPEND)
 
     def _write_line(self, line: bytes, rotate: bool = True) -> None:
         """Rotate if needed, then write ``line`` whole (the lock is held)."""
@@ -365,7 +424,7 @@ def write_json_atomic(path: str | os.PathLike[str], value: object) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = json.dumps(value, indent=2, sort_keys=True).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = open_private(tmp, os.O_WRONLY | os.O_TRUNC)
     try:
         os.write(fd, data)
         os.fsync(fd)

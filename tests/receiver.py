@@ -1,5 +1,13 @@
-"""A real HTTP callback receiver for tests: records requests, verifies signatures, can fail on
-cue."""
+"""
+Author:  Cerebro team
+Date:    2026-11-29
+Subject: A real HTTP callback receiver for tests: records requests, verifies signatures (v2).
+Tagline: A main app in forty lines, failing on cue.
+
+Each POST is verified with :func:`cerebro.callbacks.signing.verify` over the
+method, the request target exactly as received, the ``Idempotency-Key`` and
+the raw body; an unverified call is answered 401.
+"""
 
 import json
 import threading
@@ -32,7 +40,9 @@ class Receiver:
                 """Record one callback."""
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 ok = signing.verify(receiver.secret, self.headers.get(signing.TIMESTAMP_HEADER),
-                                    body, self.headers.get(signing.SIGNATURE_HEADER))
+                                    body, self.headers.get(signing.SIGNATURE_HEADER),
+                                    method=self.command, target=self.path,
+                                    idempotency_key=self.headers.get(signing.IDEMPOTENCY_HEADER))
                 with receiver.cond:
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
                     if not ok:

@@ -34,7 +34,10 @@ def free_port():
 def http(method, url, body=None, headers=None, timeout=10):
     """Send one request; return (status, headers, parsed JSON or raw bytes)."""
     data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    headers = dict(headers or {})
+    if data is not None and not any(h.lower() == "content-type" for h in headers):
+        headers["Content-Type"] = "application/json"  # what the API takes (else 415)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, head, raw = response.status, dict(response.headers), response.read()

@@ -20,7 +20,7 @@ from cerebro import jsonio, metrics
 from cerebro.api import openapi
 from cerebro.errors import (CerebroError, InternalError, InvalidPayload, MethodNotAllowed,
                             NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
-                            Unavailable, http_status)
+                            Unavailable, UnsupportedMediaType, http_status)
 from cerebro.reporting import report
 from cerebro.runner import RunnerClosed
 
@@ -60,6 +60,24 @@ def _has_body(headers: HTTPHeaders) -> bool:
     """True when a request announces a body (a non-zero length, or chunks)."""
     length = headers.get("Content-Length", "0").strip()
     return length not in ("", "0") or "Transfer-Encoding" in headers
+
+
+def _matching_key(given: bytes, keys: tuple[bytes, ...]) -> int | None:
+    """The index of the configured key ``given`` is, or ``None``; every key is compared,
+    in constant time each."""
+    found = None
+    for index, key in enumerate(keys):
+        if hmac.compare_digest(given, key):
+            found = index
+    return found
+
+
+def _is_json(headers: HTTPHeaders) -> bool:
+    """True when the body is declared JSON: ``application/json`` or ``application/*+json``,
+    parameters (``; charset=utf-8``) allowed."""
+    kind = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/")
+                                          and kind.endswith("+json"))
 
 
 @stream_request_body
@@ -136,36 +154,49 @@ class BaseHandler(RequestHandler):
                error_id=self._internal_error.error_id, path=self.request.path)
 
     def require_api_key(self) -> None:
-        """Raise :class:`Unauthorized` unless a configured API key is presented, and
-        :class:`TooManyRequests` for an address over its wrong keys of the minute."""
+        """Raise :class:`Unauthorized` unless a configured API key is presented.
+
+        Only a key presented and wrong counts against the address (a missing one never
+        does: load-balancer probes send none). Over ``CEREBRO_AUTH_FAILURE_LIMIT`` in a
+        minute the address gets :class:`TooManyRequests` for every key it has not used
+        successfully before: guessing stops, while the clients behind a shared address
+        (a proxy) whose keys worked go on.
+        """
         keys = self.ctx.api_keys
         if not keys:
             return
+        given = self._presented_key()
+        match = _matching_key(given, keys)
         address = self.request.remote_ip or "-"
-        wait = self.ctx.failed_keys.blocked(address)
-        if wait:
+        limiter = self.ctx.failed_keys
+        wait = limiter.blocked(address)
+        if wait and not (match is not None and limiter.known(address, match)):
             raise TooManyRequests(f"too many wrong API keys from {address}; retry in "
                                   f"{wait:.0f}s (CEREBRO_AUTH_FAILURE_LIMIT)", wait)
-        given: str | bytes  # the key presented, as text, then encoded
+        if match is None:
+            if given:
+                limiter.failed(address)
+            raise Unauthorized("a valid API key is required (header X-API-Key)", "X-API-Key")
+        limiter.succeeded(address, match)
+
+    def _presented_key(self) -> bytes:
+        """The key the request presents (``X-API-Key``, or a Bearer token), or ``b""``."""
         given = self.request.headers.get("X-API-Key", "")
         if not given:
             auth = self.request.headers.get("Authorization", "")
             given = auth[7:] if auth.lower().startswith("bearer ") else ""
-        given = given.encode()
-        ok = False
-        for key in keys:  # compare with every key, constant time each
-            ok |= hmac.compare_digest(given, key)
-        if not ok:
-            self.ctx.failed_keys.failed(address)
-            raise Unauthorized("a valid API key is required (header X-API-Key)", "X-API-Key")
+        return given.encode("utf-8", "replace")
+
+    def _request_summary(self) -> str:
+        """How Tornado's own warnings name a request: method and path, never the query
+        string (it may carry data or keys)."""
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
     def has_api_key(self) -> bool:
-        """True when no key is configured or a valid one is presented (never raises)."""
-        try:
-            self.require_api_key()
-        except CerebroError:
-            return False
-        return True
+        """True when no key is configured or a valid one is presented (never raises, and
+        never counts a wrong key: the caller answers less instead)."""
+        keys = self.ctx.api_keys
+        return not keys or _matching_key(self._presented_key(), keys) is not None
 
 
 class EndpointHandler(BaseHandler):
@@ -186,6 +217,10 @@ class EndpointHandler(BaseHandler):
             length = self.request.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > self.ctx.settings.max_body_bytes:
                 raise self._too_large_error()
+            if _has_body(self.request.headers) and not _is_json(self.request.headers):
+                raise UnsupportedMediaType(
+                    "send the body as JSON with 'Content-Type: application/json' (got "
+                    f"{self.request.headers.get('Content-Type', 'none')[:60]!r})", "Content-Type")
         except CerebroError as error:
             self._done(error)
 

@@ -13,7 +13,9 @@ served. Idle, header and body timeouts are Tornado's own
 
 :class:`FailedKeys` counts wrong API keys per client address in the current
 minute; over ``CEREBRO_AUTH_FAILURE_LIMIT`` the address gets 429 until the
-minute is over, so keys cannot be guessed at network speed.
+minute is over for every key that has not worked from it before, so keys
+cannot be guessed at network speed while the known clients behind a shared
+address (a proxy) go on.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class FailedKeys:
         self.limit = limit
         self.window = 0
         self.counts: dict[str, int] = {}
+        self.good: dict[str, set[int]] = {}  # keys (their index) that worked from an address
 
     def _roll(self) -> float:
         """Start a new window when the minute is over; returns seconds left in this one."""
@@ -85,7 +88,21 @@ class FailedKeys:
         window = int(now // WINDOW_SECONDS)
         if window != self.window or len(self.counts) > MAX_TRACKED_ADDRESSES:
             self.window, self.counts = window, {}
+        if len(self.good) > MAX_TRACKED_ADDRESSES:
+            self.good = {}
         return (window + 1) * WINDOW_SECONDS - now
+
+    def known(self, address: str, key: int) -> bool:
+        """True when key number ``key`` worked from ``address`` before."""
+        return key in self.good.get(address, ())
+
+    def succeeded(self, address: str, key: int) -> None:
+        """Remember that key number ``key`` worked from ``address``."""
+        keys = self.good.get(address)
+        if keys is None:
+            self._roll()
+            keys = self.good[address] = set()
+        keys.add(key)
 
     def blocked(self, address: str) -> float:
         """Seconds ``address`` must wait before its next try (0: it may try now)."""

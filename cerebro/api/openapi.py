@@ -30,7 +30,9 @@ def _error_response(description: str) -> _JSON:
 _CALLBACK_URL = {
     "type": "string", "format": "uri",
     "description": "Where the worker POSTs the result instead of the configured main-app URL; "
-                   "its host must be on CEREBRO_CALLBACK_ALLOWED_HOSTS (else 400).",
+                   "its host (with its port and path prefix, when the entry names them) must be "
+                   "on CEREBRO_CALLBACK_ALLOWED_HOSTS, and its path free of dot segments and "
+                   "encoded slashes or control characters (else 400).",
 }
 
 
@@ -67,6 +69,7 @@ def document(registry: Registry, settings: Settings) -> _JSON:
             "401": _error_response("Missing or wrong API key (when keys are configured)"),
             "404": _error_response("Unknown module or function"),
             "413": _error_response("Body over the size limit"),
+            "415": _error_response("The body is not sent as application/json"),
             "429": _error_response("Too many wrong API keys from this address; see "
                                    "Retry-After"),
             "500": _error_response("A bug; the body carries an error id"),

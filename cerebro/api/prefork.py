@@ -14,8 +14,8 @@ Unlike ``tornado.process.fork_processes``:
   unseen, with no one to stop it;
 * a child that dies soon after it started is restarted after a growing delay
   (about 1 s, 2 s, 4 s ... with jitter, capped at 30 s); after :data:`MAX_QUICK_CRASHES` such
-  deaths in a row the parent stops the others and exits 1, so supervisord
-  shows the failure instead of a tight restart loop;
+  deaths in a row the parent stops the others and exits 2, which supervisord
+  never restarts and ``cerebro status`` shows FAILED with this reason;
 * a child that exits with 2 (a misconfiguration, such as a refused broker
   password) stops the whole server with exit 2 at once: restarting cannot fix it.
 """
@@ -140,7 +140,8 @@ def _wait(timeout: float | None) -> tuple[int, int]:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
+        except ChildProcessError:  # no child at all: nothing can exit before the deadline
+            time.sleep(max(deadline - time.monotonic(), 0.0))
             return 0, 0
         if pid or time.monotonic() >= deadline:
             return pid, status
@@ -162,8 +163,9 @@ def _reaped(parent: Parent, slot: Slot, code: int) -> None:
     slot.quick_crashes = slot.quick_crashes + 1 if quick else 0
     if slot.quick_crashes >= MAX_QUICK_CRASHES:
         log.error("API process %d crashed %d times in a row at start-up (exit %d): "
-                  "stopping the server", slot.index, slot.quick_crashes, code)
-        parent.exit_code = 1
+                  "stopping the server for good (exit 2: restarting cannot fix it)",
+                  slot.index, slot.quick_crashes, code)
+        parent.exit_code = CONFIG_EXIT
         parent.stopping.append(signal.SIGTERM)
         parent.signal_all()
         return

@@ -14,6 +14,14 @@ retry`` re-sends them and removes those delivered.
 A file that cannot be read as an entry (hand-edited, truncated by a full disk,
 copied in from elsewhere) is skipped, never deleted, and reported to the caller
 (or logged), so one bad file cannot hide or block the other entries.
+
+Entries hold results and URLs: the files are created 0600 and the directories
+Cerebro creates 0700, whatever the umask (a directory left group- or
+world-accessible by an older version is tightened when it is Cerebro's; the
+same helpers as Sherlock's files, :func:`sherlock.store.private_dir`).
+:meth:`DeadLetterStore.retry` sends an entry only to a URL the callback rules
+still allow (the function's configured URL, or the allow-list), as the worker
+checks on every attempt.
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cerebro.callbacks.urls import CallbackURLs
+from cerebro.errors import InvalidPayload
+from sherlock.store import FILE_MODE, private_dir, private_fd
 
 if TYPE_CHECKING:
     import builtins
@@ -108,15 +120,30 @@ def deadletter_dir(settings: Settings) -> Path:
 
 
 class DeadLetterStore:
-    """Durable, directory-backed store of failed callbacks."""
+    """Durable, directory-backed store of failed callbacks.
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    ``urls`` (or the settings' callback rules, built when first needed) decide where
+    :meth:`retry` may send; a store made without either sends where entries say.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], urls: CallbackURLs | None = None,
+                 settings: Settings | None = None) -> None:
         self.directory = Path(directory)
+        self._urls = urls
+        self._settings = settings
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeadLetterStore:
-        """The store at ``CEREBRO_CALLBACK_DEADLETTER_DIR`` (or its default)."""
-        return cls(deadletter_dir(settings))
+        """The store at ``CEREBRO_CALLBACK_DEADLETTER_DIR`` (or its default), retrying
+        only to URLs the settings' callback rules allow."""
+        return cls(deadletter_dir(settings), settings=settings)
+
+    @property
+    def urls(self) -> CallbackURLs | None:
+        """The callback rules :meth:`retry` checks each entry's URL against (or None)."""
+        if self._urls is None and self._settings is not None:
+            self._urls = CallbackURLs.from_settings(self._settings)
+        return self._urls
 
     def _path(self, entry_id: str) -> Path:
         """The file of entry ``entry_id``."""
@@ -144,10 +171,12 @@ class DeadLetterStore:
 
     def _write(self, entry: Entry) -> None:
         """Write ``entry`` atomically (temporary file, fsync, rename, fsync the directory)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         path = self._path(entry.id)
         tmp = self.directory / f".{entry.id}.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        with open(fd, "w", encoding="utf-8") as handle:
+            private_fd(fd)  # exactly 0600, whatever the umask
             json.dump(entry.to_dict(), handle, indent=2, sort_keys=True)
             handle.flush()
             os.fsync(handle.fileno())
@@ -199,7 +228,9 @@ class DeadLetterStore:
         """Re-send one entry (or all) once each with ``client``.
 
         Delivered entries are removed; the others are kept with the new
-        reason. Unreadable files are skipped and kept, as in :meth:`list`.
+        reason. An entry whose URL the callback rules no longer allow is not
+        sent (a final :class:`~cerebro.clients.http.FinalFailure` says why).
+        Unreadable files are skipped and kept, as in :meth:`list`.
         Returns ``[(entry, AttemptResult)]``; raises ``KeyError`` for an
         unknown ``entry_id`` and :class:`UnreadableEntry` when that one's file
         is corrupt.
@@ -213,7 +244,8 @@ class DeadLetterStore:
             entries = self.list(on_unreadable)
         outcomes = []
         for entry in entries:
-            result = client.attempt(entry.url, entry.body, entry.idempotency_key)
+            result = self._refusal(entry) or \
+                client.attempt(entry.url, entry.body, entry.idempotency_key)
             if result.ok:
                 self.remove(entry.id)
             else:
@@ -224,3 +256,15 @@ class DeadLetterStore:
                 self._write(entry)
             outcomes.append((entry, result))
         return outcomes
+
+    def _refusal(self, entry: Entry) -> AttemptResult | None:
+        """A final failure when the rules in force do not allow ``entry``'s URL, else None."""
+        from cerebro.clients.http import FinalFailure  # the client imports this package
+        urls = self.urls
+        if urls is None:
+            return None
+        try:
+            urls.check_delivery(entry.url, entry.body.get("module"), entry.body.get("function"))
+        except InvalidPayload as exc:
+            return FinalFailure(entry.url, None, f"the callback rules refuse it: {exc.message}")
+        return None

@@ -16,8 +16,10 @@ background thread, and each returns an :class:`AttemptResult`:
 * any other status (4xx, 3xx: redirects are never followed, so a callback
   cannot be bounced to another host): final.
 
-Every call is one request with its own ``Idempotency-Key``, signed by
-:func:`cerebro.callbacks.signing.signed_headers`. Responses are parsed by
+Every call is one ``POST`` with its own ``Idempotency-Key``, signed by
+:func:`cerebro.callbacks.signing.signed_headers` (scheme ``v2``: timestamp, method,
+request target, key and body; the target signed is exactly the one on the
+request line). Responses are parsed by
 llhttp (Node.js's HTTP parser, through ``httptools``): status, ``Content-Length``,
 chunked bodies, interim 1xx answers, ``Connection: close``. Nothing is
 per request but building its bytes and reading its answer (~20 us of CPU
@@ -48,7 +50,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from cerebro import jsonio
-from cerebro.callbacks.signing import signed_headers
+from cerebro.callbacks.signing import METHOD, signed_headers
 from envsettings import redact
 
 if TYPE_CHECKING:
@@ -105,6 +107,10 @@ class FinalFailure(AttemptResult):
     def retryable(self) -> bool:
         """Never: sending it again would fail the same way."""
         return False
+
+    def describe(self) -> str:
+        """Why the call was never sent (a password in the URL masked)."""
+        return f"not sent to {redact(self.url)}: {self.error}"
 
 
 def _retry_after(value: bytes) -> float | None:
@@ -415,7 +421,7 @@ class MainAppClient:
         self.pipeline = pipeline
         self.user_agent = user_agent
         self.attempts = 0
-        self._targets: dict[str, tuple[_Origin, bytes]] = {}
+        self._targets: dict[str, tuple[_Origin, bytes, str]] = {}
         self._pools: dict[_Origin, _Pool] = {}
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="cerebro-mainapp",
@@ -436,8 +442,9 @@ class MainAppClient:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def _target(self, url: str) -> tuple[_Origin, bytes]:
-        """``(origin, request-line-and-fixed-headers prefix)`` of ``url``, cached."""
+    def _target(self, url: str) -> tuple[_Origin, bytes, str]:
+        """``(origin, request-line-and-fixed-headers prefix, request target)`` of ``url``,
+        cached."""
         target = self._targets.get(url)
         if target is None:
             parts = urlsplit(url)
@@ -449,22 +456,23 @@ class MainAppClient:
                 (parts.scheme == "https" and port == 443)
             host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
             host_header = host if default else f"{host}:{port}"
-            prefix = (f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\n"
+            prefix = (f"{METHOD} {path} HTTP/1.1\r\nHost: {host_header}\r\n"
                       f"User-Agent: {self.user_agent}\r\nContent-Type: application/json\r\n"
                       ).encode("ascii")
-            target = ((parts.scheme, parts.hostname, port), prefix)
+            target = ((parts.scheme, parts.hostname, port), prefix, path)
             self._targets[url] = target
         return target
 
     def request_bytes(self, url: str, body: bytes, idempotency_key: str) -> bytes:
         """The exact bytes of one signed POST (raises ``ValueError`` for a header value
         HTTP cannot carry, such as a key with a line break)."""
-        _, prefix = self._target(url)
-        headers = signed_headers(self.secret, body, idempotency_key)
+        _, prefix, target = self._target(url)
+        if _BAD_HEADER_VALUE.search(str(idempotency_key)):
+            raise ValueError(f"Idempotency-Key value {idempotency_key!r} contains control "
+                             "characters")
+        headers = signed_headers(self.secret, body, idempotency_key, target=target, method=METHOD)
         lines = [prefix, b"Content-Length: %d\r\n" % len(body)]
         for name, value in headers.items():
-            if _BAD_HEADER_VALUE.search(value):
-                raise ValueError(f"{name} value {value!r} contains control characters")
             lines.append(f"{name}: {value}\r\n".encode("latin-1"))
         lines.append(b"\r\n")
         lines.append(body)
@@ -491,7 +499,7 @@ class MainAppClient:
         by_origin: dict[_Origin, list[_Call]] = {}
         for index, (url, body, key) in enumerate(calls):
             try:
-                origin, _ = self._target(url)
+                origin, _, _ = self._target(url)
                 data = self.request_bytes(url, body, key)
             except (ValueError, UnicodeEncodeError) as exc:
                 batch.results[index] = FinalFailure(url, None, f"cannot send: {exc}")

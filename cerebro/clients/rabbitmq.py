@@ -45,6 +45,8 @@ def refusal(exc: BaseException) -> str | None:
     text = str(getattr(exc, "reply_text", "") or "")
     if not text:  # pika's Probable*Error and aiormq's carry the broker's words as text
         text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    if "limit" in text.lower():  # a vhost or user connection limit reached: that passes
+        return None
     found = _REASON.search(text)
     if found is not None:
         reason = found.group(0).strip()

@@ -88,7 +88,9 @@ def consume(settings: Settings) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: _stop(stop, number))
-    core = Core.start("consumer", settings)
+    # the reloader starts once the runner follows module changes (_serve): a folder added
+    # while the broker is still awaited is then seen as a change, not absorbed unseen
+    core = Core.start("consumer", settings, watch=False)
     membership = Membership(None)
     try:
         router = Router(core.registry, settings.kafka_topics, settings.consumer_event_id_field)
@@ -124,6 +126,7 @@ def _serve(settings: Settings, core: Core, router: Router, instance_id: str | No
     runner = Runner(settings, router, processor, settings.kafka_group, stop,
                     instance_id=instance_id)
     runner.follow_modules(core)
+    core.watch()
     try:
         runner.run()
     finally:

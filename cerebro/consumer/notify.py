@@ -8,7 +8,8 @@ Every processed event ends with a POST to ``CEREBRO_MAIN_APP_URL`` +
 ``CEREBRO_CONSUMER_CALLBACK_PATH`` (``{module}``, ``{function}`` and
 ``{topic}`` are filled in). A batch's calls go out together through the
 platform's one main-app client, :class:`~cerebro.clients.http.MainAppClient` (kept-alive,
-pipelined, each call signed with :mod:`cerebro.callbacks.signing`). The body::
+pipelined, each call signed with :mod:`cerebro.callbacks.signing`, scheme ``v2``: the
+signature covers the timestamp, method, path, ``Idempotency-Key`` and body). The body::
 
     {"event_id": "...", "topic": "listings", "partition": 3, "offset": 1234,
      "module": "vigilante", "function": "screen",
@@ -16,7 +17,10 @@ pipelined, each call signed with :mod:`cerebro.callbacks.signing`). The body::
      "status": "dead_lettered", "error": {"type", "message", "field", "dlq_topic"}}
 
 and the ``Idempotency-Key`` header is the event id (or ``topic-partition-offset``),
-so the main app drops the duplicates at-least-once delivery can cause.
+so the main app drops the duplicates at-least-once delivery can cause. The event id
+is the producer's choice: two producers giving different events one id would make
+the main app drop the second as a duplicate, so producers must scope their ids
+(the README's Kafka section says how).
 Retryable failures (timeouts, connection errors, 5xx, 408, 429) are retried
 ``CEREBRO_RETRIES`` times with backoff, all of a batch's together;
 a 4xx is final.

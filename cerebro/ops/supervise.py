@@ -127,14 +127,35 @@ def supervisor_environment(settings: Settings,
     return env
 
 
+def build_reason(settings: Settings, name: str, key: str | None) -> str | None:
+    """Why module ``name`` needs a build before the services can serve it: no current model,
+    or (with a signing key) a current version not signed with that key, as after a stack
+    gained its key; ``None`` when it needs none."""
+    from cerebro import volume
+    where = settings.data_volume / name
+    try:
+        version = volume.current_version(settings.data_volume, name)
+        if version is None:
+            return f"no model in {where} yet"
+        if key:
+            meta = volume.read_metadata(settings.data_volume, name, version)
+            volume.check_signature(settings.data_volume, name, version, meta, key)
+    except volume.VolumeError as exc:
+        return f"its current version cannot be served: {exc}"
+    return None
+
+
 def build_missing(settings: Settings, out: TextIO = sys.stdout) -> list[str]:
-    """Build every module (of CEREBRO_MODULES) without a current model in the data volume;
-    return the names of those that failed."""
+    """Build every module (of CEREBRO_MODULES) whose current model is missing or not signed
+    with the signing key in force; return the names of those that failed."""
+    from cerebro import modelsign
     failed: list[str] = []
+    key = modelsign.configured_key(settings)
     for name in served_modules(settings):
-        if (settings.data_volume / name / "current.json").exists():
+        reason = build_reason(settings, name, key)
+        if reason is None:
             continue
-        out.write(f"[cerebro] building {name} (no model in {settings.data_volume / name} yet)\n")
+        out.write(f"[cerebro] building {name} ({reason})\n")
         out.flush()
         code = subprocess.call([sys.executable, "-m", "cerebro", "build", name],
                                env=dict(os.environ, CEREBRO_DATA_VOLUME=str(settings.data_volume)))

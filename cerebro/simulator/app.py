@@ -57,8 +57,9 @@ class MainAppCall(_Handler):
 
     def post(self, *_args: str) -> None:
         """Check, count and answer it."""
-        self.answer(*self.recorder.call(self.request.path, self.request.headers,
-                                        self.request.body))
+        self.answer(*self.recorder.call(self.request.uri or self.request.path,
+                                        self.request.headers, self.request.body,
+                                        self.request.method or "POST"))
 
 
 class Amenities(_Handler):

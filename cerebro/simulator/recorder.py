@@ -4,9 +4,11 @@ Date:    2026-11-29
 Subject: What the simulated main app received: signatures checked, idempotency keys counted.
 Tagline: Every letter opened, every seal checked, every repeat noticed.
 
-A :class:`Recorder` takes each main-app call (path, headers, body), checks its
-signature (:func:`cerebro.callbacks.signing.check`, the receiving side of the
-contract), and counts it under its path and ``Idempotency-Key``: a key seen
+A :class:`Recorder` takes each main-app call (method, request target, headers,
+body), checks its signature (:func:`cerebro.callbacks.signing.check`, the
+receiving side of the contract: scheme ``v2`` covers the method, the target as
+received, the ``Idempotency-Key`` and the body), and counts it under its path and
+key: a key seen
 again on the same path is a duplicate (delivery is at-least-once), counted
 apart, so ``unique`` is exactly the work that reached the main app. Counting
 is a few dictionary operations per call; the bodies of the last ``keep`` calls
@@ -66,24 +68,30 @@ class Recorder:
         self.amenities = 0
         self.last: collections.deque[dict[str, Any]] = collections.deque(maxlen=self.keep)
 
-    def call(self, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
-        """Check and count one main-app call; returns ``(HTTP status, response body)``: 200
-        when its signature is good, 401 otherwise (as a real main app must answer)."""
+    def call(self, target: str, headers: Mapping[str, str], body: bytes,
+             method: str = signing.METHOD) -> tuple[int, bytes]:
+        """Check and count one main-app call to ``target`` (the request target as received:
+        path and query); returns ``(HTTP status, response body)``: 200 when its signature
+        is good, 401 otherwise (as a real main app must answer). A call without an
+        ``Idempotency-Key`` cannot be signed: it is refused and counted as ``missing_key``
+        too."""
+        path = target.partition("?")[0]
         counts = self.paths.get(path)
         if counts is None:
             counts = self.paths[path] = PathCounts()
         key = headers.get(signing.IDEMPOTENCY_HEADER, "")
         try:
             signing.check(self.secret, headers.get(signing.TIMESTAMP_HEADER), body,
-                          headers.get(signing.SIGNATURE_HEADER), self.tolerance)
+                          headers.get(signing.SIGNATURE_HEADER), self.tolerance,
+                          method=method, target=target, idempotency_key=key)
         except signing.SignatureError as exc:
             counts.bad_signatures += 1
+            if not key:
+                counts.missing_key += 1
             self._keep(path, key, body, str(exc))
             return 401, jsonio.dumps({"error": f"bad signature: {exc}"})
         counts.calls += 1
-        if not key:
-            counts.missing_key += 1
-        elif key in counts.keys:
+        if key in counts.keys:
             counts.keys[key] += 1
             counts.duplicates += 1
         else:

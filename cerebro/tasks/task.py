@@ -21,6 +21,17 @@ function is never recomputed and no worker slot waits for the main app. When
 the retry window is over, or the main app answers with a final 4xx, the
 callback goes to the dead-letter store and is reported as an exception.
 
+The worker is no signing oracle: the retry message carries the exact body
+bytes the worker encoded, the URL, the first attempt's time and the attempt
+number under a seal (:mod:`cerebro.callbacks.seal`). A delivery task whose
+message is unsealed, mis-sealed or malformed (published straight to RabbitMQ,
+say) sends nothing and is reported; a sealed one is sent only to the
+function's configured URL or a URL the allow-list covers, checked again on
+every attempt.
+
+Celery's own "Task ... succeeded in ...s" line is logged without the return
+value: results are the modules' data, not the log's (:class:`ResultlessSuccess`).
+
 The tasks are shared tasks: they join the app ``cerebro worker`` makes from its
 settings (:func:`cerebro.taskqueue.celery_app.make_app`); nothing here reads
 the environment.
@@ -37,12 +48,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task, signals
+from celery.app import trace as celery_trace
 
+from cerebro import jsonio
 from cerebro.callbacks import (CallbackURLs, DeadLetterStore, DeliveryError,
-                               PermanentDeliveryError, RetryWindowExpired)
+                               PermanentDeliveryError, RetryWindowExpired, SealedRetry, Sealer,
+                               SealError, open_retry)
 from cerebro.clients.http import MainAppClient
 from cerebro.core import Core
 from cerebro.errors import WAIT_MODEL, CerebroError, InternalError, InvalidPayload
@@ -50,6 +65,7 @@ from cerebro.outcomes import backoff_delay
 from cerebro.reporting import report
 from cerebro.settings import load_settings
 from cerebro.taskqueue.celery_app import DELIVER_TASK, RUN_TASK, countdown, settings_of
+from envsettings import redact
 
 if TYPE_CHECKING:
     from typing import TypedDict
@@ -72,6 +88,33 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SUCCESS_LINE = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
+
+
+class ResultlessSuccess(logging.Filter):
+    """Rewrites Celery's ``Task ... succeeded in ...s: <return value>`` record (INFO, logger
+    ``celery.app.trace``) to :data:`SUCCESS_LINE`: the same line without the value, whose
+    ``data`` extra keeps only the task's name, id and run time too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Drop the return value (and the arguments) from a success record; keep the record."""
+        if record.msg == celery_trace.LOG_SUCCESS and isinstance(record.args, Mapping):
+            kept = {name: record.args.get(name) for name in ("name", "id", "runtime")}
+            record.msg, record.args = SUCCESS_LINE, kept
+            if hasattr(record, "data"):
+                record.data = kept
+        return True
+
+
+def hide_return_values() -> None:
+    """Install :class:`ResultlessSuccess` on Celery's trace logger (once)."""
+    trace_log = celery_trace.logger
+    if not any(isinstance(known, ResultlessSuccess) for known in trace_log.filters):
+        trace_log.addFilter(ResultlessSuccess())
+
+
+hide_return_values()
+
 
 class WorkerState:
     """Everything a worker process needs, built once per process: the core (modules, models
@@ -85,6 +128,7 @@ class WorkerState:
         self.client = MainAppClient.from_settings(settings)
         self.urls = CallbackURLs.from_settings(settings)
         self.deadletters = DeadLetterStore.from_settings(settings)
+        self.sealer = Sealer(settings.callback_secret.get_secret_value())
 
     def _on_refresh(self, _registry: object) -> None:
         """The core refreshed (modules rescanned, models checked): wake :meth:`knows`."""
@@ -259,7 +303,8 @@ def send_callback(body: dict[str, Any], requested_url: str | None, *,
 
     ``requested_url`` is the ``callback_url`` the client sent (or None): it is
     checked against the allow-list here, once more, in case the list changed since
-    the request was accepted. Later attempts reuse the resolved URL as it is.
+    the request was accepted. Later attempts check their URL again
+    (:func:`deliver_callback`).
     """
     st = state()
     first_attempt_at = first_attempt_at or _now()
@@ -274,13 +319,15 @@ def send_callback(body: dict[str, Any], requested_url: str | None, *,
 
 
 def attempt_callback(body: dict[str, Any], url: str, *, first_attempt_at: float,
-                     attempt: int) -> AttemptResult:
-    """One delivery attempt of ``body`` to the already resolved ``url``; schedules the next
-    attempt or dead-letters on failure."""
+                     attempt: int, data: bytes | None = None) -> AttemptResult:
+    """One delivery attempt of ``body`` (sent as ``data``, its bytes encoded once by the
+    first attempt) to the already checked ``url``; schedules the next attempt or
+    dead-letters on failure."""
     st = state()
     settings = st.settings
     key = body["task_id"]
-    result = st.client.attempt(url, body, key)
+    data = jsonio.dumps(body) if data is None else data
+    result = st.client.attempt(url, data, key)
     if result.ok:
         log.info("callback %s delivered to %s (HTTP %s, attempt %d)", key, url, result.status,
                  attempt + 1)
@@ -290,8 +337,7 @@ def attempt_callback(body: dict[str, Any], url: str, *, first_attempt_at: float,
                                             url, key, result, attempt + 1),
                      body, first_attempt_at)
         return result
-    deadline = first_attempt_at + settings.callback_retry_window
-    left = deadline - _now()
+    left = first_attempt_at + settings.callback_retry_window - _now()
     if left <= 0:
         _dead_letter(RetryWindowExpired(f"callback {key} not delivered after {attempt + 1} "
                                         f"attempts in {settings.callback_retry_window:g}s: "
@@ -303,28 +349,75 @@ def attempt_callback(body: dict[str, Any], url: str, *, first_attempt_at: float,
     delay = countdown(settings, min(delay, left))
     log.warning("callback %s: %s; attempt %d again in %.2fs", key, result.describe(),
                 attempt + 2, delay)
-    try:
-        deliver_callback.apply_async(
-            args=(body, url, first_attempt_at, attempt + 1),
-            countdown=delay,
-            queue=st.core.names.task_queue(body["module"]))
-    except Exception as exc:  # the broker is gone too: keep the callback, loudly
-        _dead_letter(DeliveryError(f"callback {key}: {result.describe()}; and the retry could "
-                                   f"not be scheduled: {type(exc).__name__}: {exc}",
-                                   url, key, result, attempt + 1), body, first_attempt_at)
+    _schedule(body, SealedRetry(data, url, first_attempt_at, attempt + 1), delay, result)
     return result
 
 
+def _schedule(body: dict[str, Any], retry: SealedRetry, delay: float,
+              result: AttemptResult) -> None:
+    """Schedule ``retry``, sealed, as a ``cerebro.deliver_callback`` task due in ``delay``
+    seconds; dead-letter the callback when the broker will not take it."""
+    st = state()
+    try:
+        deliver_callback.apply_async(args=retry.message(st.sealer), countdown=delay,
+                                     queue=st.core.names.task_queue(body["module"]))
+    except Exception as exc:  # the broker is gone too: keep the callback, loudly
+        key = body["task_id"]
+        _dead_letter(DeliveryError(f"callback {key}: {result.describe()}; and the retry could "
+                                   f"not be scheduled: {type(exc).__name__}: {exc}",
+                                   retry.url, key, result, retry.attempt),
+                     body, retry.first_attempt_at)
+
+
 @shared_task(name=DELIVER_TASK, bind=True, ignore_result=True)
-def deliver_callback(self: Task, body: dict[str, Any], url: str, first_attempt_at: float,
-                     attempt: int) -> None:
+def deliver_callback(self: Task, *args: Any, **kwargs: Any) -> None:
     """A later attempt at a callback whose function already ran (never recomputed).
 
-    ``url`` is the URL the first attempt resolved: used as it is, never resolved or
-    checked against the allow-list again (an absolute URL configured in
-    ``CEREBRO_CALLBACK_PATH(S)`` need not be on that list).
+    The message must be one a worker sealed (:func:`cerebro.callbacks.open_retry`):
+    anything else is refused, reported and never sent. Its URL must still be the
+    function's configured URL or one the allow-list covers; a sealed callback whose
+    URL is no longer allowed is dead-lettered.
     """
-    attempt_callback(body, url, first_attempt_at=first_attempt_at, attempt=attempt)
+    st = state()
+    try:
+        retry = open_retry(st.sealer, args, kwargs)
+        body = _sealed_body(retry.data)
+    except SealError as exc:
+        _refuse(self.request.id, exc, args, kwargs)
+        return
+    key = body["task_id"]
+    try:
+        st.urls.check_delivery(retry.url, body["module"], body["function"])
+    except InvalidPayload as exc:  # the rules changed since the first attempt
+        _dead_letter(PermanentDeliveryError(f"callback {key}: {exc.message}", retry.url, key,
+                                            None, retry.attempt), body, retry.first_attempt_at)
+        return
+    attempt_callback(body, retry.url, first_attempt_at=retry.first_attempt_at,
+                     attempt=retry.attempt, data=retry.data)
+
+
+def _sealed_body(data: bytes) -> dict[str, Any]:
+    """The callback body a sealed message carries; :class:`SealError` when it is none (only
+    possible with the secret itself: a worker seals nothing else)."""
+    try:
+        body = jsonio.loads(data)
+    except InvalidPayload:
+        raise SealError("the sealed body is not JSON") from None
+    if not isinstance(body, dict) or not all(isinstance(body.get(name), str)
+                                             for name in ("task_id", "module", "function")):
+        raise SealError("the sealed body is not a callback body")
+    return body
+
+
+def _refuse(message_id: str | None, error: SealError, args: tuple[Any, ...],
+            kwargs: dict[str, Any]) -> None:
+    """Report a delivery message the worker did not seal: nothing was sent."""
+    url = args[1] if len(args) > 1 else kwargs.get("url")
+    shown = redact(url)[:200] if isinstance(url, str) else None
+    report(error, f"{DELIVER_TASK} message {message_id} refused, nothing sent: {error} "
+           f"(a retry scheduled before an upgrade to sealed retries is refused too; its "
+           "result stays at GET /v1/tasks/<id>)", service="worker", message_id=message_id,
+           url=shown)
 
 
 def _dead_letter(error: DeliveryError, body: dict[str, Any], first_attempt_at: float) -> None:

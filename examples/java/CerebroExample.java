@@ -2,6 +2,8 @@
  * Author:  Cerebro team
  * Date:    2026-11-24
  * Subject: The main app's side of Cerebro in plain Java 17: sync call, async call, signed callback receiver.
+ *          Verifies signature scheme v2 (timestamp, method, target, Idempotency-Key, body) and drops
+ *          repeated keys; replays of a captured callback are shown failing.
  * Tagline: No thread waits; the answer knocks when it is ready.
  *
  * Only java.net.http (client), com.sun.net.httpserver (receiver) and javax.crypto.Mac (HMAC).
@@ -36,12 +38,19 @@ import javax.crypto.spec.SecretKeySpec;
 public final class CerebroExample {
 
     static final long TOLERANCE_SECONDS = 300;
+    static final String SCHEME = "v2=";
 
-    /** HMAC-SHA256 over "<timestamp>." + body, as lowercase hex. */
-    static String sign(String secret, String timestamp, byte[] body) throws Exception {
+    /**
+     * Signature scheme v2: lowercase hex HMAC-SHA256 over
+     * "cerebro-v2\n" + timestamp + "\n" + METHOD + "\n" + request target + "\n" + Idempotency-Key
+     * + "\n" + raw body, the text parts as the ISO-8859-1 octets HTTP carries them in.
+     */
+    static String sign(String secret, String timestamp, String method, String target, String key,
+            byte[] body) throws Exception {
+        String head = "cerebro-v2\n" + timestamp + "\n" + method + "\n" + target + "\n" + key + "\n";
         Mac mac = Mac.getInstance("HmacSHA256");
         mac.init(new SecretKeySpec(secret.getBytes(StandardCharsets.UTF_8), "HmacSHA256"));
-        mac.update((timestamp + ".").getBytes(StandardCharsets.UTF_8));
+        mac.update(head.getBytes(StandardCharsets.ISO_8859_1));
         byte[] digest = mac.doFinal(body);
         StringBuilder hex = new StringBuilder();
         for (byte b : digest) {
@@ -50,10 +59,19 @@ public final class CerebroExample {
         return hex.toString();
     }
 
-    /** Verifies a callback; returns null when valid, else the reason to reject it. */
-    static String verify(String secret, String timestamp, String signature, byte[] body) throws Exception {
-        if (timestamp == null || signature == null || !signature.startsWith("sha256=")) {
-            return "missing or malformed signature headers";
+    /** Verifies a call; returns null when valid, else the reason to reject it. */
+    static String verify(String secret, String method, String target, String key, String timestamp,
+            String signature, byte[] body) throws Exception {
+        if (timestamp == null || signature == null || !signature.startsWith(SCHEME)) {
+            return "missing or malformed signature headers (expected " + SCHEME + "<hex>)";
+        }
+        if (key == null || key.isEmpty()) {
+            return "missing Idempotency-Key";
+        }
+        for (String part : new String[] {method, target, key, timestamp}) {
+            if (part.indexOf('\n') >= 0 || part.indexOf('\r') >= 0) {
+                return "line break in a signed part";
+            }
         }
         long ts;
         try {
@@ -64,15 +82,31 @@ public final class CerebroExample {
         if (Math.abs(System.currentTimeMillis() / 1000 - ts) > TOLERANCE_SECONDS) {
             return "timestamp outside tolerance (replay?)";
         }
-        byte[] expected = sign(secret, timestamp.trim(), body).getBytes(StandardCharsets.US_ASCII);
-        byte[] given = signature.substring(7).trim().getBytes(StandardCharsets.US_ASCII);
+        byte[] expected = sign(secret, timestamp.trim(), method, target, key, body)
+                .getBytes(StandardCharsets.US_ASCII);
+        byte[] given = signature.substring(SCHEME.length()).trim().toLowerCase()
+                .getBytes(StandardCharsets.ISO_8859_1);
         return MessageDigest.isEqual(expected, given) ? null : "signature mismatch";
     }
 
-    /** The callback receiver: verifies, drops duplicates by Idempotency-Key, hands bodies over. */
+    /** The request target exactly as received: raw path and raw query. */
+    static String target(URI uri) {
+        return uri.getRawPath() + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery());
+    }
+
+    /** One verified call as received: enough to replay it byte for byte. */
+    record Call(String target, String timestamp, String signature, String key, byte[] body) {
+    }
+
+    /**
+     * The callback receiver: verifies the v2 signature, then drops repeated Idempotency-Keys. The
+     * key is signed, so a captured call replayed with a fresh key fails verification, and replayed
+     * as it is, it is a duplicate. (A real main app keeps the processed keys durably, e.g. a
+     * unique column, for as long as Cerebro may deliver again: the retry window, one hour.)
+     */
     static final class Receiver {
         final String secret;
-        final BlockingQueue<String[]> accepted = new LinkedBlockingQueue<>();
+        final BlockingQueue<Call> accepted = new LinkedBlockingQueue<>();
         final Map<String, Boolean> seen = new ConcurrentHashMap<>();
         final HttpServer server;
 
@@ -87,17 +121,20 @@ public final class CerebroExample {
             byte[] body = exchange.getRequestBody().readAllBytes();
             int status;
             try {
-                String reason = verify(secret, exchange.getRequestHeaders().getFirst("X-Cerebro-Timestamp"),
-                        exchange.getRequestHeaders().getFirst("X-Cerebro-Signature"), body);
-                String key = exchange.getRequestHeaders().getFirst("Idempotency-Key");
+                var headers = exchange.getRequestHeaders();
+                String key = headers.getFirst("Idempotency-Key");
+                Call call = new Call(target(exchange.getRequestURI()), headers.getFirst("X-Cerebro-Timestamp"),
+                        headers.getFirst("X-Cerebro-Signature"), key, body);
+                String reason = verify(secret, exchange.getRequestMethod(), call.target(), key,
+                        call.timestamp(), call.signature(), body);
                 if (reason != null) {
                     System.out.println("REJECTED " + reason);
                     status = 401;
-                } else if (key == null || seen.putIfAbsent(key, Boolean.TRUE) != null) {
+                } else if (seen.putIfAbsent(key, Boolean.TRUE) != null) {
                     System.out.println("DUPLICATE " + key);
                     status = 200;  // already processed: acknowledge so Cerebro stops retrying
                 } else {
-                    accepted.add(new String[] {key, new String(body, StandardCharsets.UTF_8)});
+                    accepted.add(call);
                     status = 200;
                 }
             } catch (Exception e) {
@@ -116,6 +153,17 @@ public final class CerebroExample {
                 .POST(HttpRequest.BodyPublishers.ofString(json));
         headers.forEach(builder::header);
         return client.send(builder.build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    /** Sends a captured call again, with {@code key} as its Idempotency-Key, to {@code url}. */
+    static void replay(HttpClient client, String url, Call call, String key, int expected, String line)
+            throws Exception {
+        HttpResponse<String> answer = post(client, url, new String(call.body(), StandardCharsets.UTF_8), Map.of(
+                "X-Cerebro-Timestamp", call.timestamp(),
+                "X-Cerebro-Signature", call.signature(),
+                "Idempotency-Key", key));
+        check(answer.statusCode() == expected, line + ": got " + answer.statusCode());
+        System.out.println(line);
     }
 
     static void check(boolean ok, String message) {
@@ -140,19 +188,22 @@ public final class CerebroExample {
         String asyncJson = args.length > 6 ? args[6] : "{\"x\": 12}";
 
         // The signature scheme, checked against the vector Python's tests use.
-        check(sign("secret", "1700000000", "{}".getBytes(StandardCharsets.UTF_8))
-                .equals("b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163"), "known HMAC vector");
+        check(sign("secret", "1700000000", "POST", "/cerebro/callbacks/jobs/square", "task-1",
+                "{}".getBytes(StandardCharsets.UTF_8))
+                .equals("f0bfb648328355e5c2b9463e5a74c69da2be04ed21a0ce646f0b3fe660c4a0d8"), "known HMAC vector");
 
         Receiver receiver = new Receiver(secret, port);
         HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+        String self = "http://127.0.0.1:" + port;
         try {
             // 1. A tampered callback is rejected: a valid signature of another body.
             String ts = Long.toString(System.currentTimeMillis() / 1000);
             String signed = "{\"task_id\":\"forged\",\"status\":\"succeeded\"}";
             String tampered = "{\"task_id\":\"forged\",\"status\":\"failed\"}";
-            HttpResponse<String> forged = post(client, "http://127.0.0.1:" + port + "/cb", tampered, Map.of(
+            HttpResponse<String> forged = post(client, self + "/cb", tampered, Map.of(
                     "X-Cerebro-Timestamp", ts,
-                    "X-Cerebro-Signature", "sha256=" + sign(secret, ts, signed.getBytes(StandardCharsets.UTF_8)),
+                    "X-Cerebro-Signature", SCHEME + sign(secret, ts, "POST", "/cb", "forged",
+                            signed.getBytes(StandardCharsets.UTF_8)),
                     "Idempotency-Key", "forged"));
             check(forged.statusCode() == 401, "tampered callback must be rejected, got " + forged.statusCode());
             System.out.println("TAMPERED REJECTED 401");
@@ -172,10 +223,19 @@ public final class CerebroExample {
             String taskId = m.group(1);
             System.out.printf("ASYNC 202 task %s in %.1f ms%n", taskId, ackMs);
 
-            String[] callback = receiver.accepted.poll(60, TimeUnit.SECONDS);
+            Call callback = receiver.accepted.poll(60, TimeUnit.SECONDS);
             check(callback != null, "no verified callback within 60 s");
-            check(callback[0].equals(taskId), "callback for another task: " + callback[0]);
-            System.out.println("CALLBACK VERIFIED " + callback[0] + " " + callback[1]);
+            check(callback.key().equals(taskId), "callback for another task: " + callback.key());
+            String text = new String(callback.body(), StandardCharsets.UTF_8);
+            System.out.println("CALLBACK VERIFIED " + callback.key() + " " + text);
+
+            // 4. Cerebro's real callback, captured and replayed: as it is, a duplicate (dropped);
+            //    with a fresh Idempotency-Key or to another path, the signature fails.
+            replay(client, self + callback.target(), callback, callback.key(), 200, "REPLAY SAME KEY DUPLICATE 200");
+            replay(client, self + callback.target(), callback, "fresh-" + callback.key(), 401,
+                    "REPLAY FRESH KEY REJECTED 401");
+            replay(client, self + "/other/path", callback, callback.key(), 401, "REPLAY OTHER PATH REJECTED 401");
+            check(receiver.accepted.isEmpty(), "a replay was accepted");
         } finally {
             receiver.server.stop(0);
         }

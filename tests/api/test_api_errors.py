@@ -90,7 +90,8 @@ def test_body_over_limit_is_413(server_factory):
     _error(server.post("/v1/echo/say", big), 413, "payload_too_large")
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         chunk = b"x" * 1500
-        sock.sendall(b"POST /v1/echo/say HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        sock.sendall(b"POST /v1/echo/say HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     b"Content-Type: application/json\r\n\r\n"
                      + b"%x\r\n" % len(chunk) + chunk + b"\r\n0\r\n\r\n")
         reply = sock.recv(65536).decode()
     assert reply.startswith("HTTP/1.1 413"), reply

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from support import REPO, cerebro_env
+from cerebro import modelsign
+from support import REPO, TEST_SIGNING_KEY, cerebro_env
 
 
 @pytest.fixture
@@ -78,6 +79,10 @@ def test_corrupt_new_version_leaves_old_serving(server_factory, volume):
     base = volume / "rent_predictor"
     bad = base / "versions" / "99990101T000000000Z-bad000"
     shutil.copytree(base / "versions" / old, bad)
+    meta = json.loads((bad / "metadata.json").read_text())
+    meta["version"] = bad.name   # a properly signed version whose artifact then rots
+    (bad / "metadata.json").write_text(json.dumps(meta))
+    (bad / "signature.json").write_text(json.dumps(modelsign.sign(meta, TEST_SIGNING_KEY)))
     (bad / "model.joblib").write_bytes(b"not a model")
     (base / "current.json").write_text(json.dumps({"version": bad.name}))
     deadline = time.monotonic() + 10
@@ -108,3 +113,22 @@ def test_a_module_that_cannot_serve_its_model_takes_the_node_out(server_factory,
     assert "cannot serve any version of rent_predictor" in ready["why"]
     assert ready["modules"]["vigilante"]["ready"] is True
     assert server.get("/readyz?module=vigilante")[0] == 200
+
+
+def test_a_bad_first_build_does_not_take_the_node_out(server_factory, tmp_path):
+    """A module with no model at start-up whose first build cannot be loaded (here: published
+    unsigned) is that module's problem, not the node's: /readyz stays 200, ?module= says why."""
+    from cerebro import volume as data_volume
+    vol = tmp_path / "vol"
+    server = server_factory({"CEREBRO_DATA_VOLUME": vol, "CEREBRO_MODULES": "rent_predictor",
+                             "CEREBRO_RELOAD_INTERVAL": "0.2"})
+    assert server.get("/readyz")[0] == 200
+    data_volume.publish(vol, "rent_predictor", {"model": {"not": "signed"}}, signing_key=None)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        code, _, ready = server.get("/readyz?module=rent_predictor")
+        if "not signed" in ready.get("why", ""):
+            break
+        time.sleep(0.1)
+    assert code == 503 and "not signed" in ready["why"]
+    assert server.get("/readyz")[0] == 200

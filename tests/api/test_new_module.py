@@ -64,6 +64,20 @@ def test_new_module_lints_and_is_served_without_a_restart(tmp_path, server_facto
     assert code == 200 and abs(body["y"] - 7.0) < 0.5
     assert server.post("/v1/first/ping", {})[0] == 200
 
+    # a folder copied file by file: expose.py lands before the code it imports, so the first
+    # import fails; once the rest arrives the module is imported again and served
+    half = package / "half"
+    half.mkdir()
+    (half / "__init__.py").write_text("")
+    (half / "expose.py").write_text('"""Half copied."""\n\nfrom newmods.half.helpers import '
+                                    'ANSWER\n\n\ndef answer() -> dict:\n    """The answer."""'
+                                    '\n    return {"answer": ANSWER}\n')
+    _until(lambda: server.post("/v1/half/answer", {})[0] == 503, 10)
+    assert server.get("/readyz")[0] == 200
+    (half / "helpers.py").write_text('"""The rest of the copy."""\nANSWER = 42\n')
+    _until(lambda: server.post("/v1/half/answer", {})[0] == 200, 10)
+    assert server.post("/v1/half/answer", {})[2] == {"answer": 42}
+
     subprocess.run(["rm", "-rf", str(package / "demo_model")], check=True)
     _until(lambda: server.post("/v1/demo_model/ping", {})[0] == 404, 10)
     assert server.post("/v1/first/ping", {})[0] == 200

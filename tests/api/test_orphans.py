@@ -41,6 +41,12 @@ def _server(tmp_path, processes=2, **env):
     return server.start()
 
 
+def _cpu_seconds(pid):
+    """CPU seconds process ``pid`` used so far (utime + stime from /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _refused(url):
     """True when nothing accepts connections at ``url``."""
     try:
@@ -78,8 +84,9 @@ def test_kill_9_of_the_parent_takes_its_children_down(tmp_path):
 
 def test_a_child_crashing_at_start_up_is_restarted_slower_then_given_up(tmp_path):
     """A child killed right after each start is restarted after a growing delay; after five
-    quick crashes in a row the parent stops the other child and exits 1 (supervisord shows it)
-    instead of looping."""
+    quick crashes in a row the parent stops the other child and exits 2 (supervisord never
+    restarts that and shows it FAILED) instead of looping. The parent does not spin while it
+    waits to restart a child."""
     server = _server(tmp_path)
     try:
         gaps = []
@@ -93,7 +100,7 @@ def test_a_child_crashing_at_start_up_is_restarted_slower_then_given_up(tmp_path
             gaps.append(time.monotonic() - died)
             if server.proc.poll() is not None:
                 break
-        assert server.proc.wait(15) == 1
+        assert server.proc.wait(15) == 2
         assert len(gaps) == 5
         assert gaps[0] < gaps[3] and gaps[3] >= 2.0, gaps  # back-off: 0.5-1, 1-2, 2-4, 4-8 s
         assert _refused(server.url)
@@ -120,8 +127,9 @@ def test_a_misconfigured_child_stops_the_server_with_exit_2(tmp_path):
 
 
 def test_a_port_held_by_another_program_fails_clearly(tmp_path):
-    """When something that is not a draining Cerebro keeps the port, ``cerebro serve`` waits
-    its patience out and exits 2 naming CEREBRO_PORT (here with a short patience)."""
+    """When something that is not a draining Cerebro keeps the port, binding waits its
+    patience out and raises ConfigurationError naming CEREBRO_PORT (which `cerebro serve`
+    turns into exit 2); here with a short patience."""
     import socket
     port = free_port()
     holder = socket.socket()
@@ -140,3 +148,18 @@ def test_a_port_held_by_another_program_fails_clearly(tmp_path):
         assert 1.0 <= time.monotonic() - started < 3
     finally:
         holder.close()
+
+
+def test_the_parent_does_not_spin_while_no_child_is_alive(tmp_path):
+    """Both children killed at once: while their restart is due, the parent has no child
+    to wait for and must sleep, not poll in a loop."""
+    server = _server(tmp_path)
+    try:
+        children = _children(server.proc.pid)
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        before = _cpu_seconds(server.proc.pid)
+        _wait_until(lambda: len(set(_children(server.proc.pid)) - set(children)) == 2, 20)
+        assert _cpu_seconds(server.proc.pid) - before < 0.3
+    finally:
+        server.stop()

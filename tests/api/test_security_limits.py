@@ -161,3 +161,25 @@ def test_the_server_answers_others_while_slow_clients_wait(server):
     finally:
         for sock in slow:
             sock.close()
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x"])
+def test_a_body_that_is_not_declared_json_is_415(server, content_type):
+    """A browser's cross-site "simple request" (text/plain, a form, or no type) cannot trigger
+    work: an endpoint takes only a body declared JSON."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    with _connect(server) as sock:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        sock.sendall(f"POST /v1/echo/say HTTP/1.1\r\nHost: x\r\n{head}Content-Length: 13\r\n"
+                     f"Connection: close\r\n\r\n{{\"text\": \"a\"}}".encode())
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 415"), answer[:100]
+    assert b"unsupported_media_type" in answer
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
+                                          "Application/JSON", "application/vnd.api+json"])
+def test_json_in_its_spellings_is_taken(server, content_type):
+    """application/json with parameters or in any case, and application/*+json, are JSON."""
+    assert server.post("/v1/echo/say", {"text": "a"}, {"Content-Type": content_type})[0] == 200

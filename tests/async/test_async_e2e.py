@@ -37,7 +37,7 @@ def test_submit_202_signed_callback_and_status(async_env, server_factory, worker
     rec = Receiver(SECRET, port=_main_app_port(async_env))
     other = Receiver(SECRET)
     try:
-        env = dict(async_env, CEREBRO_CALLBACK_ALLOWED_HOSTS=f"127.0.0.1:{other.port}")
+        env = dict(async_env, CEREBRO_CALLBACK_ALLOWED_HOSTS=f"127.0.0.1:{other.port}/hooks/")
         server = server_factory(env)
         worker_factory(env, concurrency=2)
 
@@ -65,6 +65,16 @@ def test_submit_202_signed_callback_and_status(async_env, server_factory, worker
         status, _, body = server.post("/v1/jobs/square",
                                       {"x": 3, "callback_url": "http://169.254.169.254/"})
         assert status == 400 and body["error"]["field"] == "callback_url"
+        # the entry names a path prefix: a path outside it (or escaping it) is a clear 400
+        for outside in (f"{other.url}/admin", f"{other.url}/hooksx",
+                        f"{other.url}/hooks/../admin"):
+            status, _, body = server.post("/v1/jobs/square", {"x": 3, "callback_url": outside})
+            assert status == 400 and body["error"]["field"] == "callback_url", body
+        assert "not under a prefix" in body["error"]["message"] or \
+            "'..' segment" in body["error"]["message"]
+        status, _, body = server.post("/v1/jobs/square",
+                                      {"x": 3, "callback_url": f"{other.url}/admin"})
+        assert "allowed: /hooks/" in body["error"]["message"]
         status, _, body = server.post("/v1/jobs/square",
                                       {"x": 3, "callback_url": f"{other.url}/hooks/sq"})
         assert status == 202
@@ -199,11 +209,12 @@ def test_broker_down_async_503_sync_200_then_recovers(async_env, private_rabbit,
 
 def test_tampered_signature_is_rejected_by_python_verifier():
     body = json.dumps({"task_id": "t"}).encode()
-    headers = signing.signed_headers(SECRET, body, "t")
+    call = {"method": "POST", "target": "/cerebro/callbacks/jobs/square", "idempotency_key": "t"}
+    headers = signing.signed_headers(SECRET, body, "t", target=call["target"])
     assert signing.verify(SECRET, headers[signing.TIMESTAMP_HEADER], body,
-                          headers[signing.SIGNATURE_HEADER])
+                          headers[signing.SIGNATURE_HEADER], **call)
     assert not signing.verify(SECRET, headers[signing.TIMESTAMP_HEADER], body.replace(b"t", b"u"),
-                              headers[signing.SIGNATURE_HEADER])
+                              headers[signing.SIGNATURE_HEADER], **call)
 
 
 def test_flower_with_basic_auth_shows_workers_and_tasks(async_env, server_factory, worker_factory,

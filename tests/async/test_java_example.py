@@ -1,4 +1,6 @@
-"""The Java 17 example compiled with javac and run against a live Cerebro + worker."""
+"""The Java 17 example compiled with javac and run against a live Cerebro + worker: it verifies
+signature scheme v2 on Cerebro's real callback, deduplicates on the signed Idempotency-Key, and
+refuses that callback replayed with a fresh key or to another path."""
 
 import shutil
 import subprocess
@@ -28,4 +30,8 @@ def test_java_client_sync_async_and_signed_callback(async_env, server_factory, w
     assert any(line.startswith("SYNC 200 ") and '"sum":3.0' in line for line in lines)
     assert any(line.startswith("ASYNC 202 task ") for line in lines)
     assert any(line.startswith("CALLBACK VERIFIED ") and '"square":144' in line for line in lines)
+    # Cerebro's real callback replayed: a duplicate as it is, refused with a fresh key or path
+    assert "REPLAY SAME KEY DUPLICATE 200" in lines
+    assert "REPLAY FRESH KEY REJECTED 401" in lines
+    assert "REPLAY OTHER PATH REJECTED 401" in lines
     assert lines[-1] == "OK"

@@ -231,3 +231,19 @@ def test_redis_refusing_a_running_api_stops_it_with_exit_2(async_env, programs, 
         print(f"\nRedis refusing a running API: exit 2 {time.monotonic() - changed:.2f}s later")
     finally:
         node.close()
+
+
+def test_a_connection_limit_is_transient_not_a_refusal():
+    """RabbitMQ answers NOT_ALLOWED both for a missing vhost (fatal) and for a vhost or user
+    connection limit reached (it passes, as during a rolling deploy): only the first stops."""
+    from amqp.exceptions import AccessRefused, NotAllowed
+
+    from cerebro.clients.rabbitmq import refusal
+    assert refusal(NotAllowed(reply_text="NOT_ALLOWED - vhost nope not found",
+                              reply_code=530))
+    assert refusal(AccessRefused(reply_text="ACCESS_REFUSED - Login was refused using "
+                                            "authentication mechanism PLAIN", reply_code=403))
+    assert refusal(NotAllowed(reply_text="NOT_ALLOWED - connection limit (10) is reached for "
+                                         "vhost '/'", reply_code=530)) is None
+    assert refusal(NotAllowed(reply_text="NOT_ALLOWED - connection limit (3) is reached for "
+                                         "user 'cerebro'", reply_code=530)) is None

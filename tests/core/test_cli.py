@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from support import REPO, cerebro_env
+from support import REPO, cerebro_env, run_cli
 
 COMMANDS = ["serve", "build", "modules", "new", "lint", "settings"]
 
@@ -83,6 +83,18 @@ def test_build_unknown_module_is_clear():
     """Building a module that does not exist says so."""
     result = _cerebro("build", "no_such_module")
     assert result.returncode == 2 and "no module named 'no_such_module'" in result.stderr
+
+
+def test_build_takes_a_module_name_never_a_path(tmp_path):
+    """`cerebro build ../../x` never runs a build.py outside the modules package."""
+    rogue = tmp_path / "rogue"
+    (rogue / "src").mkdir(parents=True)
+    (rogue / "expose.py").write_text("")
+    marker = tmp_path / "ran"
+    (rogue / "src" / "build.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    relative = os.path.relpath(rogue, REPO / "modules")
+    code, _, err = run_cli({}, "build", relative)
+    assert code == 2 and "no module named" in err and not marker.exists()
 
 
 def test_reserved_module_names_are_refused(tmp_path):

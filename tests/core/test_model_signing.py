@@ -114,3 +114,71 @@ def test_a_running_server_refuses_a_forged_version_and_keeps_serving(server_fact
     assert module["models"][0]["version"] == served and not marker.exists()
     code, _, body = server.post("/v1/rent_predictor/predict", example)
     assert code == 200 and body["model_version"] == served
+
+
+def test_published_files_are_not_world_readable(tmp_path):
+    """Whatever the umask, a version's files are 0640 and its folders 0750."""
+    import os
+    previous = os.umask(0o000)
+    try:
+        meta = volume.publish(tmp_path, "m", {"model": 1}, files={"report.md": b"#"},
+                              signing_key=KEY)
+    finally:
+        os.umask(previous)
+    folder = tmp_path / "m" / "versions" / meta["version"]
+    for path in [*folder.iterdir(), tmp_path / "m" / "current.json"]:
+        assert path.stat().st_mode & 0o777 == 0o640, path
+    for path in (folder, folder.parent, folder.parent.parent):
+        assert path.stat().st_mode & 0o777 == 0o750, path
+
+
+def test_a_signed_version_of_another_module_or_version_is_refused(tmp_path):
+    """A genuine signed version copied under another module (or version name) is refused:
+    the signature covers which module and version it is."""
+    meta = volume.publish(tmp_path, "a", {"model": 1}, signing_key=KEY)
+    target = tmp_path / "b" / "versions" / meta["version"]
+    shutil.copytree(tmp_path / "a" / "versions" / meta["version"], target)
+    (tmp_path / "b" / "current.json").write_text(json.dumps({"version": meta["version"]}))
+    with pytest.raises(VolumeError, match="signed as a/"):
+        volume.load_version(tmp_path, "b", meta["version"], key=KEY)
+
+
+def test_an_artifact_that_is_not_a_regular_file_is_refused(tmp_path):
+    """A FIFO (or a link) in place of an artifact could hand the checksum and the loader
+    different bytes: refused before it is read."""
+    import os
+    meta = volume.publish(tmp_path, "m", {"model": 1}, signing_key=KEY)
+    artifact = tmp_path / "m" / "versions" / meta["version"] / "model.joblib"
+    artifact.unlink()
+    os.mkfifo(artifact)
+    with pytest.raises(VolumeError, match="not a regular file"):
+        volume.load_version(tmp_path, "m", meta["version"], key=KEY)
+    artifact.unlink()
+    artifact.symlink_to(tmp_path / "elsewhere.joblib")
+    with pytest.raises(VolumeError, match="cannot be opened"):
+        volume.load_version(tmp_path, "m", meta["version"], key=KEY)
+
+
+def test_malformed_metadata_is_a_volume_error(tmp_path):
+    """Metadata that is not an object, or an artifact without a checksum, is reported as a
+    VolumeError, never an AttributeError that would stop a service."""
+    meta = volume.publish(tmp_path, "m", {"model": 1}, signing_key=None)
+    path = tmp_path / "m" / "versions" / meta["version"] / "metadata.json"
+    for bad in ([1, 2], {"artifacts": {"model": {"file": "model.joblib"}}}, {"artifacts": 3}):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(VolumeError):
+            volume.load_version(tmp_path, "m", meta["version"])
+
+
+def test_cerebro_up_rebuilds_what_the_stack_key_would_refuse(tmp_path):
+    """A stack that gains a signing key (an upgrade) rebuilds the versions its services would
+    refuse, instead of timing out on a 503 /readyz."""
+    from cerebro.ops.supervise import build_reason
+    from cerebro.settings import load_settings
+    settings = load_settings({"CEREBRO_DATA_VOLUME": str(tmp_path)})
+    assert "no model" in build_reason(settings, "m", KEY)
+    volume.publish(tmp_path, "m", {"model": 1}, signing_key=None)
+    assert "not signed" in build_reason(settings, "m", KEY)
+    assert build_reason(settings, "m", None) is None
+    volume.publish(tmp_path, "m", {"model": 1}, signing_key=KEY)
+    assert build_reason(settings, "m", KEY) is None

@@ -129,7 +129,12 @@ def test_signature_and_headers_of_each_call(client):
         assert headers["Host"] == server.url.split("//")[1]
         assert int(headers["Content-Length"]) == len(body)
         assert verify(SECRET, headers["X-Cerebro-Timestamp"], body,
-                      headers["X-Cerebro-Signature"])
+                      headers["X-Cerebro-Signature"], method="POST",
+                      target=head.split(" ")[1], idempotency_key=headers["Idempotency-Key"])
+        assert not verify(SECRET, headers["X-Cerebro-Timestamp"], body,
+                          headers["X-Cerebro-Signature"], method="POST",
+                          target="/cerebro/events/m/other",
+                          idempotency_key=headers["Idempotency-Key"])
     server.shutdown()
 
 

@@ -80,24 +80,30 @@ def test_signed_calls_are_counted_by_key_and_bad_signatures_refused(simulator):
         client.close()
         forger.close()
     body = b'{"status": "succeeded"}'
-    stale = signing.signed_headers(SECRET, body, "t-4", timestamp=time.time() - 3600)
+    path = "/cerebro/callbacks/listing_enrichment/enrich"
+    stale = signing.signed_headers(SECRET, body, "t-4", target=path, timestamp=time.time() - 3600)
     assert http("POST", callback, body, stale)[0] == 401
+    # scheme v2: the signature covers the key and the target (query included), as received
+    fresh = signing.signed_headers(SECRET, body, "t-5", target=path + "?tenant=1")
+    assert http("POST", callback + "?tenant=1", body, fresh)[0] == 200
+    assert http("POST", callback + "?tenant=2", body, fresh)[0] == 401
+    assert http("POST", callback, body, dict(fresh, **{"Idempotency-Key": "t-6"}))[0] == 401
 
     report = received(url)
-    path = "/cerebro/callbacks/listing_enrichment/enrich"
     events = "/cerebro/events/vigilante/screen"
     assert (report["calls"], report["unique"], report["duplicates"], report["bad_signatures"],
-            report["missing_key"]) == (8, 7, 1, 2, 0)
-    assert report["by_path"][path] == {"calls": 3, "unique": 2, "duplicates": 1,
-                                       "missing_key": 0, "bad_signatures": 2}
+            report["missing_key"]) == (9, 8, 1, 4, 0)
+    assert report["by_path"][path] == {"calls": 4, "unique": 3, "duplicates": 1,
+                                       "missing_key": 0, "bad_signatures": 4}
     assert report["by_path"][events]["unique"] == 5
-    assert report["by_status"] == {"succeeded": 2, "failed": 1, "ok": 5}
-    assert report["keys"] == {path: {"t-1": 2, "t-2": 1},
+    assert report["by_status"] == {"succeeded": 3, "failed": 1, "ok": 5}
+    assert report["keys"] == {path: {"t-1": 2, "t-2": 1, "t-5": 1},
                               events: {f"ev-{n}": 1 for n in range(5)}}
     last = report["last"]                        # CEREBRO_SIMULATOR_KEEP=3: the newest three
-    assert [c["idempotency_key"] for c in last] == ["ev-4", "t-3", "t-4"]
+    assert [c["idempotency_key"] for c in last] == ["t-5", "t-5", "t-6"]
     assert [c["verified"] for c in last] == [True, False, False]
-    assert last[1]["body"]["task_id"] == "t-3" and "does not match" in last[1]["error"]
+    assert "does not match" in last[1]["error"] and "does not match" in last[2]["error"]
+    assert last[0]["body"] == {"status": "succeeded"}
     assert "keys" not in received(url, "") and received(url, "?last=1")["last"] == last[-1:]
 
     assert http("POST", url + "/simulator/reset", b"")[0] == 200

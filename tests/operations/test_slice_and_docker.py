@@ -57,14 +57,20 @@ def test_compose_file_is_valid():
         assert result.returncode == 0, result.stderr
     from ruamel.yaml import YAML   # installed with check-jsonschema
     spec = YAML(typ="safe").load((REPO / "docker-compose.yml").read_text())
-    assert set(spec["services"]) == {"cerebro", "vigilante", "rabbitmq", "redis", "kafka"}
+    assert set(spec["services"]) == {"builder", "cerebro", "vigilante", "rabbitmq", "redis",
+                                     "kafka"}
     assert spec["services"]["kafka"]["image"].startswith("apache/kafka:")
     assert "broker,controller" in spec["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     assert spec["services"]["vigilante"]["environment"]["CEREBRO_MODULES"] == "vigilante"
-    assert "cerebro-data:/data" in spec["services"]["cerebro"]["volumes"]   # builds: writes
-    assert "cerebro-data:/data:ro" in spec["services"]["vigilante"]["volumes"]  # serves: reads
-    assert spec["services"]["vigilante"]["environment"]["CEREBRO_RUN_BOOTSTRAP"] == "false"
-    for name in ("cerebro", "vigilante"):
+    builder = spec["services"]["builder"]   # builds every module; the only writer
+    assert "cerebro-data:/data" in builder["volumes"] and "bootstrap" in builder["entrypoint"]
+    assert "CEREBRO_MODULES" not in builder["environment"]
+    for name in ("cerebro", "vigilante"):   # serve only: read the models
+        service = spec["services"][name]
+        assert "cerebro-data:/data:ro" in service["volumes"]
+        assert service["environment"]["CEREBRO_RUN_BOOTSTRAP"] == "false"
+        assert service["depends_on"]["builder"]["condition"] == "service_completed_successfully"
+    for name in ("builder", "cerebro", "vigilante"):
         assert "sherlock:/sherlock" in spec["services"][name]["volumes"]
     assert {"cerebro-data", "sherlock"} <= set(spec["volumes"])
     env = spec["x-cerebro-env"]   # no broker, Redis or signing key without a secret of yours
