@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Cerebro: two stages in one file.
 #   base    - Python and the data-science dependencies (numpy, pandas, scikit-learn, ...), read from
 #             pyproject.toml: rebuilt only when the dependencies change. Other DS projects
@@ -37,7 +36,9 @@ RUN apt-get update \
  && mkdir -p /data /sherlock /var/lib/cerebro /var/log/cerebro \
  && chown cerebro:cerebro /data /sherlock /var/lib/cerebro /var/log/cerebro
 WORKDIR /app
-COPY --chown=cerebro:cerebro . /app
+# The code and configuration stay root's and read-only to the services (uid 10001); only the
+# data volume, Sherlock's folder, the state and the log folders are theirs to write.
+COPY . /app
 RUN pip install --no-cache-dir --no-deps /app
 
 # Every %(ENV_X)s of supervisord.conf has a value here (cerebro up computes them outside Docker),

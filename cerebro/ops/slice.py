@@ -59,13 +59,12 @@ _HEALTHCHECK_CMD = ('["/opt/venv/bin/python", "-c", "import os, urllib.request; 
 def dockerfile(name: str) -> str:
     """The slice's Dockerfile: FROM the platform image, this module only."""
     conf = f"/srv/{name}/supervisord.conf"
-    return f"""# syntax=docker/dockerfile:1
-# The {name} slice: the Cerebro platform image (pinned) with only this module served.
+    return f"""# The {name} slice: the Cerebro platform image (pinned) with only this module served.
 # Build: docker build -t cerebro-{name}:0.1.0 .
 ARG CEREBRO_IMAGE=cerebro:{PLATFORM_VERSION}
 FROM ${{CEREBRO_IMAGE}}
 WORKDIR /srv/{name}
-COPY --chown=10001:10001 . /srv/{name}
+COPY . /srv/{name}
 ENV CEREBRO_MODULES={name} \\
     PYTHONPATH=/srv/{name}
 USER 10001:10001

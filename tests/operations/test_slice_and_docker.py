@@ -27,6 +27,10 @@ def test_hadolint_dockerfile():
     for needle in ("USER 10001", "HEALTHCHECK", 'VOLUME ["/data", "/sherlock"]',
                    "CEREBRO_DATA_VOLUME=/data", 'ENTRYPOINT ["/opt/venv/bin/supervisord"'):
         assert needle in text
+    # no frontend fetched from Docker Hub; code and configuration stay root's (read-only to
+    # the services' user)
+    assert "# syntax=" not in text and "COPY --chown" not in text
+    assert re.search(r"^COPY \. /app$", text, re.M)
 
 
 def test_docker_env_covers_supervisord_conf():
@@ -73,6 +77,8 @@ def test_compose_file_is_valid():
     for name in ("builder", "cerebro", "vigilante"):
         assert "sherlock:/sherlock" in spec["services"][name]["volumes"]
     assert {"cerebro-data", "sherlock"} <= set(spec["volumes"])
+    for name in ("cerebro", "vigilante"):   # the main app on the Docker host, on Linux too
+        assert "host.docker.internal:host-gateway" in spec["services"][name]["extra_hosts"]
     env = spec["x-cerebro-env"]   # no broker, Redis or signing key without a secret of yours
     assert "${REDIS_PASSWORD:?" in env["CEREBRO_RESULT_BACKEND"]
     assert "${RABBITMQ_PASSWORD:?" in env["CEREBRO_BROKER_URL"]
