@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_SECONDS = 10
+SHUTDOWN_GRACE_SECONDS = 6  # within supervisord's 8 s stop, within Docker's 10 s grace
 BIND_PATIENCE_SECONDS = SHUTDOWN_GRACE_SECONDS + 5  # an old server's drain, and its close
 
 

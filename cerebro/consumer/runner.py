@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
 COMMIT_TIMEOUT_MS = 5000
+CLOSE_TIMEOUT_MS = 2000  # a stop never waits long on a broker that does not answer
 STATS_INTERVAL = 10.0
 
 
@@ -404,7 +405,7 @@ class Runner(ConsumerRebalanceListener):
         if self.consumer is None:
             return
         try:
-            self.consumer.close(autocommit=False, timeout_ms=COMMIT_TIMEOUT_MS)
+            self.consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
         except KafkaError as exc:
             log.warning("closing the Kafka consumer: %s", exc)
         self.consumer = None

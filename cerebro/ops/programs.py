@@ -89,7 +89,7 @@ class Program:
     exitcodes_note: str = ""
     config_exit: int | None = CONFIG_EXIT
     stop_note: str = "SIGTERM: the work in hand finishes, then it exits"
-    stop_seconds: int = 30
+    stop_seconds: int = 8  # every program stops at once, all within Docker's 10 s grace
     group_note: str = ""
     log_note: str = "its output"
     log_max: str = "50MB"
@@ -208,7 +208,7 @@ BUILT_IN: tuple[Program, ...] = (
                        "CEREBRO_RUN_REDIS=true)",
         priority=20, priority_note="with the brokers", start_seconds=1,
         start_note="up once it has lived a second", start_retries=None,
-        stop_note="SIGTERM: Redis exits at once", stop_seconds=10, log_max="5MB", log_backups=2),
+        stop_note="SIGTERM: Redis exits at once", stop_seconds=8, log_max="5MB", log_backups=2),
     Program(
         "kafka", "%(ENV_CEREBRO_TANSU)s broker --listener-url "
                  "tcp://127.0.0.1:%(ENV_CEREBRO_KAFKA_PORT)s --advertised-listener-url "
@@ -223,7 +223,7 @@ BUILT_IN: tuple[Program, ...] = (
                      "consumer rejoins)",
         priority=20, priority_note="with the brokers", start_seconds=1,
         start_note="up once it has lived a second (its port opens in ~0.04 s)",
-        start_retries=None, stop_note="SIGTERM stops it", stop_seconds=10, log_max="10MB",
+        start_retries=None, stop_note="SIGTERM stops it", stop_seconds=8, log_max="10MB",
         log_backups=2),
     Program(
         "simulator", "%(ENV_CEREBRO_BIN)s/cerebro simulate",
@@ -239,7 +239,7 @@ BUILT_IN: tuple[Program, ...] = (
         priority=30, priority_note="after the brokers, before the services whose calls it "
                                    "receives",
         start_seconds=1, start_note="up once it has lived a second (readiness: it answers)",
-        stop_note="SIGTERM: it closes its connections and exits", stop_seconds=10,
+        stop_note="SIGTERM: it closes its connections and exits", stop_seconds=8,
         log_max="10MB", log_backups=2),
     Program(
         "bootstrap", "%(ENV_CEREBRO_BIN)s/cerebro bootstrap",
@@ -254,7 +254,7 @@ BUILT_IN: tuple[Program, ...] = (
         exitcodes="0", exitcodes_note="0 is the only good exit code",
         stop_note="a build is interrupted with SIGTERM; the data volume keeps the previous "
                   "version (atomic publish)",
-        stop_seconds=10, group_note="build.py runs in a child interpreter", log_max="10MB",
+        stop_seconds=8, group_note="build.py runs in a child interpreter", log_max="10MB",
         log_backups=2),
     Program(
         "api", "%(ENV_CEREBRO_BIN)s/cerebro serve",
@@ -264,8 +264,9 @@ BUILT_IN: tuple[Program, ...] = (
         priority_note="after the brokers and the bootstrap",
         start_note="started after 3 s alive (readiness: /readyz)",
         retries_note="a crash loop (port taken, bad setting) gives up after 5 tries: FATAL",
-        stop_note="SIGTERM: stop accepting, finish requests in flight, stop the children",
-        stop_seconds=15, group_note="the prefork children"),
+        stop_note="SIGTERM: stop accepting, finish requests in flight (up to 6 s), stop the "
+                  "children",
+        stop_seconds=8, group_note="the prefork children"),
     Program(
         "worker", "%(ENV_CEREBRO_BIN)s/cerebro worker",
         "the Celery worker of the async path: every module's queue (CEREBRO_MODULES) and the "
@@ -277,7 +278,8 @@ BUILT_IN: tuple[Program, ...] = (
         start_note="started after 3 s alive (readiness: it answers a ping)",
         retries_note="it waits for RabbitMQ by itself; a crash loop gives up after 5 tries",
         stop_note="SIGTERM is Celery's warm shutdown: running tasks finish (3-7 s measured), "
-                  "then it exits",
+                  "then it exits; a task still running at 8 s is killed and redelivered "
+                  "(acks_late)",
         group_note="the pool children"),
     Program(
         "beat", "%(ENV_CEREBRO_BIN)s/cerebro beat",
@@ -286,7 +288,7 @@ BUILT_IN: tuple[Program, ...] = (
         "beat per deployment.",
         probe=probes.beat, cli="cerebro.tasks.cli", priority=110,
         priority_note="after the worker", start_note="started after 3 s alive",
-        stop_note="SIGTERM: beat saves its schedule and exits", stop_seconds=10,
+        stop_note="SIGTERM: beat saves its schedule and exits", stop_seconds=8,
         log_max="10MB", log_backups=3),
     Program(
         "flower", "%(ENV_CEREBRO_BIN)s/cerebro flower",
@@ -297,7 +299,7 @@ BUILT_IN: tuple[Program, ...] = (
         priority_note="last: it only watches",
         start_note="started after 3 s alive (readiness: its UI answers)", start_retries=10,
         retries_note="it needs the broker at start: more tries while RabbitMQ boots",
-        stop_note="SIGTERM stops it", stop_seconds=10, log_max="10MB", log_backups=3),
+        stop_note="SIGTERM stops it", stop_seconds=8, log_max="10MB", log_backups=3),
     Program(
         "consumer", "%(ENV_CEREBRO_BIN)s/cerebro consume",
         "the Kafka consumer: every topic an expose function (of CEREBRO_MODULES) declares, "

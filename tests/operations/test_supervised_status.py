@@ -161,8 +161,8 @@ def test_the_readme_supervisorctl_command_works_without_variables(stack):
     result = subprocess.run([str(BIN / "supervisorctl"), "-c",
                              str(stack.state / "supervisorctl.conf"), "status"], env=bare,
                             capture_output=True, text=True, timeout=30)
-    assert re.search(r"^api\s+RUNNING", result.stdout, re.M), result.stdout + result.stderr
-    assert re.search(r"^simulator\s+RUNNING", result.stdout, re.M), result.stdout
+    assert re.search(r"^cerebro:api\s+RUNNING", result.stdout, re.M), result.stdout + result.stderr
+    assert re.search(r"^cerebro:simulator\s+RUNNING", result.stdout, re.M), result.stdout
     plain = subprocess.run([str(BIN / "supervisorctl"), "-c", str(REPO / "supervisord.conf"),
                             "status"], env=bare, capture_output=True, text=True, timeout=30)
     assert "ENV_CEREBRO_STATE_DIR" in plain.stdout + plain.stderr   # why the file exists

@@ -9,6 +9,7 @@ One bring-up for the whole module (tests run in file order and share it).
 import json
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -121,8 +122,13 @@ def test_down_stops_everything_and_leaves_no_process(stack):
     pid = stack.supervisor().pid()
     below = descendants(pid)
     assert len(below) >= 10
+    started = time.monotonic()
     result = stack.cerebro("down", timeout=120)
+    took = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
+    # every program is stopped at once, each within 8 s: a `docker stop` (SIGTERM to
+    # supervisord, SIGKILL after 10 s) ends cleanly
+    assert took < 10, f"a clean stop took {took:.1f}s, past Docker's 10 s grace"
     left = [p for p in below | {pid} if alive(p)]
     assert not left, [Path(f"/proc/{p}/cmdline").read_bytes() for p in left]
     assert not stack.supervisor().alive()
