@@ -172,3 +172,46 @@ class CerebroServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+class AmenitiesServer:
+    """A small real amenities service for listing_enrichment: ``GET /amenities?lat=&lon=``
+    answers the deterministic neighbourhood and records each call; with ``broken_at_zero``,
+    latitude 0 gets a broken answer (``{}``), for tests of a failing task."""
+
+    def __init__(self, broken_at_zero=False):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        from modules.listing_enrichment.src.utilities import neighbourhood
+        self.calls = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            """One amenities lookup."""
+
+            def do_GET(self):
+                """Answer the neighbourhood of the coordinate asked about."""
+                query = parse_qs(urlsplit(self.path).query)
+                lat, lon = float(query["lat"][0]), float(query["lon"][0])
+                outer.calls.append((lat, lon))
+                answer = {} if broken_at_zero and lat == 0 else neighbourhood(lat, lon)
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()

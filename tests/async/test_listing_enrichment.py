@@ -1,57 +1,18 @@
 """listing_enrichment end to end: a real amenities HTTP server, RabbitMQ, a worker and a
 callback."""
 
-import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from conftest import SECRET, wait_for
 from modules.listing_enrichment.src.utilities import neighbourhood
 from receiver import Receiver
-from support import REPO, cerebro_env
+from support import REPO, AmenitiesServer, cerebro_env
 
 LISTING = {"listing_id": "L-42", "latitude": 12.97, "longitude": 77.59, "bhk": 2,
            "area_sqft": 1100, "rent": 32000}
-
-
-class AmenitiesServer:
-    """A small real amenities service: GET /amenities?lat=&lon=."""
-
-    def __init__(self):
-        self.calls = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            """Answer with the deterministic neighbourhood."""
-
-            def do_GET(self):
-                """One amenities lookup."""
-                query = parse_qs(urlsplit(self.path).query)
-                lat, lon = float(query["lat"][0]), float(query["lon"][0])
-                outer.calls.append((lat, lon))
-                data = json.dumps(neighbourhood(lat, lon)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                """Quiet."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -11,51 +11,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from procs import wait_for
-from support import REPO, TESTS, cerebro_env, free_port, http
+from support import REPO, TESTS, AmenitiesServer, cerebro_env, free_port, http
 
 SECRET = "e2e-callback-secret"
 CEREBRO = [sys.executable, "-m", "cerebro"]
-
-
-class Amenities:
-    """A real amenities service for listing_enrichment; latitude 0 gets a broken answer ({})."""
-
-    def __init__(self):
-        from modules.listing_enrichment.src.utilities import neighbourhood
-
-        class Handler(BaseHTTPRequestHandler):
-            """GET /amenities?lat=&lon=."""
-
-            def do_GET(self):
-                """Answer the deterministic neighbourhood (or {} for latitude 0)."""
-                query = parse_qs(urlsplit(self.path).query)
-                lat, lon = float(query["lat"][0]), float(query["lon"][0])
-                data = json.dumps({} if lat == 0 else neighbourhood(lat, lon)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                """Quiet."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def descendants(pid):
@@ -108,7 +72,7 @@ class Stack:
         self.state = tmp / "state"
         self.sherlock = tmp / "sherlock"
         self.simulator = simulator
-        self.amenities = None if simulator else Amenities()
+        self.amenities = None if simulator else AmenitiesServer(broken_at_zero=True)
         self.main_port = free_port()
         self.kafka = f"127.0.0.1:{free_port()}"
         self.env = cerebro_env(
