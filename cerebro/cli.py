@@ -31,11 +31,11 @@ _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
 
 def command_modules() -> tuple[str, ...]:
-    """Modules adding sub-commands: each program's (the program table names them) and
-    operations'. Each has ``register(subparsers, settings, formatter)`` adding parsers whose
-    ``func(args, settings)`` returns an exit code."""
+    """Modules adding sub-commands: each program's (the program table names them),
+    operations' and the model lifecycle's. Each has ``register(subparsers, settings,
+    formatter)`` adding parsers whose ``func(args, settings)`` returns an exit code."""
     from cerebro.ops import programs
-    return (*programs.command_modules(), "cerebro.ops.cli")
+    return (*programs.command_modules(), "cerebro.ops.cli", "cerebro.lifecycle.cli")
 
 
 def _module_root(settings: Settings, name: str) -> Path | None:
@@ -75,7 +75,7 @@ def _cmd_modules(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.CRITICAL)
     core = Core.start("modules", settings, watch=False, configure_logging=False)
     core.stop()
-    described = [m.describe() for m in core.registry.modules.values()]
+    described = [m.describe(settings.data_volume) for m in core.registry.modules.values()]
     if args.json:
         print(jsonio.dumps({"modules": described}).decode())
     else:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from cerebro import logsetup
 from cerebro.dispatch import Dispatcher
+from cerebro.lifecycle.control import Tracker
 from cerebro.names import Names
 from cerebro.outcomes import OutcomePolicy
 from cerebro.registry import Registry
@@ -76,6 +77,7 @@ class Core:
         self.dispatcher = Dispatcher(registry)
         self.policy = OutcomePolicy.from_settings(settings)
         self.names = Names.from_settings(settings)
+        self.lifecycle = Tracker(settings, service, registry)
         self._listeners: list[RefreshListener] = []
         self._module_listeners: list[ModulesListener] = []
         self._reloader: PeriodicThread | None = None
@@ -115,10 +117,12 @@ class Core:
         self._module_listeners.append(listener)
 
     def refresh(self) -> list[str]:
-        """Pick up module folders added or removed, then new model versions from the data
-        volume; returns the modules that swapped a model in."""
+        """Pick up module folders added or removed, new model versions and the lifecycle
+        (candidates, shadow, canary) from the data volume; returns the modules that swapped
+        a model in."""
         added, removed = self.registry.scan()
         swapped = self.registry.refresh_models()
+        self.lifecycle.update()
         if added or removed:
             for name in added:
                 self.log_module(self.registry.modules[name], "new ")

@@ -9,12 +9,17 @@ validation, error typing and exception reporting happen once. Calling is split
 in two so a transport can validate at once and run later:
 :meth:`Dispatcher.prepare` resolves and validates (raising only client
 errors), :meth:`Dispatcher.run` calls the function.
+
+A module trying a candidate version (shadow or canary, see
+:mod:`cerebro.lifecycle`) has a control in ``registry.controls``; its calls
+go through it, so every transport follows the same lifecycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from cerebro import jsonio
@@ -28,10 +33,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Call:
-    """A resolved, validated call, ready to run."""
+    """A resolved, validated call, ready to run; ``sticky_key`` keeps a canary sticky."""
 
     endpoint: Endpoint
     kwargs: dict[str, object]
+    sticky_key: str | None = None
 
 
 class Dispatcher:
@@ -40,14 +46,17 @@ class Dispatcher:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def prepare(self, module: str, function: str, payload: object) -> Call:
+    def prepare(self, module: str, function: str, payload: object,
+                sticky_key: str | None = None) -> Call:
         """Resolve ``module.function`` and validate ``payload`` against its inputs.
 
-        Raises :class:`NotFound`, :class:`InvalidPayload` or, for a module that
-        failed to import, :class:`ModelNotReady`.
+        ``sticky_key`` (a header, an event's key) sends the same key to the same
+        version while a canary runs. Raises :class:`NotFound`,
+        :class:`InvalidPayload` or, for a module that failed to import,
+        :class:`ModelNotReady`.
         """
         endpoint = self.registry.endpoint(module, function)
-        return Call(endpoint, endpoint.schema.validate(payload))
+        return Call(endpoint, endpoint.schema.validate(payload), sticky_key)
 
     def run(self, call: Call, *, service: str = "api", request_id: str | None = None,
             **context: object) -> object:
@@ -58,12 +67,17 @@ class Dispatcher:
         context (``service``, ``request_id`` and any ``task_id=``/``event_id=``
         given) and raised as :class:`InternalError` carrying an error id.
         """
-        if call.endpoint.batch is not None:
+        if call.endpoint.batch is not None or call.endpoint.module in self.registry.controls:
             outcome = self.run_batch([call], service=service, request_ids=[request_id],
                                      **context)[0]
             if isinstance(outcome, CerebroError):
                 raise outcome
             return outcome
+        return self._call_plain(call, service, request_id, context)
+
+    def _call_plain(self, call: Call, service: str, request_id: str | None,
+                    context: dict[str, object]) -> object:
+        """Call a plain (not batched) function once; a bug becomes :class:`InternalError`."""
         try:
             return call.endpoint.func(**call.kwargs)
         except CerebroError:
@@ -80,16 +94,25 @@ class Dispatcher:
         with. A batch function is called once with every call's inputs; it may
         return an error instance in a row to fail only that row. When the whole
         call fails, every row gets the same error (a bug is reported once, with
-        one error id). A plain function is called once per call.
+        one error id). A plain function is called once per call. While the
+        module tries a candidate, its control decides which version serves.
         """
-        request_ids = request_ids or [None] * len(calls)
+        ids: Sequence[str | None] = request_ids or [None] * len(calls)
+        control = self.registry.controls.get(calls[0].endpoint.module)
+        if control is not None:
+            return control.run(partial(self._run_group, service=service, context=context),
+                               calls, ids)
+        return self._run_group(calls, ids, service=service, context=context)
+
+    def _run_group(self, calls: Sequence[Call], request_ids: Sequence[str | None], *,
+                   service: str, context: dict[str, object]) -> list[object]:
+        """Run calls to one endpoint on the version being served (see :meth:`run_batch`)."""
         endpoint = calls[0].endpoint
         if endpoint.batch is None:
             outcomes: list[object] = []
             for call, request_id in zip(calls, request_ids):
                 try:
-                    outcomes.append(self.run(call, service=service, request_id=request_id,
-                                             **context))
+                    outcomes.append(self._call_plain(call, service, request_id, context))
                 except CerebroError as error:
                     outcomes.append(error)
             return outcomes

@@ -22,6 +22,9 @@ inputs are read from the signature (annotations ``str``, ``int``, ``float``,
     @endpoint(inputs={...}, batch=Batching(max_size=64))
     def predict(rows): ...                     # takes a list of inputs, returns a list
 
+    @endpoint(inputs={...}, compare=same_class)
+    def classify(...): ...                     # how a shadow candidate's answer is compared
+
 A batch function is called with a list of validated input dicts and returns
 a list of results in the same order; concurrent requests are gathered into one
 call (see :mod:`cerebro.batching`).
@@ -38,6 +41,8 @@ from cerebro.schema import Field, Schema
 
 #: An expose function: any signature, any (JSON-able) result.
 _Func = TypeVar("_Func", bound=Callable[..., Any])
+#: How a shadow candidate's answer is compared with the live one: (live, candidate) -> measures
+Compare = Callable[[Any, Any], Mapping[str, float]]
 
 ATTRIBUTE = "__cerebro_endpoint__"
 
@@ -70,12 +75,14 @@ class Declaration:
     summary: str = ""
     example: dict[str, object] | None = None
     batch: Batching | None = None
+    compare: Compare | None = None
 
 
 def endpoint(inputs: Mapping[str, Field] | None = None, *, external: bool = False,
              topics: str | Iterable[str] = (), extra: str = "forbid", summary: str = "",
              example: dict[str, object] | None = None,
-             batch: Batching | Literal[True] | None = None) -> Callable[[_Func], _Func]:
+             batch: Batching | Literal[True] | None = None,
+             compare: Compare | None = None) -> Callable[[_Func], _Func]:
     """Declare an expose function's inputs and how it is served.
 
     ``inputs``: a mapping of field name to :class:`~cerebro.schema.Field`
@@ -85,8 +92,11 @@ def endpoint(inputs: Mapping[str, Field] | None = None, *, external: bool = Fals
     ``extra``: ``"forbid"`` (undeclared fields are a 400) or ``"ignore"``.
     ``example``: a valid payload, shown in ``/openapi.json`` and called by the
     module contract test. ``batch``: a :class:`Batching` (or ``True`` for the
-    defaults) when the function takes a list of inputs. The function itself
-    is returned unchanged, so it stays a plain callable.
+    defaults) when the function takes a list of inputs. ``compare``:
+    ``compare(live, candidate) -> {measure: float}``, how a shadow candidate's
+    answer is compared with the live one when the default (numbers by their
+    difference, labels by agreement; :mod:`cerebro.lifecycle.compare`) does not
+    fit. The function itself is returned unchanged, so it stays a plain callable.
     """
     if isinstance(topics, str):
         topics = (topics,)
@@ -97,7 +107,7 @@ def endpoint(inputs: Mapping[str, Field] | None = None, *, external: bool = Fals
         if policy is not None and inputs is None:
             raise TypeError(f"{func.__name__}: a batch function must declare its inputs")
         setattr(func, ATTRIBUTE, Declaration(inputs, bool(external), tuple(topics), extra,
-                                             summary, example, policy))
+                                             summary, example, policy, compare))
         return func
 
     return mark
@@ -117,6 +127,7 @@ class Endpoint:
     description: str = dc_field(default="", repr=False)
     example: dict[str, object] | None = None
     batch: Batching | None = None
+    compare: Compare | None = None
 
     @property
     def key(self) -> str:
@@ -140,6 +151,7 @@ def build_endpoint(module: str, func: Callable[..., Any]) -> Endpoint:
         description=doc,
         example=decl.example if decl.example is not None else _default_example(fields),
         batch=decl.batch,
+        compare=decl.compare,
     )
 
 

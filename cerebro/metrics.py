@@ -34,6 +34,20 @@ MODEL_VERSION = Gauge("cerebro_model_info", "Model version being served (1) per 
                       ["module", "artifact", "version"], registry=REGISTRY,
                       multiprocess_mode="max")
 
+SHADOW_COUNTS = Counter("cerebro_shadow_calls_total",
+                        "Shadow calls of a candidate version: outcome is calls, errors or dropped.",
+                        ["module", "version", "outcome"], registry=REGISTRY)
+SHADOW_MEASURE_SUM = Counter("cerebro_shadow_measure",
+                             "Sum of a comparison measure (live vs candidate answer) over shadow "
+                             "calls; its mean is this over cerebro_shadow_measured_total.",
+                             ["module", "version", "measure"], registry=REGISTRY)
+SHADOW_MEASURE_COUNT = Counter("cerebro_shadow_measured",
+                               "Shadow calls in which a comparison measure was taken.",
+                               ["module", "version", "measure"], registry=REGISTRY)
+CANARY_CALLS = Counter("cerebro_canary_calls_total",
+                       "Calls to a module in canary, by side (current, candidate) and outcome.",
+                       ["module", "version", "side", "outcome"], registry=REGISTRY)
+
 if TYPE_CHECKING:
     from cerebro.registry import Registry
 

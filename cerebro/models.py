@@ -10,11 +10,19 @@ polling the volume: when a build publishes a new version, the handle loads it
 in the background and swaps one reference, so requests in flight finish on the
 old model and the next ones use the new. A version that fails to load leaves
 the old model serving and is reported.
+
+A handle may also hold a *candidate* version (shadow or canary, see
+:mod:`cerebro.lifecycle`): the dispatcher runs a call on it inside
+:func:`serving_candidate`, and ``get()``/``current()`` then return the
+candidate, so an ``expose.py`` needs no change to be tried with a new model.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +31,20 @@ from cerebro.errors import ModelNotReady
 
 if TYPE_CHECKING:
     from _typeshed import StrPath
+
+
+# True while the dispatcher runs a call on the candidate version (per thread and task)
+_CANDIDATE: ContextVar[bool] = ContextVar("cerebro_candidate", default=False)
+
+
+@contextmanager
+def serving_candidate() -> Iterator[None]:
+    """Within this block every handle serves its candidate version."""
+    token = _CANDIDATE.set(True)
+    try:
+        yield
+    finally:
+        _CANDIDATE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -51,14 +73,14 @@ class ModelHandle:
         self.error: str | None = None
         self._loaded: Loaded | None = None
         self._rejected: str | None = None
+        self._candidate: Loaded | None = None
+        self._candidate_rejected: str | None = None
+        self.candidate_error: str | None = None
         self._lock = threading.Lock()
 
     def get(self) -> object:
         """The loaded model object; raises :class:`ModelNotReady` when none is loaded."""
-        loaded = self._loaded
-        if loaded is None:
-            raise self._not_ready()
-        return loaded.obj
+        return self.current().obj
 
     def _not_ready(self) -> ModelNotReady:
         """The error a caller gets while no version is loaded, saying why."""
@@ -72,10 +94,16 @@ class ModelHandle:
         Use it when a response reports the version: reading ``get()`` and then
         ``version`` separately could straddle a hot swap.
         """
-        loaded = self._loaded
+        loaded = self._candidate if _CANDIDATE.get() else self._loaded
         if loaded is None:
             raise self._not_ready()
         return loaded
+
+    @property
+    def candidate(self) -> str | None:
+        """The candidate version loaded beside the current one, or ``None``."""
+        loaded = self._candidate
+        return loaded.version if loaded else None
 
     @property
     def version(self) -> str | None:
@@ -129,6 +157,32 @@ class ModelHandle:
             self._loaded = Loaded(obj, version, meta)
             self.state, self.error, self._rejected = "ready", None, None
             self.expected = True
+            return True
+
+    def refresh_candidate(self, root: StrPath, version: str | None,
+                          key: str | None = None) -> bool:
+        """Load (or drop, with ``None``) the candidate version; True when one was loaded.
+
+        Raises :class:`~cerebro.volume.VolumeError` when it cannot be loaded; a
+        version that failed is not tried again until another is named.
+        """
+        with self._lock:
+            if version is None or (self._loaded and self._loaded.version == version):
+                self._candidate, self._candidate_rejected, self.candidate_error = None, None, None
+                return False
+            if self._candidate and self._candidate.version == version:
+                return False
+            if version == self._candidate_rejected:
+                return False
+            self._candidate = None
+            try:
+                obj, meta = volume.load_version(root, self.module, version, self.artifact,
+                                                key=key)
+            except volume.VolumeError as exc:
+                self._candidate_rejected, self.candidate_error = version, str(exc)
+                raise
+            self._candidate = Loaded(obj, version, meta)
+            self._candidate_rejected, self.candidate_error = None, None
             return True
 
     def load(self, root: StrPath | None = None) -> object:

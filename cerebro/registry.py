@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Literal, NoReturn, TypedDict
+from typing import TYPE_CHECKING, Literal, NoReturn, NotRequired, TypedDict
 
 from cerebro.endpoint import build_endpoint
 from cerebro.errors import ModelNotReady, NotFound
@@ -34,6 +34,7 @@ from cerebro.volume import VolumeError
 
 if TYPE_CHECKING:
     from cerebro.endpoint import Endpoint
+    from cerebro.lifecycle.control import ModuleControl
     from cerebro.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class ModuleDescription(TypedDict):
     errors: list[str]
     models: list[ModelDescription]
     functions: list[FunctionDescription]
+    versions: NotRequired[list[dict[str, object]]]
+    lifecycle: NotRequired[dict[str, object]]
 
 
 @dataclass
@@ -128,8 +131,25 @@ class Module:
             return [self.import_error.strip().splitlines()[-1]]
         return [f"{h.artifact}: {h.error}" for h in self.handles if h.error]
 
-    def describe(self) -> ModuleDescription:
-        """A JSON-able summary: status, model versions, endpoints with input schemas."""
+    def describe(self, volume_root: Path | None = None) -> ModuleDescription:
+        """A JSON-able summary: status, model versions, endpoints with input schemas; with
+        ``volume_root``, also every published version and the lifecycle state (candidate,
+        shadow or canary, pins) as ``cerebro versions`` shows them."""
+        described = self._summary()
+        if volume_root is not None and self.handles:
+            from cerebro.lifecycle import state as lifecycle
+            try:
+                described["versions"] = [vars(v) for v in lifecycle.versions(volume_root,
+                                                                             self.name)]
+                described["lifecycle"] = {
+                    **lifecycle.state_json(volume_root, self.name),
+                    "candidate_loaded": all(h.candidate for h in self.handles)}
+            except (OSError, VolumeError) as exc:
+                described["versions"], described["lifecycle"] = [], {"error": str(exc)}
+        return described
+
+    def _summary(self) -> ModuleDescription:
+        """The summary without the volume's versions."""
         return {
             "name": self.name,
             "status": self.status,
@@ -154,6 +174,8 @@ class Registry:
         self.settings = settings
         self.modules = modules
         self.loaded = False  # True once the first load of every model was tried
+        # modules trying a candidate version (replaced whole by cerebro.lifecycle.control)
+        self.controls: dict[str, ModuleControl] = {}
 
     @classmethod
     def discover(cls, settings: Settings) -> Registry:

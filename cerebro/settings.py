@@ -146,7 +146,32 @@ class Settings(EnvSettings):
         "refused. Keep it with the builds and services, never on the data volume. Unset: "
         "versions are neither signed nor checked (a warning says so).")
     keep_versions: int = setting(
-        "CEREBRO_KEEP_VERSIONS", 5, "Model versions kept per module when a build publishes.")
+        "CEREBRO_KEEP_VERSIONS", 5,
+        "Model versions kept per module when a build publishes (the current one, the "
+        "candidate and pinned versions are kept besides).")
+
+    # Model lifecycle (cerebro versions/rollback/promote/shadow/canary)
+    shadow_queue: int = setting(
+        "CEREBRO_SHADOW_QUEUE", 256,
+        "Groups of live calls waiting for the shadow candidate per process; when full, shadow "
+        "calls are dropped and counted (never the live ones).")
+    canary_window: Seconds = setting(
+        "CEREBRO_CANARY_WINDOW", 60.0,
+        "Seconds of calls over which a canary's error rate and p99 are judged.")
+    canary_min_calls: int = setting(
+        "CEREBRO_CANARY_MIN_CALLS", 50,
+        "Calls the candidate must have served in the window before it is judged.")
+    canary_max_error_delta: float = setting(
+        "CEREBRO_CANARY_MAX_ERROR_DELTA", 0.05,
+        "A canary is rolled back when its server-error rate exceeds the current version's by "
+        "more than this (0.05: five percentage points).")
+    canary_max_p99_ratio: float = setting(
+        "CEREBRO_CANARY_MAX_P99_RATIO", 2.0,
+        "... or when its p99 latency exceeds the current version's times this ratio plus "
+        "CEREBRO_CANARY_P99_SLACK.")
+    canary_p99_slack: Seconds = setting(
+        "CEREBRO_CANARY_P99_SLACK", 0.005,
+        "Seconds added to the allowed canary p99 (so sub-millisecond noise never trips it).")
     log_level: LogLevel = setting(
         "CEREBRO_LOG_LEVEL", "INFO",
         "Python logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")

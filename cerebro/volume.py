@@ -103,7 +103,7 @@ def _fsync_dir(path: StrPath) -> None:
         os.close(fd)
 
 
-def _write_json_atomically(path: Path, data: object) -> None:
+def write_json_atomically(path: Path, data: object) -> None:
     """Write JSON to ``path`` via a temporary file and ``os.replace`` (mode :data:`FILE_MODE`)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "w",
@@ -133,7 +133,8 @@ def publish(root: StrPath, module: str, artifacts: Mapping[str, object], *,
     one is ``{"model": pipeline}``); ``files`` maps a file name to bytes
     written beside them (reports, plots). ``metrics`` and ``params`` go into
     ``metadata.json``. Returns the metadata dict. Older versions beyond
-    ``keep`` are removed. The version is signed with ``signing_key``, by
+    ``keep`` are removed (never a pinned one or the candidate), and the switch is
+    recorded in the module's history. The version is signed with ``signing_key``, by
     default the configured one (:func:`cerebro.modelsign.configured_key`); with
     none (or ``None`` given) it is published unsigned, and a warning says so.
     """
@@ -168,9 +169,9 @@ def publish(root: StrPath, module: str, artifacts: Mapping[str, object], *,
             "metrics": metrics or {},
             "params": params or {},
         }
-        _write_json_atomically(tmp / METADATA, meta)
+        write_json_atomically(tmp / METADATA, meta)
         if signing_key:
-            _write_json_atomically(tmp / modelsign.SIGNATURE, modelsign.sign(meta, signing_key))
+            write_json_atomically(tmp / modelsign.SIGNATURE, modelsign.sign(meta, signing_key))
         for path in tmp.iterdir():
             path.chmod(FILE_MODE)
             with open(path, "rb") as handle:
@@ -180,22 +181,34 @@ def publish(root: StrPath, module: str, artifacts: Mapping[str, object], *,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _write_json_atomically(base / POINTER, {"version": version})
-    prune(root, module, keep)
+    from cerebro.lifecycle import state as lifecycle  # it builds on this module
+    with lifecycle.locked(root, module):
+        before = current_version(root, module)
+        write_pointer(root, module, version)
+        lifecycle.record(root, module, "publish", **{"from": before, "to": version})
+        prune(root, module, keep)
     if not signing_key:
         log.warning("%s: version %s published unsigned (CEREBRO_MODEL_SIGNING_KEY is not set): "
                     "services that have a key refuse it", module, version)
     return meta
 
 
-def prune(root: StrPath, module: str, keep: int) -> None:
-    """Remove all but the newest ``keep`` versions (never the current one)."""
+def write_pointer(root: StrPath, module: str, version: str) -> None:
+    """Make ``version`` current: replace ``current.json`` atomically."""
+    write_json_atomically(module_dir(root, module) / POINTER, {"version": version})
+
+
+def prune(root: StrPath, module: str, keep: int) -> list[str]:
+    """Remove all but the newest ``keep`` versions, never the current one, the candidate
+    or a pinned one (see :mod:`cerebro.lifecycle.state`); returns the names removed."""
+    from cerebro.lifecycle import state as lifecycle
     versions = module_dir(root, module) / "versions"
-    current = current_version(root, module)
+    spared = lifecycle.protected(root, module)
     names = sorted(p.name for p in versions.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for name in names[:-keep] if keep > 0 else []:
-        if name != current:
-            shutil.rmtree(versions / name, ignore_errors=True)
+    removed = [name for name in (names[:-keep] if keep > 0 else []) if name not in spared]
+    for name in removed:
+        shutil.rmtree(versions / name, ignore_errors=True)
+    return removed
 
 
 def current_version(root: StrPath, module: str) -> str | None:
@@ -239,6 +252,38 @@ def check_signature(root: StrPath, module: str, version: str, meta: dict[str, An
         raise VolumeError(f"{module}: version {version} refused: {exc}") from None
 
 
+def verify_version(root: StrPath, module: str, version: str, key: str | None) -> dict[str, Any]:
+    """Check a version as a serving process would, without unpickling anything: its
+    signature (with ``key``), its module/version binding and every artifact's sha256.
+    Returns its metadata; raises :class:`VolumeError`."""
+    meta = read_metadata(root, module, version)
+    if not isinstance(meta, dict):
+        raise VolumeError(f"{module}: {METADATA} of {version} is not a JSON object")
+    if key:
+        check_signature(root, module, version, meta, key)
+        _check_binding(module, version, meta)
+    artifacts = meta.get("artifacts")
+    if not isinstance(artifacts, dict) or not artifacts:
+        raise VolumeError(f"{module}: version {version} has no artifacts")
+    for name, entry in artifacts.items():
+        if not isinstance(entry, dict):
+            raise VolumeError(f"{module}: artifact '{name}' of {version} is not described")
+        file = safe_name(module, f"the file of artifact '{name}'", entry.get("file"))
+        data = _read_regular(module, version, module_dir(root, module) / "versions" / version
+                             / file)
+        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            raise VolumeError(f"{module}: artifact {file} of {version} is corrupt "
+                              "(sha256 mismatch)")
+    return meta
+
+
+def _check_binding(module: str, version: str, meta: dict[str, Any]) -> None:
+    """Refuse a version signed as another module's or another version."""
+    if meta.get("module") != module or meta.get("version") != version:
+        raise VolumeError(f"{module}: version {version} refused: it is signed as "
+                          f"{meta.get('module')!s:.60}/{meta.get('version')!s:.60}")
+
+
 def load_version(root: StrPath, module: str, version: str, name: str = "model",
                  key: str | None = None) -> tuple[object, dict[str, Any]]:
     """Load artifact ``name`` of a version after checking its signature (with ``key``) and
@@ -255,9 +300,7 @@ def load_version(root: StrPath, module: str, version: str, name: str = "model",
         raise VolumeError(f"{module}: {METADATA} of {version} is not a JSON object")
     if key:
         check_signature(root, module, version, meta, key)
-        if meta.get("module") != module or meta.get("version") != version:
-            raise VolumeError(f"{module}: version {version} refused: it is signed as "
-                              f"{meta.get('module')!s:.60}/{meta.get('version')!s:.60}")
+        _check_binding(module, version, meta)
     artifacts = meta.get("artifacts")
     entry = artifacts.get(name) if isinstance(artifacts, dict) else None
     if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):

@@ -13,7 +13,8 @@ Run as a process: ``python tests/mainapp_receiver.py --port P [--secret S] [--fa
 ``POST /<any path>`` records the call (401 when ``--secret`` is given and the
 signature is wrong; 503 for the first ``--fail-first`` calls); ``GET /stats``
 answers ``{"calls", "unique", "duplicates", "by_status", "signature_errors", "refused"}``,
-and with ``?keys=1`` also ``"keys": {key: [count, status, path]}``. Connections
+and with ``?keys=1`` also ``"keys": {key: [count, status, path]}`` and ``"versions":
+{key: model_version}`` (the first call's result's ``model_version``, or null). Connections
 are kept alive (HTTP/1.1, ``Content-Length`` bodies), as the consumer's pool expects.
 """
 
@@ -39,6 +40,7 @@ class State:
         self.refused = 0
         self.signature_errors = 0
         self.keys = {}
+        self.versions = {}
         self.by_status = collections.Counter()
 
     def stats(self, keys):
@@ -48,6 +50,7 @@ class State:
                 "signature_errors": self.signature_errors, "refused": self.refused}
         if keys:
             body["keys"] = self.keys
+            body["versions"] = self.versions
         return orjson.dumps(body)
 
     def signed(self, method, target, headers, body):
@@ -74,12 +77,16 @@ class State:
             return 401, b"bad signature"
         path = target.partition(b"?")[0].decode("latin-1")
         key = headers.get(b"idempotency-key", b"").decode("latin-1")
-        status = str(orjson.loads(body).get("status"))
+        sent = orjson.loads(body)
+        status = str(sent.get("status"))
+        result = sent.get("result")
+        version = result.get("model_version") if isinstance(result, dict) else None
         self.calls += 1
         self.by_status[status] += 1
         entry = self.keys.get(key)
         if entry is None:
             self.keys[key] = [1, status, path]
+            self.versions[key] = version
         else:
             entry[0] += 1
         return 200, b'{"ok":true}'

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from cerebro.registry import Registry
 
 MAX_REQUEST_ID = 128  # a longer X-Request-Id is replaced: it travels into callbacks and logs
+STICKY_KEY_HEADER = "X-Cerebro-Sticky-Key"  # sticky canary routing (at most 128 characters)
 _HTTP_ERRORS: dict[int, type[CerebroError]] = {400: InvalidPayload, 404: NotFound,
                                                405: MethodNotAllowed, 413: PayloadTooLarge}
 
@@ -246,7 +247,7 @@ class EndpointHandler(BaseHandler):
             body = b"".join(self._chunks)
             payload = jsonio.loads(body) if body.strip() else {}
             callback_url = _pop_callback_url(self.ctx.registry, module, function, payload)
-            call = self.ctx.dispatcher.prepare(module, function, payload)
+            call = self.ctx.dispatcher.prepare(module, function, payload, self._sticky_key())
             if call.endpoint.external:
                 if self.ctx.submitter is None:
                     raise Unavailable("the async path (RabbitMQ + Celery) is not configured")
@@ -264,6 +265,14 @@ class EndpointHandler(BaseHandler):
             self._done(error)
         except RunnerClosed:
             self._done(Unavailable("the server is shutting down; retry on another instance"))
+
+    def _sticky_key(self) -> str | None:
+        """The ``X-Cerebro-Sticky-Key`` header (a canary sends the same key to the same
+        version), or ``None`` when absent, too long or not printable."""
+        given = self.request.headers.get(STICKY_KEY_HEADER)
+        if given and len(given) <= MAX_REQUEST_ID and given.isprintable():
+            return given
+        return None
 
     def on_finish(self) -> None:
         """The answer is sent: no longer in flight."""
@@ -326,7 +335,9 @@ class ModulesHandler(BaseHandler):
             self.require_api_key()
         except CerebroError as error:
             return self.fail(error)
-        self.send_json({"modules": [m.describe() for m in self.ctx.registry.modules.values()]})
+        root = self.ctx.registry.settings.data_volume
+        self.send_json({"modules": [m.describe(root)
+                                    for m in self.ctx.registry.modules.values()]})
 
 
 class HealthHandler(BaseHandler):

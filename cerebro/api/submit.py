@@ -155,6 +155,8 @@ class Submitter:
         submitted_at = time.time()
         meta = {"callback_url": callback_url, "submitted_at": submitted_at,
                 "request_id": getattr(handler, "request_id", None)}
+        if call.sticky_key is not None:
+            meta["sticky_key"] = call.sticky_key
         args_json = jsonio.dumps([module, function, payload, meta])
         body: bytes | dict[str, str]  # the task message's, then the answer's
         headers, body = task_message(task_id, RUN_TASK, args_json,

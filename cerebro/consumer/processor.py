@@ -174,7 +174,8 @@ class Processor:
         for endpoint in endpoints:
             try:
                 call = self.dispatcher.prepare(endpoint.module, endpoint.name,
-                                               self.router.payload_for(endpoint, event.payload))
+                                               self.router.payload_for(endpoint, event.payload),
+                                               sticky_key=event.sticky_key or event.key)
             except CerebroError as exc:
                 later = self._wait(record, endpoint, exc) if exc.queued is WAIT_MODEL else None
                 if later is not None:  # a module that failed to import: wait like for a model

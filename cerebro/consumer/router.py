@@ -44,6 +44,7 @@ class Event:
     offset: int
     key: str
     payload: object = None
+    sticky_key: str | None = None  # the record's Kafka key: a canary keeps it on one version
 
     @property
     def position(self) -> str:
@@ -126,7 +127,7 @@ class Router:
                           self.event_key(record, None))
             raise UndecodableRecord(exc.message, event) from None
         return Event(record.topic, record.partition, record.offset,
-                     self.event_key(record, payload), payload)
+                     self.event_key(record, payload), payload, _sticky(record.key))
 
     def payload_for(self, endpoint: Endpoint, payload: object) -> object:
         """The payload an endpoint is validated against: the event id field is envelope,
@@ -162,3 +163,10 @@ def _invalid(topic: str) -> str | None:
     except (TypeError, ValueError) as exc:
         return str(exc)
     return None
+
+
+def _sticky(key: object) -> str | None:
+    """A record's Kafka key as text (at most 128 characters), or ``None`` without one."""
+    if isinstance(key, bytes):
+        key = key.decode("utf-8", "replace")
+    return key[:128] if isinstance(key, str) and key else None

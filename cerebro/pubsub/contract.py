@@ -46,6 +46,7 @@ FAILED = "failed"
 
 ATTEMPTS = "x-cerebro-attempts"          # retries so far (absent: first attempt)
 ROUTING_KEY = "x-cerebro-routing-key"    # original <module>.<function> of a retried request
+STICKY_KEY = "x-cerebro-sticky-key"      # a canary sends the same key to the same version
 STATUS = "x-cerebro-status"              # succeeded | failed, on results
 ERROR_TYPE = "x-cerebro-error-type"      # invalid_payload | not_found | internal | ...
 ERROR = "x-cerebro-error"                # the error message
@@ -85,6 +86,14 @@ class Delivery:
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
         return value if isinstance(value, str) and value else self.routing_key
+
+    @property
+    def canary_key(self) -> str | None:
+        """The ``x-cerebro-sticky-key`` header (at most 128 characters), else ``None``."""
+        value = self.headers.get(STICKY_KEY)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return value if isinstance(value, str) and 0 < len(value) <= 128 else None
 
     @property
     def function(self) -> str:

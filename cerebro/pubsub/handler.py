@@ -106,7 +106,8 @@ class Handler:
         except CerebroError as error:
             return self._dead(delivery, error, "decode")
         try:
-            return self.dispatcher.prepare(delivery.module, delivery.function, payload)
+            return self.dispatcher.prepare(delivery.module, delivery.function, payload,
+                                           delivery.canary_key)
         except CerebroError as error:
             return self._again(delivery, error, "validate")
 

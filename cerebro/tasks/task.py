@@ -83,6 +83,7 @@ if TYPE_CHECKING:
         callback_url: str | None
         submitted_at: float
         request_id: str | None
+        sticky_key: str | None     # the caller's canary sticky key (X-Cerebro-Sticky-Key)
         failures: int              # retryable failures so far (set by the worker's retries)
         waiting_since: float | None  # when the current wait for the model began
 
@@ -225,7 +226,7 @@ def run(self: Task, module: str, function: str, payload: object,
         core = st.core
         if not st.knows(module):
             log.warning("task %s: module %s is not known to this worker", task_id, module)
-        call = core.dispatcher.prepare(module, function, payload)
+        call = core.dispatcher.prepare(module, function, payload, meta.get("sticky_key"))
         result = core.dispatcher.run(call, service="worker", request_id=meta.get("request_id"),
                                      task_id=task_id)
     except Exception as exc:  # typed by the dispatcher; anything else is a bug outside it

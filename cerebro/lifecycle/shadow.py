@@ -1,0 +1,141 @@
+"""
+Author:  Cerebro team
+Date:    2026-11-29
+Subject: Shadow calls: the candidate runs the live calls again, on its own thread, off the hot path.
+Tagline: A second opinion that never keeps the patient waiting.
+
+:meth:`ShadowRunner.submit` only puts a job on a bounded queue (never blocks);
+when the queue is full the job is dropped and counted. One daemon thread per
+process takes jobs, runs the endpoint's function on the candidate version with
+the same validated inputs, and compares each answer with the live one. A
+candidate that raises is counted, logged once per version, and never reported
+per call: it can cost the live path nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cerebro.errors import CerebroError
+from cerebro.lifecycle.compare import Tally, default_compare
+from cerebro.models import serving_candidate
+
+if TYPE_CHECKING:
+    from cerebro.dispatch import Call
+    from cerebro.endpoint import Endpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShadowJob:
+    """Live calls to one endpoint, their live outcomes and how long the live side took."""
+
+    tally: Tally
+    calls: Sequence[Call]
+    outcomes: Sequence[object]
+    seconds: float
+
+
+class ShadowRunner:
+    """A bounded queue of shadow jobs and the one thread that runs them."""
+
+    def __init__(self, capacity: int) -> None:
+        self.queue: queue.Queue[ShadowJob] = queue.Queue(maxsize=max(1, capacity))
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._warned: set[tuple[str, str]] = set()
+
+    def submit(self, tally: Tally, calls: Sequence[Call], outcomes: Sequence[object],
+               seconds: float) -> bool:
+        """Queue the served calls for the candidate; False (dropped, counted) when full."""
+        served = [(c, o) for c, o in zip(calls, outcomes) if not isinstance(o, CerebroError)]
+        if not served:
+            return True
+        self._ensure_thread()
+        job = ShadowJob(tally, [c for c, _ in served], [o for _, o in served], seconds)
+        try:
+            self.queue.put_nowait(job)
+        except queue.Full:
+            with tally.lock:
+                tally.dropped += len(served)
+            return False
+        return True
+
+    def _ensure_thread(self) -> None:
+        """Start the shadow thread on first use."""
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, daemon=True,
+                                                    name="cerebro-shadow")
+                    self._thread.start()
+
+    def _loop(self) -> None:
+        """Run jobs until the process ends; nothing here may escape."""
+        while True:
+            job = self.queue.get()
+            try:
+                self.run(job)
+            except Exception:
+                log.exception("shadow: a job failed")
+            finally:
+                self.queue.task_done()
+
+    def run(self, job: ShadowJob) -> None:
+        """Run one job on the candidate and tally it."""
+        endpoint = job.calls[0].endpoint
+        start = time.perf_counter()
+        with serving_candidate():
+            answers = _call(endpoint, [c.kwargs for c in job.calls])
+        seconds = time.perf_counter() - start
+        job.tally.timed(job.seconds, seconds, len(job.calls))
+        compare = endpoint.compare or default_compare
+        errors = 0
+        for live, answer in zip(job.outcomes, answers):
+            if isinstance(answer, BaseException):
+                errors += 1
+                self._warn_once(job.tally, endpoint, answer)
+                continue
+            try:
+                job.tally.add(compare(live, answer), live, answer)
+            except Exception as exc:  # a module's compare function is the module's bug
+                errors += 1
+                self._warn_once(job.tally, endpoint, exc)
+        if errors:
+            with job.tally.lock:
+                job.tally.errors += errors
+
+    def _warn_once(self, tally: Tally, endpoint: Endpoint, exc: BaseException) -> None:
+        """Log the first failure of a candidate version (with its traceback), not each."""
+        key = (endpoint.key, tally.version)
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("shadow: %s on candidate %s failed (counted, not reported per call): "
+                        "%s: %s", endpoint.key, tally.version, type(exc).__name__, exc,
+                        exc_info=(type(exc), exc, exc.__traceback__))
+
+
+def _call(endpoint: Endpoint, rows: list[dict[str, object]]) -> list[object]:
+    """The candidate's answer (or the exception) for each row."""
+    if endpoint.batch is not None:
+        try:
+            answers = list(endpoint.func(rows))
+        except Exception as exc:
+            return [exc] * len(rows)
+        if len(answers) != len(rows):
+            return [TypeError("batch function returned the wrong number of results")] * len(rows)
+        return answers
+    out: list[object] = []
+    for row in rows:
+        try:
+            out.append(endpoint.func(**row))
+        except Exception as exc:
+            out.append(exc)
+    return out

@@ -1,0 +1,1 @@
+"""Modules of the model-lifecycle tests: a model whose behaviour each version sets."""

@@ -1,0 +1,1 @@
+"""versioned: a model whose published parameters say how it answers."""
