@@ -155,6 +155,10 @@ class Settings(EnvSettings):
         "CEREBRO_SHADOW_QUEUE", 256,
         "Groups of live calls waiting for the shadow candidate per process; when full, shadow "
         "calls are dropped and counted (never the live ones).")
+    shadow_gather: Seconds = setting(
+        "CEREBRO_SHADOW_GATHER", 0.1,
+        "Seconds the shadow thread gathers live calls before running them on the candidate "
+        "together (fewer, larger candidate calls; the live path meets short bursts).")
     canary_window: Seconds = setting(
         "CEREBRO_CANARY_WINDOW", 60.0,
         "Seconds of calls over which a canary's error rate and p99 are judged.")

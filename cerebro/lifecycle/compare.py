@@ -92,7 +92,8 @@ class Tally:
                 _sample(self.pairs, pair, self.compared)
 
     def timed(self, live: float, candidate: float, rows: int) -> None:
-        """Count ``rows`` shadow calls and the seconds each side took for them."""
+        """Count ``rows`` shadow calls and the seconds each side took per call (a group's
+        time over its calls: batched calls share one model call)."""
         with self.lock:
             self.calls += rows
             _sample(self.live_seconds, live, self.calls)

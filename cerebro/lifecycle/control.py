@@ -129,7 +129,7 @@ class Tracker:
         self.limits = Limits(settings.canary_window, settings.canary_min_calls,
                              settings.canary_max_error_delta, settings.canary_max_p99_ratio,
                              settings.canary_p99_slack)
-        self.runner = ShadowRunner(settings.shadow_queue)
+        self.runner = ShadowRunner(settings.shadow_queue, settings.shadow_gather)
         self._pushed: dict[tuple[str, ...], float] = {}
 
     @property

@@ -10,6 +10,12 @@ process takes jobs, runs the endpoint's function on the candidate version with
 the same validated inputs, and compares each answer with the live one. A
 candidate that raises is counted, logged once per version, and never reported
 per call: it can cost the live path nothing.
+
+The thread gathers jobs for ``CEREBRO_SHADOW_GATHER`` seconds before it runs
+them, and runs the calls of one batch function together (in chunks of the
+function's ``max_size``): a few larger candidate calls cost far less than one
+per live request, and the live path meets the shadow's work in short bursts
+instead of at every request.
 """
 
 from __future__ import annotations
@@ -46,8 +52,9 @@ class ShadowJob:
 class ShadowRunner:
     """A bounded queue of shadow jobs and the one thread that runs them."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, gather: float = 0.1) -> None:
         self.queue: queue.Queue[ShadowJob] = queue.Queue(maxsize=max(1, capacity))
+        self.gather = gather
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._warned: set[tuple[str, str]] = set()
@@ -78,39 +85,66 @@ class ShadowRunner:
                     self._thread.start()
 
     def _loop(self) -> None:
-        """Run jobs until the process ends; nothing here may escape."""
+        """Gather jobs, run them, forever; nothing here may escape."""
         while True:
-            job = self.queue.get()
+            jobs = [self.queue.get()]
+            time.sleep(self.gather)
+            while True:
+                try:
+                    jobs.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                self.run(job)
+                self.run(jobs)
             except Exception:
                 log.exception("shadow: a job failed")
             finally:
-                self.queue.task_done()
+                for _ in jobs:
+                    self.queue.task_done()
 
-    def run(self, job: ShadowJob) -> None:
-        """Run one job on the candidate and tally it."""
-        endpoint = job.calls[0].endpoint
-        start = time.perf_counter()
-        with serving_candidate():
-            answers = _call(endpoint, [c.kwargs for c in job.calls])
-        seconds = time.perf_counter() - start
-        job.tally.timed(job.seconds, seconds, len(job.calls))
+    def run(self, jobs: Sequence[ShadowJob]) -> None:
+        """Run jobs on the candidate, those of one endpoint and candidate together."""
+        groups: dict[tuple[str, int], list[ShadowJob]] = {}
+        for job in jobs:
+            groups.setdefault((job.calls[0].endpoint.key, id(job.tally)), []).append(job)
+        for group in groups.values():
+            self._run_group(group)
+
+    def _run_group(self, jobs: list[ShadowJob]) -> None:
+        """Run the calls of jobs to one endpoint on one candidate, in chunks; tally them."""
+        endpoint, tally = jobs[0].calls[0].endpoint, jobs[0].tally
+        rows = [call.kwargs for job in jobs for call in job.calls]
+        live = [outcome for job in jobs for outcome in job.outcomes]
+        size = endpoint.batch.max_size if endpoint.batch is not None else 1
+        live_per_call = sum(job.seconds for job in jobs) / max(1, len(rows))
+        for start in range(0, len(rows), size):
+            chunk = rows[start:start + size]
+            began = time.perf_counter()
+            with serving_candidate():
+                answers = _call(endpoint, chunk)
+            took = time.perf_counter() - began
+            tally.timed(live_per_call, took / len(chunk), len(chunk))
+            self._compare(endpoint, tally, live[start:start + size], answers)
+            time.sleep(0)  # let a waiting live thread have the interpreter between chunks
+
+    def _compare(self, endpoint: Endpoint, tally: Tally, live: Sequence[object],
+                 answers: Sequence[object]) -> None:
+        """Compare each candidate answer with the live one; count the failures."""
         compare = endpoint.compare or default_compare
         errors = 0
-        for live, answer in zip(job.outcomes, answers):
+        for outcome, answer in zip(live, answers):
             if isinstance(answer, BaseException):
                 errors += 1
-                self._warn_once(job.tally, endpoint, answer)
+                self._warn_once(tally, endpoint, answer)
                 continue
             try:
-                job.tally.add(compare(live, answer), live, answer)
+                tally.add(compare(outcome, answer), outcome, answer)
             except Exception as exc:  # a module's compare function is the module's bug
                 errors += 1
-                self._warn_once(job.tally, endpoint, exc)
+                self._warn_once(tally, endpoint, exc)
         if errors:
-            with job.tally.lock:
-                job.tally.errors += errors
+            with tally.lock:
+                tally.errors += errors
 
     def _warn_once(self, tally: Tally, endpoint: Endpoint, exc: BaseException) -> None:
         """Log the first failure of a candidate version (with its traceback), not each."""

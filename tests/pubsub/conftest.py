@@ -59,12 +59,14 @@ class Client:
         self.channel.queue_declare(self.names.results_queue, durable=True)
         self.channel.queue_bind(self.names.results_queue, self.names.results, "#")
 
-    def publish(self, key, payload, correlation_id, message_id=None, reply_to=None):
+    def publish(self, key, payload, correlation_id, message_id=None, reply_to=None,
+                headers=None):
         """Publish one request (``payload`` bytes or JSON-able), persistent and confirmed."""
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
                                      correlation_id=correlation_id,
-                                     message_id=message_id or correlation_id, reply_to=reply_to)
+                                     message_id=message_id or correlation_id, reply_to=reply_to,
+                                     headers=headers)
         self.channel.basic_publish(self.names.requests, key, body, props, mandatory=True)
 
     def drain(self, queue, into, until=None, timeout=60.0):

@@ -38,3 +38,9 @@ def predict(x):
 def predict_many(rows):
     """The batched form of :func:`predict`."""
     return [_answer(row["x"]) for row in rows]
+
+
+@endpoint(inputs={"x": Field(float)}, external=True, example={"x": 1.0})
+def predict_later(x):
+    """:func:`predict` on the async path (202, a Celery worker, a signed callback)."""
+    return _answer(x)
