@@ -76,9 +76,10 @@ def _modules(settings: Settings) -> list[dict[str, object]]:
     modules = []
     for mod in described:
         ready = inspection.http_status(f"{base}/readyz?module={mod['name']}") == 200
+        trial = mod.get("lifecycle") or {}
         modules.append({"name": mod["name"], "status": mod["status"], "ready": ready,
                         "models": {m["artifact"]: m["version"] for m in mod["models"]},
-                        "errors": mod["errors"]})
+                        "candidate": _candidate(trial), "errors": mod["errors"]})
     return modules
 
 
@@ -213,11 +214,22 @@ def _api_lines(api: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def _candidate(trial: Mapping[str, Any]) -> str | None:
+    """A module's candidate as one phrase (``V in canary at 10%``), or ``None``."""
+    if not trial.get("candidate") or not trial.get("mode"):
+        return None
+    share = f" at {trial.get('percent', 0):g}%" if trial["mode"] == "canary" else ""
+    loaded = "" if trial.get("candidate_loaded") else " (not loaded)"
+    return f"{trial['candidate']} in {trial['mode']}{share}{loaded}"
+
+
 def _module_lines(report: Mapping[str, Any]) -> list[str]:
     """Each module's readiness, status and model versions, and its errors."""
     rows, errors = [], {}
     for m in report["modules"] or []:
         versions = ", ".join(f"{a}={v}" for a, v in m["models"].items()) or "-"
+        if m.get("candidate"):
+            versions += f"; candidate {m['candidate']}"
         rows.append([m["name"], "ready" if m["ready"] else "NOT READY", m["status"], versions])
         errors[len(rows) - 1] = [f"      ERROR {e}" for e in m["errors"]]
     lines = []

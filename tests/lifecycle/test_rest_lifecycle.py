@@ -11,6 +11,8 @@ import time
 import pytest
 
 from cerebro.lifecycle import state as lifecycle
+from cerebro.ops import status
+from cerebro.settings import load_settings
 from support import TEST_SIGNING_KEY, run_cli
 from lifecycle_support import MODULE, PACKAGE, current, publish
 
@@ -194,6 +196,8 @@ def test_canary_share_stickiness_and_automatic_rollback(stack):
     lifecycle.promote(root, MODULE, base, key=TEST_SIGNING_KEY)
     assert run_cli(env, "canary", MODULE, candidate, "--percent", "20")[0] == 0
     time.sleep(RELOAD * 4)
+    on_call = status._modules(load_settings({"CEREBRO_PORT": str(server.port)}))
+    assert on_call[0]["candidate"] == f"{candidate} in canary at 20%"
     versions, lock = [], threading.Lock()
 
     def client(n):
