@@ -122,9 +122,13 @@ def run_build(module: str, stages: Mapping[str, Stage], artifact: str, *, rows: 
     """Run a module's ``stages`` then publish ``state.<artifact>`` as its new model version.
 
     The stages fill ``state.<artifact>``, ``state.metrics``, ``state.params`` and
-    ``state.files`` (report files); a last ``publish`` stage writes them to the
-    data volume (``volume``, default ``CEREBRO_DATA_VOLUME``) and sets
-    ``state.meta``. Returns the state, with ``timings`` per stage.
+    ``state.files`` (report files), and, for drift monitoring,
+    ``state.reference_inputs`` (the training inputs as the served function takes
+    them: a DataFrame or a list of dicts) with ``state.reference_outputs``
+    (``{result field: predicted values}``). A last ``publish`` stage writes the
+    reference profile (``profile.json``, see :mod:`cerebro.monitoring.profile`)
+    and the rest to the data volume (``volume``, default ``CEREBRO_DATA_VOLUME``)
+    and sets ``state.meta``. Returns the state, with ``timings`` per stage.
     """
     from cerebro.settings import load_settings
     from cerebro.volume import publish
@@ -136,8 +140,16 @@ def run_build(module: str, stages: Mapping[str, Stage], artifact: str, *, rows: 
     def stage_publish(state: SimpleNamespace) -> None:
         """Publish (and sign) the artifact, its metrics and its reports as the current
         version."""
+        files = dict(state.files)
+        if getattr(state, "reference_inputs", None) is not None:
+            import json
+
+            from cerebro.monitoring import profile
+            reference = profile.build(state.reference_inputs,
+                                      getattr(state, "reference_outputs", None))
+            files[profile.FILE] = json.dumps(reference, sort_keys=True).encode()
         state.meta = publish(state.volume, module, {"model": getattr(state, artifact)},
-                             metrics=state.metrics, params=state.params, files=state.files,
+                             metrics=state.metrics, params=state.params, files=files,
                              keep=state.keep)
 
     return run_stages(module, {**stages, "publish": stage_publish}, state, progress)

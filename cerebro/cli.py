@@ -32,10 +32,11 @@ _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
 def command_modules() -> tuple[str, ...]:
     """Modules adding sub-commands: each program's (the program table names them),
-    operations' and the model lifecycle's. Each has ``register(subparsers, settings,
+    operations', the model lifecycle's and monitoring's. Each has ``register(subparsers, settings,
     formatter)`` adding parsers whose ``func(args, settings)`` returns an exit code."""
     from cerebro.ops import programs
-    return (*programs.command_modules(), "cerebro.ops.cli", "cerebro.lifecycle.cli")
+    return (*programs.command_modules(), "cerebro.ops.cli", "cerebro.lifecycle.cli",
+            "cerebro.monitoring.cli")
 
 
 def _module_root(settings: Settings, name: str) -> Path | None:

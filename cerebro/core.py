@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from cerebro import logsetup
 from cerebro.dispatch import Dispatcher
 from cerebro.lifecycle.control import Tracker
+from cerebro.monitoring.follow import Monitor
 from cerebro.names import Names
 from cerebro.outcomes import OutcomePolicy
 from cerebro.registry import Registry
@@ -78,6 +79,7 @@ class Core:
         self.policy = OutcomePolicy.from_settings(settings)
         self.names = Names.from_settings(settings)
         self.lifecycle = Tracker(settings, service, registry)
+        self.monitor = Monitor(settings, service, registry)
         self._listeners: list[RefreshListener] = []
         self._module_listeners: list[ModulesListener] = []
         self._reloader: PeriodicThread | None = None
@@ -118,11 +120,12 @@ class Core:
 
     def refresh(self) -> list[str]:
         """Pick up module folders added or removed, new model versions and the lifecycle
-        (candidates, shadow, canary) from the data volume; returns the modules that swapped
-        a model in."""
+        (candidates, shadow, canary) from the data volume, and write the live profiles;
+        returns the modules that swapped a model in."""
         added, removed = self.registry.scan()
         swapped = self.registry.refresh_models()
         self.lifecycle.update()
+        self.monitor.update()
         if added or removed:
             for name in added:
                 self.log_module(self.registry.modules[name], "new ")
@@ -162,10 +165,11 @@ class Core:
         return endpoint.batch.max_size
 
     def stop(self) -> None:
-        """Stop the reloader."""
+        """Stop the reloader and write the live profiles counted so far."""
         if self._reloader is not None:
             self._reloader.stop()
             self._reloader = None
+        self.monitor.flush()
 
 
 def _guarded(listener: Callable[..., object], *args: object) -> None:

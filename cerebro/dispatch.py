@@ -12,7 +12,9 @@ errors), :meth:`Dispatcher.run` calls the function.
 
 A module trying a candidate version (shadow or canary, see
 :mod:`cerebro.lifecycle`) has a control in ``registry.controls``; its calls
-go through it, so every transport follows the same lifecycle.
+go through it, so every transport follows the same lifecycle. A module with a
+monitor (``registry.monitors``, see :mod:`cerebro.monitoring`) has a sample of
+its served calls profiled for drift, whatever the transport.
 """
 
 from __future__ import annotations
@@ -67,13 +69,18 @@ class Dispatcher:
         context (``service``, ``request_id`` and any ``task_id=``/``event_id=``
         given) and raised as :class:`InternalError` carrying an error id.
         """
-        if call.endpoint.batch is not None or call.endpoint.module in self.registry.controls:
+        module = call.endpoint.module
+        if call.endpoint.batch is not None or module in self.registry.controls:
             outcome = self.run_batch([call], service=service, request_ids=[request_id],
                                      **context)[0]
             if isinstance(outcome, CerebroError):
                 raise outcome
             return outcome
-        return self._call_plain(call, service, request_id, context)
+        result = self._call_plain(call, service, request_id, context)
+        monitor = self.registry.monitors.get(module)
+        if monitor is not None:
+            monitor.observe((call,), (result,))
+        return result
 
     def _call_plain(self, call: Call, service: str, request_id: str | None,
                     context: dict[str, object]) -> object:
@@ -98,11 +105,17 @@ class Dispatcher:
         module tries a candidate, its control decides which version serves.
         """
         ids: Sequence[str | None] = request_ids or [None] * len(calls)
-        control = self.registry.controls.get(calls[0].endpoint.module)
+        module = calls[0].endpoint.module
+        control = self.registry.controls.get(module)
         if control is not None:
-            return control.run(partial(self._run_group, service=service, context=context),
-                               calls, ids)
-        return self._run_group(calls, ids, service=service, context=context)
+            outcomes = control.run(partial(self._run_group, service=service, context=context),
+                                   calls, ids)
+        else:
+            outcomes = self._run_group(calls, ids, service=service, context=context)
+        monitor = self.registry.monitors.get(module)
+        if monitor is not None:
+            monitor.observe(calls, outcomes)
+        return outcomes
 
     def _run_group(self, calls: Sequence[Call], request_ids: Sequence[str | None], *,
                    service: str, context: dict[str, object]) -> list[object]:

@@ -48,6 +48,15 @@ CANARY_CALLS = Counter("cerebro_canary_calls_total",
                        "Calls to a module in canary, by side (current, candidate) and outcome.",
                        ["module", "version", "side", "outcome"], registry=REGISTRY)
 
+DRIFT_PSI = Gauge("cerebro_drift_psi",
+                  "Population stability index of a field (input or prediction) over the last "
+                  "hour against the version's training profile.",
+                  ["module", "version", "field"], registry=REGISTRY, multiprocess_mode="max")
+DRIFT_FLAGGED = Gauge("cerebro_drift_flagged",
+                      "1 when a field crosses a drift threshold over the last hour.",
+                      ["module", "version", "field"], registry=REGISTRY,
+                      multiprocess_mode="max")
+
 if TYPE_CHECKING:
     from cerebro.registry import Registry
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Literal, NoReturn, NotRequired, TypedDict
 from cerebro.endpoint import build_endpoint
 from cerebro.errors import ModelNotReady, NotFound
 from cerebro.models import ModelHandle
+from cerebro.monitoring.policy import Monitoring
 from cerebro.reporting import report
 from cerebro.settings import ConfigurationError
 from cerebro.volume import VolumeError
@@ -35,6 +36,7 @@ from cerebro.volume import VolumeError
 if TYPE_CHECKING:
     from cerebro.endpoint import Endpoint
     from cerebro.lifecycle.control import ModuleControl
+    from cerebro.monitoring.live import ModuleMonitor
     from cerebro.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class Module:
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     handles: list[ModelHandle] = field(default_factory=list)
     import_error: str | None = None
+    monitoring: Monitoring | None = None  # its expose.py's MONITORING, if it declares one
     imported_at: float | None = None  # when its import was tried (None: folder missing)
     at_start: bool = False  # found by the process's first scan, not added while it ran
 
@@ -176,6 +179,9 @@ class Registry:
         self.loaded = False  # True once the first load of every model was tried
         # modules trying a candidate version (replaced whole by cerebro.lifecycle.control)
         self.controls: dict[str, ModuleControl] = {}
+        # modules whose served calls are profiled for drift (replaced whole by
+        # cerebro.monitoring.follow)
+        self.monitors: dict[str, ModuleMonitor] = {}
 
     @classmethod
     def discover(cls, settings: Settings) -> Registry:
@@ -366,6 +372,8 @@ def _load_module(package: str, name: str, path: Path) -> Module:
             if isinstance(value, ModelHandle) and id(value) not in seen:
                 seen.add(id(value))
                 mod.handles.append(value)
+            elif isinstance(value, Monitoring):
+                mod.monitoring = value
     except Exception as exc:
         mod.import_error = traceback.format_exc()
         mod.endpoints, mod.handles = {}, []

@@ -150,6 +150,21 @@ class Settings(EnvSettings):
         "Model versions kept per module when a build publishes (the current one, the "
         "candidate and pinned versions are kept besides).")
 
+    # Prediction monitoring (cerebro drift, GET /v1/modules/<m>/drift, the digest's drift part)
+    drift_sample: float = setting(
+        "CEREBRO_DRIFT_SAMPLE", 0.1,
+        "Share of served calls profiled for drift, per process and module (0: monitoring off; "
+        "a module's Monitoring(sample=...) overrides it).")
+    drift_refresh: Seconds = setting(
+        "CEREBRO_DRIFT_REFRESH", 30.0,
+        "Seconds between two computations of the drift gauges by each API process.")
+    prediction_log_dir: str = setting(
+        "CEREBRO_PREDICTION_LOG_DIR", "",
+        "Root of the opt-in prediction logs (<root>/<module>/predictions/); empty: the data "
+        "volume.")
+    prediction_log_days: int = setting(
+        "CEREBRO_PREDICTION_LOG_DAYS", 14, "Days of prediction log kept per module.")
+
     # Model lifecycle (cerebro versions/rollback/promote/shadow/canary)
     shadow_queue: int = setting(
         "CEREBRO_SHADOW_QUEUE", 256,

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sherlock import mailer
+from sherlock import alerts, mailer
 from sherlock.record import ID_KEYS, truncate
 from sherlock.settings import load_settings
 from sherlock.store import (Store, iso_utc, open_private, private_dir, read_handles,
@@ -104,6 +104,7 @@ class Digest:
     until: float
     groups: list[Group]
     warnings: list[str] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -112,8 +113,13 @@ class Digest:
 
     @property
     def subject(self) -> str:
-        """``Sherlock detected N exceptions in Project in last H hours on YYYY-MM-DD``."""
-        return (f"Sherlock detected {self.total} exceptions in {self.project} "
+        """``Sherlock detected N exceptions in Project in last H hours on YYYY-MM-DD``; with
+        drift alerts, ``N exceptions and 1 drifting model (name)`` names them too."""
+        drifting = sorted({str(a.get("subject")) for a in self.alerts
+                           if a.get("source") == "drift"})
+        also = (f" and {len(drifting)} drifting model{'s' if len(drifting) > 1 else ''} "
+                f"({', '.join(drifting)})") if drifting else ""
+        return (f"Sherlock detected {self.total} exceptions{also} in {self.project} "
                 f"in last {float(self.hours)} hours on {self.sent_on:%Y-%m-%d}")
 
 
@@ -210,7 +216,9 @@ def collect(settings: SherlockSettings, *, since: float | None = None,
     if stats.get("bad_lines"):
         warnings.append(f"{stats['bad_lines']} unreadable line(s) in {settings.dir} were skipped.")
     sent_on = now or datetime.now(timezone.utc)
-    return Digest(settings.project, hours, sent_on, since, until, groups, warnings)
+    found, failed = alerts.collect(settings, hours)
+    return Digest(settings.project, hours, sent_on, since, until, groups, warnings + failed,
+                  found)
 
 
 def _environment() -> Environment:
@@ -239,7 +247,7 @@ def render(digest: Digest) -> tuple[str, str, str]:
         "hours": float(digest.hours), "total": digest.total, "groups": shown,
         "kinds": len(digest.groups), "hidden_kinds": len(hidden),
         "hidden_count": sum(g.count for g in hidden), "since": digest.since,
-        "until": digest.until, "warnings": digest.warnings,
+        "until": digest.until, "warnings": digest.warnings, "alerts": digest.alerts,
         "services": sorted({s for g in digest.groups for s in g.services}),
         "hosts": sorted({h for g in digest.groups for h in g.hosts}),
     }
@@ -291,10 +299,11 @@ def _run_once(settings: SherlockSettings, hours: float, dry_run: bool, now: date
     except OSError as exc:
         raise DigestError(f"cannot read {settings.dir}: {exc.strerror or exc}") from None
     summary = {"subject": digest.subject, "exceptions": digest.total,
+               "alerts": len(digest.alerts),
                "kinds": len(digest.groups), "since": iso_utc(digest.since),
                "until": iso_utc(digest.until), "sent": False, "dry_run": dry_run,
                "recipients": len(settings.recipients), "warnings": digest.warnings}
-    nothing = not digest.groups and not settings.all_clear
+    nothing = not digest.groups and not digest.alerts and not settings.all_clear
     if dry_run:
         subject, text, html_part = render(digest)
         out.write(f"Subject: {subject}\nFrom: {settings.sender}\n"

@@ -110,6 +110,10 @@ class SherlockSettings(EnvSettings):
         "SHERLOCK_RECIPIENTS", (), "Comma-separated addresses of the on-call team.")
     all_clear: Flag = setting(
         "SHERLOCK_ALL_CLEAR", False, "Send an 'all clear' digest when there is nothing to report.")
+    alerts: Csv = setting(
+        "SHERLOCK_ALERTS", ("cerebro.monitoring.alerts:collect",),
+        "Alert providers (package.module:function) whose alerts join the digest, such as "
+        "Cerebro's model drift (empty: exceptions only).")
     digest_at: Clock = setting(
         "SHERLOCK_DIGEST_AT", "07:00",
         "Daily digest time HH:MM (Celery beat: the app's timezone, UTC by default).")

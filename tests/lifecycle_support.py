@@ -11,12 +11,14 @@ PACKAGE = {"CEREBRO_MODULES_PACKAGE": "lifecycle_fixtures", "CEREBRO_MODULES": M
 assert (TESTS / "lifecycle_fixtures" / MODULE).is_dir()
 
 
-def publish(root, keep=10, signing_key=TEST_SIGNING_KEY, **params):
-    """Publish a version whose parameters are ``params`` (scale 2, threshold 10 by default);
-    returns its name. Versions are named by the millisecond: wait one between two."""
+def publish(root, keep=10, signing_key=TEST_SIGNING_KEY, profile=None, **params):
+    """Publish a version whose parameters are ``params`` (scale 2, threshold 10 by default),
+    with a reference ``profile`` (profile.json) when given; returns its name. Versions are
+    named by the millisecond: wait one between two."""
     params = {"scale": 2.0, "threshold": 10.0, **params}
+    files = {"profile.json": json.dumps(profile).encode()} if profile else None
     meta = volume.publish(root, MODULE, {"model": params}, keep=keep, signing_key=signing_key,
-                          metrics={"scale": params["scale"]})
+                          metrics={"scale": params["scale"]}, files=files)
     time.sleep(0.002)
     return meta["version"]
 

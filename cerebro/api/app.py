@@ -116,6 +116,7 @@ def make_app(ctx: Context) -> Application:
         (r"/metrics", handlers.MetricsHandler, args),
         (r"/openapi.json", handlers.OpenAPIHandler, args),
         (r"/v1/modules", handlers.ModulesHandler, args),
+        (rf"/v1/modules/{_NAME}/drift", handlers.DriftHandler, args),
         (rf"/v1/{_NAME}/{_NAME}", handlers.EndpointHandler, args),
     ]
     return Application(routes, default_handler_class=handlers.NotFoundHandler,

@@ -12,8 +12,10 @@ import itertools
 import os
 import time
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from cerebro import jsonio, metrics
@@ -21,8 +23,11 @@ from cerebro.api import openapi
 from cerebro.errors import (CerebroError, InternalError, InvalidPayload, MethodNotAllowed,
                             NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
                             Unavailable, UnsupportedMediaType, http_status)
+from cerebro.monitoring import drift
+from cerebro.monitoring.policy import DEFAULT as DEFAULT_MONITORING
 from cerebro.reporting import report
 from cerebro.runner import RunnerClosed
+from cerebro.volume import VolumeError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -338,6 +343,35 @@ class ModulesHandler(BaseHandler):
         root = self.ctx.registry.settings.data_volume
         self.send_json({"modules": [m.describe(root)
                                     for m in self.ctx.registry.modules.values()]})
+
+
+class DriftHandler(BaseHandler):
+    """``GET /v1/modules/<module>/drift[?window=1h|24h][&version=V]``: live inputs and
+    predictions against the version's training profile (see :mod:`cerebro.monitoring.drift`),
+    merged over every process of this node."""
+
+    async def get(self, module: str) -> None:
+        """The drift report of a module's current (or named) version."""
+        try:
+            self.require_api_key()
+            mod = self.ctx.registry.module(module)
+            window = self.get_query_argument("window", "1h")
+            if window not in drift.WINDOWS:
+                raise InvalidPayload(f"window must be one of {', '.join(drift.WINDOWS)}",
+                                     "window")
+            version = self.get_query_argument("version", None) or next(
+                (h.version for h in mod.handles if h.version), None)
+            if version is None:
+                raise NotFound(f"module '{module}' serves no model version", "version")
+            settings = self.ctx.registry.settings
+            found = await IOLoop.current().run_in_executor(None, partial(
+                drift.report, Path(settings.data_volume), Path(settings.state_dir), module,
+                version, drift.WINDOWS[window], mod.monitoring or DEFAULT_MONITORING))
+        except VolumeError as exc:
+            return self.fail(NotFound(str(exc), "version"))
+        except CerebroError as error:
+            return self.fail(error)
+        self.send_json(found)
 
 
 class HealthHandler(BaseHandler):

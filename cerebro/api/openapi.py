@@ -159,6 +159,18 @@ def _platform_paths(settings: Settings, has_async: bool) -> dict[str, dict[str, 
                               {"200": {"description": "OpenAPI 3", "content": json_object},
                                **denied}, keyed),
     }
+    paths["/v1/modules/{module}/drift"] = _get(
+        "module_drift", "Live inputs and predictions against the training profile: PSI, "
+                        "Jensen-Shannon distance, missing, out-of-range and unseen shares",
+        {"200": {"description": "The drift report, fields by severity", "content": json_object},
+         "400": _error_response("A window other than 1h or 24h"),
+         **denied,
+         "404": _error_response("An unknown module, or a version it does not serve")}, keyed)
+    paths["/v1/modules/{module}/drift"]["get"]["parameters"] = [
+        {"name": "module", "in": "path", "required": True, "schema": {"type": "string"}},
+        {"name": "window", "in": "query", "required": False,
+         "schema": {"type": "string", "enum": ["1h", "24h"], "default": "1h"}},
+        {"name": "version", "in": "query", "required": False, "schema": {"type": "string"}}]
     paths["/readyz"]["get"]["parameters"] = [{
         "name": "module", "in": "query", "required": False, "explode": True,
         "description": "Ask about these modules only (needs a key when keys are configured)",

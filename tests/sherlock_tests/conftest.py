@@ -30,6 +30,7 @@ def sherlock_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("SHERLOCK_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("SHERLOCK_SMTP_PORT", str(free_port()))
     monkeypatch.setenv("SHERLOCK_SMTP_TIMEOUT", "5")
+    monkeypatch.setenv("SHERLOCK_ALERTS", "")  # no model drift read from this machine's stack
     yield directory
     sherlock.uninstall()
 

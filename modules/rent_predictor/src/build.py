@@ -23,7 +23,7 @@ if __name__ == "__main__":  # any `python` may run it: one without Cerebro hands
 from cerebro.buildkit import build_parser, markdown_report, run_build
 from modules.rent_predictor.src import extract, model, transform
 from modules.rent_predictor.src.utilities import (DEFAULT_ROWS, DEFAULT_SEED, MIN_ROWS, MODULE,
-                                                  report_png)
+                                                  report_png, round_rent)
 
 STAGES = ("extract", "transform", "fit", "evaluate", "report")
 TEST_SIZE = 0.2
@@ -61,6 +61,7 @@ def stage_transform(state):
     state.x_test = transform.features(test, state.vocabulary)
     state.y_train = train[transform.TARGET].to_numpy(dtype=float)
     state.y_test = test[transform.TARGET].to_numpy(dtype=float)
+    state.reference_inputs = transform.served_inputs(train)
 
 
 def stage_fit(state):
@@ -75,6 +76,8 @@ def stage_evaluate(state):
     from sklearn.metrics import mean_absolute_error, r2_score
 
     predicted = state.pipeline.predict(state.x_test)
+    state.reference_outputs = {"rent": [round_rent(v) for v in
+                                        state.pipeline.predict(state.x_train)]}
     actual = state.y_test
     relative = np.abs(predicted - actual) / actual
     state.predicted = predicted

@@ -189,6 +189,20 @@ def features(frame, vocabulary):
     return pd.DataFrame([engineer(r, vocabulary) for r in records], columns=list(FEATURES))
 
 
+#: The fields the served function takes (its ``inputs``), in the order it declares them.
+SERVED_FIELDS = ("city", "locality", "bhk", "area_sqft", "bathrooms", "floor", "total_floors",
+                 "age_years", "furnishing", "parking", "amenities")
+
+
+def served_inputs(frame):
+    """Listings as the served function receives them (amenities as a list): the reference
+    profile that drift monitoring compares live calls with."""
+    rows = frame[list(SERVED_FIELDS)].to_dict("records")
+    for row in rows:
+        row["amenities"] = sorted(parse_amenities(row["amenities"]))
+    return rows
+
+
 def drop_localities(features_frame, share=LOCALITY_DROPOUT, seed=0):
     """Fold a random ``share`` of training rows into their city's ``other`` locality.
 
