@@ -4,13 +4,19 @@
 #             (cron jobs, Vigilante's slice) build FROM it too.
 #   deploy  - the platform and the modules on top, RabbitMQ/Redis for the one-container setup,
 #             a non-root user, supervisord as the entry point.
-# Build: docker build --target deploy -t cerebro:0.1.0 .     (docker-compose.yml does this)
+# Build: docker build --target deploy -t cerebro:0.1.0 .     (docker-compose.yml does this;
+#        --build-arg BASE_IMAGE=... builds on another python:3.11-slim-bookworm, e.g. the local
+#        one of scripts/docker-base-image.sh; scripts/docker-smoke.sh builds, runs and checks it)
 # Run:   docker run -v cerebro-data:/data -p 127.0.0.1:8000:8000 \
 #          -e CEREBRO_CALLBACK_SECRET=... -e CEREBRO_FLOWER_PASSWORD=... \
 #          -e CEREBRO_SUPERVISOR_PASSWORD=... -e CEREBRO_MODEL_SIGNING_KEY=... \
 #          -e CEREBRO_KAFKA_BOOTSTRAP=kafka:9092 cerebro:0.1.0
 
-FROM python:3.11-slim-bookworm AS base
+# The base image: python:3.11-slim-bookworm from Docker Hub, or any image giving the same (a
+# Debian bookworm with python/python -m venv on PATH): --build-arg BASE_IMAGE=... (an engine
+# without a registry builds on one made by scripts/docker-base-image.sh)
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE} AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -81,6 +87,11 @@ ENV CEREBRO_BIN=/opt/venv/bin \
 VOLUME ["/data", "/sherlock"]
 EXPOSE 8000 5555
 USER 10001:10001
-HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CEREBRO_PORT', '8000'), timeout=4)"]
+# Healthy = every program supervisord is configured to start is RUNNING and ready (the probes
+# `cerebro up` waits on: AMQP login, Redis PING, /readyz, a worker answering a ping, the consumer
+# group assigned, the subscriber's queues consumed...), not just the API's /healthz; docs/docker.md
+# says which probe an orchestrator, a load balancer and this HEALTHCHECK each use. The first start
+# builds every model (the bootstrap program): the start period leaves it the time.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
+  CMD ["/opt/venv/bin/cerebro", "health"]
 ENTRYPOINT ["/opt/venv/bin/supervisord", "--nodaemon", "--configuration", "/app/supervisord.conf"]

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: ``cerebro up``, ``down``, ``status``, ``bootstrap``, ``slice`` and ``programs``.
+Subject: ``cerebro up``, ``down``, ``status``, ``health``, ``bootstrap``, ``slice``, ``programs``.
 Tagline: One switch for the lights, one for the dark, one window to look through.
 """
 
@@ -81,6 +81,19 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report["healthy"] else 1
 
 
+def _cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    """Every program supervisord is configured to run is RUNNING and ready: exit 0, else 1."""
+    import os
+
+    from cerebro.ops import health
+    code = health.run(settings, timeout=args.timeout)
+    if health.hanging():  # a probe outlived the deadline: do not wait for it to give up
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def _cmd_slice(args: argparse.Namespace, settings: Settings) -> int:
     """Write a self-contained deployable folder for one module."""
     from cerebro.ops.slice import SliceError, write_slice
@@ -126,7 +139,8 @@ def _runs_when(row: Program, defaults: Collection[str]) -> str:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
              settings: Settings, formatter: type[argparse.HelpFormatter]) -> None:
-    """Add ``up``, ``down``, ``status``, ``bootstrap`` and ``slice`` to the ``cerebro`` command."""
+    """Add ``up``, ``down``, ``status``, ``health``, ``bootstrap``, ``slice`` and ``programs`` to
+    the ``cerebro`` command."""
     p = subparsers.add_parser("up", help="start everything under supervisord and wait until ready",
                               formatter_class=formatter)
     p.add_argument("--config", default=None,
@@ -147,6 +161,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                               formatter_class=formatter)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=printing(_cmd_status))
+
+    p = subparsers.add_parser("health",
+                              help="exit 0 when every program supervisord runs is RUNNING and "
+                                   "ready (the container's HEALTHCHECK)",
+                              formatter_class=formatter)
+    from cerebro.ops.health import DEFAULT_TIMEOUT
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help="seconds the whole command may take from its start (every probe "
+                        "runs at once; Docker's HEALTHCHECK timeout is 5 s)")
+    p.set_defaults(func=printing(_cmd_health))
 
     p = subparsers.add_parser("bootstrap", help="build every module whose model is missing",
                               formatter_class=formatter)

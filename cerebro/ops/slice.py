@@ -50,10 +50,9 @@ def _programs(module: Module) -> list[Program]:
     return [row for row in programs.table() if row.needed_by is not None and row.needed_by(module)]
 
 
-# The image's health check: GET /healthz on the API port, with the image's own Python.
-_HEALTHCHECK_CMD = ('["/opt/venv/bin/python", "-c", "import os, urllib.request; '
-                    "urllib.request.urlopen('http://127.0.0.1:%s/healthz' % "
-                    "os.environ.get('CEREBRO_PORT', '8000'), timeout=4)\"]")
+# The image's health check: every program of the slice's supervisord RUNNING and ready (the
+# readiness probes of `cerebro up`), not just the API's /healthz (see docs/docker.md).
+_HEALTHCHECK_CMD = '["/opt/venv/bin/cerebro", "health"]'
 
 
 def dockerfile(name: str) -> str:
@@ -68,7 +67,8 @@ COPY . /srv/{name}
 ENV CEREBRO_MODULES={name} \\
     PYTHONPATH=/srv/{name}
 USER 10001:10001
-HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \\
+# healthy: every program of this slice's supervisord RUNNING and ready (cerebro health)
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \\
   CMD {_HEALTHCHECK_CMD}
 ENTRYPOINT ["/opt/venv/bin/supervisord", "--nodaemon", "--configuration", "{conf}"]
 """
@@ -131,6 +131,10 @@ mkdir -p var logs && CEREBRO_BIN=$(dirname $(which cerebro)) CEREBRO_STATE_DIR=$
   CEREBRO_LOG_DIR=$PWD/logs CEREBRO_CALLBACK_SECRET=... supervisord -c supervisord.conf
 docker build -t cerebro-{name}:0.1.0 . && docker run -v cerebro-data:/data cerebro-{name}:0.1.0
 ```
+
+The image's `HEALTHCHECK` is `cerebro health`: healthy once every program of `supervisord.conf`
+is RUNNING and ready (the API's `/readyz`, the subscriber's queues consumed, the consumer's
+partitions assigned), not merely alive.
 
 Settings are Cerebro's (`cerebro settings`): the broker addresses, `CEREBRO_PORT`,
 `CEREBRO_KAFKA_GROUP` (give the slice its own group if Cerebro still consumes other topics),

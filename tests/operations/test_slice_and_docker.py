@@ -1,6 +1,7 @@
 """`cerebro slice vigilante` output starts on its own (its own supervisord.conf, from its own
-folder) and serves vigilante at the same URLs; hadolint on both Dockerfiles; the compose file is
-valid and every supervisord.conf variable has a value in the Docker image."""
+folder) and serves vigilante at the same URLs; hadolint on both Dockerfiles, whose HEALTHCHECK is
+`cerebro health`; the compose file is valid and every supervisord.conf variable has a value in the
+Docker image."""
 
 import re
 import shutil
@@ -24,13 +25,28 @@ def test_hadolint_dockerfile():
     assert result.returncode == 0, result.stdout + result.stderr
     text = (REPO / "Dockerfile").read_text()
     assert re.search(r"^FROM .* AS base$", text, re.M) and "FROM base AS deploy" in text
-    for needle in ("USER 10001", "HEALTHCHECK", 'VOLUME ["/data", "/sherlock"]',
+    for needle in ("USER 10001", 'VOLUME ["/data", "/sherlock"]',
                    "CEREBRO_DATA_VOLUME=/data", 'ENTRYPOINT ["/opt/venv/bin/supervisord"'):
         assert needle in text
+    assert_health_is_cerebro_health(text)
+    # the base image can be replaced (an engine reaching no registry builds on a local one,
+    # scripts/docker-base-image.sh), python:3.11-slim-bookworm by default
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\} AS base$", text, re.M)
     # no frontend fetched from Docker Hub; code and configuration stay root's (read-only to
     # the services' user)
     assert "# syntax=" not in text and "COPY --chown" not in text
     assert re.search(r"^COPY \. /app$", text, re.M)
+
+
+def assert_health_is_cerebro_health(dockerfile):
+    """The one HEALTHCHECK of ``dockerfile`` runs `cerebro health` (every program supervisord
+    runs, RUNNING and ready), within Docker's 5 s timeout, and no longer just GETs /healthz."""
+    checks = re.findall(r"^HEALTHCHECK (.*)\\\n\s*CMD (.*)$", dockerfile, re.M)
+    assert len(checks) == 1, checks
+    options, command = checks[0]
+    assert command == '["/opt/venv/bin/cerebro", "health"]'
+    assert "--timeout=5s" in options
 
 
 def test_docker_env_covers_supervisord_conf():
@@ -68,9 +84,11 @@ def test_compose_file_is_valid():
     assert spec["services"]["vigilante"]["environment"]["CEREBRO_MODULES"] == "vigilante"
     builder = spec["services"]["builder"]   # builds every module; the only writer
     assert "cerebro-data:/data" in builder["volumes"] and "bootstrap" in builder["entrypoint"]
+    assert builder["healthcheck"] == {"disable": True}   # a one shot: no supervisord to ask
     assert "CEREBRO_MODULES" not in builder["environment"]
     for name in ("cerebro", "vigilante"):   # serve only: read the models
         service = spec["services"][name]
+        assert "healthcheck" not in service   # the image's: cerebro health
         assert "cerebro-data:/data:ro" in service["volumes"]
         assert service["environment"]["CEREBRO_RUN_BOOTSTRAP"] == "false"
         assert service["depends_on"]["builder"]["condition"] == "service_completed_successfully"
@@ -107,6 +125,7 @@ def test_slice_contents(sliced):
     assert "[program:api]" in conf and "[program:consumer]" in conf
     assert 'CEREBRO_MODULES="vigilante"' in conf
     assert "POST /v1/vigilante/screen" in (sliced / "README.md").read_text()
+    assert_health_is_cerebro_health((sliced / "Dockerfile").read_text())
     result = subprocess.run([str(BIN / "hadolint"), "--failure-threshold", "error",
                              str(sliced / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

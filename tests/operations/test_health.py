@@ -1,0 +1,116 @@
+"""`cerebro health`, the container's HEALTHCHECK, on a real stack brought up by `cerebro up`
+(its own RabbitMQ, Redis and tansu, every program): healthy (exit 0) with every program ready,
+quickly and without printing a secret; exit 1 naming the program once one is stopped
+(`supervisorctl stop cerebro:worker`), healthy again once it is back; a probe that hangs is cut
+at the deadline. Without a supervisord it exits 1 with a clear message at once.
+
+One bring-up for the whole module (tests run in file order and share it)."""
+
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from procs import wait_for
+from stack import running_stack
+from support import run_cli
+
+CEREBRO = [sys.executable, "-m", "cerebro"]
+
+
+@pytest.fixture(scope="module")
+def stack(built_volume, tmp_path_factory):
+    """`cerebro up` on test ports; torn down with `cerebro down` (and a hard stop if needed)."""
+    with running_stack(built_volume, tmp_path_factory.mktemp("health")) as stack:
+        yield stack
+
+
+def health(stack, *args, **env):
+    """`cerebro health` with the stack's environment (plus ``env``): (code, out, err, seconds)."""
+    started = time.monotonic()
+    result = subprocess.run([*CEREBRO, "health", *args], env={**stack.env, **env},
+                            capture_output=True, text=True, timeout=30, cwd=stack.tmp)
+    return result.returncode, result.stdout, result.stderr, time.monotonic() - started
+
+
+def test_no_supervisord_is_not_healthy_and_says_why(tmp_path):
+    """No socket at all, then a socket nobody listens on: exit 1 at once, with the reason."""
+    state = tmp_path / "state"
+    state.mkdir()
+    code, out, err = run_cli({"CEREBRO_STATE_DIR": state}, "health", timeout=30)
+    assert code == 1 and not out, (out, err)
+    assert f"cerebro health: NOT HEALTHY: no supervisord socket at {state}/supervisor.sock" in err
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(state / "supervisor.sock"))   # left behind by a supervisord that died
+    stale.close()
+    started = time.monotonic()
+    code, out, err = run_cli({"CEREBRO_STATE_DIR": state}, "health", timeout=30)
+    assert code == 1 and time.monotonic() - started < 5, (out, err)
+    assert re.search(r"NOT HEALTHY: supervisord does not answer on \S+supervisor\.sock: "
+                     r"ConnectionRefusedError", err), err
+
+
+def test_healthy_when_every_program_is_running_and_ready(stack):
+    """Exit 0 well inside Docker's 5 s HEALTHCHECK timeout; one line per program: every started
+    program ready, the bootstrap done, the simulator idle (not started here); no secret shown."""
+    code, out, err, took = health(stack)
+    print(f"\ncerebro health in {took:.2f}s:\n{out}")
+    assert code == 0, out + err
+    assert took < 5, f"cerebro health took {took:.1f}s"
+    lines = {m.group(1): m.group(2, 3) for m in
+             re.finditer(r"^  (\w+)\s+([A-Z]+)\s+(ready|done|idle|NOT READY|FAILED)\s", out, re.M)}
+    started = {"epmd", "rabbitmq", "redis", "kafka", "api", "worker", "beat", "flower",
+               "consumer", "subscriber"}
+    assert {name for name, (_, verdict) in lines.items() if verdict == "ready"} == started, out
+    assert lines["bootstrap"] == ("EXITED", "done") and lines["simulator"] == ("STOPPED", "idle")
+    assert re.search(r"^  worker\s+RUNNING\s+ready\s+1 worker\(s\) answered ping$", out, re.M)
+    # the two probes discovering the modules ran one after the other (discovery re-imports them)
+    assert re.search(r"^  consumer\s+RUNNING\s+ready\s+group e2e-\w+ Stable", out, re.M), out
+    assert re.search(r"^  subscriber\s+RUNNING\s+ready\s+every request queue consumed$", out,
+                     re.M), out
+    assert out.splitlines()[-1] == ("cerebro health: healthy: 10 program(s) running and ready, "
+                                    "1 one-shot(s) done, 1 not started here")
+    secrets = [line.split("=", 1)[1] for line in
+               (stack.state / "secrets.env").read_text().splitlines()]
+    secrets.append(stack.env["CEREBRO_CALLBACK_SECRET"])
+    assert not [s for s in secrets if s in out + err]
+
+
+def test_a_stopped_program_makes_it_unhealthy_by_name(stack):
+    """`supervisorctl stop cerebro:worker`: exit 1, the worker named STOPPED in its line and in
+    the verdict; started again, the stack is healthy again."""
+    rpc = stack.supervisor().rpc
+    rpc.supervisor.stopProcess("cerebro:worker")
+    try:
+        code, out, err, took = health(stack)
+        print(f"\ncerebro health, worker stopped, in {took:.2f}s:\n{out}")
+        assert code == 1 and took < 5, out + err
+        assert re.search(r"^  worker\s+STOPPED\s+NOT READY\s+stopped, but supervisord is "
+                         r"configured to run it$", out, re.M), out
+        assert re.search(r"^  api\s+RUNNING\s+ready\s", out, re.M), out
+        verdict = out.splitlines()[-1]
+        assert verdict.startswith("cerebro health: NOT HEALTHY: worker not ready (stopped"), out
+    finally:
+        rpc = stack.supervisor().rpc
+        rpc.supervisor.startProcess("cerebro:worker")
+    wait_for(lambda: health(stack)[0] == 0, 60, what="healthy again once the worker is back")
+
+
+def test_a_probe_that_hangs_is_cut_at_the_deadline(stack):
+    """A broker that accepts connections and never answers (the AMQP probes hang): the check
+    still ends at its deadline, naming what did not answer in time."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)   # the kernel completes the handshake; nobody ever reads or writes
+    try:
+        url = f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}//"
+        code, out, err, took = health(stack, "--timeout", "1.5", CEREBRO_BROKER_URL=url)
+    finally:
+        silent.close()
+    assert code == 1 and took < 4, (took, out, err)
+    assert re.search(r"^  rabbitmq\s+RUNNING\s+NOT READY\s+its probe did not answer in time$",
+                     out, re.M), out
+    assert re.search(r"^  api\s+RUNNING\s+ready\s", out, re.M), out
