@@ -124,8 +124,8 @@ class Core:
         returns the modules that swapped a model in."""
         added, removed = self.registry.scan()
         swapped = self.registry.refresh_models()
-        self.lifecycle.update()
-        self.monitor.update()
+        _guarded(self.lifecycle.update)
+        _guarded(self.monitor.update)
         if added or removed:
             for name in added:
                 self.log_module(self.registry.modules[name], "new ")

@@ -94,10 +94,18 @@ class ModelHandle:
         Use it when a response reports the version: reading ``get()`` and then
         ``version`` separately could straddle a hot swap.
         """
-        loaded = self._candidate if _CANDIDATE.get() else self._loaded
+        loaded = self._pick()
         if loaded is None:
             raise self._not_ready()
         return loaded
+
+    def _pick(self) -> Loaded | None:
+        """The version this call is served by: the candidate inside
+        :func:`serving_candidate` (the current version when the candidate was dropped
+        meanwhile: a call never fails for a switch), else the current version."""
+        if _CANDIDATE.get():
+            return self._candidate or self._loaded
+        return self._loaded
 
     @property
     def candidate(self) -> str | None:
@@ -107,14 +115,15 @@ class ModelHandle:
 
     @property
     def version(self) -> str | None:
-        """The version being served, or ``None``."""
-        loaded = self._loaded
+        """The version serving this call (the candidate inside :func:`serving_candidate`),
+        or ``None``."""
+        loaded = self._pick()
         return loaded.version if loaded else None
 
     @property
     def metadata(self) -> dict[str, Any] | None:
-        """The metadata of the version being served, or ``None``."""
-        loaded = self._loaded
+        """The metadata of the version serving this call, or ``None``."""
+        loaded = self._pick()
         return loaded.metadata if loaded else None
 
     def refresh(self, root: StrPath, key: str | None = None) -> bool:
@@ -174,8 +183,7 @@ class ModelHandle:
                 return False
             if version == self._candidate_rejected:
                 return False
-            self._candidate = None
-            try:
+            try:  # the earlier candidate serves until the new one is loaded
                 obj, meta = volume.load_version(root, self.module, version, self.artifact,
                                                 key=key)
             except volume.VolumeError as exc:

@@ -17,6 +17,7 @@ import importlib
 import inspect
 import logging
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from cerebro.settings import Settings
 
 log = logging.getLogger(__name__)
+_SCAN_LOCK = threading.RLock()
 
 # Names the REST API uses under /v1 for itself: a module called so could never be reached.
 RESERVED_NAMES = frozenset({"modules", "tasks"})
@@ -201,6 +203,11 @@ class Registry:
         Returns ``(added, removed)`` module names. ``modules`` is replaced as a
         whole, so a reader on another thread sees the old table or the new one.
         """
+        with _SCAN_LOCK:  # imports, and forgets, module packages: one thread at a time
+            return self._scan()
+
+    def _scan(self) -> tuple[list[str], list[str]]:
+        """:meth:`scan`, with the lock held."""
         package = self._package()
         importlib.invalidate_caches()  # the import system caches folder listings
         found = _folders(package)

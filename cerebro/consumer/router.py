@@ -168,5 +168,8 @@ def _invalid(topic: str) -> str | None:
 def _sticky(key: object) -> str | None:
     """A record's Kafka key as text (at most 128 characters), or ``None`` without one."""
     if isinstance(key, bytes):
-        key = key.decode("utf-8", "replace")
+        try:
+            return key.decode("utf-8")[:128] or None
+        except UnicodeDecodeError:
+            return key.hex()[:128]  # a binary key: every byte counts, none collide
     return key[:128] if isinstance(key, str) and key else None

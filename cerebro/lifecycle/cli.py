@@ -49,6 +49,11 @@ def _refusing(command: Command) -> Command:
         except volume.VolumeError as exc:
             print(f"cerebro {args.command}: {exc}", file=sys.stderr)
             return EXIT_REFUSED
+        except OSError as exc:  # a read-only volume, a missing permission
+            print(f"cerebro {args.command}: {exc.strerror or exc}"
+                  f"{f': {exc.filename}' if exc.filename else ''} (nothing changed; run it "
+                  "where the data volume is writable, such as the builder)", file=sys.stderr)
+            return EXIT_REFUSED
     run.__doc__ = command.__doc__
     return run
 
@@ -130,7 +135,7 @@ def _cmd_candidate(args: argparse.Namespace, settings: Settings) -> int:
     """Start (or, with --off, stop) a shadow or a canary candidate."""
     module = _module(settings, args.module)
     if args.off:
-        return _said(lifecycle.stop_candidate(settings.data_volume, module))
+        return _said(lifecycle.stop_candidate(settings.data_volume, module, mode=args.command))
     if not args.version:
         raise lifecycle.LifecycleError(f"name the candidate version (or --off); see "
                                        f"`cerebro versions {module}`")
@@ -146,6 +151,9 @@ def _cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     version = args.version or state.candidate
     if version is None:
         raise lifecycle.LifecycleError(f"{module} has no candidate; name one with --version")
+    version = volume.safe_name(module, "version", version)
+    if version not in lifecycle.published(root, module):
+        raise lifecycle.LifecycleError(f"{module}: no published version {version!r}")
     since = state.since if version == state.candidate else None
     summary = comparing.merge(read_snapshots(settings, module, version, since))
     summary.update(module=module, candidate=version,

@@ -6,9 +6,12 @@ Tagline: Agree on what matters; measure by how much the rest differs.
 
 The default comparison walks both results side by side (``model_version`` is
 skipped: it differs by design). A number becomes ``<path>.abs_diff`` and
-``<path>.rel_diff``; a string or a boolean (a label) becomes ``<path>.same``,
-1.0 when both agree. A function whose outputs need another measure declares
-``@endpoint(compare=func)``, ``func(live, candidate) -> {name: float}``.
+``<path>.rel_diff`` (the difference over the larger magnitude, 0 when both are
+0); anything else (a label, a list) becomes ``<path>.same``, 1.0 when both
+agree. Objects are walked two levels deep, and a call yields at most 24
+measures, so a result with many keys cannot flood the metrics. A function
+whose outputs need another measure declares ``@endpoint(compare=func)``,
+``func(live, candidate) -> {name: float}``.
 
 :class:`Tally` adds comparisons up (means per measure, and samples of the first
 measured value for plots), per module and candidate version.
@@ -29,31 +32,37 @@ SKIPPED = frozenset({"model_version"})
 SAMPLES = 2000  # pairs and latencies kept for plots and percentiles, per tally
 
 
+MAX_MEASURES = 24  # measures per call: a result with many keys cannot explode the labels
+MAX_DEPTH = 2       # nested objects compared field by field down to this depth
+
+
 def default_compare(live: object, candidate: object) -> dict[str, float]:
-    """Compare two results leaf by leaf (see the module's docstring)."""
+    """Compare two results leaf by leaf (see the module's docstring). Fields nested deeper
+    than :data:`MAX_DEPTH` and lists are compared whole (``.same``); at most
+    :data:`MAX_MEASURES` measures are taken."""
     measures: dict[str, float] = {}
-    _walk("", live, candidate, measures)
-    return measures
+    _walk("", live, candidate, measures, 0)
+    return dict(list(measures.items())[:MAX_MEASURES])
 
 
-def _walk(path: str, live: object, candidate: object, out: dict[str, float]) -> None:
+def _walk(path: str, live: object, candidate: object, out: dict[str, float],
+          depth: int) -> None:
     """Add the measures of one pair of values at ``path`` to ``out``."""
+    if len(out) >= MAX_MEASURES:
+        return
     name = path or "result"
     if _number(live) and _number(candidate):
         a, b = float(live), float(candidate)  # type: ignore[arg-type]
         out[f"{name}.abs_diff"] = abs(a - b)
-        out[f"{name}.rel_diff"] = abs(a - b) / max(abs(a), 1e-12)
-    elif isinstance(live, dict) and isinstance(candidate, dict):
+        scale = max(abs(a), abs(b))
+        out[f"{name}.rel_diff"] = abs(a - b) / scale if scale > 1e-12 else 0.0
+    elif isinstance(live, dict) and isinstance(candidate, dict) and depth < MAX_DEPTH:
         for key in live:
             if key not in SKIPPED:
-                _walk(f"{path}.{key}" if path else str(key), live[key], candidate.get(key), out)
-    elif isinstance(live, list) and isinstance(candidate, list) and len(live) == len(candidate):
-        for index, (a, b) in enumerate(zip(live, candidate)):
-            _walk(f"{name}[{index}]", a, b, out)
-    elif isinstance(live, (str, bool)) or live is None:
-        out[f"{name}.same"] = 1.0 if live == candidate else 0.0
+                _walk(f"{path}.{key}" if path else str(key), live[key], candidate.get(key),
+                      out, depth + 1)
     else:
-        out[f"{name}.same"] = 0.0  # shapes differ
+        out[f"{name}.same"] = 1.0 if live == candidate else 0.0
 
 
 def _number(value: object) -> bool:
@@ -78,6 +87,7 @@ class Tally:
     candidate_seconds: list[float] = field(default_factory=list)
     pairs: list[tuple[object, object]] = field(default_factory=list)
     primary: str | None = None
+    retired: bool = False  # its control was replaced: queued shadow work for it is skipped
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, measures: Comparison, live: object, candidate: object) -> None:

@@ -70,8 +70,9 @@ class ModuleControl:
         self.runner = runner
         self.tally = Tally(module, self.version)
         self.watch = CanaryWatch(limits)
-        self.tripped: str | None = None  # why this process stopped routing to the candidate
+        self.tripped: str | None = None  # why routing to the candidate stopped
         self.counts: dict[tuple[str, str], int] = {}  # (side, ok|failed) -> calls
+        self.pushed: dict[tuple[str, ...], float] = {}  # what went to Prometheus already
 
     def same(self, state: lifecycle.State) -> bool:
         """True when ``state`` asks for what this control does."""
@@ -88,7 +89,7 @@ class ModuleControl:
             return outcomes
         if self.tripped:
             return run_group(calls, request_ids)
-        sides = [to_candidate(self.percent, call.sticky_key) for call in calls]
+        sides = [to_candidate(self.module, self.percent, call.sticky_key) for call in calls]
         if not any(sides):
             return self._side(run_group, False, calls, request_ids)
         if all(sides):
@@ -130,7 +131,6 @@ class Tracker:
                              settings.canary_max_error_delta, settings.canary_max_p99_ratio,
                              settings.canary_p99_slack)
         self.runner = ShadowRunner(settings.shadow_queue, settings.shadow_gather)
-        self._pushed: dict[tuple[str, ...], float] = {}
 
     @property
     def root(self) -> Path:
@@ -142,40 +142,60 @@ class Tracker:
         canaries judged, the shadow tallies written for ``cerebro compare``."""
         controls: dict[str, ModuleControl] = {}
         for mod in list(self.registry.modules.values()):
-            control = self._follow(mod)
+            try:
+                control = self._follow(mod)
+            except (OSError, VolumeError) as exc:  # one module's trouble stops no other
+                report(exc, f"module {mod.name}: lifecycle not followed: {exc}",
+                       service="models", module=mod.name)
+                control = self.registry.controls.get(mod.name)
             if control is not None:
                 controls[mod.name] = control
-        self.registry.controls = controls
+        before, self.registry.controls = self.registry.controls, controls
+        for name, old in before.items():
+            if controls.get(name) is not old:
+                old.tally.retired = True
         for control in controls.values():
             if control.mode == "canary" and not control.tripped:
-                self._judge(control)
+                control.tripped = self._tripped_before(control)
+                if not control.tripped:
+                    self._judge(control)
             self._publish(control)
 
     def _follow(self, mod: Module) -> ModuleControl | None:
         """The module's control for its state now (``None``: no candidate is served)."""
-        if not mod.handles:
+        handles = [h for h in mod.handles if h.module == mod.name]
+        if not handles:
             return None
-        try:
-            state = lifecycle.read_state(self.root, mod.name)
-        except VolumeError as exc:
-            report(exc, f"module {mod.name}: lifecycle state unreadable: {exc}",
-                   service="models", module=mod.name)
-            return None
+        state = lifecycle.read_state(self.root, mod.name)
         wanted = state.candidate if state.active else None
         key = self.settings.model_signing_key.get_secret_value() or None
-        for handle in mod.handles:
+        for handle in handles:
             try:
                 if handle.refresh_candidate(self.root, wanted, key):
                     log.info("module %s: candidate %s loaded (%s)", mod.name, wanted, state.mode)
-            except VolumeError as exc:
+            except (OSError, VolumeError) as exc:
                 report(exc, f"module {mod.name}: candidate failed to load: {exc}",
                        service="models", module=mod.name)
-        if wanted is None or any(h.candidate != wanted for h in mod.handles):
+        if wanted is None or any(h.candidate != wanted for h in handles):
             return None
         known = self.registry.controls.get(mod.name)
         if known is not None and known.same(state):
             return known
         return ModuleControl(mod.name, state, self.limits, self.runner)
+
+    def _trip_marker(self, control: ModuleControl) -> Path:
+        """The state-directory file saying this canary was stopped (every process of the
+        node honours it, after a restart too, even when the volume is read-only)."""
+        since = "".join(c for c in str(control.since) if c.isalnum())
+        return snapshot_dir(self.settings, control.module, control.version) / \
+            f"canary-stopped-{since}.json"
+
+    def _tripped_before(self, control: ModuleControl) -> str | None:
+        """Why this canary was already stopped on this node, or ``None``."""
+        try:
+            return str(json.loads(self._trip_marker(control).read_text())["reason"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def _judge(self, control: ModuleControl) -> None:
         """Stop a canary whose candidate does worse than the margins allow."""
@@ -183,13 +203,20 @@ class Tracker:
         if why is None:
             return
         control.tripped = why
+        marker = self._trip_marker(control)
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"reason": why, "at": lifecycle.now()}))
+        except OSError as exc:
+            log.warning("canary: cannot write %s: %s", marker, exc)
         by = f"cerebro {self.service} on {socket.gethostname()} (automatic)"
         try:
             entry = lifecycle.stop_candidate(self.root, control.module, by=by,
                                              action="canary-rollback", reason=why,
                                              expected=control.version)
         except (OSError, VolumeError) as exc:
-            entry = {"error": f"could not record it in the volume: {exc}"}
+            entry = {"error": f"stopped on this node, but it could not be recorded in the "
+                              f"volume: {exc}"}
         if entry is None:
             return  # another process stopped it first, and reported it
         error = CanaryRolledBack(f"{control.module}: canary {control.version} rolled back "
@@ -203,28 +230,21 @@ class Tracker:
         labels = (control.module, control.version)
         if control.mode == "canary":
             for (side, outcome), count in list(control.counts.items()):
-                self._push(metrics.CANARY_CALLS.labels(*labels, side, outcome),
-                           ("canary", *labels, side, outcome), count)
+                _push(control, metrics.CANARY_CALLS.labels(*labels, side, outcome),
+                      ("canary", side, outcome), count)
             return
         snap = control.tally.snapshot()
         for name in ("calls", "errors", "dropped"):
-            self._push(metrics.SHADOW_COUNTS.labels(*labels, name), ("shadow", *labels, name),
-                       snap[name])
+            _push(control, metrics.SHADOW_COUNTS.labels(*labels, name), ("shadow", name),
+                  snap[name])
         for name, total in snap["sums"].items():
-            self._push(metrics.SHADOW_MEASURE_SUM.labels(*labels, name),
-                       ("sum", *labels, name), total)
-            self._push(metrics.SHADOW_MEASURE_COUNT.labels(*labels, name),
-                       ("count", *labels, name), snap["counts"][name])
+            _push(control, metrics.SHADOW_MEASURE_SUM.labels(*labels, name), ("sum", name),
+                  total)
+            _push(control, metrics.SHADOW_MEASURE_COUNT.labels(*labels, name),
+                  ("count", name), snap["counts"][name])
         if snap["calls"] or snap["dropped"]:
             snap["since"] = control.since
             self._write_snapshot(control, snap)
-
-    def _push(self, counter: Any, key: tuple[str, ...], total: float) -> None:
-        """Add to a Prometheus counter what ``total`` grew by since the last push."""
-        delta = total - self._pushed.get(key, 0.0)
-        if delta > 0:
-            counter.inc(delta)
-            self._pushed[key] = total
 
     def _write_snapshot(self, control: ModuleControl, snap: dict[str, Any]) -> None:
         """Write this process's tally where ``cerebro compare`` merges them."""
@@ -238,6 +258,15 @@ class Tracker:
         except OSError as exc:
             log.warning("shadow: cannot write the tally of %s to %s: %s", control.module,
                         folder, exc)
+
+
+def _push(control: ModuleControl, counter: Any, key: tuple[str, ...], total: float) -> None:
+    """Add to a Prometheus counter what ``total`` (this control's count) grew by since the
+    last push; a new control starts from zero, so nothing is lost when one is replaced."""
+    delta = total - control.pushed.get(key, 0.0)
+    if delta > 0:
+        counter.inc(delta)
+        control.pushed[key] = total
 
 
 def snapshot_dir(settings: Settings, module: str, version: str) -> Path:

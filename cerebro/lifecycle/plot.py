@@ -31,8 +31,11 @@ def write_png(summary: dict[str, Any], path: Path, title: str) -> Path:
     figure.suptitle(title)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
+    tmp = path.with_name(f".{path.name}.tmp")
+    figure.savefig(tmp, dpi=90, format="png")
     plt.close(figure)
+    tmp.chmod(0o640)
+    tmp.replace(path)  # a link at ``path`` is replaced, never written through
     return path
 
 

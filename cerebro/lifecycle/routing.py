@@ -18,14 +18,17 @@ import random
 BUCKETS = 10_000
 
 
-def bucket(key: str) -> int:
-    """A stable bucket in ``[0, BUCKETS)`` for a sticky key."""
-    digest = hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=8).digest()
+def bucket(module: str, key: str) -> int:
+    """A stable bucket in ``[0, BUCKETS)`` for a sticky key of a module (salted by the
+    module, so the same keys are not the first to meet every module's canary)."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8,
+                             person=hashlib.sha256(module.encode()).digest()[:16]).digest()
     return int.from_bytes(digest, "big") % BUCKETS
 
 
-def to_candidate(percent: float, key: str | None) -> bool:
-    """Whether a call (with sticky key ``key``, or none) goes to the candidate."""
+def to_candidate(module: str, percent: float, key: str | None) -> bool:
+    """Whether a call of ``module`` (with sticky key ``key``, or none) goes to the
+    candidate."""
     if key is None:
         return random.random() * 100.0 < percent
-    return bucket(key) < percent * (BUCKETS / 100.0)
+    return bucket(module, key) < percent * (BUCKETS / 100.0)

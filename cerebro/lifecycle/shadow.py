@@ -61,7 +61,11 @@ class ShadowRunner:
 
     def submit(self, tally: Tally, calls: Sequence[Call], outcomes: Sequence[object],
                seconds: float) -> bool:
-        """Queue the served calls for the candidate; False (dropped, counted) when full."""
+        """Queue the served calls for the candidate; False (dropped, counted) when full.
+        A function with external network dependencies (``external=True``) is never run
+        twice: its calls are not shadowed."""
+        if calls[0].endpoint.external:
+            return True
         served = [(c, o) for c, o in zip(calls, outcomes) if not isinstance(o, CerebroError)]
         if not served:
             return True
@@ -88,7 +92,8 @@ class ShadowRunner:
         """Gather jobs, run them, forever; nothing here may escape."""
         while True:
             jobs = [self.queue.get()]
-            time.sleep(self.gather)
+            if self.queue.qsize() < self.queue.maxsize // 2:  # behind: no time to gather
+                time.sleep(self.gather)
             while True:
                 try:
                     jobs.append(self.queue.get_nowait())
@@ -96,7 +101,7 @@ class ShadowRunner:
                     break
             try:
                 self.run(jobs)
-            except Exception:
+            except BaseException:  # noqa: B036 - the thread must outlive any candidate
                 log.exception("shadow: a job failed")
             finally:
                 for _ in jobs:
@@ -106,6 +111,8 @@ class ShadowRunner:
         """Run jobs on the candidate, those of one endpoint and candidate together."""
         groups: dict[tuple[str, int], list[ShadowJob]] = {}
         for job in jobs:
+            if job.tally.retired:  # the candidate changed since: not this one's to judge
+                continue
             groups.setdefault((job.calls[0].endpoint.key, id(job.tally)), []).append(job)
         for group in groups.values():
             self._run_group(group)
@@ -161,7 +168,7 @@ def _call(endpoint: Endpoint, rows: list[dict[str, object]]) -> list[object]:
     if endpoint.batch is not None:
         try:
             answers = list(endpoint.func(rows))
-        except Exception as exc:
+        except Exception as exc:  # the candidate's failure, counted by the caller
             return [exc] * len(rows)
         if len(answers) != len(rows):
             return [TypeError("batch function returned the wrong number of results")] * len(rows)

@@ -23,6 +23,7 @@ import getpass
 import json
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -107,7 +108,11 @@ def locked(root: StrPath, module: str) -> Iterator[None]:
     base = volume.module_dir(root, module)
     if not base.is_dir():
         raise LifecycleError(f"{module}: nothing is published in the data volume at {root}")
-    fd = os.open(base / LOCK, os.O_RDWR | os.O_CREAT, volume.FILE_MODE)
+    try:
+        fd = os.open(base / LOCK, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, volume.FILE_MODE)
+    except OSError as exc:
+        raise LifecycleError(f"{module}: cannot take the lifecycle lock in {base}: "
+                             f"{exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -115,17 +120,32 @@ def locked(root: StrPath, module: str) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def _read_small(module: str, path: Path) -> bytes | None:
+    """The bytes of a small lifecycle file, opened without following a link and only if it
+    is a regular file (a FIFO would block the reloader); ``None`` when it does not exist."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise VolumeError(f"{module}: {path.name} cannot be read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise VolumeError(f"{module}: {path.name} is not a regular file: refused")
+        return handle.read(1 << 20)
+
+
 def read_state(root: StrPath, module: str) -> State:
     """The module's lifecycle state (no candidate, no pins when there is no file)."""
-    path = volume.module_dir(root, module) / STATE
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
+    data = _read_small(module, volume.module_dir(root, module) / STATE)
+    if data is None:
         return State()
+    try:
+        parsed = json.loads(data)
     except ValueError as exc:
         raise VolumeError(f"{module}: {STATE} is unreadable: {exc}") from None
-    return _parse_state(module, data)
+    return _parse_state(module, parsed)
 
 
 def _parse_state(module: str, data: object) -> State:
@@ -163,7 +183,8 @@ def record(root: StrPath, module: str, action: str, **entry: object) -> dict[str
     line = {"at": now(), "by": entry.pop("by", None) or who(), "action": action, **entry}
     path = volume.module_dir(root, module) / HISTORY
     data = (json.dumps(line, sort_keys=True) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, volume.FILE_MODE)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                 volume.FILE_MODE)
     try:
         os.write(fd, data)
         os.fsync(fd)
@@ -176,9 +197,12 @@ def history(root: StrPath, module: str) -> list[dict[str, Any]]:
     """Every recorded switch, oldest first (a torn or foreign line is skipped)."""
     path = volume.module_dir(root, module) / HISTORY
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise VolumeError(f"{module}: {HISTORY} cannot be read: {exc.strerror}") from None
     entries = []
     for line in lines:
         try:
@@ -247,21 +271,28 @@ def _checked(root: StrPath, module: str, version: str, key: str | None) -> str:
 
 
 def promote(root: StrPath, module: str, version: str, *, key: str | None,
-            by: str | None = None, action: str = "promote") -> dict[str, object]:
+            by: str | None = None) -> dict[str, object]:
     """Make ``version`` current, atomically; a candidate that is promoted stops being one.
     Returns the history entry."""
     with locked(root, module):
-        name = _checked(root, module, version, key)
-        before = volume.current_version(root, module)
-        if name == before:
-            raise LifecycleError(f"{module}: {name} is already the current version")
-        volume.write_pointer(root, module, name)
-        state = read_state(root, module)
-        ended = state.candidate == name
-        if ended:
-            write_state(root, module, replace(state, candidate=None, mode=None, percent=0.0))
-        return record(root, module, action, by=by, **{"from": before, "to": name},
-                      **({"ended": state.mode} if ended and state.mode else {}))
+        return _switch(root, module, version, key, by, "promote")
+
+
+def _switch(root: StrPath, module: str, version: str, key: str | None, by: str | None,
+            action: str) -> dict[str, object]:
+    """Make ``version`` current (the lock is held): checked, recorded, then switched."""
+    name = _checked(root, module, version, key)
+    before = volume.current_version(root, module)
+    if name == before:
+        raise LifecycleError(f"{module}: {name} is already the current version")
+    state = read_state(root, module)
+    ended = state.candidate == name
+    entry = record(root, module, action, by=by, **{"from": before, "to": name},
+                   **({"ended": state.mode} if ended and state.mode else {}))
+    volume.write_pointer(root, module, name)
+    if ended:
+        write_state(root, module, replace(state, candidate=None, mode=None, percent=0.0))
+    return entry
 
 
 def previous(root: StrPath, module: str) -> str | None:
@@ -283,10 +314,11 @@ def rollback(root: StrPath, module: str, to: str | None = None, *, key: str | No
              by: str | None = None) -> dict[str, object]:
     """Make ``to`` (default: the previous current version) current again; returns the
     history entry."""
-    target = to or previous(root, module)
-    if target is None:
-        raise LifecycleError(f"{module}: there is no earlier version to roll back to")
-    return promote(root, module, target, key=key, by=by, action="rollback")
+    with locked(root, module):
+        target = to or previous(root, module)
+        if target is None:
+            raise LifecycleError(f"{module}: there is no earlier version to roll back to")
+        return _switch(root, module, target, key, by, "rollback")
 
 
 def pin(root: StrPath, module: str, version: str, *, on: bool = True,
@@ -297,6 +329,8 @@ def pin(root: StrPath, module: str, version: str, *, on: bool = True,
         if on and name not in published(root, module):
             raise LifecycleError(f"{module}: no published version {name!r}")
         state = read_state(root, module)
+        if not on and name not in state.pinned:
+            raise LifecycleError(f"{module}: {name} is not pinned")
         pins = [v for v in state.pinned if v != name] + ([name] if on else [])
         write_state(root, module, replace(state, pinned=tuple(pins)))
         return record(root, module, "pin" if on else "unpin", by=by, version=name)
@@ -327,13 +361,19 @@ def start_candidate(root: StrPath, module: str, version: str, mode: Mode, *,
 
 def stop_candidate(root: StrPath, module: str, *, by: str | None = None,
                    action: str = "candidate-off", reason: str | None = None,
-                   expected: str | None = None) -> dict[str, object] | None:
+                   expected: str | None = None, mode: Mode | None = None
+                   ) -> dict[str, object] | None:
     """End the shadow or canary (the candidate serves nothing more); returns the history
-    entry, or ``None`` when there was no candidate (or, with ``expected``, another one)."""
+    entry, or ``None`` when there was no candidate (or, with ``expected``, another one).
+    With ``mode``, a candidate tried in the other mode is refused, not stopped."""
     with locked(root, module):
         state = read_state(root, module)
         if state.candidate is None or (expected and state.candidate != expected):
             return None
+        if mode is not None and state.mode != mode:
+            raise LifecycleError(f"{module}: the candidate {state.candidate} is in "
+                                 f"{state.mode}, not {mode}: use `cerebro {state.mode} "
+                                 f"{module} --off`")
         write_state(root, module, replace(state, candidate=None, mode=None, percent=0.0,
                                           since=now(), by=by or who()))
         extra = {"reason": reason} if reason else {}
@@ -344,9 +384,3 @@ def stop_candidate(root: StrPath, module: str, *, by: str | None = None,
 def state_json(root: StrPath, module: str) -> dict[str, Any]:
     """The state as JSON (for ``GET /v1/modules`` and ``cerebro versions --json``)."""
     return read_state(root, module).to_json()
-
-
-def lifecycle_files(root: StrPath, module: str) -> list[Path]:
-    """The lifecycle files of a module (for tests and the slice command)."""
-    base = volume.module_dir(root, module)
-    return [base / STATE, base / HISTORY]

@@ -124,6 +124,9 @@ def test_the_cli(tmp_path):
     assert code == 2 and "no published version" in err and "Traceback" not in err
     code, _, err = run_cli(env, "versions", "nothing_here")
     assert code == 2 and "no module named 'nothing_here'" in err
-    assert run_cli(env, "shadow", MODULE, "--off")[0] == 0
+    code, _, err = run_cli(env, "shadow", MODULE, "--off")  # it is a canary, not a shadow
+    assert code == 2 and f"use `cerebro canary {MODULE} --off`" in err
+    assert run_cli(env, "unpin", MODULE, a)[0] == 2  # not pinned
+    assert run_cli(env, "canary", MODULE, "--off")[0] == 0
     assert not lifecycle.read_state(tmp_path, MODULE).active
     assert run_cli(env, "promote", MODULE, b)[0] == 0 and current(tmp_path) == b
