@@ -176,9 +176,9 @@ def report(root: Path, state_dir: Path, module: str, version: str, hours: float,
                        f"({FILE}): build it again with the shared build helpers"}
     merged = merge(monitoring_dir(state_dir, module, version), hours, now)
     fields = [field_drift(name, "input", ref, merged["inputs"].get(name), policy)
-              for name, ref in profile["features"].items()]
+              for name, ref in profile["features"].items() if ref.get("kind") != "identifier"]
     fields += [field_drift(name, "prediction", ref, merged["outputs"].get(name), policy)
-               for name, ref in profile["outputs"].items()]
+               for name, ref in profile["outputs"].items() if ref.get("kind") != "identifier"]
     fields.sort(key=lambda f: (-f["severity"], f["field"]))
     first = merged["first_slot"]
     return {**base, "profile": True, "samples": merged["n"], "fields": fields,

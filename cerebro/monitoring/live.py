@@ -96,8 +96,10 @@ class VersionCounts:
     def __init__(self, module: str, version: str, profile: Mapping[str, Any]) -> None:
         self.module = module
         self.version = version
-        self.inputs = {name: FieldCounter(ref) for name, ref in profile["features"].items()}
-        self.outputs = {name: FieldCounter(ref) for name, ref in profile["outputs"].items()}
+        self.inputs = {name: FieldCounter(ref) for name, ref in profile["features"].items()
+                       if ref.get("kind") != "identifier"}
+        self.outputs = {name: FieldCounter(ref) for name, ref in profile["outputs"].items()
+                        if ref.get("kind") != "identifier"}
         self.slots: dict[int, dict[str, Any]] = {}
         self.dirty: set[int] = set()
         self.lock = threading.Lock()
@@ -118,10 +120,12 @@ class VersionCounts:
             slot = self._slot(index)
             slot["n"] += 1
             for name, counter in self.inputs.items():
-                counter.count(slot["inputs"][name], row.get(name))
+                if name in row:  # a function that does not take the field says nothing of it
+                    counter.count(slot["inputs"][name], row[name])
             if isinstance(result, Mapping):
                 for name, counter in self.outputs.items():
-                    counter.count(slot["outputs"][name], result.get(name))
+                    if name in result:
+                        counter.count(slot["outputs"][name], result[name])
             self.dirty.add(index)
 
     def flush(self, folder: Path, process: str) -> None:

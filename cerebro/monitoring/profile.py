@@ -14,7 +14,9 @@ values it holds:
 * strings and booleans (categories): the share of each of the most frequent
   (at most :data:`MAX_CATEGORIES`), the rest as ``__other__``;
 * lists (e.g. amenities): the share of rows holding each item, and the items'
-  distribution.
+  distribution;
+* identifiers (strings or numbers nearly all distinct, such as a listing id):
+  kind ``identifier``, not monitored: an id has no distribution to drift from.
 
 Outputs are profiled the same way, by the result field they are served as
 (``{"rent": predictions}``).
@@ -77,11 +79,23 @@ def field_profile(values: Sequence[object]) -> dict[str, Any]:
     present = [v for v in values if not missing(v)]
     base = {"kind": kind, "count": len(values),
             "missing": absent / len(values) if values else 0.0}
+    if kind != "items" and identifier(present):
+        return {**base, "kind": "identifier"}
     if kind == "numeric":
         return {**base, **_numeric(sorted(float(v) for v in present))}  # type: ignore[arg-type]
     if kind == "items":
         return {**base, **_items(present)}
     return {**base, **_categorical([str(v) for v in present])}
+
+
+def identifier(present: Sequence[object]) -> bool:
+    """True when at least 100 values are nearly all distinct (over 90 %) and, for numbers,
+    all integers: an id, not a measurement."""
+    if len(present) < 100:
+        return False
+    if any(isinstance(v, float) and not float(v).is_integer() for v in present):
+        return False
+    return len(set(map(str, present))) > 0.9 * len(present)
 
 
 def _numeric(ordered: list[float]) -> dict[str, Any]:

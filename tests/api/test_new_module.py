@@ -1,10 +1,11 @@
 """`cerebro new` scaffolds a module that passes lint and a running server serves at once."""
 
+import json
 import subprocess
 import sys
 import time
 
-from support import cerebro_env
+from support import cerebro_env, published_version_dir
 
 
 def _cerebro(*args, env):
@@ -25,8 +26,8 @@ def _until(predicate, timeout):
 def test_new_module_lints_and_is_served_without_a_restart(tmp_path, server_factory):
     """A module folder added while the server runs answers within a reload interval: ping
     before any build, predict 503 model_not_ready while /readyz stays 200 (the node stays in
-    rotation; ?module= says why), and predictions after its first build. Removing the folder
-    stops serving it."""
+    rotation; ?module= says why), and predictions after its first build, which publishes
+    predict's reference profile for drift monitoring. Removing the folder stops serving it."""
     package = tmp_path / "newmods"
     package.mkdir()
     (package / "__init__.py").write_text('"""Fresh modules package for the test."""\n')
@@ -59,6 +60,11 @@ def test_new_module_lints_and_is_served_without_a_restart(tmp_path, server_facto
 
     built = _cerebro("build", "demo_model", env=env)
     assert built.returncode == 0, built.stderr
+    version_dir = published_version_dir(tmp_path / "vol", "demo_model")
+    profile = json.loads((version_dir / "profile.json").read_text())
+    assert list(profile["features"]) == ["x"] and list(profile["outputs"]) == ["y"]
+    for field in (profile["features"]["x"], profile["outputs"]["y"]):
+        assert field["kind"] == "numeric" and field["edges"] and field["count"] == 1000
     _until(lambda: server.get("/readyz?module=demo_model")[0] == 200, 20)
     code, _, body = server.post("/v1/demo_model/predict", {"x": 2})
     assert code == 200 and abs(body["y"] - 7.0) < 0.5

@@ -80,7 +80,7 @@ def test_metadata_has_sha256_and_metrics(version_dir):
     assert meta["metrics"]["localities"] > 1900
     assert abs(sum(meta["params"]["weights"].values()) - 1.0) < 1e-3
     assert (version_dir / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(meta["files"]) == ["report.md", "report.png"]
+    assert sorted(meta["files"]) == ["profile.json", "report.md", "report.png"]
 
 
 def test_calibration_is_a_plain_dict(build):

@@ -22,6 +22,8 @@ from cerebro.dispatch import Call, Dispatcher
 from cerebro.endpoint import build_endpoint
 from cerebro.errors import InvalidPayload, ModelNotReady
 from cerebro.models import ModelHandle
+from cerebro.registry import Registry
+from cerebro.settings import load_settings
 from support import build_module, published_version_dir
 
 MODULE = "rent_predictor"
@@ -49,10 +51,11 @@ def predict(build):
 
     expose.MODEL.refresh(build[0])
     endpoint = build_endpoint(MODULE, expose.predict)
+    dispatcher = Dispatcher(Registry(load_settings(), {}))  # no module in trial or monitored
 
     def call(**payload):
         """Validate ``payload`` against the declared inputs, call ``predict`` (a batch of one)."""
-        return Dispatcher(None).run(Call(endpoint, endpoint.schema.validate(payload)))
+        return dispatcher.run(Call(endpoint, endpoint.schema.validate(payload)))
 
     return call
 
@@ -79,7 +82,7 @@ def test_metadata_has_sha256_metrics_and_params(version_dir):
     assert meta["metrics"]["r2"] > 0.8
     assert meta["metrics"]["mae"] > 0
     assert meta["params"]["rows"] == 2000 and meta["params"]["loss"] == "gamma"
-    assert sorted(meta["files"]) == ["report.md", "report.png"]
+    assert sorted(meta["files"]) == ["profile.json", "report.md", "report.png"]
 
 
 def test_report_png_is_a_real_png_and_report_md_has_metrics(version_dir):

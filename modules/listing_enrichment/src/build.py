@@ -5,7 +5,9 @@ Subject: Build listing_enrichment's demand model: extract, clean, fit, evaluate,
 Tagline: Run it any time; the freshest judge takes the bench.
 
 ``python modules/listing_enrichment/src/build.py`` (or ``cerebro build
-listing_enrichment``) trains a new model and publishes it to the data volume.
+listing_enrichment``) trains a new model and publishes it to the data volume,
+with its reference profile for drift monitoring (``profile.json``: the training
+listings as ``enrich`` takes them, and the demand it answers for them).
 """
 
 import argparse
@@ -44,14 +46,27 @@ def parse_args(argv=None):
 
 
 def build(rows, seed, volume, keep):
-    """Extract, clean, fit and publish; return the published metadata."""
+    """Extract, clean, fit and publish (with ``profile.json``); return the published metadata."""
     from cerebro.volume import publish
     raw = extract.extract(rows, seed)
     frame, dropped = transform.clean(raw)
     pipeline, metrics = model.fit(frame, seed)
     metrics["rows_dropped"] = dropped
+    train, _test = model.split(frame, seed)
     return publish(volume, MODULE, {"model": pipeline}, metrics=metrics,
-                   params={"rows": rows, "seed": seed, "features": list(FEATURES)}, keep=keep)
+                   params={"rows": rows, "seed": seed, "features": list(FEATURES)},
+                   files=reference_profile(pipeline, train), keep=keep)
+
+
+def reference_profile(pipeline, train):
+    """``{"profile.json": bytes}``: the reference profile of the training listings, as the
+    served function takes them, and of the demand it answers for them."""
+    import json
+
+    from cerebro.monitoring import profile
+    reference = profile.build(transform.served_inputs(train),
+                              model.served_outputs(pipeline, train))
+    return {profile.FILE: json.dumps(reference, sort_keys=True).encode()}
 
 
 def main(argv=None):

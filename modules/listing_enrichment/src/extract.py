@@ -15,7 +15,8 @@ from modules.listing_enrichment.src.utilities import DEFAULT_SEED, neighbourhood
 
 
 def extract(rows, seed=DEFAULT_SEED):
-    """A raw ``DataFrame`` of listings: coordinates, size, rent, neighbourhood and ``let_fast``."""
+    """A raw ``DataFrame`` of listings: id, coordinates, size, rent, neighbourhood and
+    ``let_fast``."""
     rng = np.random.default_rng(seed)
     lat = rng.uniform(12.8, 13.2, rows)
     lon = rng.uniform(77.4, 77.8, rows)
@@ -27,7 +28,8 @@ def extract(rows, seed=DEFAULT_SEED):
     value = (-0.35 * hood["metro_km"] - 0.2 * hood["school_km"] - 0.1 * hood["hospital_km"]
              - 0.2 * hood["park_km"] + 0.08 * hood["amenities_1km"]
              - 0.08 * (rent / area - base) + rng.normal(0, 0.6, rows))
-    frame = pd.DataFrame({"latitude": lat, "longitude": lon, "bhk": bhk, "area_sqft": area,
+    frame = pd.DataFrame({"listing_id": [f"L-{i:07d}" for i in range(1, rows + 1)],
+                          "latitude": lat, "longitude": lon, "bhk": bhk, "area_sqft": area,
                           "rent": rent})
     frame = pd.concat([frame, hood], axis=1)
     frame["let_fast"] = (value > np.median(value)).astype(int)

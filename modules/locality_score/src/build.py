@@ -7,8 +7,9 @@ Tagline: Walk every street once, so no request has to.
 Run ``python modules/locality_score/src/build.py`` (or ``python -m
 modules.locality_score.src.build``, or ``cerebro build locality_score``) at
 any time: it recalibrates the formula, prints how well scores agree with
-resident ratings and publishes the calibration, with ``report.png`` and
-``report.md`` beside it, as the module's new current version.
+resident ratings and publishes the calibration, with ``report.png``,
+``report.md`` and the reference profile of drift monitoring (``profile.json``)
+beside it, as the module's new current version.
 """
 
 import sys
@@ -42,8 +43,9 @@ def stage_extract(state):
 
 
 def stage_transform(state):
-    """Drop localities with unusable distances."""
+    """Drop localities with unusable distances; keep them as the served function takes them."""
     state.clean, state.dropped = transform.clean(state.raw)
+    state.reference_inputs = transform.served_inputs(state.clean)
 
 
 def stage_calibrate(state):
@@ -64,6 +66,8 @@ def stage_evaluate(state):
     grades = pd.Series([r["grade"] for r in results])
     ratings = frame["resident_rating"].reset_index(drop=True)
     state.scores = scores
+    state.reference_outputs = {"score": [r["score"] for r in results],
+                               "grade": [r["grade"] for r in results]}
     state.metrics = {
         "spearman_rating": round(float(scores.corr(ratings, method="spearman")), 4),
         "pearson_rating": round(float(scores.corr(ratings)), 4),
@@ -134,7 +138,7 @@ def main(argv=None):
     print("stages: " + ", ".join(f"{name} {seconds:.1f}s"
                                  for name, seconds in state.timings.items()))
     print(f"published version {version}")
-    print(f"  to {where} (model.joblib, report.png, report.md, metadata.json)")
+    print(f"  to {where} (model.joblib, report.png, report.md, profile.json, metadata.json)")
     print(f"build took {elapsed:.1f}s")
     return 0
 

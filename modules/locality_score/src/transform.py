@@ -48,6 +48,19 @@ def components(half_lives, distances, amenities):
     return parts
 
 
+#: The fields the served function takes (its ``inputs``), in the order it declares them.
+SERVED_FIELDS = (*(distance_column(name) for name in DISTANCES), "amenities", "city")
+
+
+def served_inputs(frame):
+    """Localities as the served function receives them (amenities as a sorted list of known
+    kinds): the reference profile that drift monitoring compares live calls with."""
+    rows = frame[list(SERVED_FIELDS)].to_dict("records")
+    for row in rows:
+        row["amenities"] = sorted(parse_amenities(row["amenities"]))
+    return rows
+
+
 def clean(frame):
     """Drop localities with a missing, negative or out-of-range distance.
 

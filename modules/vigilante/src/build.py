@@ -7,8 +7,9 @@ Tagline: Study a season of forgeries in a few seconds, then stand guard.
 Run ``python modules/vigilante/src/build.py`` (or ``python -m
 modules.vigilante.src.build``, or ``cerebro build vigilante``) at any time:
 it trains the classifier on freshly generated (deterministic) listings,
-prints its hold-out metrics and publishes it, with ``report.png`` and
-``report.md``, as the module's new current version in the data volume.
+prints its hold-out metrics and publishes it, with ``report.png``, ``report.md``
+and the reference profile of drift monitoring (``profile.json``), as the
+module's new current version in the data volume.
 """
 
 import sys
@@ -54,6 +55,7 @@ def stage_transform(state):
     state.levels = transform.rent_levels(state.train)
     state.x_train = transform.feature_matrix(state.train, state.levels)
     state.x_test = transform.feature_matrix(state.test, state.levels)
+    state.reference_inputs = transform.served_inputs(state.train)
 
 
 def stage_train(state):
@@ -66,7 +68,8 @@ def stage_train(state):
 
 
 def stage_evaluate(state):
-    """Hold-out metrics: accuracy, macro F1, ROC AUC and precision/recall of flagging."""
+    """Hold-out metrics: accuracy, macro F1, ROC AUC and precision/recall of flagging; the
+    training listings' verdicts and scores as served (drift monitoring's reference)."""
     import numpy as np
     from sklearn.metrics import (accuracy_score, f1_score, precision_score, recall_score,
                                  roc_auc_score)
@@ -88,6 +91,17 @@ def stage_evaluate(state):
         "holdout_rows": int(len(truth)),
     }
     state.per_kind_recall = {k: round(float((predicted[truth == k] == k).mean()), 4) for k in KINDS}
+    state.reference_outputs = served_outputs(state.model, state.reference_inputs)
+
+
+def served_outputs(fitted, rows):
+    """The verdict and score the served function answers for each listing of ``rows`` (by the
+    same fast path, rounded the same way), as ``{result field: values}``."""
+    levels = fitted["rent_levels"]
+    answers = [model.verdict(fitted, model.probabilities(fitted, transform.features(row, levels)))
+               for row in rows]
+    return {"verdict": [kind for kind, _ in answers],
+            "score": [round(score, 4) for _, score in answers]}
 
 
 def stage_report(state):

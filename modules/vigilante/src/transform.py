@@ -67,6 +67,18 @@ def feature_matrix(frame, levels):
     ])
 
 
+#: The fields the served function takes (its ``inputs``), in the order it declares them.
+SERVED_FIELDS = ("listing_id", "city", "bhk", "area_sqft", "rent", "photos", "description_length",
+                 "poster_listings_30d", "poster_account_age_days", "phone_shared_accounts",
+                 "duplicate_photo_share", "contact_in_description", "verified_owner")
+
+
+def served_inputs(frame):
+    """Listings as the served function receives them (one dict per listing, in its declared
+    fields): the reference profile that drift monitoring compares live calls with."""
+    return frame[list(SERVED_FIELDS)].to_dict("records")
+
+
 def clean(frame):
     """Drop listings that cannot be scored (no area, no rent); returns ``(frame, dropped)``."""
     keep = (frame["area_sqft"] > 0) & (frame["rent"] > 0) & (frame["bhk"] > 0)
