@@ -243,3 +243,38 @@ def test_canary_share_stickiness_and_automatic_rollback(stack):
                for _ in range(40))
     sherlock = (root.parent / "sherlock" / "sherlock.jsonl").read_text()
     assert f"canary {broken} rolled back automatically" in sherlock
+
+
+def test_candidate_switches_under_load_fail_no_call(stack):
+    """Four clients call without pause while the canary's candidate is switched between two
+    versions that take a while to load (a 30 MB artifact each), turned off, started again and
+    promoted: not one call fails, and every answer names a version that was serving."""
+    server, root, env, base = stack()
+    first = publish(root, pad="a" * 30_000_000)
+    second = publish(root, pad="b" * 30_000_000, scale=2.5)
+    lifecycle.promote(root, MODULE, base, key=TEST_SIGNING_KEY)
+    statuses, seen, stop = [], set(), threading.Event()
+
+    def hammer(function):
+        """Call until told to stop."""
+        while not stop.is_set():
+            code, body = _call(server, 1.0, function, key=None)
+            statuses.append(code)
+            seen.add(body.get("model_version"))
+
+    threads = [threading.Thread(target=hammer, args=(f,)) for f in ("predict", "predict_many") * 2]
+    for thread in threads:
+        thread.start()
+    try:
+        for command, args in (("canary", [first, "--percent", "50"]),
+                              ("canary", [second, "--percent", "50"]),
+                              ("canary", [first, "--percent", "50"]), ("canary", ["--off"]),
+                              ("canary", [second, "--percent", "50"]), ("promote", [second])):
+            assert run_cli(env, command, MODULE, *args)[0] == 0
+            time.sleep(RELOAD * 5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert len(statuses) > 100 and set(statuses) == {200}
+    assert seen <= {base, first, second} and second in seen
