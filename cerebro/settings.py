@@ -174,6 +174,10 @@ class Settings(EnvSettings):
         "CEREBRO_SHADOW_GATHER", 0.1,
         "Seconds the shadow thread gathers live calls before running them on the candidate "
         "together (fewer, larger candidate calls; the live path meets short bursts).")
+    shadow_budget: float = setting(
+        "CEREBRO_SHADOW_BUDGET", 0.1,
+        "Share of one core's time a process may spend running shadow calls (beyond it they "
+        "are dropped and counted): what a shadow may take from the live path at most.")
     canary_window: Seconds = setting(
         "CEREBRO_CANARY_WINDOW", 60.0,
         "Seconds of calls over which a canary's error rate and p99 are judged.")

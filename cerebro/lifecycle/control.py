@@ -130,7 +130,8 @@ class Tracker:
         self.limits = Limits(settings.canary_window, settings.canary_min_calls,
                              settings.canary_max_error_delta, settings.canary_max_p99_ratio,
                              settings.canary_p99_slack)
-        self.runner = ShadowRunner(settings.shadow_queue, settings.shadow_gather)
+        self.runner = ShadowRunner(settings.shadow_queue, settings.shadow_gather,
+                                   settings.shadow_budget)
 
     @property
     def root(self) -> Path:

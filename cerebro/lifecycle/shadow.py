@@ -16,6 +16,13 @@ them, and runs the calls of one batch function together (in chunks of the
 function's ``max_size``): a few larger candidate calls cost far less than one
 per live request, and the live path meets the shadow's work in short bursts
 instead of at every request.
+
+The shadow has a CPU budget (``CEREBRO_SHADOW_BUDGET``, a share of one core's
+time per process, 0.1 by default; a token bucket holding two gathers' worth,
+so its work comes in short bursts): under a load where running every call
+again would cost more, the
+calls beyond it are dropped and counted, so the live path keeps at least the
+rest of the machine, whatever the candidate costs.
 """
 
 from __future__ import annotations
@@ -52,9 +59,15 @@ class ShadowJob:
 class ShadowRunner:
     """A bounded queue of shadow jobs and the one thread that runs them."""
 
-    def __init__(self, capacity: int, gather: float = 0.1) -> None:
+    def __init__(self, capacity: int, gather: float = 0.1, budget: float = 0.1) -> None:
         self.queue: queue.Queue[ShadowJob] = queue.Queue(maxsize=max(1, capacity))
         self.gather = gather
+        self.budget = budget
+        # seconds of candidate work allowed now, at most two gathers' worth: the live path
+        # meets short bursts, never a long one after a busy spell
+        self._cap = max(0.005, 2 * budget * max(gather, 0.01))
+        self._tokens = self._cap
+        self._refilled = time.monotonic()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._warned: set[tuple[str, str]] = set()
@@ -125,6 +138,10 @@ class ShadowRunner:
         size = endpoint.batch.max_size if endpoint.batch is not None else 1
         live_per_call = sum(job.seconds for job in jobs) / max(1, len(rows))
         for start in range(0, len(rows), size):
+            if not self._afford():
+                with tally.lock:
+                    tally.dropped += len(rows) - start
+                return
             chunk = rows[start:start + size]
             began = time.perf_counter()
             with serving_candidate():
@@ -132,7 +149,15 @@ class ShadowRunner:
             took = time.perf_counter() - began
             tally.timed(live_per_call, took / len(chunk), len(chunk))
             self._compare(endpoint, tally, live[start:start + size], answers)
+            self._tokens -= time.perf_counter() - began
             time.sleep(0)  # let a waiting live thread have the interpreter between chunks
+
+    def _afford(self) -> bool:
+        """Refill the budget for the time passed; True while some is left."""
+        now = time.monotonic()
+        self._tokens = min(self._cap, self._tokens + (now - self._refilled) * self.budget)
+        self._refilled = now
+        return self._tokens > 0
 
     def _compare(self, endpoint: Endpoint, tally: Tally, live: Sequence[object],
                  answers: Sequence[object]) -> None:

@@ -12,14 +12,16 @@ import subprocess
 import sys
 import time
 from email import policy as email_policy
+from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from cerebro.monitoring import profile
+from cerebro.monitoring import predictions, profile
+from cerebro.settings import load_settings
 from conftest import STATIC, produce, wait_for
 from kafka_broker import fresh_name
 from lifecycle_support import MODULE, PACKAGE, publish
-from support import cerebro_env, free_port
+from support import cerebro_env, free_port, run_cli
 
 
 def _training(n=5_000, seed=1):
@@ -93,6 +95,21 @@ def test_drift_from_rest_and_kafka_merged_flagged_and_mailed(broker, receiver, c
         assert server.get("/v1/modules/nothing/drift")[0] == 404
         assert server.get(f"/v1/modules/{MODULE}/drift?version=20990101T000000000Z-x")[0] == 404
 
+        code, out, _ = run_cli(env, "drift", MODULE, "--json")
+        cli = json.loads(out)
+        assert code == 1 and set(cli["drifted"]) == {"x", "y", "label"}
+        assert Path(cli["png"]).read_bytes()[:4] == b"\x89PNG"
+        code, out, _ = run_cli(env, "drift", MODULE, "--no-plot")
+        assert code == 1 and "DRIFT (psi" in out and out.index(" x ") < out.index("label")
+
+        log_settings = load_settings({"CEREBRO_DATA_VOLUME": str(volume)})
+        logged = wait_for(lambda: [r for r in [list(predictions.read(log_settings, MODULE))]
+                                   if len(r) >= total], 20, 0.2, "every call logged")[0]
+        assert len(logged) == total
+        assert all(set(r["inputs"]) <= {"x"} and "note" not in json.dumps(r) for r in logged)
+        assert {r["version"] for r in logged} == {found["version"]}
+        assert all(set(r["outputs"]) == {"y", "label"} for r in logged)
+
         code, out = _digest(env, smtp_port)
         assert code == 0, out
         [mail] = inbox.messages
@@ -111,8 +128,10 @@ def _send(server, broker, topic, xs, tag):
     once every Kafka event was handled."""
     half = len(xs) // 2
     for i, x in enumerate(xs[:half]):
-        function = "predict" if i % 2 else "predict_many"
-        assert server.post(f"/v1/{MODULE}/{function}", {"x": x})[0] == 200
+        if i % 2:
+            assert server.post(f"/v1/{MODULE}/predict", {"x": x, "note": "private"})[0] == 200
+        else:
+            assert server.post(f"/v1/{MODULE}/predict_many", {"x": x})[0] == 200
     produce(broker, topic, [{"event_id": f"{tag}{i}", "x": x} for i, x in enumerate(xs[half:])])
     return len(xs)
 

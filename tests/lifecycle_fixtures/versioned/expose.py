@@ -10,8 +10,11 @@ import os
 import time
 
 from cerebro import Batching, Field, ModelHandle, endpoint
+from cerebro.monitoring import Monitoring
 
 MODEL = ModelHandle("versioned")
+# served calls are logged for retraining with ``x`` only: ``note`` (personal) stays out
+MONITORING = Monitoring(log_predictions=True, log_fields=("x",))
 TOPIC = os.environ.get("CEREBRO_TEST_VERSIONED_TOPIC", "versioned-events")
 
 
@@ -28,9 +31,11 @@ def _answer(x):
             "model_version": loaded.version}
 
 
-@endpoint(inputs={"x": Field(float)}, topics=(TOPIC,), extra="ignore", example={"x": 1.0})
-def predict(x):
-    """``x`` scaled by the version's parameters."""
+@endpoint(inputs={"x": Field(float), "note": Field(str, default="")}, topics=(TOPIC,),
+          extra="ignore", example={"x": 1.0})
+def predict(x, note):
+    """``x`` scaled by the version's parameters (``note`` is not used: a personal field the
+    prediction log must leave out)."""
     return _answer(x)
 
 
