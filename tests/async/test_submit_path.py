@@ -174,7 +174,7 @@ def _submit_call(module="jobs", function="square"):
     """A stand-in for a prepared call and its Tornado handler."""
     headers = {}
     handler = SimpleNamespace(request_id="req-1", set_header=headers.__setitem__)
-    call = SimpleNamespace(endpoint=SimpleNamespace(module=module, name=function))
+    call = SimpleNamespace(endpoint=SimpleNamespace(module=module, name=function), sticky_key=None)
     return handler, call, headers
 
 
