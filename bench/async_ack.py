@@ -26,7 +26,14 @@ The queues it created are deleted at the end, and so are Celery's shared
 objects (event and pidbox exchanges, native delayed-delivery topology) that
 were not on the broker before it started.
 
+With ``--profile``, a py-spy profile of one API process at the last rate,
+by stage (HTTP, event loop, publish and confirm, Redis marker, handler,
+submit); ``--repeat N`` measures every queue type N times, interleaved, so
+the machine's noise shows in the spread.
+
     python bench/async_ack.py --rates 200,500 --seconds 10 --tasks 2000
+    python bench/async_ack.py --rates 500 --queue-types quorum --tasks 0 --profile
+    python bench/async_ack.py --rates 200,500 --repeat 3
 """
 
 import argparse
@@ -273,6 +280,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--rates", default="200,500", help="comma-separated request rates (req/s)")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy profile of one API process at the last rate, by stage "
+                             "(pip install py-spy)")
     parser.add_argument("--seconds", type=float, default=10, help="duration of each rate")
     parser.add_argument("--tasks", type=int, default=2000,
                         help="tasks for the worker throughput run (0: skip it)")
@@ -288,6 +298,9 @@ def main(argv=None):
                         help="apply a RabbitMQ policy making the benchmark's classic queue a "
                              "classic queue of this version (needs a local rabbitmqctl; "
                              "default: leave the broker's default)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure every queue type this many times, interleaved (the "
+                             "machine's noise shows in the spread)")
     args = parser.parse_args(argv)
     types = [t.strip() for t in args.queue_types.split(",") if t.strip()]
     if not types or set(types) - {"quorum", "classic"}:
@@ -309,15 +322,16 @@ def main(argv=None):
     shared = SharedSnapshot(_broker_url(env))
     verdicts = []
     try:
-        for queue_type in types:
-            results = run(args, env, queue_type, receiver, work, rates=args.rates)
-            if TARGET_RATE in results:
-                p99, bad = results[TARGET_RATE]
-                met = p99 < TARGET_P99_MS and bad == 0
-                verdicts.append(f"# target: ack p99 < {TARGET_P99_MS:g} ms at {TARGET_RATE} "
-                                f"req/s with {args.processes} API processes, {queue_type} "
-                                f"queue: {'MET' if met else 'NOT MET'} (p99 {p99:.2f} ms, "
-                                f"non-202 {bad})")
+        for _ in range(max(1, args.repeat)):
+            for queue_type in types:
+                results = run(args, env, queue_type, receiver, work, rates=args.rates)
+                if TARGET_RATE in results:
+                    p99, bad = results[TARGET_RATE]
+                    met = p99 < TARGET_P99_MS and bad == 0
+                    verdicts.append(f"# target: ack p99 < {TARGET_P99_MS:g} ms at {TARGET_RATE} "
+                                    f"req/s with {args.processes} API processes, {queue_type} "
+                                    f"queue: {'MET' if met else 'NOT MET'} (p99 {p99:.2f} ms, "
+                                    f"non-202 {bad})")
         if args.tasks:
             run(args, env, types[0], receiver, work, throughput=True)
     finally:
@@ -350,10 +364,15 @@ def run(args, base_env, queue_type, receiver, work, rates="", throughput=False):
         open_loop(port, 100, 2, args.connections)  # warm-up: connections, queue declaration
         meter = CPUMeter(server.pid)
         sent = 100 * 2
-        for rate in (float(r) for r in rates.split(",") if r.strip()):
+        chosen = [float(r) for r in rates.split(",") if r.strip()]
+        for rate in chosen:
+            profiler = _start_profiler(server.pid, work) \
+                if args.profile and rate == chosen[-1] else None
             before = meter.sample()
             lat, bad = open_loop(port, rate, args.seconds, args.connections)
             after = meter.sample()
+            if profiler is not None:
+                _profile_report(profiler, work)
             sent += len(lat)
             results[rate] = percentile(lat, 99), bad
             print(f"rate {rate:>5.0f} req/s  n={len(lat):>5}  p50 {percentile(lat, 50):6.2f} ms  "
@@ -389,6 +408,67 @@ def run(args, base_env, queue_type, receiver, work, rates="", throughput=False):
         if policy:
             _rabbitmqctl("clear_policy", policy)
     return results
+
+
+# Stages of an accepted async call, by the frames on the stack (first match wins).
+STAGES = (
+    ("Redis marker", ("cerebro/clients/redis",)),
+    ("task message + publish + confirm", ("cerebro/taskqueue/publisher", "aiormq", "pamqp")),
+    ("submit (ids, meta, JSON, body)", ("cerebro/api/submit", "cerebro/jsonio")),
+    ("validation (schema, callback URL)", ("cerebro/schema", "cerebro/callbacks",
+                                           "cerebro/dispatch")),
+    ("handler (keys, ids, answer)", ("cerebro/api/handlers", "cerebro/api/limits")),
+    ("metrics, logging", ("prometheus_client", "logging")),
+    ("HTTP (tornado)", ("tornado/",)),
+    ("event loop", ("asyncio/", "selectors")),
+)
+
+
+def _start_profiler(server_pid, work):
+    """py-spy sampling the GIL holders of the first API child (CPU in Python) until stopped."""
+    children = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True,
+                              text=True).stdout.split()
+    return subprocess.Popen(["py-spy", "record", "--pid", children[0] if children else
+                             str(server_pid), "--rate", "250", "--gil", "--nonblocking",
+                             "--format", "raw", "-o", str(work / "api-profile.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, PATH=os.pathsep.join(
+                                [str(Path(sys.executable).parent), os.environ.get("PATH", "")])))
+
+
+def _profile_report(profiler, work):
+    """Stop py-spy; print the API process's samples by stage and its top functions."""
+    import collections
+    import re
+    profiler.send_signal(signal.SIGINT)
+    try:
+        profiler.wait(30)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+    path = work / "api-profile.txt"
+    if not path.is_file():
+        print("profile: py-spy wrote nothing (is it installed? pip install py-spy)")
+        return
+    stages, leaves, total = collections.Counter(), collections.Counter(), 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        count, frames = int(count), stack.split(";")
+        total += count
+        leaves[re.sub(r":\d+\)$", ")", frames[-1])] += count
+        stage = next((name for name, marks in STAGES
+                      if any(mark in frame for frame in frames for mark in marks)), "other")
+        stages[stage] += count
+    if not total:
+        print("profile: no samples")
+        return
+    print(f"API profile (py-spy, {total} samples holding the GIL), by stage:")
+    for name, count in stages.most_common():
+        print(f"  {count / total:6.1%}  {name}")
+    print("  top functions (self time):")
+    for name, count in leaves.most_common(12):
+        print(f"  {count / total:6.1%}  {name[:110]}")
 
 
 def _broker_url(env):
