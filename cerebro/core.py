@@ -112,6 +112,10 @@ class Core:
             core.watch()
         return core
 
+    def add_refresh_listener(self, listener: RefreshListener) -> None:
+        """Call ``listener(registry)`` after every refresh (as ``Core.start(on_refresh=)``)."""
+        self._listeners.append(listener)
+
     def on_modules_changed(self, listener: ModulesListener) -> None:
         """Call ``listener(added, removed)`` (module names, on the reloader thread) after a
         refresh found module folders added to or removed from the modules package: each

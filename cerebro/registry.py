@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
 import sys
 import threading
 import time
@@ -42,6 +43,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _SCAN_LOCK = threading.RLock()
+
+
+def _new_scan_lock() -> None:
+    """After a fork, a fresh lock: one held by a thread of the parent would never be released
+    in the child (a worker's pool process forked while the main process rescanned)."""
+    global _SCAN_LOCK
+    _SCAN_LOCK = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_scan_lock)
 
 # Names the REST API uses under /v1 for itself: a module called so could never be reached.
 RESERVED_NAMES = frozenset({"modules", "tasks"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import gc
 import errno
 import logging
 import os
@@ -17,7 +18,6 @@ import signal
 import socket
 import tempfile
 import time
-from functools import partial
 from typing import TYPE_CHECKING
 
 from tornado.netutil import bind_sockets
@@ -26,6 +26,7 @@ from cerebro import logsetup
 from cerebro.settings import ConfigurationError
 
 if TYPE_CHECKING:
+    from cerebro.core import Core
     from cerebro.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def serve(settings: Settings) -> None:
         prepare_multiprocess_metrics()
     reuse = processes > 1 and settings.reuse_port and hasattr(socket, "SO_REUSEPORT")
     sockets = bind_with_patience(settings.port, settings.host, reuse)
+    core = _load(settings)
     port = sockets[0].getsockname()[1]
     log.info("Cerebro REST API on http://%s:%d with %d process(es)%s", settings.host, port,
              processes, ", one SO_REUSEPORT socket each" if reuse else "")
@@ -63,7 +65,18 @@ def serve(settings: Settings) -> None:
                 sock.close()
             sockets = bind_sockets(port, settings.host, reuse_port=True)
     pin_to_cpu(settings.cpu_affinity, index, processes)
-    asyncio.run(_run(settings, sockets))
+    asyncio.run(_run(settings, sockets, core))
+
+
+def _load(settings: Settings) -> Core:
+    """The core with every model loaded, before the processes fork: they share its pages
+    (copy on write) instead of each loading its own copy; each then follows the volume."""
+    from cerebro import metrics
+    from cerebro.core import Core
+    core = Core.start("api", settings, watch=False, configure_logging=False,
+                      on_refresh=metrics.set_model_versions)
+    gc.freeze()  # what is loaded now stays out of the collector: its pages stay shared
+    return core
 
 
 def bind_with_patience(port: int, host: str, reuse: bool,
@@ -155,21 +168,19 @@ def prepare_multiprocess_metrics() -> None:
     atexit.register(remove)
 
 
-async def _run(settings: Settings, sockets: list[socket.socket]) -> None:
-    """Serve on ``sockets`` in this process until a stop signal."""
-    from cerebro import metrics
+async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> None:
+    """Serve on ``sockets`` in this process, with ``core`` (loaded before the fork), until a
+    stop signal."""
     from cerebro.api.app import Context, make_app
     from cerebro.api.limits import BoundedHTTPServer
     from cerebro.api.submit import Submitter
-    from cerebro.core import Core
 
-    # Load every model before taking connections: with several processes on one
-    # socket, a process still loading never answers 503 while a sibling is ready.
+    # Every model was loaded before the fork; a process restarted later catches up with the
+    # volume before taking connections: it never answers with an older version, nor 503
+    # while a sibling is ready.
     loop = asyncio.get_running_loop()
     submitter = Submitter.from_settings(settings)  # connects to RabbitMQ meanwhile
-    core = await loop.run_in_executor(None, partial(  # logging: serve() set it up already
-        Core.start, "api", settings, watch=False, configure_logging=False,
-        on_refresh=metrics.set_model_versions))
+    await loop.run_in_executor(None, core.refresh)
     core.on_modules_changed(submitter.modules_changed)
     ctx = Context(core, submitter)
     core.on_modules_changed(lambda added, removed: loop.call_soon_threadsafe(

@@ -7,6 +7,7 @@ Tagline: Start the hands, open the window, sweep the undelivered.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -70,7 +71,10 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     check_broker(settings.broker_url.get_secret_value(), settings.broker_timeout)
     check_redis(settings.result_backend.get_secret_value(), settings.broker_timeout)
     settings = settings.replace(log_level=args.loglevel)
-    core = Core.start("worker", settings, load=False, watch=False)  # models: per pool process
+    # models are loaded here, before the pool forks: its processes share their pages (copy
+    # on write) instead of each loading its own copy; each process then follows the volume
+    core = Core.start("worker", settings, load=True, watch=False)
+    task.inherit(core)
     names = [n.strip() for n in (args.queues or "").split(",") if n.strip()]
     every_module = not names
     if every_module:
@@ -91,6 +95,7 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     argv = ["worker", f"--queues={queues}", f"--concurrency={concurrency}",
             f"--loglevel={args.loglevel}", f"--hostname={hostname}", f"--pool={args.pool}",
             "--task-events", "--without-gossip"]
+    gc.freeze()  # what is loaded now stays out of the collector: its pages stay shared
     code = run_celery(app, argv)
     if consumer.REFUSED:  # RabbitMQ refused the URL after start-up: exit 2, not 1
         raise consumer.REFUSED[0]

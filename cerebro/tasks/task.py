@@ -121,11 +121,16 @@ class WorkerState:
     """Everything a worker process needs, built once per process: the core (modules, models
     and their reloader, the outcome policy) and the main-app client."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, core: Core | None = None) -> None:
         self.settings = settings
         self._refreshed = threading.Condition()
         self._refreshes = 0
-        self.core = Core.start("worker", settings, on_refresh=self._on_refresh)
+        if core is None:
+            self.core = Core.start("worker", settings, on_refresh=self._on_refresh)
+        else:  # the main process's, models loaded before the fork: follow the volume from here
+            self.core = core
+            core.add_refresh_listener(self._on_refresh)
+            core.watch()
         self.client = MainAppClient.from_settings(settings)
         self.urls = CallbackURLs.from_settings(settings)
         self.deadletters = DeadLetterStore.from_settings(settings)
@@ -159,6 +164,14 @@ class WorkerState:
 _app: Celery | None = None
 _state: WorkerState | None = None
 _state_lock = threading.Lock()
+_inherited: Core | None = None  # the main process's core, its models loaded before the fork
+
+
+def inherit(core: Core) -> None:
+    """Give the pool processes the main process's core (models loaded once, pages shared
+    after the fork) instead of each loading its own."""
+    global _inherited
+    _inherited = core
 
 
 @signals.worker_init.connect
@@ -177,13 +190,15 @@ def state() -> WorkerState:
         if _state is None:
             # in a worker, worker_init came first (_remember_app); elsewhere (a task run
             # eagerly, a script) the settings are the environment's
-            _state = WorkerState(settings_of(_app) if _app is not None else load_settings())
+            _state = WorkerState(settings_of(_app) if _app is not None else load_settings(),
+                                 _inherited)
         return _state
 
 
 @signals.worker_process_init.connect
 def _init_worker_process(**_kwargs: object) -> None:
-    """Load the registry and models in every pool process, right after the fork."""
+    """Build every pool process's state right after the fork, on the inherited core (its
+    reloader started here: threads do not survive a fork)."""
     global _state
     with _state_lock:
         _state = None
