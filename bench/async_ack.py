@@ -54,6 +54,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from cerebro.taskqueue.topology import SharedSnapshot, delete  # noqa: E402 (needs REPO on the path)
 
+sys.path.insert(0, str(REPO / "bench"))
+from common import report_py_spy, start_py_spy  # noqa: E402
+
 SECRET = "bench-secret"
 TARGET_RATE, TARGET_P99_MS = 500, 10.0
 TICK = os.sysconf("SC_CLK_TCK")
@@ -425,50 +428,15 @@ STAGES = (
 
 
 def _start_profiler(server_pid, work):
-    """py-spy sampling the GIL holders of the first API child (CPU in Python) until stopped."""
+    """py-spy sampling the first API child (see :func:`common.start_py_spy`)."""
     children = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True,
                               text=True).stdout.split()
-    return subprocess.Popen(["py-spy", "record", "--pid", children[0] if children else
-                             str(server_pid), "--rate", "250", "--gil", "--nonblocking",
-                             "--format", "raw", "-o", str(work / "api-profile.txt")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, PATH=os.pathsep.join(
-                                [str(Path(sys.executable).parent), os.environ.get("PATH", "")])))
+    return start_py_spy(children[0] if children else server_pid, work / "api-profile.txt")
 
 
 def _profile_report(profiler, work):
     """Stop py-spy; print the API process's samples by stage and its top functions."""
-    import collections
-    import re
-    profiler.send_signal(signal.SIGINT)
-    try:
-        profiler.wait(30)
-    except subprocess.TimeoutExpired:
-        profiler.kill()
-    path = work / "api-profile.txt"
-    if not path.is_file():
-        print("profile: py-spy wrote nothing (is it installed? pip install py-spy)")
-        return
-    stages, leaves, total = collections.Counter(), collections.Counter(), 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        count, frames = int(count), stack.split(";")
-        total += count
-        leaves[re.sub(r":\d+\)$", ")", frames[-1])] += count
-        stage = next((name for name, marks in STAGES
-                      if any(mark in frame for frame in frames for mark in marks)), "other")
-        stages[stage] += count
-    if not total:
-        print("profile: no samples")
-        return
-    print(f"API profile (py-spy, {total} samples holding the GIL), by stage:")
-    for name, count in stages.most_common():
-        print(f"  {count / total:6.1%}  {name}")
-    print("  top functions (self time):")
-    for name, count in leaves.most_common(12):
-        print(f"  {count / total:6.1%}  {name[:110]}")
+    report_py_spy(profiler, work / "api-profile.txt", STAGES, "API profile", top=12)
 
 
 def _broker_url(env):

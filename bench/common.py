@@ -90,3 +90,48 @@ def wrk(url, body, connections, duration=10, threads=2):
     match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors += sum(int(g) for g in match.groups()) if match else 0
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors}
+
+
+def start_py_spy(pid, out):
+    """py-spy sampling the GIL holders of process ``pid`` (CPU in Python) into ``out`` (raw
+    format) until :func:`report_py_spy` stops it."""
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "200", "--gil",
+                             "--nonblocking", "--format", "raw", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, PATH=os.pathsep.join(
+                                [str(Path(sys.executable).parent), os.environ.get("PATH", "")])))
+
+
+def report_py_spy(profiler, out, stages, title, top=8):
+    """Stop py-spy and print its samples by stage (``stages``: ``(name, marks)`` pairs, the
+    first whose mark is in a frame of a sample wins) and the top functions by self time."""
+    import collections
+    profiler.send_signal(signal.SIGINT)
+    try:
+        profiler.wait(30)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+    path = Path(out)
+    if not path.is_file():
+        print("profile: py-spy wrote nothing (is it installed? pip install py-spy)")
+        return
+    by_stage, leaves, total = collections.Counter(), collections.Counter(), 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        count, frames = int(count), stack.split(";")
+        total += count
+        leaves[re.sub(r":\d+\)$", ")", frames[-1])] += count
+        stage = next((name for name, marks in stages
+                      if any(mark in frame for frame in frames for mark in marks)), "other")
+        by_stage[stage] += count
+    if not total:
+        print("profile: no samples")
+        return
+    print(f"{title} (py-spy, {total} samples holding the GIL), by stage:")
+    for name, count in by_stage.most_common():
+        print(f"  {count / total:6.1%}  {name}")
+    print("  top functions (self time):")
+    for name, count in leaves.most_common(top):
+        print(f"  {count / total:6.1%}  {name[:110]}")

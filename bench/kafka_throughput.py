@@ -22,10 +22,8 @@ with ``--profile``, a py-spy profile of the (first) consumer by stage::
 """
 
 import argparse
-import collections
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+from common import report_py_spy, start_py_spy  # noqa: E402
 from kafka_broker import KafkaBroker, fresh_name  # noqa: E402
 
 TARGET = 5000
@@ -355,46 +354,13 @@ STAGES = (
 
 
 def _start_profiler(pid, work):
-    """py-spy sampling the consumer's GIL holders (CPU in Python) until stopped."""
-    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "200", "--gil",
-                             "--nonblocking", "--format", "raw", "-o", str(work / "profile.txt")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, PATH=os.pathsep.join(
-                                [str(Path(sys.executable).parent), os.environ.get("PATH", "")])))
+    """py-spy sampling the consumer (see :func:`common.start_py_spy`)."""
+    return start_py_spy(pid, work / "profile.txt")
 
 
 def _profile_report(profiler, work):
-    """Stop py-spy and print the consumer's samples by stage and its top functions."""
-    profiler.send_signal(signal.SIGINT)
-    try:
-        profiler.wait(30)
-    except subprocess.TimeoutExpired:
-        profiler.kill()
-    path = work / "profile.txt"
-    if not path.is_file():
-        print("profile: py-spy wrote nothing (is it installed? pip install py-spy)")
-        return
-    stages, leaves, total = collections.Counter(), collections.Counter(), 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        count, frames = int(count), stack.split(";")
-        total += count
-        leaves[re.sub(r":\d+\)$", ")", frames[-1])] += count
-        stage = next((name for name, marks in STAGES
-                      if any(mark in frame for frame in frames for mark in marks)), "other")
-        stages[stage] += count
-    if not total:
-        print("profile: no samples")
-        return
-    print(f"consumer profile (py-spy, {total} samples holding the GIL), by stage:")
-    for name, count in stages.most_common():
-        print(f"  {count / total:6.1%}  {name}")
-    print("  top functions (self time):")
-    for name, count in leaves.most_common(8):
-        print(f"  {count / total:6.1%}  {name[:110]}")
-
+    """Stop py-spy; print the consumer's samples by stage and its top functions."""
+    report_py_spy(profiler, work / "profile.txt", STAGES, "consumer profile")
 
 if __name__ == "__main__":
     raise SystemExit(main())

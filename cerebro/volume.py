@@ -256,32 +256,45 @@ def verify_version(root: StrPath, module: str, version: str, key: str | None) ->
     """Check a version as a serving process would, without unpickling anything: its
     signature (with ``key``), its module/version binding and every artifact's sha256.
     Returns its metadata; raises :class:`VolumeError`."""
+    meta = _signed_metadata(root, module, version, key)
+    artifacts = meta.get("artifacts")
+    if not isinstance(artifacts, dict) or not artifacts:
+        raise VolumeError(f"{module}: version {version} has no artifacts")
+    for name in artifacts:
+        _artifact_bytes(root, module, version, meta, name)
+    return meta
+
+
+def _signed_metadata(root: StrPath, module: str, version: str,
+                     key: str | None) -> dict[str, Any]:
+    """A version's metadata, checked: a JSON object, signed with ``key`` (when given) as
+    this module's and this version's."""
     meta = read_metadata(root, module, version)
     if not isinstance(meta, dict):
         raise VolumeError(f"{module}: {METADATA} of {version} is not a JSON object")
     if key:
         check_signature(root, module, version, meta, key)
-        _check_binding(module, version, meta)
-    artifacts = meta.get("artifacts")
-    if not isinstance(artifacts, dict) or not artifacts:
-        raise VolumeError(f"{module}: version {version} has no artifacts")
-    for name, entry in artifacts.items():
-        if not isinstance(entry, dict):
-            raise VolumeError(f"{module}: artifact '{name}' of {version} is not described")
-        file = safe_name(module, f"the file of artifact '{name}'", entry.get("file"))
-        data = _read_regular(module, version, module_dir(root, module) / "versions" / version
-                             / file)
-        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-            raise VolumeError(f"{module}: artifact {file} of {version} is corrupt "
-                              "(sha256 mismatch)")
+        if meta.get("module") != module or meta.get("version") != version:
+            raise VolumeError(f"{module}: version {version} refused: it is signed as "
+                              f"{meta.get('module')!s:.60}/{meta.get('version')!s:.60}")
     return meta
 
 
-def _check_binding(module: str, version: str, meta: dict[str, Any]) -> None:
-    """Refuse a version signed as another module's or another version."""
-    if meta.get("module") != module or meta.get("version") != version:
-        raise VolumeError(f"{module}: version {version} refused: it is signed as "
-                          f"{meta.get('module')!s:.60}/{meta.get('version')!s:.60}")
+def _artifact_bytes(root: StrPath, module: str, version: str, meta: dict[str, Any],
+                    name: str) -> tuple[bytes, str]:
+    """The bytes of artifact ``name`` (read once, from a regular file) and its file name,
+    once they match the sha256 the metadata gives."""
+    artifacts = meta.get("artifacts")
+    entry = artifacts.get(name) if isinstance(artifacts, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+        raise VolumeError(f"{module}: version {version} has no artifact '{name}'")
+    file = safe_name(module, f"the file of artifact '{name}'", entry.get("file"))
+    data = _read_regular(module, version, module_dir(root, module) / "versions" / version
+                         / file)
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise VolumeError(f"{module}: artifact {file} of {version} is corrupt "
+                          "(sha256 mismatch)")
+    return data, file
 
 
 def load_version(root: StrPath, module: str, version: str, name: str = "model",
@@ -295,29 +308,15 @@ def load_version(root: StrPath, module: str, version: str, name: str = "model",
     does not unpickle. The bytes checked are the bytes loaded (read once), and
     nothing is unpickled before every check passed.
     """
-    meta = read_metadata(root, module, version)
-    if not isinstance(meta, dict):
-        raise VolumeError(f"{module}: {METADATA} of {version} is not a JSON object")
-    if key:
-        check_signature(root, module, version, meta, key)
-        _check_binding(module, version, meta)
-    artifacts = meta.get("artifacts")
-    entry = artifacts.get(name) if isinstance(artifacts, dict) else None
-    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
-        raise VolumeError(f"{module}: version {version} has no artifact '{name}'")
-    file = safe_name(module, f"the file of artifact '{name}'", entry.get("file"))
-    path = module_dir(root, module) / "versions" / version / file
-    data = _read_regular(module, version, path)
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise VolumeError(f"{module}: artifact {path.name} of {version} is corrupt "
-                          "(sha256 mismatch)")
+    meta = _signed_metadata(root, module, version, key)
+    data, file = _artifact_bytes(root, module, version, meta, name)
     import io
 
     import joblib
     try:
         return joblib.load(io.BytesIO(data)), meta
     except Exception as exc:  # unpickling can raise nearly anything
-        raise VolumeError(f"{module}: artifact {path.name} of {version} failed to load: "
+        raise VolumeError(f"{module}: artifact {file} of {version} failed to load: "
                           f"{type(exc).__name__}: {exc}") from exc
 
 
