@@ -362,5 +362,6 @@ def _profile_report(profiler, work):
     """Stop py-spy; print the consumer's samples by stage and its top functions."""
     report_py_spy(profiler, work / "profile.txt", STAGES, "consumer profile")
 
+
 if __name__ == "__main__":
     raise SystemExit(main())
