@@ -40,7 +40,6 @@ class Monitor:
         self.settings = settings
         self.service = service
         self.registry = registry
-        self.process = process_name(service)
         self._counts: dict[tuple[str, str], VersionCounts] = {}
         self._logs: dict[str, PredictionLog] = {}
         self._missing: set[tuple[str, str]] = set()  # versions without a profile (said once)
@@ -122,7 +121,10 @@ class Monitor:
         """Write every changed slot and the prediction logs; never raises."""
         for (module, version), counts in list(self._counts.items()):
             try:
-                counts.flush(monitoring_dir(self.state_dir, module, version), self.process)
+                # named at each flush: a process forked after this core was built (the API's
+                # and the worker's) writes under its own pid, never over a sibling's counts
+                counts.flush(monitoring_dir(self.state_dir, module, version),
+                             process_name(self.service))
             except OSError as exc:
                 log.warning("monitoring: cannot write the counts of %s %s: %s", module,
                             version, exc)
