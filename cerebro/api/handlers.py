@@ -334,15 +334,17 @@ def _pop_callback_url(registry: Registry, module: str, function: str,
 class ModulesHandler(BaseHandler):
     """``GET /v1/modules``: every module with its functions, schemas, model version and status."""
 
-    def get(self) -> None:
-        """List the modules."""
+    async def get(self) -> None:
+        """List the modules (the volume's versions are read off the IOLoop)."""
         try:
             self.require_api_key()
         except CerebroError as error:
             return self.fail(error)
         root = self.ctx.registry.settings.data_volume
-        self.send_json({"modules": [m.describe(root)
-                                    for m in self.ctx.registry.modules.values()]})
+        modules = list(self.ctx.registry.modules.values())
+        described = await IOLoop.current().run_in_executor(
+            None, lambda: [m.describe(root) for m in modules])
+        self.send_json({"modules": described})
 
 
 class DriftHandler(BaseHandler):

@@ -247,7 +247,10 @@ def versions(root: StrPath, module: str) -> list[VersionInfo]:
 def _info(root: StrPath, module: str, name: str, roles: list[str]) -> VersionInfo:
     """One version's :class:`VersionInfo` (with ``error`` when its metadata is unreadable)."""
     folder = volume.module_dir(root, module) / "versions" / name
-    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    try:
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    except FileNotFoundError:  # pruned while it was being listed
+        return VersionInfo(name, None, {}, {}, None, 0, roles, error="removed meanwhile")
     try:
         meta = volume.read_metadata(root, module, name)
     except VolumeError as exc:
