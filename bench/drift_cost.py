@@ -14,15 +14,12 @@ Afterwards the live counts say how many calls each monitored server profiled.
     python bench/drift_cost.py [--duration 10] [--rounds 3] [--processes 2] [--levels 16,64]
 """
 
-import argparse
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
-from common import PYTHON, REPO, free_port
-from rest_vs_bare import BODY, _measure, _volume
+from rest_vs_bare import BODY, _measure, _volume, cerebro_server, require_wrk, wrk_parser
 
 from cerebro import volume
 from cerebro.monitoring import drift
@@ -34,29 +31,18 @@ RATES = (("off", "0"), ("default", "0.1"), ("every-call", "1.0"))
 
 def main() -> None:
     """Run the three servers and print the comparison."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--processes", type=int, default=2, help="server processes")
-    parser.add_argument("--volume", default=None, help="a data volume with rent_predictor built")
-    parser.add_argument("--levels", default="16,64", help="concurrency levels")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median shown)")
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    args = wrk_parser(__doc__, levels="16,64").parse_args()
+    require_wrk()
     root = _volume(args.volume)
     levels = [int(c) for c in args.levels.split(",")]
     body = json.dumps(BODY).encode()
     servers, states = [], {}
     for name, rate in RATES:
-        port = free_port()
         states[name] = Path(tempfile.mkdtemp(prefix=f"cerebro-bench-drift-{name}-"))
         env = {"OMP_NUM_THREADS": "1", "CEREBRO_LOG_LEVEL": "WARNING",
                "SHERLOCK_DIR": tempfile.mkdtemp(), "CEREBRO_STATE_DIR": str(states[name]),
                "CEREBRO_DATA_VOLUME": str(root), "CEREBRO_DRIFT_SAMPLE": rate}
-        servers.append((name, [PYTHON, "-m", "cerebro", "serve", "--port", str(port),
-                               "--processes", str(args.processes), "--modules", MODULE],
-                        env, f"http://127.0.0.1:{port}/v1/{MODULE}/predict", REPO))
+        servers.append(cerebro_server(name, args.processes, env, module=MODULE))
     results = _measure(servers, body, levels, args.duration, max(1, args.rounds))
 
     print(f"\n{MODULE}, {args.processes} processes, wrk {args.duration}s per level, median of "

@@ -93,22 +93,54 @@ def _measure(servers, body, levels, duration, rounds):
             stop(proc)
 
 
-def main():
-    """Run both servers and print the comparison."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def wrk_parser(doc, levels="1,16,64"):
+    """The arguments every wrk benchmark takes (duration, processes, volume, levels, rounds)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--processes", type=int, default=2, help="server processes")
     parser.add_argument("--volume", default=None, help="a data volume with rent_predictor built")
-    parser.add_argument("--levels", default="1,16,64", help="concurrency levels")
+    parser.add_argument("--levels", default=levels, help="concurrency levels")
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds per server and level (the median is shown)")
+    return parser
+
+
+def require_wrk():
+    """Stop with the install command when wrk is missing."""
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+
+
+def cerebro_server(name, processes, env, tree=REPO, module="rent_predictor"):
+    """A ``cerebro serve`` entry for :func:`_measure` on a free port (``tree``: the source
+    tree it runs from)."""
+    port = free_port()
+    return (name, [PYTHON, "-m", "cerebro", "serve", "--port", str(port), "--processes",
+                   str(processes), "--modules", module], env,
+            f"http://127.0.0.1:{port}/v1/{module}/predict", tree)
+
+
+def print_table(results, levels, args, width=17, module="rent_predictor"):
+    """The median runs of every server and level, as a table."""
+    print(f"\n{module}, {args.processes} processes, wrk {args.duration}s per level, "
+          f"median of {max(1, args.rounds)} interleaved round(s), {os.cpu_count()} cores")
+    print(f"{'server':<{width}}{'conc':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for name, table in results.items():
+        for c in levels:
+            r = table[c]
+            print(f"{name:<{width}}{c:>6}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}"
+                  f"{r['p99_ms']:>9.2f}{r['errors']:>8}")
+
+
+def main():
+    """Run both servers and print the comparison."""
+    parser = wrk_parser(__doc__)
     parser.add_argument("--baseline-tree", default=None,
                         help="a source tree of an earlier commit (git worktree): its Cerebro "
                              "runs beside this one, and the ratio between them is printed")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    require_wrk()
     volume = _volume(args.volume)
     levels = [int(c) for c in args.levels.split(",")]
     body = json.dumps(BODY).encode()
@@ -127,22 +159,11 @@ def main():
         tree = Path(args.baseline_tree).resolve()
         cerebros += [("baseline-nobatch", "false", tree), ("baseline", "true", tree)]
     for name, batching, tree in cerebros:
-        port = free_port()
         extra_env = baseline_env(tree) if tree != REPO else {}
-        servers.append((name, [PYTHON, "-m", "cerebro", "serve", "--port", str(port),
-                               "--processes", str(args.processes), "--modules", "rent_predictor"],
-                        dict(env, CEREBRO_BATCHING=batching, **extra_env),
-                        f"http://127.0.0.1:{port}{path}", tree))
+        servers.append(cerebro_server(name, args.processes,
+                                      dict(env, CEREBRO_BATCHING=batching, **extra_env), tree))
     results = _measure(servers, body, levels, args.duration, max(1, args.rounds))
-
-    print(f"\nrent_predictor, {args.processes} processes, wrk {args.duration}s per level, "
-          f"median of {max(1, args.rounds)} interleaved round(s), {os.cpu_count()} cores")
-    print(f"{'server':<17}{'conc':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
-    for name, table in results.items():
-        for c in levels:
-            r = table[c]
-            print(f"{name:<17}{c:>6}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-                  f"{r['errors']:>8}")
+    print_table(results, levels, args)
     print()
     for name in ("cerebro-nobatch", "cerebro"):
         worst = float("inf")

@@ -15,7 +15,6 @@ tallies say how many calls the candidate ran and how many were dropped.
     python bench/shadow_cost.py [--duration 10] [--rounds 3] [--processes 2] [--levels 1,16,64]
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -23,8 +22,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from common import PYTHON, REPO, free_port
-from rest_vs_bare import BODY, _measure, _volume
+from common import PYTHON, REPO
+from rest_vs_bare import (BODY, _measure, _volume, cerebro_server, print_table,
+                          require_wrk, wrk_parser)
 
 from cerebro import modelsign
 from cerebro.lifecycle import compare, control
@@ -50,16 +50,8 @@ def _shadow_volume(source: Path) -> tuple[Path, str]:
 
 def main() -> None:
     """Run both servers and print the comparison."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--processes", type=int, default=2, help="server processes")
-    parser.add_argument("--volume", default=None, help="a data volume with rent_predictor built")
-    parser.add_argument("--levels", default="1,16,64", help="concurrency levels")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median shown)")
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    args = wrk_parser(__doc__).parse_args()
+    require_wrk()
     plain = _volume(args.volume)
     shadowed, candidate = _shadow_volume(plain)
     levels = [int(c) for c in args.levels.split(",")]
@@ -67,24 +59,11 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="cerebro-bench-state-"))
     env = {"OMP_NUM_THREADS": "1", "CEREBRO_LOG_LEVEL": "WARNING",
            "SHERLOCK_DIR": tempfile.mkdtemp(), "CEREBRO_STATE_DIR": str(state)}
-    path = f"/v1/{MODULE}/predict"
-    servers = []
-    for name, volume in (("shadow-off", plain), ("shadow-on", shadowed)):
-        port = free_port()
-        servers.append((name, [PYTHON, "-m", "cerebro", "serve", "--port", str(port),
-                               "--processes", str(args.processes), "--modules", MODULE],
-                        dict(env, CEREBRO_DATA_VOLUME=str(volume)),
-                        f"http://127.0.0.1:{port}{path}", REPO))
+    servers = [cerebro_server(name, args.processes, dict(env, CEREBRO_DATA_VOLUME=str(volume)),
+                              module=MODULE)
+               for name, volume in (("shadow-off", plain), ("shadow-on", shadowed))]
     results = _measure(servers, body, levels, args.duration, max(1, args.rounds))
-
-    print(f"\n{MODULE}, {args.processes} processes, wrk {args.duration}s per level, median of "
-          f"{max(1, args.rounds)} interleaved round(s), {os.cpu_count()} cores")
-    print(f"{'server':<12}{'conc':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
-    for name, table in results.items():
-        for c in levels:
-            r = table[c]
-            print(f"{name:<12}{c:>6}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-                  f"{r['errors']:>8}")
+    print_table(results, levels, args, width=12, module=MODULE)
     off, on = results["shadow-off"], results["shadow-on"]
     print()
     for c in levels:
