@@ -13,6 +13,7 @@ quietly with exit 141, as a tool killed by SIGPIPE does.
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import math
 import os
@@ -25,7 +26,7 @@ from sherlock import digest as digest_module
 from sherlock.mailer import MailError
 from sherlock.record import ID_KEYS
 from sherlock.settings import describe, load_settings
-from sherlock.store import Store
+from sherlock.store import stores
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -112,7 +113,7 @@ def _parser(settings: SherlockSettings) -> argparse.ArgumentParser:
                         help="with --dry-run, print the HTML part instead of the text part")
 
     tail = commands.add_parser("tail", formatter_class=formatter,
-                               help="print the newest records, one line each")
+                               help="print the newest records of every node, one line each")
     tail.add_argument("-n", "--lines", type=int, default=20, help="number of records")
     tail.add_argument("--json", action="store_true", help="print the records as JSON lines")
 
@@ -150,15 +151,19 @@ def cmd_digest(settings: SherlockSettings, args: argparse.Namespace, out: _Outpu
 
 
 def cmd_tail(settings: SherlockSettings, args: argparse.Namespace, out: _Output) -> int:
-    """``sherlock tail``: the newest ``-n`` records."""
-    records = deque(Store.from_settings(settings).read(), maxlen=max(args.lines, 0))
+    """``sherlock tail``: the newest ``-n`` records of every store (the root and each node's),
+    merged by time; a node's records show ``[node]`` after the time."""
+    merged = heapq.merge(*(store.read() for store in stores(settings)),
+                         key=lambda record: float(record["ts"]))
+    records = deque(merged, maxlen=max(args.lines, 0))
     for record in records:
         if args.json:
             out.write(json.dumps(record) + "\n")
             continue
         where = ".".join(str(record[k]) for k in ("module", "function") if record.get(k))
         ids = " ".join(f"{k}={record[k]}" for k in ID_KEYS if record.get(k))
-        out.write(f"{_fmt_ts(record['ts'])} {record.get('service')} {where or '-'} "
+        node = f" [{record['node']}]" if record.get("node") else ""
+        out.write(f"{_fmt_ts(record['ts'])}{node} {record.get('service')} {where or '-'} "
                   f"{record.get('type')}: {record.get('message')} {ids}".rstrip() + "\n")
     return 0
 

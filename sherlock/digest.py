@@ -11,12 +11,23 @@ sends them. The watermark moves only after the SMTP server accepted the
 message, so a failed or interrupted run loses nothing and a repeated run
 mails nothing twice (a crash in the instant between the server's "250 OK"
 and the state write is the only way to get a digest twice, never none).
+
+One digest covers the whole deployment: the root store of ``SHERLOCK_DIR``
+and every node's store under ``SHERLOCK_DIR/nodes/`` (:func:`sherlock.store.stores`),
+each with its own watermark in the digest state (``watermarks``: the ``ts`` its
+next records start at, just after the newest record already mailed, so a node
+whose clock differs from the digest's loses nothing). A store the state does not
+know yet (a node that appeared since) is read whole. The digest lock at the root
+of ``SHERLOCK_DIR`` (on the shared volume) keeps two digests, on any nodes, from
+mailing the same records.
 """
 
 from __future__ import annotations
 
 import fcntl
+import heapq
 import json
+import math
 import os
 import sys
 import time
@@ -28,17 +39,19 @@ from typing import TYPE_CHECKING, Any, Literal
 from sherlock import alerts, mailer
 from sherlock.record import ID_KEYS, truncate
 from sherlock.settings import load_settings
-from sherlock.store import (Store, iso_utc, open_private, private_dir, read_handles,
+from sherlock.store import (iso_utc, open_private, private_dir, read_handles, stores,
                             write_json_atomic)
 
 if TYPE_CHECKING:
-    from collections.abc import Container, Iterable, Mapping
+    from collections.abc import Container, Iterable, Iterator, Mapping
+    from typing import BinaryIO
     from typing import Self
 
     from _typeshed import SupportsWrite
     from jinja2 import Environment
 
     from sherlock.settings import SherlockSettings
+    from sherlock.store import Store
 
 STATE_NAME = "digest-state.json"
 DIGEST_LOCK_NAME = ".digest.lock"
@@ -53,6 +66,19 @@ class DigestError(Exception):
     """The digest could not be built or sent; the message is one line."""
 
 
+class DigestBusy(DigestError):
+    """Another digest holds the digest lock (it is mailing these records right now)."""
+
+
+def origin(record: Mapping[str, Any]) -> str:
+    """Where a record comes from, for humans: its host, and its node when that differs
+    (``web-1 (node a)``); ``unknown`` when the record says neither."""
+    host, node = record.get("host") or "", record.get("node") or ""
+    if node and node != host:
+        return f"{host} (node {node})" if host else f"node {node}"
+    return host or "unknown"
+
+
 @dataclass
 class Group:
     """Every record sharing one fingerprint."""
@@ -65,7 +91,7 @@ class Group:
     last_seen: float = float("-inf")
     services: set[str] = field(default_factory=set)
     modules: set[str] = field(default_factory=set)
-    hosts: set[str] = field(default_factory=set)
+    hosts: dict[str, int] = field(default_factory=dict)  # origin (host, node) -> count
     where: str = ""
     traceback: str = ""
     samples: list[dict[str, object]] = field(default_factory=list)
@@ -80,8 +106,8 @@ class Group:
         where = ".".join(str(record[k]) for k in ("module", "function") if record.get(k))
         if where:
             self.modules.add(where)
-        if record.get("host"):
-            self.hosts.add(record["host"])
+        where_from = origin(record)
+        self.hosts[where_from] = self.hosts.get(where_from, 0) + 1
         ids = {k: record[k] for k in ID_KEYS if record.get(k)}
         if ids:
             self.samples.append({"time": record.get("time") or iso_utc(ts), **ids})
@@ -91,6 +117,12 @@ class Group:
             self.message = record.get("message") or ""
             self.where = record.get("where") or ""
             self.traceback = truncate(record.get("traceback") or "", MAX_EMAIL_TRACEBACK_CHARS)
+
+    @property
+    def origins(self) -> list[str]:
+        """``host (node n) x count`` for each place this kind happened, most frequent first."""
+        ranked = sorted(self.hosts.items(), key=lambda item: (-item[1], item[0]))
+        return [f"{name} x {count}" for name, count in ranked]
 
 
 @dataclass
@@ -105,6 +137,7 @@ class Digest:
     groups: list[Group]
     warnings: list[str] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    marks: dict[str, float] = field(default_factory=dict)  # store key -> next digest's start
 
     @property
     def total(self) -> int:
@@ -145,7 +178,9 @@ def state_path(settings: SherlockSettings) -> Path:
 
 
 def load_state(settings: SherlockSettings) -> dict[str, Any]:
-    """The digest state: ``{"watermark": ts, ...}``; empty before the first digest."""
+    """The digest state: ``{"watermark": ts, "watermarks": {store: ts}, ...}``; empty before
+    the first digest. ``watermark`` (with ``watermark_time``) is the end of the last digest;
+    ``watermarks`` the start of each store's next records (see :func:`marks_of`)."""
     path = state_path(settings)
     try:
         state = json.loads(path.read_text())
@@ -153,9 +188,28 @@ def load_state(settings: SherlockSettings) -> dict[str, Any]:
         return {}
     except (OSError, ValueError) as exc:
         raise DigestError(f"cannot read the digest state {path}: {exc}") from None
-    if not isinstance(state, dict) or not isinstance(state.get("watermark", 0), (int, float)):
+    if not isinstance(state, dict) or not isinstance(state.get("watermark", 0), (int, float)) \
+            or not _marks_are_valid(state.get("watermarks", {})):
         raise DigestError(f"the digest state {path} is malformed; fix or delete it")
     return state
+
+
+def _marks_are_valid(marks: object) -> bool:
+    """True for a ``{store key: number}`` mapping."""
+    return isinstance(marks, dict) and all(
+        isinstance(key, str) and isinstance(value, (int, float)) and not isinstance(value, bool)
+        for key, value in marks.items())
+
+
+def marks_of(state: Mapping[str, Any]) -> dict[str, float] | None:
+    """Each store's watermark in ``state``: ``None`` before the first digest. A state file of
+    the single-store format (``watermark`` alone) gives the root store (``"."``) its
+    watermark; node stores it does not name are then new, read whole."""
+    if "watermarks" in state:
+        return {key: float(value) for key, value in state["watermarks"].items()}
+    if "watermark" in state:
+        return {".": float(state["watermark"])}
+    return None
 
 
 def save_state(settings: SherlockSettings, state: Mapping[str, Any]) -> None:
@@ -178,8 +232,8 @@ class _DigestLock:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self.fd)
-            raise DigestError("another digest is running (lock "
-                              f"{self.path} is held)") from None
+            raise DigestBusy("another digest is running (lock "
+                             f"{self.path} is held)") from None
         return self
 
     def __exit__(self, *exc_info: object) -> Literal[False]:
@@ -193,32 +247,95 @@ class _DigestLock:
 
 def collect(settings: SherlockSettings, *, since: float | None = None,
             hours: float | None = None, now: datetime | None = None,
-            known: Container[str] = ()) -> Digest:
-    """Build the :class:`Digest` of the records in ``[since, snapshot time)``.
+            known: Container[str] = (), marks: Mapping[str, float] | None = None) -> Digest:
+    """Build the :class:`Digest` of every store's records from its start to its snapshot time.
 
-    Without ``since``, the window is the last ``hours`` hours.
+    Without ``marks`` (a look at the last hours, or the very first digest) every store starts
+    at ``since``, or ``hours`` before now. With ``marks`` (the digest state's watermarks) a
+    store starts at its mark, and a store without one is new and read whole; ``since`` then
+    only dates the period shown. The digest's ``marks`` are the starts of the next digest.
     """
     hours = settings.hours if hours is None else hours
-    store = Store.from_settings(settings)
-    until, handles = store.snapshot()
-    if since is None:
-        since = until - hours * 3600.0
-    stats: dict[str, int] = {}
-    records = read_handles(handles, since, until, settings.max_line_bytes, stats)
-    groups = group_records(records, known)
-    warnings: list[str] = []
-    away = store.rotated_away()
-    if away.get("through_ts", float("-inf")) >= since:
-        warnings.append(
-            f"Rotation deleted records up to {away.get('through')} before they were "
-            "digested: some exceptions are missing from this digest. Raise "
-            "SHERLOCK_BACKUPS or SHERLOCK_MAX_BYTES, or send digests more often.")
-    if stats.get("bad_lines"):
-        warnings.append(f"{stats['bad_lines']} unreadable line(s) in {settings.dir} were skipped.")
+    window = since if since is not None else time.time() - hours * 3600.0
+    snapshots = _snapshots(settings)
+    until = min(snap_until for _store, snap_until, _handles in snapshots)
+    starts = {store.key: _start(store, marks, window) for store, _u, _h in snapshots}
+    newest: dict[str, float] = {}
+    stats: dict[str, dict[str, int]] = {store.key: {} for store, _u, _h in snapshots}
+    streams = [_records(store, handles, starts[store.key], snap_until, settings.max_line_bytes,
+                        stats[store.key], newest)
+               for store, snap_until, handles in snapshots]
+    groups = group_records(heapq.merge(*streams, key=_ts), known)
+    oldest = min((g.first_seen for g in groups), default=window)
+    shown_since = min(oldest, window)
+    warnings = [w for store, _u, _h in snapshots
+                for w in _store_warnings(store, starts[store.key], stats[store.key])]
     sent_on = now or datetime.now(timezone.utc)
     found, failed = alerts.collect(settings, hours)
-    return Digest(settings.project, hours, sent_on, since, until, groups, warnings + failed,
-                  found)
+    next_marks = {key: _next_mark(starts[key], newest.get(key)) for key in starts}
+    return Digest(settings.project, hours, sent_on, shown_since, until, groups,
+                  warnings + failed, found,
+                  {key: mark for key, mark in next_marks.items() if mark is not None})
+
+
+def _snapshots(settings: SherlockSettings) -> list[tuple[Store, float, list[BinaryIO]]]:
+    """Every store's snapshot ``(store, until, open files)``; on failure none stays open."""
+    taken: list[tuple[Store, float, list[BinaryIO]]] = []
+    try:
+        for store in stores(settings):
+            until, handles = store.snapshot()
+            taken.append((store, until, handles))
+    except BaseException:
+        for _store, _until, handles in taken:
+            for handle in handles:
+                handle.close()
+        raise
+    return taken
+
+
+def _start(store: Store, marks: Mapping[str, float] | None, window: float) -> float | None:
+    """Where ``store``'s records start: its mark, the window without marks, ``None`` (whole)
+    for a store the marks do not name."""
+    if marks is None:
+        return window
+    return marks.get(store.key)
+
+
+def _records(store: Store, handles: list[BinaryIO], start: float | None, until: float,
+             max_line_bytes: int, stats: dict[str, int], newest: dict[str, float]
+             ) -> Iterator[dict[str, Any]]:
+    """The store's records in ``[start, until)``, labelled with its node; the newest ``ts``
+    read is kept in ``newest[store.key]``."""
+    for record in read_handles(handles, start, until, max_line_bytes, stats):
+        newest[store.key] = max(newest.get(store.key, -math.inf), _ts(record))
+        yield store.label(record)
+
+
+def _ts(record: Mapping[str, Any]) -> float:
+    """A record's ``ts`` (the merge key: the stores' records in time order)."""
+    return float(record["ts"])
+
+
+def _next_mark(start: float | None, newest: float | None) -> float | None:
+    """The next digest's start: just after the newest record read (records are stamped by
+    their node's clock, so another node's clock never decides), else where this one started."""
+    if newest is not None:
+        return math.nextafter(newest, math.inf)
+    return start
+
+
+def _store_warnings(store: Store, start: float | None, stats: Mapping[str, int]) -> list[str]:
+    """Records rotated away before they were digested, and unreadable lines, in ``store``."""
+    warnings = []
+    away = store.rotated_away()
+    if away.get("through_ts", -math.inf) >= (-math.inf if start is None else start):
+        warnings.append(
+            f"Rotation deleted records up to {away.get('through')} in {store.dir} before they "
+            "were digested: some exceptions are missing from this digest. Raise "
+            "SHERLOCK_BACKUPS or SHERLOCK_MAX_BYTES, or send digests more often.")
+    if stats.get("bad_lines"):
+        warnings.append(f"{stats['bad_lines']} unreadable line(s) in {store.dir} were skipped.")
+    return warnings
 
 
 def _environment() -> Environment:
@@ -295,7 +412,7 @@ def _run_once(settings: SherlockSettings, hours: float, dry_run: bool, now: date
     known = state.get("known", {})
     try:
         digest = collect(settings, since=state.get("watermark"), hours=hours, now=now,
-                         known=known)
+                         known=known, marks=marks_of(state))
     except OSError as exc:
         raise DigestError(f"cannot read {settings.dir}: {exc.strerror or exc}") from None
     summary = {"subject": digest.subject, "exceptions": digest.total,
@@ -324,6 +441,7 @@ def _run_once(settings: SherlockSettings, hours: float, dry_run: bool, now: date
         newest = sorted(known.items(), key=lambda kv: kv[1])[-MAX_KNOWN_FINGERPRINTS:]
         known = dict(newest)
     state.update({"watermark": digest.until, "watermark_time": iso_utc(digest.until),
+                  "watermarks": digest.marks,
                   "last_run": {"at": iso_utc(time.time()), "sent": summary["sent"],
                                "subject": summary["subject"],
                                "exceptions": summary["exceptions"]},
@@ -338,5 +456,12 @@ def _run_once(settings: SherlockSettings, hours: float, dry_run: bool, now: date
 
 def run_scheduled() -> dict[str, Any]:
     """Entry point for Celery beat (task ``sherlock.digest``) and cron: read the
-    settings from the environment, run the digest, return its summary, raise on failure."""
-    return run(load_settings())
+    settings from the environment, run the digest, return its summary, raise on failure.
+
+    A digest already running (on this node or another sharing ``SHERLOCK_DIR``) is mailing
+    these records: this run does nothing and says so in its summary (``"skipped"``).
+    """
+    try:
+        return run(load_settings())
+    except DigestBusy as exc:
+        return {"sent": False, "skipped": str(exc)}

@@ -184,10 +184,10 @@ def install(service: str, settings: SherlockSettings | None = None, *,
     if hook_uncaught:
         _hook_uncaught()
     try:
-        private_dir(handler.settings.dir)
+        private_dir(handler.store.dir)  # SHERLOCK_DIR, or this node's directory in it
     except OSError as exc:
-        complain(f"cannot create {handler.settings.dir}: {exc.strerror or exc}",
-                 key=f"mkdir:{handler.settings.dir}")
+        complain(f"cannot create {handler.store.dir}: {exc.strerror or exc}",
+                 key=f"mkdir:{handler.store.dir}")
     return handler
 
 

@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: Scheduling the daily digest with Celery beat (cron is the documented alternative).
+Subject: Scheduling the digest with Celery beat: daily, or every SHERLOCK_DIGEST_EVERY seconds.
 Tagline: Every morning at the same hour, the detective files his report.
 
 Celery is imported lazily, here only, so capturing exceptions never needs it.
@@ -11,6 +11,11 @@ worker's logging hook in one go) or wires the pieces itself::
     app.conf.beat_schedule.update(beat_entry(settings))
     @app.task(name=TASK_NAME)
     def digest(): return sherlock.digest.run_scheduled()
+
+The entry is a daily crontab at ``SHERLOCK_DIGEST_AT``, or, with
+``SHERLOCK_DIGEST_EVERY`` > 0, an interval of that many seconds. In a multi-node
+deployment one beat schedules it for every node (Cerebro's ``cerebro beat`` holds a
+Redis lock: celery-redbeat) and any worker runs it.
 """
 
 from __future__ import annotations
@@ -26,22 +31,31 @@ if TYPE_CHECKING:
 
 TASK_NAME = "sherlock.digest"
 ENTRY_NAME = "sherlock-daily-digest"
+MAX_EXPIRES = 3600
 
 
 def beat_entry(settings: SherlockSettings | None = None) -> dict[str, dict[str, object]]:
-    """``{ENTRY_NAME: {"task": "sherlock.digest", "schedule": crontab(...)}}`` at
-    ``SHERLOCK_DIGEST_AT`` (in the Celery app's timezone, UTC by default).
+    """``{ENTRY_NAME: {"task": "sherlock.digest", "schedule": ...}}``: a crontab at
+    ``SHERLOCK_DIGEST_AT`` (in the Celery app's timezone, UTC by default), or an interval of
+    ``SHERLOCK_DIGEST_EVERY`` seconds when that is greater than zero.
 
-    The entry expires after an hour so a backlog of missed runs never sends a
-    burst of digests (each run would only find what is new anyway).
+    The task expires after ``min(3600, period)`` seconds, so a backlog of missed
+    runs never sends a burst of digests (each run would only find what is new anyway).
     """
+    from datetime import timedelta
+
     from celery.schedules import crontab
+    from celery.schedules import schedule as every
 
     settings = settings or load_settings()
+    if settings.digest_every > 0:
+        return {ENTRY_NAME: {"task": TASK_NAME,
+                             "schedule": every(timedelta(seconds=settings.digest_every)),
+                             "options": {"expires": min(MAX_EXPIRES, settings.digest_every)}}}
     hour, minute = settings.digest_clock
     return {ENTRY_NAME: {"task": TASK_NAME,
                          "schedule": crontab(hour=hour, minute=minute),
-                         "options": {"expires": 3600}}}
+                         "options": {"expires": MAX_EXPIRES}}}
 
 
 def register(app: Celery, settings: SherlockSettings | None = None,

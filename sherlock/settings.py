@@ -23,6 +23,7 @@ the platform, so it can be used on its own.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated
@@ -34,6 +35,8 @@ from envsettings import Csv, EnvSettings, Flag, SecretStr, choice, setting
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 SECURITY_MODES = ("none", "starttls", "ssl")
+NODES_DIR = "nodes"
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 
 
@@ -70,9 +73,32 @@ def _positive(value: object) -> object:
     return value
 
 
+def _non_negative(value: object) -> object:
+    """A whole number of seconds that must be zero or more."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValueError("must be a whole number of seconds, 0 or more") from None
+    if number < 0:
+        raise ValueError("must be a whole number of seconds, 0 or more")
+    return number
+
+
+def _node(value: object) -> str:
+    """A node name: empty, or one safe path component (letters, digits, ``.``, ``_``, ``-``;
+    starting with a letter or digit; at most 64 characters)."""
+    name = str(value).strip()
+    if name and not NODE_NAME.fullmatch(name):
+        raise ValueError("must be one directory name: letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit, at most 64 characters")
+    return name
+
+
 PositiveFloat = Annotated[float, BeforeValidator(_positive)]
 PositiveInt = Annotated[int, BeforeValidator(_positive)]
 Clock = Annotated[str, BeforeValidator(_clock)]
+NonNegativeInt = Annotated[int, BeforeValidator(_non_negative)]
+NodeName = Annotated[str, BeforeValidator(_node)]
 
 
 class SherlockSettings(EnvSettings):
@@ -80,7 +106,12 @@ class SherlockSettings(EnvSettings):
 
     dir: Path = setting(
         "SHERLOCK_DIR", PROJECT_ROOT / "logs" / "sherlock",
-        "Directory of the exception file, its rotated backups and the digest state.")
+        "Directory of the exception file, its rotated backups and the digest state (on the "
+        "shared volume in a multi-node deployment: every node's records and one digest state).")
+    node: NodeName = setting(
+        "SHERLOCK_NODE", "",
+        "This node's name in a multi-node deployment: its records go to "
+        "SHERLOCK_DIR/nodes/<name>/ (empty: to SHERLOCK_DIR itself, one node).")
     project: str = setting(
         "SHERLOCK_PROJECT", "Falcon",
         "Project name in the digest's subject and footer ('Falcon' until you set it).")
@@ -117,11 +148,20 @@ class SherlockSettings(EnvSettings):
     digest_at: Clock = setting(
         "SHERLOCK_DIGEST_AT", "07:00",
         "Daily digest time HH:MM (Celery beat: the app's timezone, UTC by default).")
+    digest_every: NonNegativeInt = setting(
+        "SHERLOCK_DIGEST_EVERY", 0,
+        "Seconds between two digests (Celery beat); 0: daily at SHERLOCK_DIGEST_AT.")
 
     @property
     def port(self) -> int:
         """The SMTP port in force (the security mode's standard port when 0)."""
         return self.smtp_port or DEFAULT_PORTS[self.smtp_security]
+
+    @property
+    def store_dir(self) -> Path:
+        """Where this process writes its records: ``SHERLOCK_DIR/nodes/<SHERLOCK_NODE>`` when
+        the node is named, else ``SHERLOCK_DIR``."""
+        return Path(self.dir) / NODES_DIR / self.node if self.node else Path(self.dir)
 
     @property
     def digest_clock(self) -> tuple[int, int]:

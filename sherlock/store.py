@@ -10,7 +10,12 @@ Layout of ``SHERLOCK_DIR``::
     sherlock.jsonl.1..N   rotated files, .1 the newest (N = SHERLOCK_BACKUPS)
     .sherlock.lock        the lock every writer and reader takes with flock
     rotated-away.json     newest record time of the last file deleted by rotation
-    digest-state.json     the digest's watermark (see sherlock.digest)
+    digest-state.json     the digest's watermarks, one per store (see sherlock.digest)
+    nodes/<node>/         one node's own store, same layout (SHERLOCK_NODE, multi-node)
+
+With ``SHERLOCK_NODE`` set, a process writes to ``nodes/<node>/`` instead of the
+root, so no two machines ever append to one file (appends from several NFS
+clients are not atomic); readers (:func:`stores`) read the root and every node.
 
 Writing a record: take the exclusive lock, stamp ``ts``/``time`` (so record
 times follow the order in the file), rotate when the line would push the file
@@ -38,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from sherlock.record import truncate
+from sherlock.settings import NODE_NAME, NODES_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -203,11 +209,16 @@ class _Lock:
 
 
 class Store:
-    """The exception file in one directory: append, rotate, read back."""
+    """The exception file in one directory: append, rotate, read back.
+
+    ``node`` names the node whose store this is (``""``: the root store of SHERLOCK_DIR);
+    records read from a node's store carry it as ``node``.
+    """
 
     def __init__(self, directory: str | os.PathLike[str], max_bytes: int = 16 * 1024 * 1024,
-                 backups: int = 10, max_line_bytes: int = 64 * 1024) -> None:
+                 backups: int = 10, max_line_bytes: int = 64 * 1024, node: str = "") -> None:
         self.dir = Path(directory)
+        self.node = node
         self.max_bytes = max_bytes
         self.backups = max(1, backups)
         self.max_line_bytes = max_line_bytes
@@ -217,8 +228,15 @@ class Store:
 
     @classmethod
     def from_settings(cls, settings: SherlockSettings) -> Self:
-        """The store described by :class:`~sherlock.settings.SherlockSettings`."""
-        return cls(settings.dir, settings.max_bytes, settings.backups, settings.max_line_bytes)
+        """The store this process writes to: ``SHERLOCK_DIR/nodes/<SHERLOCK_NODE>`` when the
+        node is named, else ``SHERLOCK_DIR``."""
+        return cls(settings.store_dir, settings.max_bytes, settings.backups,
+                   settings.max_line_bytes, settings.node)
+
+    @property
+    def key(self) -> str:
+        """The store's name in the digest state: ``"."`` (root) or ``"nodes/<node>"``."""
+        return f"{NODES_DIR}/{self.node}" if self.node else "."
 
     def backup(self, number: int) -> Path:
         """Path of rotated file ``number`` (1 is the newest)."""
@@ -362,7 +380,30 @@ class Store:
         """
         snap_until, handles = self.snapshot()
         until = snap_until if until is None else until
-        yield from read_handles(handles, since, until, self.max_line_bytes, stats)
+        for record in read_handles(handles, since, until, self.max_line_bytes, stats):
+            yield self.label(record)
+
+    def label(self, record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` with ``node`` set to this store's node (unchanged for the root store)."""
+        if self.node:
+            record["node"] = self.node
+        return record
+
+
+def stores(settings: SherlockSettings) -> list[Store]:
+    """Every store of the deployment: the root ``SHERLOCK_DIR`` first, then each
+    ``SHERLOCK_DIR/nodes/<node>/`` directory in name order (dead nodes' included: their
+    records stay on the shared volume until digested)."""
+    root = Path(settings.dir)
+    found = [Store(root, settings.max_bytes, settings.backups, settings.max_line_bytes)]
+    try:
+        names = sorted(entry.name for entry in (root / NODES_DIR).iterdir()
+                       if NODE_NAME.fullmatch(entry.name) and entry.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        names = []
+    found.extend(Store(root / NODES_DIR / name, settings.max_bytes, settings.backups,
+                       settings.max_line_bytes, name) for name in names)
+    return found
 
 
 def read_handles(handles: Sequence[BinaryIO], since: float | None, until: float | None,

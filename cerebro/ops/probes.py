@@ -13,7 +13,10 @@ with and returns ``(ready, detail)``; the program table
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cerebro.names import Names
@@ -116,6 +119,51 @@ def simulator(settings: Settings, _env: Mapping[str, str]) -> Result:
 
 
 def beat(settings: Settings, _env: Mapping[str, str]) -> Result:
-    """beat wrote its schedule file."""
-    found = list(settings.state_dir.glob("celerybeat-schedule*"))
-    return bool(found), "schedule written" if found else "no schedule file yet"
+    """beat runs, active or standby (waiting for the Redis lock), and the schedule is in Redis."""
+    from cerebro.taskqueue.celery_app import beat_entry_key, beat_lock_key, beat_status_path
+    from sherlock.schedule import ENTRY_NAME
+    status = _beat_status(beat_status_path(settings))
+    pid = status.get("pid")
+    if not isinstance(pid, int) or not _is_beat(pid):
+        return False, "no running beat (CEREBRO_STATE_DIR/beat.json)"
+    stored, held = _redis_exists(settings, beat_entry_key(settings, ENTRY_NAME),
+                                 beat_lock_key(settings))
+    if not stored:
+        return False, f"beat pid {pid} has not stored the schedule in Redis yet"
+    role = status.get("role")
+    lock = "held" if held else "free"
+    return True, f"beat pid {pid} {role} (lock {lock})"
+
+
+def _beat_status(path: Path) -> dict[str, object]:
+    """The beat's ``beat.json`` (empty when missing or unreadable)."""
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def _is_beat(pid: int) -> bool:
+    """True when process ``pid`` is alive and, where ``/proc`` says, a ``cerebro beat``."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    try:
+        return b"beat" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc here: the live pid is all we can check
+
+
+def _redis_exists(settings: Settings, *keys: str) -> list[bool]:
+    """Whether each of ``keys`` exists in the result backend's Redis."""
+    import redis as redis_client
+    client = redis_client.Redis.from_url(settings.result_backend.get_secret_value(),
+                                         socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return [bool(client.exists(key)) for key in keys]
+    finally:
+        client.close()

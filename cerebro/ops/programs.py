@@ -283,12 +283,17 @@ BUILT_IN: tuple[Program, ...] = (
         group_note="the pool children"),
     Program(
         "beat", "%(ENV_CEREBRO_BIN)s/cerebro beat",
-        "Celery beat: sends sherlock.digest every day at SHERLOCK_DIGEST_AT (UTC) to the "
-        "worker; its\nschedule file is CEREBRO_STATE_DIR/celerybeat-schedule. Run exactly one "
-        "beat per deployment.",
+        "Celery beat (celery-redbeat): sends sherlock.digest at SHERLOCK_DIGEST_AT (UTC) "
+        "to the workers.\nThe schedule and a lock live in Redis: every node may run one; the "
+        "beat holding the lock\nsends, the others stand by, and one takes over within about "
+        "CEREBRO_BEAT_LOCK_TIMEOUT if it dies.",
         probe=probes.beat, cli="cerebro.tasks.cli", priority=110,
-        priority_note="after the worker", start_note="started after 3 s alive",
-        stop_note="SIGTERM: beat saves its schedule and exits", stop_seconds=8,
+        priority_note="after the worker",
+        start_note="started after 3 s alive (readiness: it runs, active or standby, and the "
+                   "schedule is in Redis)",
+        stop_note="SIGTERM: beat releases its lock (a standby takes it at its next try) and "
+                  "exits",
+        stop_seconds=8,
         log_max="10MB", log_backups=3),
     Program(
         "flower", "%(ENV_CEREBRO_BIN)s/cerebro flower",

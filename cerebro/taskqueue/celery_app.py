@@ -30,14 +30,22 @@ in a process that imported them:
   ``CEREBRO_QUEUE_TYPE=classic`` declares exactly what Cerebro declared before
   (classic queues, direct exchanges), for a deployment not migrated yet;
 * messages and results are plain JSON (ids, payloads, results), never pickles;
-* Sherlock's daily digest is registered here (task ``sherlock.digest`` on the
-  default queue, and its Celery beat entry at ``SHERLOCK_DIGEST_AT``): ``cerebro
-  beat`` schedules it, any ``cerebro worker`` serving the default queue runs it.
+* Sherlock's digest is registered here (task ``sherlock.digest`` on the
+  default queue, and its Celery beat entry at ``SHERLOCK_DIGEST_AT``, or every
+  ``SHERLOCK_DIGEST_EVERY`` seconds): ``cerebro beat`` schedules it, any ``cerebro
+  worker`` serving the default queue runs it;
+* beat's scheduler is celery-redbeat (:func:`beat_options`): the schedule lives in
+  the Redis of ``CEREBRO_RESULT_BACKEND`` under keys prefixed by the queue prefix
+  (:func:`beat_key_prefix`), and only the beat holding the Redis lock sends tasks.
+  Every node of a deployment may run ``cerebro beat``: one is active, the others
+  wait for the lock, and one of them takes over within about
+  ``CEREBRO_BEAT_LOCK_TIMEOUT`` when the active one dies.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -48,6 +56,46 @@ from cerebro.settings import Settings
 
 RUN_TASK = "cerebro.run"
 DELIVER_TASK = "cerebro.deliver_callback"
+BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+BEAT_STATUS_NAME = "beat.json"
+
+
+def beat_key_prefix(settings: Settings) -> str:
+    """Prefix of beat's Redis keys (schedule, entries, lock): ``<CEREBRO_QUEUE_PREFIX>:redbeat:``,
+    so two deployments (or test runs) sharing a Redis never share a schedule or a lock."""
+    return f"{settings.queue_prefix}:redbeat:"
+
+
+def beat_lock_key(settings: Settings) -> str:
+    """The Redis key of the lock the active beat holds (redbeat's ``<prefix>:lock``)."""
+    return beat_key_prefix(settings) + ":lock"
+
+
+def beat_entry_key(settings: Settings, name: str) -> str:
+    """The Redis hash of beat entry ``name`` (its definition and last run)."""
+    return beat_key_prefix(settings) + name
+
+
+def beat_status_path(settings: Settings) -> Path:
+    """``CEREBRO_STATE_DIR/beat.json``: the running ``cerebro beat``'s pid and role (``active``:
+    it holds the lock; ``standby``: it waits for it); removed when beat exits."""
+    return Path(settings.state_dir) / BEAT_STATUS_NAME
+
+
+def beat_options(settings: Settings) -> dict[str, Any]:
+    """Celery settings making beat a celery-redbeat scheduler on the result backend's Redis:
+    one active beat per deployment, holding a lock that expires ``CEREBRO_BEAT_LOCK_TIMEOUT``
+    seconds after its last renewal. A Redis outage shorter than that is retried, not fatal."""
+    timeout = settings.beat_lock_timeout
+    return {
+        "beat_scheduler": BEAT_SCHEDULER,
+        "redbeat_redis_url": settings.result_backend.get_secret_value(),
+        "redbeat_key_prefix": beat_key_prefix(settings),
+        "redbeat_lock_timeout": timeout,
+        "redbeat_redis_options": {"socket_connect_timeout": settings.broker_timeout,
+                                  "socket_timeout": max(2.0, settings.broker_timeout),
+                                  "retry_period": timeout},
+    }
 
 
 def queue_options(settings: Settings) -> dict[str, Any]:
@@ -132,6 +180,7 @@ def make_app(settings: Settings, schedules: bool = True) -> CerebroApp:
         result_backend_always_retry=False,
         timezone="UTC",
         enable_utc=True,
+        **beat_options(settings),
     )
     app.cerebro_settings = settings
     if schedules:

@@ -122,16 +122,81 @@ def _cmd_flower(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
-    """Run Celery beat: it sends the scheduled tasks (Sherlock's daily digest) to the workers."""
+    """Run Celery beat with celery-redbeat: it sends the scheduled tasks (Sherlock's digest) to
+    the workers. Every node may run one: the beat holding the Redis lock sends, the others
+    wait for it as standbys (``CEREBRO_STATE_DIR/beat.json`` says which this one is)."""
+    interval = args.max_interval
+    problem = _beat_problem(settings, interval)
+    if problem:
+        print(f"cerebro beat: {problem}", file=sys.stderr)
+        return 2
     from cerebro import logsetup
+    from cerebro.clients.redis import check_redis
+    from cerebro.taskqueue.celery_app import BEAT_SCHEDULER, make_app
     logsetup.configure(settings.replace(log_level=args.loglevel), "beat")
-    schedule = Path(args.schedule)
-    schedule.parent.mkdir(parents=True, exist_ok=True)
-    from cerebro.taskqueue.celery_app import make_app
+    check_redis(settings.result_backend.get_secret_value(), settings.broker_timeout)
     app = make_app(settings)
-    argv = ["beat", f"--schedule={schedule}", f"--loglevel={args.loglevel}",
-            f"--max-interval={args.max_interval}"]
-    return run_celery(app, argv)
+    argv = ["beat", f"--scheduler={BEAT_SCHEDULER}", f"--loglevel={args.loglevel}",
+            f"--max-interval={interval}"]
+    _follow_beat_role(settings)
+    try:
+        return run_celery(app, argv)
+    finally:
+        _beat_status(settings, None)
+
+
+def _beat_interval(settings: Settings) -> int:
+    """Default longest sleep of beat: a quarter of the lock timeout (so the active beat renews
+    its lock several times before it expires, and a standby tries to take it that often)."""
+    return max(1, int(settings.beat_lock_timeout // 4))
+
+
+def _beat_problem(settings: Settings, interval: int) -> str | None:
+    """Why beat cannot keep its lock with these values, or ``None``."""
+    timeout = settings.beat_lock_timeout
+    if timeout < 2:
+        return f"CEREBRO_BEAT_LOCK_TIMEOUT={timeout:g} is too short: 2 seconds at least"
+    if interval < 1 or interval * 2 > timeout:
+        return (f"--max-interval {interval} must be 1 to half of CEREBRO_BEAT_LOCK_TIMEOUT "
+                f"({timeout:g}): the lock would expire between two renewals")
+    return None
+
+
+def _follow_beat_role(settings: Settings) -> None:
+    """Write ``beat.json`` as a standby now, and as the active beat once redbeat's handler of
+    ``beat_init`` (connected first, when redbeat is imported) returns holding the lock."""
+    import importlib
+
+    from celery import signals
+
+    # imported now, so its beat_init handler (which takes the lock) is connected before ours
+    importlib.import_module("redbeat.schedulers")
+
+    def took_lock(sender: object = None, **_kwargs: object) -> None:
+        """redbeat acquired the lock (or gave up trying): record the role."""
+        scheduler = getattr(sender, "scheduler", None)
+        lock = getattr(scheduler, "lock", None)
+        _beat_status(settings, "active" if lock is not None else "standby")
+
+    signals.beat_init.connect(took_lock, weak=False)
+    _beat_status(settings, "standby")
+
+
+def _beat_status(settings: Settings, role: str | None) -> None:
+    """Write this beat's role to ``CEREBRO_STATE_DIR/beat.json`` (``None``: remove the file)."""
+    import json
+
+    from cerebro.taskqueue.celery_app import beat_lock_key, beat_status_path
+    path = beat_status_path(settings)
+    if role is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    status = {"pid": os.getpid(), "role": role, "since": time.time(),
+              "lock": beat_lock_key(settings)}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(status))
+    os.replace(tmp, path)
 
 
 def _when(timestamp: float | None) -> str:
@@ -251,13 +316,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     p.set_defaults(func=_cmd_worker)
 
     p = subparsers.add_parser("beat", help="run Celery beat (sends scheduled tasks: Sherlock's "
-                                           "daily digest at SHERLOCK_DIGEST_AT)",
+                                           "digest at SHERLOCK_DIGEST_AT); one per node: the one "
+                                           "holding the Redis lock sends, the others stand by",
                               formatter_class=formatter)
-    p.add_argument("--schedule", default=str(settings.state_dir / "celerybeat-schedule"),
-                   help="beat's schedule state file (under CEREBRO_STATE_DIR)")
     p.add_argument("--loglevel", default=settings.log_level, help="log level (CEREBRO_LOG_LEVEL)")
-    p.add_argument("--max-interval", type=int, default=60,
-                   help="longest sleep between two checks of the schedule, in seconds")
+    p.add_argument("--max-interval", type=int, default=_beat_interval(settings),
+                   help="longest sleep between two checks of the schedule (and between two "
+                        "tries of a standby to take the lock), in seconds; at most half of "
+                        "CEREBRO_BEAT_LOCK_TIMEOUT")
     p.set_defaults(func=_cmd_beat)
 
     p = subparsers.add_parser("flower", help="run Flower (Celery monitor) with basic auth",

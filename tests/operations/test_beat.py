@@ -1,13 +1,20 @@
 """Sherlock's daily digest wired into Celery: a real `cerebro worker` runs task sherlock.digest and
-the email reaches a real SMTP server; a real `cerebro beat` schedules it at SHERLOCK_DIGEST_AT."""
+the email reaches a real SMTP server; a real `cerebro beat` (celery-redbeat) schedules it at
+SHERLOCK_DIGEST_AT in Redis."""
 
-import shelve
+import json
+
+import redis
+from redbeat.decoder import RedBeatJSONDecoder
 
 import sherlock
+from cerebro.ops import probes
 from cerebro.settings import load_settings
-from cerebro.taskqueue.celery_app import make_app
+from cerebro.taskqueue.celery_app import (beat_entry_key, beat_key_prefix, beat_lock_key,
+                                          beat_status_path, make_app)
 from cerebro.taskqueue.topology import delete
 from procs import Inbox, Proc, wait_for
+from sherlock.schedule import ENTRY_NAME
 from sherlock.settings import load_settings as sherlock_settings
 from support import REPO, TESTS, free_port
 
@@ -62,15 +69,35 @@ def test_digest_task_through_a_real_worker_reaches_smtp(tmp_path, rabbit_url, re
 
 def test_beat_schedules_the_digest_at_the_configured_time(tmp_path, rabbit_url, redis_url,
                                                           queue_prefix):
-    """A real `cerebro beat` writes its schedule with sherlock-daily-digest at 06:45."""
+    """A real `cerebro beat` (celery-redbeat) stores sherlock-daily-digest at 06:45 in Redis
+    under the deployment's prefix, takes the lock, says so in beat.json (the probe: ready), and
+    releases the lock and removes beat.json on SIGTERM."""
     env = _env(tmp_path, rabbit_url, redis_url, f"{queue_prefix}-beat2", free_port())
+    settings = load_settings(env)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
     beat = Proc(["cerebro", "beat", "--loglevel", "DEBUG"], env, tmp_path / "beat.log").start()
     try:
-        beat.wait_log("sherlock-daily-digest", timeout=30)
+        beat.wait_log("beat: Acquired lock", timeout=30)
+        stored = client.hget(beat_entry_key(settings, ENTRY_NAME), "definition")
+        entry = json.loads(stored, cls=RedBeatJSONDecoder)
+        ready, detail = wait_for(lambda: _ready(settings), 10, what="the beat probe")
+        assert client.exists(beat_lock_key(settings))
+        assert "active" in detail
+        assert json.loads(beat_status_path(settings).read_text())["role"] == "active"
     finally:
         beat.stop()
-    with shelve.open(str(tmp_path / "state" / "celerybeat-schedule"), flag="r") as db:
-        entry = db["entries"]["sherlock-daily-digest"]
-    assert entry.task == "sherlock.digest"
-    assert entry.schedule.hour == {6} and entry.schedule.minute == {45}
-    assert entry.options.get("expires") == 3600
+    assert beat.proc.returncode == 0
+    assert entry["task"] == "sherlock.digest"
+    assert entry["schedule"].hour == {6} and entry["schedule"].minute == {45}
+    assert entry["options"].get("expires") == 3600
+    assert not client.exists(beat_lock_key(settings)), "SIGTERM releases the lock"
+    assert not beat_status_path(settings).exists()
+    assert probes.beat(settings, {})[0] is False
+    assert not list((tmp_path / "state").glob("celerybeat-schedule*")), "no schedule file"
+    client.delete(*client.keys(beat_key_prefix(settings) + "*"))
+
+
+def _ready(settings):
+    """The beat probe's answer once it is ready, else ``None``."""
+    ready, detail = probes.beat(settings, {})
+    return (ready, detail) if ready else None
