@@ -33,6 +33,7 @@ from cerebro.names import Names
 from cerebro.outcomes import OutcomePolicy
 from cerebro.registry import Registry
 from cerebro.reporting import report
+from cerebro.roster import Beacon
 from cerebro.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class Core:
         self.names = Names.from_settings(settings)
         self.lifecycle = Tracker(settings, service, registry)
         self.monitor = Monitor(settings, service, registry)
+        self.beacon = Beacon(settings, service, registry)
         self._listeners: list[RefreshListener] = []
         self._module_listeners: list[ModulesListener] = []
         self._reloader: PeriodicThread | None = None
@@ -140,11 +142,13 @@ class Core:
         return swapped
 
     def watch(self) -> None:
-        """Start the reloader thread (idempotent)."""
+        """Start the reloader thread and the roster's heartbeats (idempotent)."""
         if self._reloader is None:
             self._reloader = PeriodicThread(self.settings.reload_interval, self.refresh,
                                             name=f"cerebro-{self.service}-models")
             self._reloader.start()
+        if self.settings.node_heartbeat > 0:
+            self.beacon.start()
 
     def log_modules(self) -> None:
         """Say clearly what each module is doing (ready with its versions, or why not)."""
@@ -173,6 +177,8 @@ class Core:
         if self._reloader is not None:
             self._reloader.stop()
             self._reloader = None
+        if self.settings.node_heartbeat > 0:
+            self.beacon.stop()
         self.monitor.flush()
 
 

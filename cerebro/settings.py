@@ -27,6 +27,7 @@ logs and Sherlock records never show them; code that needs one calls
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -73,6 +74,20 @@ def _long_keys(keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
 
 
 ApiKeys = Annotated[SecretCsv, AfterValidator(_long_keys)]
+
+
+def _node_name(value: object) -> str:
+    """A node name: empty (the host name) or letters, digits, ``.``, ``_`` and ``-``, at most
+    63 characters (a host name, a pod name), so it is safe in a path and a Redis key."""
+    name = str(value).strip()
+    if name and not (len(name) <= 63 and name.replace("-", "").replace("_", "").replace(
+            ".", "").isalnum() and name.isascii() and name not in (".", "..")):
+        raise ValueError("expected letters, digits, '.', '_' and '-' (at most 63), such as "
+                         "node-1")
+    return name
+
+
+NodeName = Annotated[str, BeforeValidator(_node_name)]
 
 
 def _long_key(key: SecretStr) -> SecretStr:
@@ -301,6 +316,10 @@ class Settings(EnvSettings):
         "Wait for RabbitMQ's publisher confirm before answering 202.")
     worker_concurrency: int = setting(
         "CEREBRO_WORKER_CONCURRENCY", 0, "Celery worker processes (0: one per CPU core).")
+    beat_lock_timeout: Seconds = setting(
+        "CEREBRO_BEAT_LOCK_TIMEOUT", 20.0,
+        "Seconds the active `cerebro beat` keeps its Redis lock without renewing it; when it "
+        "dies a standby beat takes over within this plus a quarter of it (at least 2).")
     main_app_url: SecretURL = setting(
         "CEREBRO_MAIN_APP_URL", SecretURL("http://127.0.0.1:8080"),
         "Base URL of the main application that receives callbacks.")
@@ -365,6 +384,18 @@ class Settings(EnvSettings):
         "CEREBRO_STATE_DIR", PROJECT_ROOT / "var",
         "Runtime state: supervisord pid/socket, beat schedule, private RabbitMQ node, generated "
         "dev secrets.")
+    shared_dir: str = setting(
+        "CEREBRO_SHARED_DIR", "",
+        "Runtime records every node must see, on a volume shared by the nodes (canary stops, "
+        "shadow tallies, drift counts); empty: CEREBRO_STATE_DIR (one node).")
+    node: NodeName = setting(
+        "CEREBRO_NODE", "",
+        "This node's name in `cerebro status --all` (letters, digits, . _ -; empty: the host "
+        "name).")
+    node_heartbeat: Seconds = setting(
+        "CEREBRO_NODE_HEARTBEAT", 5.0,
+        "Seconds between the heartbeats each process writes to Redis for `cerebro status "
+        "--all`; a process silent for 3 of them is shown as lost (0: no heartbeats).")
     log_dir: Path = setting(
         "CEREBRO_LOG_DIR", PROJECT_ROOT / "logs",
         "Where supervisord and every program it runs write their logs.")
@@ -407,6 +438,17 @@ class Settings(EnvSettings):
     simulator_keep: int = setting(
         "CEREBRO_SIMULATOR_KEEP", 100,
         "Main-app calls (bodies included) the simulator keeps for GET /simulator/received.")
+
+    @property
+    def node_name(self) -> str:
+        """This node's name: ``CEREBRO_NODE``, else the host name."""
+        return self.node or socket.gethostname()
+
+    @property
+    def shared_state_dir(self) -> Path:
+        """Where the records every node must see are kept: ``CEREBRO_SHARED_DIR``, else
+        ``CEREBRO_STATE_DIR``."""
+        return Path(self.shared_dir) if self.shared_dir else self.state_dir
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

@@ -177,9 +177,10 @@ class CerebroServer:
 class AmenitiesServer:
     """A small real amenities service for listing_enrichment: ``GET /amenities?lat=&lon=``
     answers the deterministic neighbourhood and records each call; with ``broken_at_zero``,
-    latitude 0 gets a broken answer (``{}``), for tests of a failing task."""
+    latitude 0 gets a broken answer (``{}``), for tests of a failing task; ``delay`` seconds
+    before each answer make every task last that long (tasks in flight when a node dies)."""
 
-    def __init__(self, broken_at_zero=False):
+    def __init__(self, broken_at_zero=False, delay=0.0):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import parse_qs, urlsplit
@@ -196,13 +197,18 @@ class AmenitiesServer:
                 query = parse_qs(urlsplit(self.path).query)
                 lat, lon = float(query["lat"][0]), float(query["lon"][0])
                 outer.calls.append((lat, lon))
+                if delay:
+                    time.sleep(delay)
                 answer = {} if broken_at_zero and lat == 0 else neighbourhood(lat, lon)
                 data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the asking worker died meanwhile (a node-kill test)
 
             def log_message(self, *args):
                 """Quiet."""

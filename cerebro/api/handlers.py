@@ -367,7 +367,7 @@ class DriftHandler(BaseHandler):
                 raise NotFound(f"module '{module}' serves no model version", "version")
             settings = self.ctx.registry.settings
             found = await IOLoop.current().run_in_executor(None, partial(
-                drift.report, Path(settings.data_volume), Path(settings.state_dir), module,
+                drift.report, Path(settings.data_volume), settings.shared_state_dir, module,
                 version, drift.WINDOWS[window], mod.monitoring or DEFAULT_MONITORING))
         except VolumeError as exc:
             return self.fail(NotFound(str(exc), "version"))

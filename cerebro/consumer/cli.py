@@ -124,7 +124,7 @@ def _serve(settings: Settings, core: Core, router: Router, instance_id: str | No
         return
     processor = Processor(router, core, notifier, dead_letters, stop_event=stop)
     runner = Runner(settings, router, processor, settings.kafka_group, stop,
-                    instance_id=instance_id)
+                    instance_id=instance_id, announce=core.beacon.tell)
     runner.follow_modules(core)
     core.watch()
     try:

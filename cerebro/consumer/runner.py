@@ -117,8 +117,10 @@ class Runner(ConsumerRebalanceListener):
 
     def __init__(self, settings: Settings, router: Router, processor: Processor, group: str,
                  stop_event: threading.Event | None = None,
-                 consumer: KafkaConsumer | None = None, instance_id: str | None = None) -> None:
+                 consumer: KafkaConsumer | None = None, instance_id: str | None = None,
+                 announce: Callable[..., None] | None = None) -> None:
         self.settings = settings
+        self.announce = announce  # tells the roster this consumer's partitions
         self.router = router
         self.processor = processor
         self.group = group
@@ -142,6 +144,7 @@ class Runner(ConsumerRebalanceListener):
         offsets = {tp: OffsetAndMetadata(self.pending.pop(tp), "", -1)
                    for tp in list(revoked) if tp in self.pending}
         log.info("partitions revoked: %s", _names(revoked))
+        self._announce_assignment()
         for tp in revoked:
             self.held.pop(tp, None)
             self.failures.pop(tp, None)
@@ -158,6 +161,7 @@ class Runner(ConsumerRebalanceListener):
         partition held before it was revoked: kafka-python keeps a partition's paused flag
         when the same consumer gets it back."""
         log.info("partitions assigned: %s", _names(assigned))
+        self._announce_assignment()
         stale = [tp for tp in assigned if tp not in self.held and tp in self.consumer.paused()]
         if stale:
             self.consumer.resume(*stale)
@@ -167,6 +171,17 @@ class Runner(ConsumerRebalanceListener):
         dropped = [tp for tp in lost if self.pending.pop(tp, None) is not None]
         log.warning("partitions lost: %s%s", _names(lost),
                     f" (uncommitted, will be redelivered: {_names(dropped)})" if dropped else "")
+        self._announce_assignment()
+
+    def _announce_assignment(self) -> None:
+        """Tell the roster (``cerebro status --all``) the partitions this consumer holds."""
+        if self.announce is None or self.consumer is None:
+            return
+        held: dict[str, list[int]] = {}
+        for tp in self.consumer.assignment():
+            held.setdefault(tp.topic, []).append(tp.partition)
+        self.announce(group=self.group,
+                      assignment={topic: sorted(parts) for topic, parts in held.items()})
 
     # -- the loop --
 

@@ -190,6 +190,7 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     total["candidate_ms"] = percentiles(cand)
     total["pairs"] = pairs
     total["primary"] = next((s.get("primary") for s in snapshots if s.get("primary")), None)
+    total["processes"] = sorted(str(s["process"]) for s in snapshots if s.get("process"))
     return total
 
 

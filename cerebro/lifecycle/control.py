@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -185,14 +184,16 @@ class Tracker:
         return ModuleControl(mod.name, state, self.limits, self.runner)
 
     def _trip_marker(self, control: ModuleControl) -> Path:
-        """The state-directory file saying this canary was stopped (every process of the
-        node honours it, after a restart too, even when the volume is read-only)."""
+        """The file saying this canary was stopped, in ``CEREBRO_SHARED_DIR``: every process
+        of every node sharing it honours it, after a restart too, even when the volume is
+        read-only (one node: the state directory)."""
         since = "".join(c for c in str(control.since) if c.isalnum())
         return snapshot_dir(self.settings, control.module, control.version) / \
             f"canary-stopped-{since}.json"
 
     def _tripped_before(self, control: ModuleControl) -> str | None:
-        """Why this canary was already stopped on this node, or ``None``."""
+        """Why this canary was already stopped (by any node sharing the directory), or
+        ``None``."""
         try:
             return str(json.loads(self._trip_marker(control).read_text())["reason"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -210,7 +211,7 @@ class Tracker:
             marker.write_text(json.dumps({"reason": why, "at": lifecycle.now()}))
         except OSError as exc:
             log.warning("canary: cannot write %s: %s", marker, exc)
-        by = f"cerebro {self.service} on {socket.gethostname()} (automatic)"
+        by = f"cerebro {self.service} on {self.settings.node_name} (automatic)"
         try:
             entry = lifecycle.stop_candidate(self.root, control.module, by=by,
                                              action="canary-rollback", reason=why,
@@ -252,7 +253,7 @@ class Tracker:
         folder = snapshot_dir(self.settings, control.module, control.version)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{self.service}-{socket.gethostname()}-{os.getpid()}.json"
+            path = folder / f"{self.service}-{self.settings.node_name}-{os.getpid()}.json"
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(snap), encoding="utf-8")
             os.replace(tmp, path)
@@ -272,7 +273,7 @@ def _push(control: ModuleControl, counter: Any, key: tuple[str, ...], total: flo
 
 def snapshot_dir(settings: Settings, module: str, version: str) -> Path:
     """Where processes write their shadow tallies of one candidate."""
-    return Path(settings.state_dir) / "lifecycle" / module / version
+    return settings.shared_state_dir / "lifecycle" / module / version
 
 
 def read_snapshots(settings: Settings, module: str, version: str,
@@ -286,5 +287,6 @@ def read_snapshots(settings: Settings, module: str, version: str,
         except (OSError, ValueError):
             continue
         if isinstance(snap, dict) and (since is None or snap.get("since") == since):
+            snap["process"] = path.stem  # service-node-pid: which node counted these
             snaps.append(snap)
     return snaps

@@ -28,7 +28,7 @@ def collect(hours: float = 24.0) -> list[dict[str, Any]]:
     from cerebro.registry import Registry
     settings = load_settings()
     registry = Registry.discover(settings)
-    root, state = Path(settings.data_volume), Path(settings.state_dir)
+    root, state = Path(settings.data_volume), settings.shared_state_dir
     alerts = []
     for name, mod in sorted(registry.modules.items()):
         try:

@@ -33,16 +33,16 @@ def _cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
         if version is None:
             raise volume.VolumeError(f"no module named {module!r} with a published version in "
                                      f"{settings.data_volume}")
-        found = drift.report(Path(settings.data_volume), Path(settings.state_dir), module,
+        found = drift.report(Path(settings.data_volume), settings.shared_state_dir, module,
                              version, drift.WINDOWS[args.window], _policy(settings, module))
     except volume.VolumeError as exc:
         print(f"cerebro drift: {exc}", file=sys.stderr)
         return 2
     if found["profile"]:
-        found["flagged_since"] = drift.record_flags(Path(settings.state_dir), found)
+        found["flagged_since"] = drift.record_flags(settings.shared_state_dir, found)
     if found["profile"] and not args.no_plot and found["samples"]:
         from cerebro.monitoring.plot import write_png
-        out = Path(args.out) if args.out else Path(settings.state_dir) / "monitoring" / \
+        out = Path(args.out) if args.out else settings.shared_state_dir / "monitoring" / \
             module / version / f"drift-{args.window}.png"
         found["png"] = str(write_png(found, out))
     if args.json:

@@ -49,7 +49,7 @@ class Monitor:
     @property
     def state_dir(self) -> Path:
         """Where the counts go."""
-        return Path(self.settings.state_dir)
+        return self.settings.shared_state_dir
 
     def update(self) -> None:
         """Monitors for the versions served now; counts flushed; gauges refreshed."""
@@ -124,7 +124,7 @@ class Monitor:
                 # named at each flush: a process forked after this core was built (the API's
                 # and the worker's) writes under its own pid, never over a sibling's counts
                 counts.flush(monitoring_dir(self.state_dir, module, version),
-                             process_name(self.service))
+                             process_name(self.service, self.settings.node_name))
             except OSError as exc:
                 log.warning("monitoring: cannot write the counts of %s %s: %s", module,
                             version, exc)

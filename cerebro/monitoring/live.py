@@ -23,7 +23,6 @@ import logging
 import os
 import random
 import shutil
-import socket
 import threading
 import time
 from bisect import bisect_right
@@ -177,9 +176,9 @@ class ModuleMonitor:
                 log.exception("monitoring: %s: a call could not be counted", self.module)
 
 
-def process_name(service: str) -> str:
-    """This process's name in the slot files: service, host and pid."""
-    return f"{service}-{socket.gethostname()}-{os.getpid()}"
+def process_name(service: str, node: str) -> str:
+    """This process's name in the slot files: service, node (``CEREBRO_NODE``) and pid."""
+    return f"{service}-{node}-{os.getpid()}"
 
 
 def monitoring_dir(state_dir: Path, module: str, version: str | None = None) -> Path:

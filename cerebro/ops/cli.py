@@ -70,23 +70,32 @@ def _cmd_bootstrap(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    """Programs, modules, queues, consumer lag and Sherlock in one place."""
-    from cerebro.ops import status
-    report = status.collect(settings)
+    """Programs, modules, queues, consumer lag and Sherlock in one place; with ``--all``,
+    every node of the deployment (the roster in Redis)."""
+    from cerebro.ops import deployment, status
+    if args.forget:
+        gone = deployment.forget(settings, args.forget)
+        print(f"cerebro status: forgot {gone} process(es) of node {args.forget}")
+        return 0
+    report = deployment.collect(settings) if args.all else status.collect(settings)
     if args.json:
         from cerebro import jsonio
         print(jsonio.dumps(report).decode())
     else:
-        print(status.render(report))
+        print((deployment if args.all else status).render(report))
     return 0 if report["healthy"] else 1
 
 
 def _cmd_health(args: argparse.Namespace, settings: Settings) -> int:
-    """Every program supervisord is configured to run is RUNNING and ready: exit 0, else 1."""
+    """Every program supervisord is configured to run is RUNNING and ready: exit 0, else 1;
+    with ``--program``, that one program's readiness probe, without supervisord."""
     import os
 
     from cerebro.ops import health
-    code = health.run(settings, timeout=args.timeout)
+    if args.program:
+        code = health.run_program(settings, args.program, timeout=args.timeout)
+    else:
+        code = health.run(settings, timeout=args.timeout)
     if health.hanging():  # a probe outlived the deadline: do not wait for it to give up
         sys.stdout.flush()
         sys.stderr.flush()
@@ -160,6 +169,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     p = subparsers.add_parser("status", help="programs, modules, queues, consumer lag, Sherlock",
                               formatter_class=formatter)
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--all", action="store_true",
+                   help="every node of the deployment: its programs, model versions and Kafka "
+                        "partitions (from the heartbeats in Redis)")
+    p.add_argument("--forget", metavar="NODE",
+                   help="remove a node that is gone for good from the roster (its processes "
+                        "show as LOST until then)")
     p.set_defaults(func=printing(_cmd_status))
 
     p = subparsers.add_parser("health",
@@ -170,6 +185,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                    help="seconds the whole command may take from its start (every probe "
                         "runs at once; Docker's HEALTHCHECK timeout is 5 s)")
+    from cerebro.ops.health import add_arguments
+    add_arguments(p)
     p.set_defaults(func=printing(_cmd_health))
 
     p = subparsers.add_parser("bootstrap", help="build every module whose model is missing",

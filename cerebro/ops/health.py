@@ -18,13 +18,28 @@ Three probes, three audiences: ``GET /healthz`` (the API process is alive: an
 orchestrator's liveness probe), ``GET /readyz`` (the API can serve: a load
 balancer's), ``cerebro health`` (the whole one-container stack is ready: the
 container's ``HEALTHCHECK``); docs/docker.md tells which to use where.
+
+One program per container (docker-compose.scale.yml, deploy/k8s/): no
+supervisord to ask, so ``python -m cerebro.ops.health --program NAME`` runs
+that program's readiness probe from the program table directly, within the
+same deadline: exit 0 and one line when ready, 1 and one line saying why
+otherwise (an unknown program, a program with nothing to probe without
+supervisord, a probe failing or not answering in time). Every probe of a
+service works so, reading only the settings and the environment; the worker's
+is narrowed to this host (the table's counts a worker anywhere), while the
+consumer's and the subscriber's answer for their whole group (the Kafka group
+has partitions assigned, every request queue has a consumer). epmd and the
+bootstrap have no probe: only supervisord (``cerebro health``) or the
+orchestrator (a Job's exit status) can tell their state. docs/deploy.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import importlib
 import os
+import socket
 import sys
 import threading
 import time
@@ -296,3 +311,70 @@ def hanging() -> bool:
     """True when a probe thread is still running (its probe outlived the deadline)."""
     return any(t.name.startswith("probe-") or t.name == "cerebro-health"
                for t in threading.enumerate() if t.is_alive() and t.daemon)
+
+
+# One program, no supervisord: `python -m cerebro.ops.health --program NAME`.
+
+def this_host_worker(settings: Settings, _env: Mapping[str, str]) -> probes.Result:
+    """A worker of this host answers a Celery ping: its node name ends in ``@<host name>``
+    (``cerebro worker --hostname``'s ``%h``), the container or pod this runs in. The table's
+    probe counts a worker anywhere in the deployment: the probe of one replica among several."""
+    from cerebro.taskqueue.celery_app import make_app
+    replies = make_app(settings, schedules=False).control.ping(timeout=1.0)
+    host = socket.gethostname()
+    names = [name for reply in replies or [] for name in reply]
+    mine = [name for name in names if name.rpartition("@")[2] == host]
+    elsewhere = f", {len(names) - len(mine)} elsewhere" if len(names) > len(mine) else ""
+    return bool(mine), f"{len(mine)} worker(s) of this host ({host}) answered ping{elsewhere}"
+
+
+#: The probe ``--program`` runs instead of a table probe that answers for the deployment as a
+#: whole where one container's own readiness is asked.
+STANDALONE_PROBES: dict[probes.Probe, probes.Probe] = {probes.worker: this_host_worker}
+
+
+def _nothing_to_probe(row: programs.Program) -> str:
+    """Why a program without a readiness probe cannot be checked without supervisord."""
+    if not row.restart:
+        return (f"{row.name} is a one shot with no readiness probe: its exit status is its "
+                "health (supervisord's EXITED 0 in `cerebro health`, a Job's completion, "
+                "compose's service_completed_successfully)")
+    return (f"{row.name} has no readiness probe in the program table: only supervisord can tell "
+            "whether it runs (`cerebro health` where supervisord runs it)")
+
+
+def check_program(settings: Settings, name: str, environ: Mapping[str, str] | None = None,
+                  timeout: float = DEFAULT_TIMEOUT) -> Line:
+    """Program ``name``'s readiness probe, run here without asking supervisord, bounded by
+    ``timeout``: the :class:`Line` says ready or not, and why (an unknown program, or one with
+    nothing to probe, is not ready)."""
+    deadline = time.monotonic() + timeout
+    row = _row(name)
+    if row is None:
+        known = ", ".join(r.name for r in programs.table())
+        return Line(name, "UNKNOWN", "NOT READY",
+                    f"no program {name!r} in the program table (known: {known})", False)
+    if row.probe is None:
+        return Line(name, "-", "NOT READY", _nothing_to_probe(row), False)
+    env = probe_environment(settings, os.environ if environ is None else environ)
+    probe = STANDALONE_PROBES.get(row.probe, row.probe)
+    return _probe_all(settings, env, {name: probe}, deadline)[name]
+
+
+def run_program(settings: Settings, name: str, timeout: float = DEFAULT_TIMEOUT,
+                out: TextIO = sys.stdout) -> int:
+    """``--program NAME``: one line, ``cerebro health --program NAME: ready: <detail>`` and 0,
+    or ``...: NOT READY: <why>`` and 1. ``timeout`` counts from the start of the process."""
+    env = probe_environment(settings, os.environ)
+    line = check_program(settings, name, env,
+                         timeout=max(MIN_PROBE_SECONDS, timeout - process_age()))
+    out.write(redact(f"cerebro health --program {name}: {line.verdict}: {line.detail}",
+                     _secrets(settings, env))[:300] + "\n")
+    return 0 if line.ok else 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--program`` option (``cerebro health`` takes ``--timeout`` already)."""
+    parser.add_argument("--program", metavar="NAME", default=None,
+                        help="check this one program of the program table without supervisord "
+                             "(one program per container: docker-compose.scale.yml, deploy/k8s)")
