@@ -4,7 +4,15 @@ quickly and without printing a secret; exit 1 naming the program once one is sto
 (`supervisorctl stop cerebro:worker`), healthy again once it is back; a probe that hangs is cut
 at the deadline. Without a supervisord it exits 1 with a clear message at once.
 
-One bring-up for the whole module (tests run in file order and share it)."""
+One program per container, no supervisord (`cerebro health --program NAME`, the
+probe of docker-compose.scale.yml and deploy/k8s): a real `cerebro serve` is not ready while
+nothing listens or its models are missing (503), ready once they are loaded; a worker answering
+from another host does not make this one ready, a worker of this host does (real workers on a
+private RabbitMQ); an unknown program, or one with nothing to probe, exits 1 saying so; a probe
+that hangs is cut at the deadline.
+
+One bring-up for the whole module (tests run in file order and share it; the `--program` tests
+come first and do not need it)."""
 
 import re
 import socket
@@ -14,11 +22,13 @@ import time
 
 import pytest
 
-from procs import wait_for
+from procs import Proc, wait_for
+from rabbit import private_rabbit  # noqa: F401 - a RabbitMQ of the worker test's own
 from stack import running_stack
-from support import run_cli
+from support import REPO, TESTS, cerebro_env, free_port, run_cli
 
 CEREBRO = [sys.executable, "-m", "cerebro"]
+HEALTH = [sys.executable, "-m", "cerebro", "health"]
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +61,99 @@ def test_no_supervisord_is_not_healthy_and_says_why(tmp_path):
     assert code == 1 and time.monotonic() - started < 5, (out, err)
     assert re.search(r"NOT HEALTHY: supervisord does not answer on \S+supervisor\.sock: "
                      r"ConnectionRefusedError", err), err
+
+
+def program_health(name, *args, **env):
+    """`cerebro health --program NAME *args` with ``env`` added to the test
+    environment: (code, out, err, seconds)."""
+    started = time.monotonic()
+    result = subprocess.run([*HEALTH, "--program", name, *args], env=cerebro_env(**env),
+                            capture_output=True, text=True, timeout=30)
+    return result.returncode, result.stdout, result.stderr, time.monotonic() - started
+
+
+def test_program_mode_unknown_or_unprobed_program_is_not_ready_and_says_why(tmp_path):
+    """No supervisord anywhere (an empty state directory): an unknown program and the two
+    programs with no probe of their own exit 1 at once with one line saying why."""
+    code, out, err, took = program_health("nosuch", CEREBRO_STATE_DIR=tmp_path)
+    assert code == 1 and took < 5 and not err, (out, err)
+    assert out.startswith("cerebro health --program nosuch: NOT READY: no program 'nosuch' in "
+                          "the program table (known: epmd, "), out
+    assert len(out.splitlines()) == 1 and "subscriber" in out
+    for name, why in (("bootstrap", "bootstrap is a one shot with no readiness probe: its exit "
+                                    "status is its health"),
+                      ("epmd", "epmd has no readiness probe in the program table: only "
+                               "supervisord can tell whether it runs")):
+        code, out, err, _ = program_health(name, CEREBRO_STATE_DIR=tmp_path)
+        assert code == 1 and out.startswith(f"cerebro health --program {name}: NOT READY: "
+                                            f"{why}"), (out, err)
+        assert len(out.splitlines()) == 1
+
+
+def test_program_mode_api_follows_a_real_server(server_factory, built_volume, tmp_path):
+    """The API's probe run without supervisord (none runs here): not ready while nothing
+    listens, nor while a real server answers but can serve none of its models (signed with
+    another key: /readyz 503); ready once a real server has loaded every model; each answer
+    within Docker's 5 s."""
+    state = {"CEREBRO_STATE_DIR": tmp_path}
+    code, out, err, took = program_health("api", CEREBRO_PORT=free_port(), **state)
+    assert (code, out) == (1, "cerebro health --program api: NOT READY: /readyz None\n"), err
+    assert took < 5 and "supervisord" not in out + err
+    refused = server_factory({"CEREBRO_DATA_VOLUME": built_volume,
+                              "CEREBRO_MODEL_SIGNING_KEY": "not-the-key-the-models-were-signed"})
+    code, out, err, took = program_health("api", CEREBRO_PORT=refused.port, **state)
+    assert (code, out) == (1, "cerebro health --program api: NOT READY: /readyz 503\n"), err
+    server = server_factory({"CEREBRO_DATA_VOLUME": built_volume}, ready=True)
+    code, out, err, took = program_health("api", CEREBRO_PORT=server.port, **state)
+    assert (code, out) == (0, "cerebro health --program api: ready: /readyz 200\n"), err
+    assert took < 5
+
+
+def test_program_mode_worker_counts_only_this_hosts_workers(private_rabbit, redis_url,
+                                                            queue_prefix, tmp_path):
+    """A worker named after another host answers the ping, but this host has none: not ready,
+    saying so; once a worker of this host (the default node name, cerebro-<pid>@<host>) runs,
+    ready. A RabbitMQ of the test's own: no other worker of this machine answers."""
+    env = {"PYTHONPATH": f"{REPO}:{TESTS}", "CEREBRO_MODULES_PACKAGE": "fixture_modules",
+           "CEREBRO_MODULES": "jobs", "CEREBRO_BROKER_URL": private_rabbit.url,
+           "CEREBRO_RESULT_BACKEND": redis_url, "CEREBRO_QUEUE_PREFIX": f"{queue_prefix}-hp",
+           "CEREBRO_CALLBACK_SECRET": "health-test", "CEREBRO_STATE_DIR": str(tmp_path),
+           "CEREBRO_DATA_VOLUME": str(tmp_path / "vol"), "SHERLOCK_DIR": str(tmp_path / "sh")}
+    host = re.escape(socket.gethostname())
+    elsewhere = Proc(["cerebro", "worker", "--concurrency", "1", "--hostname",
+                      "cerebro-test@elsewhere.invalid"], env, tmp_path / "elsewhere.log")
+    here = Proc(["cerebro", "worker", "--concurrency", "1"], env, tmp_path / "here.log")
+    try:
+        elsewhere.start().wait_log(" ready.")
+        code, out, err, took = program_health("worker", **env)
+        assert code == 1 and took < 5, (out, err)
+        assert re.fullmatch(rf"cerebro health --program worker: NOT READY: 0 worker\(s\) of "
+                            rf"this host \({host}\) answered ping, 1 elsewhere\n", out), out
+        here.start().wait_log(" ready.")
+        code, out, err, took = program_health("worker", **env)
+        assert code == 0 and took < 5, (out, err)
+        assert re.fullmatch(rf"cerebro health --program worker: ready: 1 worker\(s\) of this "
+                            rf"host \({host}\) answered ping, 1 elsewhere\n", out), out
+    finally:
+        here.stop()
+        elsewhere.stop()
+
+
+def test_program_mode_probe_that_hangs_is_cut_at_the_deadline(tmp_path):
+    """A RabbitMQ that accepts connections and never answers: `--program rabbitmq` still ends
+    at its deadline, saying its probe did not answer in time."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        url = f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}//"
+        code, out, err, took = program_health("rabbitmq", "--timeout", "1.5",
+                                              CEREBRO_BROKER_URL=url, CEREBRO_STATE_DIR=tmp_path)
+    finally:
+        silent.close()
+    assert code == 1 and took < 4, (took, out, err)
+    assert out == ("cerebro health --program rabbitmq: NOT READY: its probe did not answer in "
+                   "time\n"), out
 
 
 def test_healthy_when_every_program_is_running_and_ready(stack):
