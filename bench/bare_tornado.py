@@ -1,13 +1,15 @@
 """
 Author:  Cerebro team
 Date:    2026-11-24
-Subject: The benchmark baseline: a bare Tornado app calling the same model per request.
+Subject: Benchmark baselines: a bare Tornado app calling the model per request; hello world.
 Tagline: The floor we measure ourselves against.
 
 No validation, no executor, no metrics, no error mapping, no batching: decode
 the body, call ``modules.rent_predictor.expose.predict`` with that one listing
-on the IOLoop, encode the result. Run:
-``python bench/bare_tornado.py --port P --processes N --volume DIR [--tuned]``.
+on the IOLoop, encode the result. With ``--hello`` it calls no model at all: the
+same route answers a constant JSON document, the HTTP ceiling of Tornado on the
+box. Run:
+``python bench/bare_tornado.py --port P --processes N --volume DIR [--tuned] [--hello]``.
 """
 
 import argparse
@@ -32,9 +34,18 @@ class PredictHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(expose.predict([json.loads(self.request.body)])[0]))
 
 
-async def _serve(sockets):
+class HelloHandler(tornado.web.RequestHandler):
+    """POST /v1/rent_predictor/predict answered without a model: Tornado's ceiling."""
+
+    def post(self):
+        """Answer a constant document."""
+        self.set_header("Content-Type", "application/json")
+        self.finish(b'{"hello":"world"}')
+
+
+async def _serve(sockets, handler):
     """Serve forever on the given sockets."""
-    server = HTTPServer(tornado.web.Application([(r"/v1/rent_predictor/predict", PredictHandler)]))
+    server = HTTPServer(tornado.web.Application([(r"/v1/rent_predictor/predict", handler)]))
     server.add_sockets(sockets)
     await asyncio.Event().wait()
 
@@ -49,6 +60,8 @@ def main():
     parser.add_argument("--tuned", action="store_true",
                         help="as `cerebro serve` runs by default: process i pinned to CPU i, "
                              "each process on its own SO_REUSEPORT socket")
+    parser.add_argument("--hello", action="store_true",
+                        help="hello world: answer a constant document, call no model")
     args = parser.parse_args()
     if args.tuned and args.processes > 1:
         index = fork_processes(args.processes)
@@ -59,8 +72,11 @@ def main():
     if args.tuned:
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+    if args.hello:
+        asyncio.run(_serve(sockets, HelloHandler))
+        return
     expose.MODEL.refresh(args.volume)
-    asyncio.run(_serve(sockets))
+    asyncio.run(_serve(sockets, PredictHandler))
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
-from common import PYTHON, REPO, baseline_env, free_port, start, stop, wait_http, wrk
+from common import (PYTHON, REPO, baseline_env, free_port, report_py_spy, start, start_py_spy,
+                    stop, wait_http, wrk)
 
 from cerebro.endpoint import build_endpoint
 from modules.rent_predictor import expose
@@ -47,6 +49,8 @@ from modules.rent_predictor import expose
 _ENDPOINT = build_endpoint("rent_predictor", expose.predict)
 BODY = _ENDPOINT.schema.validate(_ENDPOINT.example)
 TARGET_RATIO = 0.90
+HELLO_TARGET = 0.60  # issue 18: Cerebro at c=64 against hello world (the HTTP ceiling)
+P50_TARGET = 1.10    # issue 18: Cerebro's c=1 p50 at most 10 % above the bare app's
 
 
 def _volume(path):
@@ -67,8 +71,9 @@ def _median_run(runs):
     return ranked[(len(ranked) - 1) // 2]
 
 
-def _measure(servers, body, levels, duration, rounds):
-    """Start every server, then load them in interleaved rounds; return the median runs."""
+def _measure(servers, body, levels, duration, rounds, after=None):
+    """Start every server, then load them in interleaved rounds; return the median runs.
+    ``after(procs, urls)`` (by server name) runs once the rounds are done, servers still up."""
     procs = []
     try:
         for name, cmd, env, url, cwd in servers:
@@ -86,6 +91,9 @@ def _measure(servers, body, levels, duration, rounds):
                 print(f"round {number}/{rounds}: " + "  ".join(
                     f"{name} c={c} {runs[name][c][-1]['rps']:.0f}/s"
                     for name, *_ in servers for c in levels), flush=True)
+        if after is not None:
+            after({name: proc for (name, *_), proc in zip(servers, procs)},
+                  {name: url for name, _, _, url, _ in servers})
         return {name: {c: _median_run(table[c]) for c in levels}
                 for name, table in runs.items()}
     finally:
@@ -136,6 +144,9 @@ def print_table(results, levels, args, width=17, module="rent_predictor"):
 def main():
     """Run both servers and print the comparison."""
     parser = wrk_parser(__doc__)
+    parser.add_argument("--profile", action="store_true",
+                        help="after the rounds, a py-spy profile of one Cerebro API process "
+                             "at the highest level, by stage")
     parser.add_argument("--baseline-tree", default=None,
                         help="a source tree of an earlier commit (git worktree): its Cerebro "
                              "runs beside this one, and the ratio between them is printed")
@@ -149,7 +160,8 @@ def main():
     path = "/v1/rent_predictor/predict"
 
     servers = []
-    for name, extra in (("bare", []), ("bare-tuned", ["--tuned"])):
+    for name, extra in (("hello", ["--tuned", "--hello"]), ("bare", []),
+                        ("bare-tuned", ["--tuned"])):
         port = free_port()
         servers.append((name, [PYTHON, str(REPO / "bench/bare_tornado.py"), "--port", str(port),
                                "--processes", str(args.processes), "--volume", str(volume)]
@@ -162,7 +174,12 @@ def main():
         extra_env = baseline_env(tree) if tree != REPO else {}
         servers.append(cerebro_server(name, args.processes,
                                       dict(env, CEREBRO_BATCHING=batching, **extra_env), tree))
-    results = _measure(servers, body, levels, args.duration, max(1, args.rounds))
+    after = None
+    if args.profile:
+        def after(procs, urls):
+            """Profile one API process of Cerebro as shipped at the highest level."""
+            _profile(procs["cerebro"].pid, urls["cerebro"], body, max(levels), args.duration)
+    results = _measure(servers, body, levels, args.duration, max(1, args.rounds), after)
     print_table(results, levels, args)
     print()
     for name in ("cerebro-nobatch", "cerebro"):
@@ -175,6 +192,7 @@ def main():
         verdict = "MET" if worst >= TARGET_RATIO else "NOT MET"
         print(f"{'':<17} target: within 10% of both baselines at every level "
               f"(ratio >= {TARGET_RATIO}) -> {verdict}")
+    _print_ceiling(results, levels)
     if args.baseline_tree:
         print()
         for name, base in (("cerebro-nobatch", "baseline-nobatch"), ("cerebro", "baseline")):
@@ -183,6 +201,50 @@ def main():
             p50 = "  ".join(f"c={c}: {results[name][c]['p50_ms'] / results[base][c]['p50_ms']:.3f}"
                             for c in levels)
             print(f"{name:<17} / {base:<17} req/s {ratios}   p50 {p50}")
+
+
+# Stages of a request in the API process, most specific first (a sample counts for the first
+# stage one of whose marks is in one of its frames).
+STAGES = (
+    ("model (scikit-learn)", ("sklearn/", "modules/rent_predictor")),
+    ("metrics (prometheus)", ("prometheus_client/", "cerebro/metrics.py")),
+    ("logging", ("logging/",)),
+    ("validation", ("cerebro/schema.py",)),
+    ("JSON decode/encode", ("cerebro/jsonio.py", "json/")),
+    ("batching hop", ("cerebro/batching.py", "cerebro/runner.py")),
+    ("dispatch", ("cerebro/dispatch.py", "cerebro/lifecycle/", "cerebro/monitoring/")),
+    ("handler", ("cerebro/api/",)),
+    ("HTTP (tornado)", ("tornado/",)),
+    ("event loop", ("asyncio/", "selectors")),
+)
+
+
+def _profile(server_pid, url, body, level, duration):
+    """py-spy on the first API child while wrk loads the server at ``level``; prints the
+    samples by stage and the top functions."""
+    children = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True,
+                              text=True).stdout.split()
+    out = Path(tempfile.mkdtemp()) / "api-profile.txt"
+    profiler = start_py_spy(children[0] if children else server_pid, out)
+    time.sleep(1.0)  # py-spy attached
+    run = wrk(url, body.decode(), level, duration)
+    print(f"\nprofiled run: c={level} {run['rps']:.0f} req/s")
+    report_py_spy(profiler, out, STAGES, "API profile", top=12)
+
+
+def _print_ceiling(results, levels):
+    """Cerebro against hello world (the HTTP ceiling) at the highest level, and its c=1 p50
+    against the bare app's, with the verdicts."""
+    top, one = max(levels), min(levels)
+    print()
+    for name in ("cerebro-nobatch", "cerebro"):
+        share = results[name][top]["rps"] / results["hello"][top]["rps"]
+        print(f"{name:<17} / hello        c={top}: {share:.2f} of the HTTP ceiling "
+              f"(target >= {HELLO_TARGET:.2f}) -> {'MET' if share >= HELLO_TARGET else 'NOT MET'}")
+    bare_p50 = min(results[b][one]["p50_ms"] for b in ("bare", "bare-tuned"))
+    p50 = results["cerebro"][one]["p50_ms"] / bare_p50
+    print(f"{'cerebro':<17} p50 at c={one} / the better bare app's: {p50:.2f} "
+          f"(target <= {P50_TARGET:.2f}) -> {'MET' if p50 <= P50_TARGET else 'NOT MET'}")
 
 
 if __name__ == "__main__":
