@@ -14,8 +14,9 @@ Kafka consumer, the pub-sub subscriber) runs a :class:`Beacon` from its core: ev
                                  "modules": {name: {"status", "models", "candidate"}},
                                  "assignment": {topic: [partitions]}, ...}
 
-``cerebro status --all`` (:mod:`cerebro.ops.roster`) reads the hash: a process
-silent for three heartbeats is shown as lost, which is how a dead node shows up.
+``cerebro status --all`` (:mod:`cerebro.ops.deployment`) reads the hash: a process
+silent for three heartbeats is shown as lost (its ``...:alive:<field>`` key, renewed by
+each heartbeat, expired), which is how a dead node shows up.
 A process removes its own field when it stops; each beacon removes the fields of
 its own node's processes that no longer exist, and any field silent for
 :data:`FORGET_SECONDS`. A transport adds what only it knows with :meth:`Beacon.tell`
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 FORGET_SECONDS = 24 * 3600.0  # a field silent this long is removed (a node gone for good)
 LOST_AFTER = 3  # heartbeats missed before a process is shown as lost
 REDIS_TIMEOUT = 2.0
+TIDY_EVERY = 12  # heartbeats between two tidyings of the roster by one process
 
 
 def roster_key(settings: Settings) -> str:
@@ -56,6 +59,13 @@ def roster_key(settings: Settings) -> str:
 def field_name(node: str, service: str, pid: int) -> str:
     """The hash field of one process: ``node|service|pid``."""
     return f"{node}|{service}|{pid}"
+
+
+def alive_key(key: str, field: str) -> str:
+    """The key saying the process of ``field`` is alive: it expires :data:`LOST_AFTER`
+    heartbeats after the process's last one, by Redis's clock (no clock skew between nodes
+    decides who is alive)."""
+    return f"{key}:alive:{field}"
 
 
 def field_node(raw: bytes | str) -> str:
@@ -97,6 +107,7 @@ class Beacon:
         self.extra: dict[str, Any] = {}
         self.started = time.time()
         self._client: Redis | None = None
+        self._beats = 0
         self._failing = False
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -124,8 +135,15 @@ class Beacon:
         """Write one heartbeat and tidy the roster; ``False`` (logged once) when Redis fails."""
         try:
             client = self._redis()
-            client.hset(self.key, self.field, json.dumps(self.snapshot()))
-            self._tidy(client)
+            field = self.field
+            ttl = max(1, math.ceil(LOST_AFTER * self.settings.node_heartbeat + 1))
+            with client.pipeline(transaction=False) as pipe:
+                pipe.hset(self.key, field, json.dumps(self.snapshot()))
+                pipe.set(alive_key(self.key, field), "1", ex=ttl)
+                pipe.execute()
+            if self._beats % TIDY_EVERY == 0:
+                self._tidy(client)
+            self._beats += 1
         except Exception as exc:  # noqa: BLE001 - the roster must never disturb serving
             self._client = None
             if not self._failing:
@@ -146,20 +164,21 @@ class Beacon:
         return self._client
 
     def _tidy(self, client: Redis) -> None:
-        """Remove this node's fields of processes that no longer exist, and fields silent
-        for :data:`FORGET_SECONDS`."""
+        """Remove malformed fields, this node's fields of processes that no longer exist on
+        this machine, and fields silent for :data:`FORGET_SECONDS`."""
         now = time.time()
         stale = []
         for raw_field, raw in client.hgetall(self.key).items():
             name = _text(raw_field)
             entry = _parse(raw)
-            if entry is None or now - float(entry.get("seen", 0)) > FORGET_SECONDS:
-                stale.append(raw_field)
+            if entry is None or now - number(entry.get("seen")) > FORGET_SECONDS:
+                stale.append(name)
             elif (entry.get("node") == self.settings.node_name and entry.get("host") == _host()
-                  and not _alive(int(entry.get("pid", 0)))) and name != self.field:
-                stale.append(raw_field)
+                  and not _alive(int(number(entry.get("pid"))))) and name != self.field:
+                stale.append(name)
         if stale:
             client.hdel(self.key, *stale)
+            client.delete(*(alive_key(self.key, name) for name in stale))
 
     def start(self) -> None:
         """Write the first heartbeat, then one every ``CEREBRO_NODE_HEARTBEAT`` seconds."""
@@ -181,13 +200,18 @@ class Beacon:
 
     def stop(self) -> None:
         """Stop the heartbeats and remove this process from the roster (best effort)."""
-        if self._thread is None:
+        thread = self._thread
+        if thread is None:
             return
         self._stop.set()
         self._wake.set()
         self._thread = None
+        if thread is not threading.current_thread():
+            thread.join(REDIS_TIMEOUT + 1.0)  # a heartbeat in flight must not land after this
         try:
-            self._redis().hdel(self.key, self.field)
+            client = self._redis()
+            client.hdel(self.key, self.field)
+            client.delete(alive_key(self.key, self.field))
         except Exception as exc:  # noqa: BLE001 - it will be shown lost, then forgotten
             log.info("roster: could not remove this process from the roster: %s", exc)
 
@@ -195,6 +219,23 @@ class Beacon:
 def _text(raw: bytes | str) -> str:
     """A Redis reply as text."""
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def number(value: object, default: float = 0.0) -> float:
+    """A number of an entry (``default`` when absent or not a number: a malformed entry)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+
+
+def forget(client: Redis, key: str, node: str) -> int:
+    """Remove every entry of ``node`` from the roster ``key``; returns how many there were."""
+    fields = [_text(f) for f in client.hkeys(key) if field_node(f) == node]
+    if not fields:
+        return 0
+    client.delete(*(alive_key(key, field) for field in fields))
+    return int(client.hdel(key, *fields))
 
 
 def _parse(raw: bytes | str) -> dict[str, Any] | None:
@@ -207,12 +248,18 @@ def _parse(raw: bytes | str) -> dict[str, Any] | None:
 
 
 def entries(client: Redis, key: str) -> list[Mapping[str, Any]]:
-    """Every well-formed entry of the roster hash ``key``."""
+    """Every well-formed entry of the roster hash ``key``, each with ``alive``: whether its
+    process's alive key still exists (it wrote a heartbeat in the last three intervals)."""
+    raw_entries = [(_text(f), _parse(raw)) for f, raw in client.hgetall(key).items()]
+    wanted = [(field, entry) for field, entry in raw_entries if entry is not None]
+    with client.pipeline(transaction=False) as pipe:
+        for field, _entry in wanted:
+            pipe.exists(alive_key(key, field))
+        flags = pipe.execute() if wanted else []
     found: list[Mapping[str, Any]] = []
-    for raw in client.hgetall(key).values():
-        entry = _parse(raw)
+    for (_field, entry), flag in zip(wanted, flags):
         if entry is not None:
-            found.append(entry)
+            found.append({**entry, "alive": bool(flag)})
     return found
 
 

@@ -147,15 +147,24 @@ def cmd_digest(settings: SherlockSettings, args: argparse.Namespace, out: _Outpu
     else:
         print("sherlock: nothing to report since "
               f"{summary['since']}; no email sent", file=out)
+    if summary["removed"]:
+        names = ", ".join(key.rpartition("/")[2] for key in summary["removed"])
+        print(f"sherlock: removed {len(summary['removed'])} idle node store(s) (all digested, "
+              f"untouched for {settings.node_retention_days} days): {names}", file=out)
     return 0
 
 
 def cmd_tail(settings: SherlockSettings, args: argparse.Namespace, out: _Output) -> int:
     """``sherlock tail``: the newest ``-n`` records of every store (the root and each node's),
-    merged by time; a node's records show ``[node]`` after the time."""
-    merged = heapq.merge(*(store.read() for store in stores(settings)),
-                         key=lambda record: float(record["ts"]))
-    records = deque(merged, maxlen=max(args.lines, 0))
+    merged by time; a node's records show ``[node]`` after the time.
+
+    Each store is read in turn (its files closed before the next store's are opened), keeping
+    its newest ``-n``; those are then merged.
+    """
+    count = max(args.lines, 0)
+    newest = [deque(store.read(), maxlen=count) for store in stores(settings)]
+    merged = heapq.merge(*newest, key=lambda record: float(record["ts"]))
+    records = deque(merged, maxlen=count)
     for record in records:
         if args.json:
             out.write(json.dumps(record) + "\n")

@@ -17,15 +17,21 @@ and every node's store under ``SHERLOCK_DIR/nodes/`` (:func:`sherlock.store.stor
 each with its own watermark in the digest state (``watermarks``: the ``ts`` its
 next records start at, just after the newest record already mailed, so a node
 whose clock differs from the digest's loses nothing). A store the state does not
-know yet (a node that appeared since) is read whole. The digest lock at the root
-of ``SHERLOCK_DIR`` (on the shared volume) keeps two digests, on any nodes, from
-mailing the same records.
+know yet (a node that appeared since) is read whole. The stores are read one after
+the other, each from its own snapshot, so only one store's files are open at a time
+however many nodes came and went. The digest lock at the root of ``SHERLOCK_DIR``
+(on the shared volume) keeps two digests, on any nodes, from mailing the same records.
+
+Under that lock, once the digest is sent, a node store whose records were all mailed
+by an earlier digest and whose files were not modified for ``SHERLOCK_NODE_RETENTION_DAYS``
+is removed, and its watermark dropped (a pod's store, long after the pod is gone).
 """
 
 from __future__ import annotations
 
+import bisect
 import fcntl
-import heapq
+import itertools
 import json
 import math
 import os
@@ -39,13 +45,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from sherlock import alerts, mailer
 from sherlock.record import ID_KEYS, truncate
 from sherlock.settings import load_settings
-from sherlock.store import (iso_utc, open_private, private_dir, read_handles, stores,
-                            write_json_atomic)
+from sherlock.store import (iso_utc, open_private, private_dir, read_handles,
+                            remove_leftovers, stores, write_json_atomic)
 
 if TYPE_CHECKING:
     from collections.abc import Container, Iterable, Iterator, Mapping
-    from typing import BinaryIO
-    from typing import Self
+    from typing import BinaryIO, Self
 
     from _typeshed import SupportsWrite
     from jinja2 import Environment
@@ -60,6 +65,7 @@ MAX_GROUPS = 50
 MAX_SAMPLES = 5
 MAX_EMAIL_TRACEBACK_CHARS = 16000
 MAX_KNOWN_FINGERPRINTS = 2000
+DAY = 86400.0
 
 
 class DigestError(Exception):
@@ -94,11 +100,16 @@ class Group:
     hosts: dict[str, int] = field(default_factory=dict)  # origin (host, node) -> count
     where: str = ""
     traceback: str = ""
-    samples: list[dict[str, object]] = field(default_factory=list)
+    samples: list[dict[str, object]] = field(default_factory=list)  # the newest, oldest first
     is_new: bool = False
+    sample_times: list[float] = field(default_factory=list, repr=False)  # ts of each sample
 
     def add(self, record: Mapping[str, Any]) -> None:
-        """Count ``record`` in; the newest record supplies message, place and traceback."""
+        """Count ``record`` in; the newest record supplies message, place and traceback.
+
+        Records may come in any order (one store after the other): the samples kept are the
+        :data:`MAX_SAMPLES` newest, in time order.
+        """
         ts = float(record["ts"])
         self.count += 1
         self.first_seen = min(self.first_seen, ts)
@@ -110,7 +121,10 @@ class Group:
         self.hosts[where_from] = self.hosts.get(where_from, 0) + 1
         ids = {k: record[k] for k in ID_KEYS if record.get(k)}
         if ids:
-            self.samples.append({"time": record.get("time") or iso_utc(ts), **ids})
+            place = bisect.bisect_right(self.sample_times, ts)
+            self.sample_times.insert(place, ts)
+            self.samples.insert(place, {"time": record.get("time") or iso_utc(ts), **ids})
+            del self.sample_times[:-MAX_SAMPLES]
             del self.samples[:-MAX_SAMPLES]
         if ts >= self.last_seen:
             self.last_seen = ts
@@ -254,43 +268,38 @@ def collect(settings: SherlockSettings, *, since: float | None = None,
     at ``since``, or ``hours`` before now. With ``marks`` (the digest state's watermarks) a
     store starts at its mark, and a store without one is new and read whole; ``since`` then
     only dates the period shown. The digest's ``marks`` are the starts of the next digest.
+
+    The stores are read one after the other, each from its own snapshot (its files are
+    opened, read and closed before the next store's are opened).
     """
     hours = settings.hours if hours is None else hours
     window = since if since is not None else time.time() - hours * 3600.0
-    snapshots = _snapshots(settings)
-    until = min(snap_until for _store, snap_until, _handles in snapshots)
-    starts = {store.key: _start(store, marks, window) for store, _u, _h in snapshots}
+    starts: dict[str, float | None] = {}
     newest: dict[str, float] = {}
-    stats: dict[str, dict[str, int]] = {store.key: {} for store, _u, _h in snapshots}
-    streams = [_records(store, handles, starts[store.key], snap_until, settings.max_line_bytes,
-                        stats[store.key], newest)
-               for store, snap_until, handles in snapshots]
-    groups = group_records(heapq.merge(*streams, key=_ts), known)
+    untils: list[float] = []
+    warnings: list[str] = []
+
+    def store_records(store: Store) -> Iterator[dict[str, Any]]:
+        """One store's records, read from a snapshot taken when the previous store is done."""
+        start = starts[store.key] = _start(store, marks, window)
+        stats: dict[str, int] = {}
+        snap_until, handles = store.snapshot()
+        untils.append(snap_until)
+        yield from _records(store, handles, start, snap_until, settings.max_line_bytes,
+                            stats, newest)
+        warnings.extend(_store_warnings(store, start, stats))
+
+    records = itertools.chain.from_iterable(store_records(s) for s in stores(settings))
+    groups = group_records(records, known)
+    until = min(untils, default=time.time())
     oldest = min((g.first_seen for g in groups), default=window)
     shown_since = min(oldest, window)
-    warnings = [w for store, _u, _h in snapshots
-                for w in _store_warnings(store, starts[store.key], stats[store.key])]
     sent_on = now or datetime.now(timezone.utc)
     found, failed = alerts.collect(settings, hours)
     next_marks = {key: _next_mark(starts[key], newest.get(key)) for key in starts}
     return Digest(settings.project, hours, sent_on, shown_since, until, groups,
                   warnings + failed, found,
                   {key: mark for key, mark in next_marks.items() if mark is not None})
-
-
-def _snapshots(settings: SherlockSettings) -> list[tuple[Store, float, list[BinaryIO]]]:
-    """Every store's snapshot ``(store, until, open files)``; on failure none stays open."""
-    taken: list[tuple[Store, float, list[BinaryIO]]] = []
-    try:
-        for store in stores(settings):
-            until, handles = store.snapshot()
-            taken.append((store, until, handles))
-    except BaseException:
-        for _store, _until, handles in taken:
-            for handle in handles:
-                handle.close()
-        raise
-    return taken
 
 
 def _start(store: Store, marks: Mapping[str, float] | None, window: float) -> float | None:
@@ -312,7 +321,7 @@ def _records(store: Store, handles: list[BinaryIO], start: float | None, until: 
 
 
 def _ts(record: Mapping[str, Any]) -> float:
-    """A record's ``ts`` (the merge key: the stores' records in time order)."""
+    """A record's ``ts``."""
     return float(record["ts"])
 
 
@@ -325,10 +334,16 @@ def _next_mark(start: float | None, newest: float | None) -> float | None:
 
 
 def _store_warnings(store: Store, start: float | None, stats: Mapping[str, int]) -> list[str]:
-    """Records rotated away before they were digested, and unreadable lines, in ``store``."""
+    """Records rotated away before they were digested, and unreadable lines, in ``store``.
+
+    Rotation deleted undigested records when ``rotated-away.json`` names a newest deleted
+    record at or after the store's start (any, for a store read whole: ``start`` ``None``).
+    """
     warnings = []
     away = store.rotated_away()
-    if away.get("through_ts", -math.inf) >= (-math.inf if start is None else start):
+    through = away.get("through_ts")
+    if isinstance(through, (int, float)) and not isinstance(through, bool) \
+            and (start is None or through >= start):
         warnings.append(
             f"Rotation deleted records up to {away.get('through')} in {store.dir} before they "
             "were digested: some exceptions are missing from this digest. Raise "
@@ -410,16 +425,18 @@ def _run_once(settings: SherlockSettings, hours: float, dry_run: bool, now: date
     """One digest pass (the digest lock is held unless ``dry_run``)."""
     state = load_state(settings)
     known = state.get("known", {})
+    marks = marks_of(state)
     try:
         digest = collect(settings, since=state.get("watermark"), hours=hours, now=now,
-                         known=known, marks=marks_of(state))
+                         known=known, marks=marks)
     except OSError as exc:
         raise DigestError(f"cannot read {settings.dir}: {exc.strerror or exc}") from None
     summary = {"subject": digest.subject, "exceptions": digest.total,
                "alerts": len(digest.alerts),
                "kinds": len(digest.groups), "since": iso_utc(digest.since),
                "until": iso_utc(digest.until), "sent": False, "dry_run": dry_run,
-               "recipients": len(settings.recipients), "warnings": digest.warnings}
+               "recipients": len(settings.recipients), "warnings": digest.warnings,
+               "removed": []}
     nothing = not digest.groups and not digest.alerts and not settings.all_clear
     if dry_run:
         subject, text, html_part = render(digest)
@@ -435,6 +452,9 @@ def _run_once(settings: SherlockSettings, hours: float, dry_run: bool, now: date
                                        settings.recipients)
         summary["refused"] = mailer.send(settings, message)
         summary["sent"] = True
+    removed = summary["removed"] = _remove_idle_stores(settings, marks, digest.warnings)
+    for key in removed:
+        digest.marks.pop(key, None)
     for group in digest.groups:
         known[group.fingerprint] = group.last_seen
     if len(known) > MAX_KNOWN_FINGERPRINTS:
@@ -452,6 +472,26 @@ def _run_once(settings: SherlockSettings, hours: float, dry_run: bool, now: date
         raise DigestError(f"sent, but could not save the watermark in {settings.dir}: "
                           f"{exc.strerror or exc} (the next digest will repeat these)") from None
     return summary
+
+
+def _remove_idle_stores(settings: SherlockSettings, marks: Mapping[str, float] | None,
+                        warnings: list[str]) -> list[str]:
+    """Remove every node store all of whose records an earlier digest mailed (``marks``, the
+    state before this digest) and whose files were not modified for
+    ``SHERLOCK_NODE_RETENTION_DAYS``; return their keys. Never the root store. A failure is
+    added to ``warnings``: the digest is sent already."""
+    idle_since = time.time() - settings.node_retention_days * DAY
+    removed = []
+    try:
+        for store in stores(settings):
+            mark = None if marks is None else marks.get(store.key)
+            if store.node and store.remove_if_idle(mark, idle_since):
+                removed.append(store.key)
+        remove_leftovers(settings)
+    except OSError as exc:
+        warnings.append(f"could not remove idle node stores in {settings.dir}: "
+                        f"{exc.strerror or exc}")
+    return removed
 
 
 def run_scheduled() -> dict[str, Any]:

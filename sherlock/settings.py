@@ -112,6 +112,11 @@ class SherlockSettings(EnvSettings):
         "SHERLOCK_NODE", "",
         "This node's name in a multi-node deployment: its records go to "
         "SHERLOCK_DIR/nodes/<name>/ (empty: to SHERLOCK_DIR itself, one node).")
+    node_retention_days: PositiveFloat = setting(
+        "SHERLOCK_NODE_RETENTION_DAYS", 7.0,
+        "Days after which the digest removes a node's store (SHERLOCK_DIR/nodes/<name>/) whose "
+        "records were all digested and whose files were not modified since (a retired pod's); "
+        "never the root store.")
     project: str = setting(
         "SHERLOCK_PROJECT", "Falcon",
         "Project name in the digest's subject and footer ('Falcon' until you set it).")

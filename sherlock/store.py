@@ -15,7 +15,13 @@ Layout of ``SHERLOCK_DIR``::
 
 With ``SHERLOCK_NODE`` set, a process writes to ``nodes/<node>/`` instead of the
 root, so no two machines ever append to one file (appends from several NFS
-clients are not atomic); readers (:func:`stores`) read the root and every node.
+clients are not atomic); readers (:func:`stores`) read the root and every node,
+one store at a time (so hundreds of node stores never exhaust the open files).
+
+A node store idle for long, every record digested, is removed by the digest
+(:meth:`Store.remove_if_idle`, under the store's lock). A process still writing
+there recreates the directory: the lock is taken on the lock file the path names
+*now* (:class:`_Lock` checks it after locking), so no record goes to a removed store.
 
 Writing a record: take the exclusive lock, stamp ``ts``/``time`` (so record
 times follow the order in the file), rotate when the line would push the file
@@ -35,9 +41,11 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import sys
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
@@ -56,6 +64,7 @@ DIR_MODE = 0o700
 FILE_NAME = "sherlock.jsonl"
 LOCK_NAME = ".sherlock.lock"
 ROTATED_AWAY_NAME = "rotated-away.json"
+REMOVED_MARK = ".removed-"  # nodes/.<node>.removed-<hex>: a store being removed
 WRITE_LOCK_TIMEOUT = 5.0
 READ_LOCK_TIMEOUT = 60.0
 COMPLAINT_INTERVAL = 60.0
@@ -176,7 +185,13 @@ class LockTimeout(OSError):
 
 class _Lock:
     """An exclusive ``flock`` on the directory's lock file, opened afresh for each use
-    (so forked processes and threads never share one lock by accident)."""
+    (so forked processes and threads never share one lock by accident).
+
+    A store can be removed (moved away by the digest, under this lock) while a writer waits
+    for its lock: once locked, the lock file must still be the one at ``path``, else the lock
+    is taken again on the file there now. ``FileNotFoundError`` means the directory is gone
+    (the writer recreates it and tries again).
+    """
 
     def __init__(self, path: Path, timeout: float) -> None:
         self.path = path
@@ -185,20 +200,40 @@ class _Lock:
 
     def __enter__(self) -> Self:
         """Take the lock, polling with a growing pause until ``timeout``."""
-        self.fd = open_private(self.path, os.O_RDWR)
         deadline = time.monotonic() + self.timeout
+        while True:
+            fd = open_private(self.path, os.O_RDWR)
+            try:
+                self._flock(fd, deadline)
+                if self._still_at_path(fd):
+                    self.fd = fd
+                    return self
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # the store was moved away while we waited: lock the one there now
+
+    def _flock(self, fd: int, deadline: float) -> None:
+        """``flock`` ``fd`` exclusively, polling until ``deadline`` (then :class:`LockTimeout`)."""
         pause = 0.00005
         while True:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    os.close(self.fd)
-                    self.fd = None
                     raise LockTimeout(errno.ETIMEDOUT, f"lock {self.path} busy") from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.005)
+
+    def _still_at_path(self, fd: int) -> bool:
+        """True when the locked file ``fd`` is still the lock file at ``path``."""
+        try:
+            there = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
 
     def __exit__(self, *exc_info: object) -> Literal[False]:
         """Release the lock (closing the descriptor releases it)."""
@@ -279,7 +314,11 @@ class Store:
         except LockTimeout:
             complain(f"{self.lock_path} busy for {WRITE_LOCK_TIMEOUT:.0f}s; "
                      "appending without the lock", key=f"lock:{self.dir}")
-            self._write_line(self._stamp(body), rotate=False)
+            try:
+                self._write_line(self._stamp(body), rotate=False)
+            except FileNotFoundError:  # the store was removed meanwhile
+                private_dir(self.dir)
+                self._write_line(self._stamp(body), rotate=False)
             return
         try:
             self._write_line(self._stamp(body))
@@ -361,14 +400,25 @@ class Store:
         """
         if not self.dir.exists():
             return time.time(), []
-        with _Lock(self.lock_path, READ_LOCK_TIMEOUT):
-            until = time.time()
-            handles: list[BinaryIO] = []
+        lock = _Lock(self.lock_path, READ_LOCK_TIMEOUT)
+        try:
+            lock.__enter__()
+        except FileNotFoundError:  # removed since (an idle node store): nothing to read
+            return time.time(), []
+        until = time.time()
+        handles: list[BinaryIO] = []
+        try:
             for path in self.files():
                 try:
                     handles.append(open(path, "rb"))
                 except FileNotFoundError:
                     continue
+        except BaseException:
+            for handle in handles:
+                handle.close()
+            raise
+        finally:
+            lock.__exit__()
         return until, handles
 
     def read(self, since: float | None = None, until: float | None = None,
@@ -389,6 +439,50 @@ class Store:
             record["node"] = self.node
         return record
 
+    # -- removing an idle node store ---------------------------------------------
+
+    def newest_ts(self) -> float | None:
+        """The ``ts`` of the newest record in any of the store's files, or ``None``."""
+        found = [ts for ts in (last_ts(path, self.max_line_bytes) for path in self.files())
+                 if ts is not None]
+        return max(found, default=None)
+
+    def last_modified(self) -> float:
+        """The newest modification time of the store's directory and of every file in it (an
+        empty directory just made by a starting node counts as just modified)."""
+        times = [os.stat(self.dir).st_mtime]
+        for entry in os.scandir(self.dir):
+            try:
+                times.append(entry.stat(follow_symlinks=False).st_mtime)
+            except FileNotFoundError:
+                continue
+        return max(times)
+
+    def remove_if_idle(self, mark: float | None, idle_since: float) -> bool:
+        """Remove this node store when every record in it is before ``mark`` (all digested;
+        ``None``: it must hold no record) and none of its files was modified after
+        ``idle_since``; return whether it was removed. Never the root store.
+
+        Under the store's lock the directory is moved to ``nodes/.<node>.removed-<hex>`` (no
+        node's name: readers skip it), then deleted. A writer waiting for the lock meanwhile
+        writes to a new directory (see :class:`_Lock`).
+        """
+        if not self.node:
+            return False
+        try:
+            with _Lock(self.lock_path, WRITE_LOCK_TIMEOUT):
+                newest = self.newest_ts()
+                if newest is not None and (mark is None or newest >= mark):
+                    return False
+                if self.last_modified() > idle_since:
+                    return False
+                removed = self.dir.with_name(f".{self.node}{REMOVED_MARK}{uuid.uuid4().hex}")
+                os.rename(self.dir, removed)
+        except (FileNotFoundError, LockTimeout):
+            return False  # already gone, or a writer holds it (so not idle)
+        shutil.rmtree(removed, ignore_errors=True)
+        return True
+
 
 def stores(settings: SherlockSettings) -> list[Store]:
     """Every store of the deployment: the root ``SHERLOCK_DIR`` first, then each
@@ -404,6 +498,18 @@ def stores(settings: SherlockSettings) -> list[Store]:
     found.extend(Store(root / NODES_DIR / name, settings.max_bytes, settings.backups,
                        settings.max_line_bytes, name) for name in names)
     return found
+
+
+def remove_leftovers(settings: SherlockSettings) -> None:
+    """Delete what a removal could not (``nodes/.<node>.removed-*``: a file still open on NFS
+    leaves a ``.nfs*`` file behind until it is closed)."""
+    try:
+        entries = list(os.scandir(Path(settings.dir) / NODES_DIR))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if entry.name.startswith(".") and REMOVED_MARK in entry.name and entry.is_dir():
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def read_handles(handles: Sequence[BinaryIO], since: float | None, until: float | None,

@@ -144,7 +144,7 @@ class Runner(ConsumerRebalanceListener):
         offsets = {tp: OffsetAndMetadata(self.pending.pop(tp), "", -1)
                    for tp in list(revoked) if tp in self.pending}
         log.info("partitions revoked: %s", _names(revoked))
-        self._announce_assignment()
+        self._announce_assignment(without=revoked)
         for tp in revoked:
             self.held.pop(tp, None)
             self.failures.pop(tp, None)
@@ -171,15 +171,19 @@ class Runner(ConsumerRebalanceListener):
         dropped = [tp for tp in lost if self.pending.pop(tp, None) is not None]
         log.warning("partitions lost: %s%s", _names(lost),
                     f" (uncommitted, will be redelivered: {_names(dropped)})" if dropped else "")
-        self._announce_assignment()
+        self._announce_assignment(without=lost)
 
-    def _announce_assignment(self) -> None:
-        """Tell the roster (``cerebro status --all``) the partitions this consumer holds."""
-        if self.announce is None or self.consumer is None:
+    def _announce_assignment(self, without: Collection[TopicPartition] = ()) -> None:
+        """Tell the roster (``cerebro status --all``) the partitions this consumer holds:
+        its assignment less ``without`` (kafka-python calls the revoke and lost listeners
+        before it clears the assignment); none once it has no client."""
+        if self.announce is None:
             return
+        gone = set(without)
         held: dict[str, list[int]] = {}
-        for tp in self.consumer.assignment():
-            held.setdefault(tp.topic, []).append(tp.partition)
+        for tp in self.consumer.assignment() if self.consumer is not None else ():
+            if tp not in gone:
+                held.setdefault(tp.topic, []).append(tp.partition)
         self.announce(group=self.group,
                       assignment={topic: sorted(parts) for topic, parts in held.items()})
 
@@ -424,6 +428,7 @@ class Runner(ConsumerRebalanceListener):
         except KafkaError as exc:
             log.warning("closing the Kafka consumer: %s", exc)
         self.consumer = None
+        self._announce_assignment()  # holds nothing now
 
 
 def until_connected(factory: Callable[[], _T], what: str, settings: Settings,

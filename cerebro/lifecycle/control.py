@@ -208,7 +208,9 @@ class Tracker:
         marker = self._trip_marker(control)
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps({"reason": why, "at": lifecycle.now()}))
+            partial = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps({"reason": why, "at": lifecycle.now()}))
+            os.replace(partial, marker)  # whole or absent for a node reading it over NFS
         except OSError as exc:
             log.warning("canary: cannot write %s: %s", marker, exc)
         by = f"cerebro {self.service} on {self.settings.node_name} (automatic)"

@@ -114,7 +114,7 @@ class Monitor:
             policy = mod.monitoring or DEFAULT
             sink = self._logs[mod.name] = PredictionLog(
                 log_dir(self.settings, mod.name), tuple(policy.log_fields),
-                self.settings.prediction_log_days)
+                self.settings.prediction_log_days, self.settings.node_name)
         return sink
 
     def flush(self) -> None:

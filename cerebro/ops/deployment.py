@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cerebro import roster
-from cerebro.ops import status
+from cerebro.ops import inspection, status
 
 if TYPE_CHECKING:
     from cerebro.settings import Settings
@@ -32,10 +32,10 @@ if TYPE_CHECKING:
 Entry = Mapping[str, Any]
 
 
-def _alive(entry: Entry, now: float) -> bool:
-    """True when the process wrote a heartbeat within its last three intervals."""
-    interval = float(entry.get("interval") or 5.0)
-    return now - float(entry.get("seen", 0)) <= roster.LOST_AFTER * interval + 1.0
+def _alive(entry: Entry, _now: float) -> bool:
+    """True when the process wrote a heartbeat within its last three intervals (its alive key,
+    expiring by Redis's clock, still exists)."""
+    return bool(entry.get("alive"))
 
 
 def _versions(entry: Entry) -> dict[str, str]:
@@ -55,8 +55,8 @@ def _node(name: str, found: Sequence[Entry], now: float) -> dict[str, Any]:
         alive = _alive(entry, now)
         processes.append({"service": entry.get("service"), "pid": entry.get("pid"),
                           "host": entry.get("host"), "alive": alive,
-                          "seen_seconds_ago": round(now - float(entry.get("seen", 0)), 1),
-                          "up_seconds": round(now - float(entry.get("started", now))),
+                          "seen_seconds_ago": round(now - roster.number(entry.get("seen")), 1),
+                          "up_seconds": round(now - roster.number(entry.get("started"), now)),
                           "assignment": entry.get("assignment"), "group": entry.get("group")})
         if alive:
             for module, versions in _versions(entry).items():
@@ -83,7 +83,7 @@ def _partitions(settings: Settings, entries: Sequence[Entry], now: float) -> dic
     """Every partition of the consumed topics with the live consumers holding it; the
     unheld and the doubly held ones."""
     holders: dict[tuple[str, int], list[str]] = {}
-    topics: set[str] = set()
+    topics: set[str] = set(inspection.consumed_topics(settings))
     for entry in entries:
         for topic, parts in (entry.get("assignment") or {}).items():
             topics.add(topic)
@@ -103,7 +103,6 @@ def _partition_counts(settings: Settings, topics: Sequence[str]) -> dict[str, in
     """How many partitions each topic has, from the Kafka cluster."""
     from kafka import KafkaConsumer
 
-    from cerebro.ops import inspection
     host, port = inspection.kafka_address(settings)
     if not inspection.reachable(host, port, timeout=2.0):
         raise ConnectionError(f"no Kafka broker answers at {host}:{port}")
@@ -129,8 +128,7 @@ def forget(settings: Settings, node: str) -> int:
     client = roster.redis_client(settings)
     try:
         key = roster.roster_key(settings)
-        fields = [f for f in client.hkeys(key) if roster.field_node(f) == node]
-        return int(client.hdel(key, *fields)) if fields else 0
+        return roster.forget(client, key, node)
     finally:
         client.close()
 
@@ -140,7 +138,8 @@ def collect(settings: Settings) -> dict[str, Any]:
     now = time.time()
     report: dict[str, Any] = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
                               "errors": {}, "nodes": [], "disagreements": {},
-                              "partitions": None, "queues": None, "kafka": None}
+                              "partitions": None, "queues": None, "kafka": None,
+                              "idle": []}
     entries, error = status._safe(lambda: _read_roster(settings))
     if error:
         report["errors"]["roster"] = error
@@ -155,11 +154,29 @@ def collect(settings: Settings) -> dict[str, Any]:
         report[key], error = status._safe(fn)
         if error:
             report["errors"][key] = error
+    report["idle"], error = status._safe(lambda: _idle(settings, report))
+    if error:
+        report["errors"]["idle"] = error
     parts = report["partitions"] or {}
     report["healthy"] = bool(report["nodes"]) and not report["errors"] and all(
         n["alive"] for n in report["nodes"]) and not report["disagreements"] and not (
-        parts.get("unheld") or parts.get("doubly_held"))
+        parts.get("unheld") or parts.get("doubly_held")) and not report["idle"]
     return report
+
+
+def _idle(settings: Settings, report: Mapping[str, Any]) -> list[str]:
+    """What nobody consumes: a task or pub-sub request queue without a consumer, a consumed
+    topic without a group member (a whole program missing from every node shows here, not in
+    the roster). Retry and dead-letter queues have no consumer by design."""
+    from cerebro.names import Names
+    names, modules = Names.from_settings(settings), inspection.served_modules(settings)
+    needed = set(names.task_queues(modules)) | {names.queue(m) for m in modules}
+    idle = [f"queue {q['queue']} has no consumer" for q in report["queues"] or []
+            if q["queue"] in needed and not q["consumers"]]
+    kafka, parts = report["kafka"] or {}, report["partitions"] or {}
+    if parts.get("topics") and not kafka.get("members"):
+        idle.append(f"Kafka group {kafka.get('group')} has no member")
+    return idle
 
 
 def _process_line(p: Mapping[str, Any]) -> list[str]:
@@ -198,6 +215,8 @@ def render(report: Mapping[str, Any]) -> str:
         lines += ["", "Queues (messages / consumers):"]
         lines += status._aligned([[q["queue"], str(q["messages"]), "/", str(q["consumers"])]
                                   for q in report["queues"]], right=(1, 3))
+    for problem in report["idle"]:
+        lines.append(f"\nNOBODY CONSUMES: {problem}")
     for part, error in report["errors"].items():
         lines.append(f"\n{part}: could not be asked: {error}")
     return "\n".join(lines)

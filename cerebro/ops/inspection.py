@@ -110,6 +110,16 @@ def topic_modules(settings: Settings) -> list[str]:
                   if any(e.topics for e in mod.endpoints.values()))
 
 
+def consumed_topics(settings: Settings) -> list[str]:
+    """The topics the Kafka consumer subscribes to: ``CEREBRO_KAFKA_TOPICS`` among those the
+    modules declare, or every declared one."""
+    from cerebro.core import Core
+    table = Core.start("ops", settings, load=False, watch=False,
+                       configure_logging=False).registry.topics()
+    wanted = settings.kafka_topics or tuple(table)
+    return sorted(topic for topic in wanted if topic in table)
+
+
 def queue_stats(settings: Settings, names: Iterable[str]) -> dict[str, tuple[int, int] | None]:
     """``{queue: (messages, consumers)}``; a queue that does not exist maps to None."""
     from kombu import Connection

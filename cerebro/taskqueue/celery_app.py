@@ -85,7 +85,11 @@ def beat_status_path(settings: Settings) -> Path:
 def beat_options(settings: Settings) -> dict[str, Any]:
     """Celery settings making beat a celery-redbeat scheduler on the result backend's Redis:
     one active beat per deployment, holding a lock that expires ``CEREBRO_BEAT_LOCK_TIMEOUT``
-    seconds after its last renewal. A Redis outage shorter than that is retried, not fatal."""
+    seconds after its last renewal. A Redis outage shorter than that is retried, not fatal.
+
+    Only ``cerebro beat``'s app gets them: ``redbeat_redis_url`` carries the Redis password and
+    Celery does not mask that key, so on a worker it would be shown to anyone asking the
+    worker's configuration (Flower's Config tab, ``celery inspect conf``)."""
     timeout = settings.beat_lock_timeout
     return {
         "beat_scheduler": BEAT_SCHEDULER,
@@ -180,7 +184,6 @@ def make_app(settings: Settings, schedules: bool = True) -> CerebroApp:
         result_backend_always_retry=False,
         timezone="UTC",
         enable_utc=True,
-        **beat_options(settings),
     )
     app.cerebro_settings = settings
     if schedules:

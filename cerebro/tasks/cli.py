@@ -132,10 +132,11 @@ def _cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from cerebro import logsetup
     from cerebro.clients.redis import check_redis
-    from cerebro.taskqueue.celery_app import BEAT_SCHEDULER, make_app
+    from cerebro.taskqueue.celery_app import BEAT_SCHEDULER, beat_options, make_app
     logsetup.configure(settings.replace(log_level=args.loglevel), "beat")
     check_redis(settings.result_backend.get_secret_value(), settings.broker_timeout)
     app = make_app(settings)
+    app.conf.update(beat_options(settings))  # beat's app only: the URL holds a password
     argv = ["beat", f"--scheduler={BEAT_SCHEDULER}", f"--loglevel={args.loglevel}",
             f"--max-interval={interval}"]
     _follow_beat_role(settings)

@@ -205,6 +205,16 @@ def _init_worker_process(**_kwargs: object) -> None:
     state()
 
 
+@signals.worker_process_shutdown.connect
+def _stop_worker_process(**_kwargs: object) -> None:
+    """A pool process ends (the worker stops, or recycles it): stop its core, so it leaves the
+    roster at once instead of being shown as lost."""
+    with _state_lock:
+        current = _state
+    if current is not None:
+        current.core.stop()
+
+
 def _now() -> float:
     """Unix time in seconds."""
     return time.time()

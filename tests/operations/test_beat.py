@@ -101,3 +101,14 @@ def _ready(settings):
     """The beat probe's answer once it is ready, else ``None``."""
     ready, detail = probes.beat(settings, {})
     return (ready, detail) if ready else None
+
+
+def test_the_workers_celery_configuration_never_shows_the_redis_password():
+    """Flower's Config tab and `celery inspect conf` show a worker's app.conf: the beat's Redis
+    URL (celery-redbeat's key is not one Celery masks) is only on `cerebro beat`'s app."""
+    settings = load_settings({"CEREBRO_RESULT_BACKEND": "redis://:s3cret-pw@127.0.0.1:6379/0",
+                              "CEREBRO_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//"})
+    app = make_app(settings)
+    shown = repr(app.conf.table()) + app.conf.humanize()
+    assert "s3cret-pw" not in shown
+    assert "redbeat_redis_url" not in app.conf.table()

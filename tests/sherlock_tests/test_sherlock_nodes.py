@@ -133,10 +133,40 @@ def test_a_node_directory_appearing_later_is_read_whole(smtp, sherlock_dir, monk
     capture_on(monkeypatch, "d", divide, 2, request_id="d-now")
     summary = digest.run(load_settings())
     assert summary["exceptions"] == 2
+    assert summary["warnings"] == []  # nothing was rotated away: no "missing" warning
     text = text_of(smtp.messages[1])
     assert "request_id=d-early" in text and "request_id=d-now" in text
-    assert "a-1" not in text
+    assert "a-1" not in text and "Rotation deleted" not in text
     assert "nodes/d" in state(sherlock_dir)["watermarks"]
+
+
+def test_an_empty_node_directory_gives_no_warning(smtp, sherlock_dir, monkeypatch, capsys):
+    """A node directory with nothing in it yet (a node just started), unknown to the state:
+    no warning from the digest, its dry run or the command line, and no email."""
+    capture_on(monkeypatch, "a", divide, 1, request_id="a-1")
+    assert digest.run(load_settings())["warnings"] == []
+    (sherlock_dir / "nodes" / "e").mkdir()
+    assert digest.run(load_settings(), dry_run=True)["warnings"] == []
+    summary = digest.run(load_settings())
+    assert summary["warnings"] == [] and summary["sent"] is False
+    assert cli.main(["digest"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert len(smtp.messages) == 1
+
+
+def test_a_new_node_store_that_lost_records_to_rotation_still_warns(
+        smtp, sherlock_dir, monkeypatch):
+    """A store the state does not know yet whose rotation deleted records: they were never
+    digested, so the digest says some are missing."""
+    capture_on(monkeypatch, "a", divide, 1, request_id="a-1")
+    digest.run(load_settings())
+    lost = time.time() - 30
+    raw_record(sherlock_dir / "nodes" / "f", time.time(), "f-kept")
+    (sherlock_dir / "nodes" / "f" / "rotated-away.json").write_text(
+        json.dumps({"through_ts": lost, "through": iso_utc(lost), "files": 1}))
+    [warning] = digest.run(load_settings())["warnings"]
+    assert warning.startswith(f"Rotation deleted records up to {iso_utc(lost)} in ")
+    assert "nodes/f" in warning
 
 
 def test_a_node_whose_clock_lags_loses_nothing(smtp, sherlock_dir, monkeypatch):
@@ -213,18 +243,59 @@ def test_a_digest_while_another_holds_the_lock_mails_nothing(smtp, settings):
     assert digest.run_scheduled()["sent"] is True
 
 
-def test_digests_started_at_the_same_moment_mail_each_record_once(
-        smtp, sherlock_dir, monkeypatch):
-    """Three real ``sherlock digest`` processes at once, three rounds: each round's records
-    reach the inbox exactly once (the digest lock and the watermarks)."""
+SCHEDULED = ("import json\nfrom sherlock import digest\n"
+             "print(json.dumps(digest.run_scheduled()))")
+
+
+def start_digests(cli_runs, scheduled_runs=0):
+    """Start ``cli_runs`` ``sherlock digest`` processes and ``scheduled_runs`` processes calling
+    the scheduled entry point, all at once; return them (command line first)."""
+    commands = ([[sys.executable, "-m", "sherlock.cli", "digest"]] * cli_runs
+                + [[sys.executable, "-c", SCHEDULED]] * scheduled_runs)
+    return [subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for command in commands]
+
+
+def finish(runs):
+    """``(exit code, stdout, stderr)`` of each process, once it ended."""
+    results = []
+    for run in runs:
+        out, err = run.communicate(timeout=60)
+        results.append((run.returncode, out, err))
+    return results
+
+
+def test_digests_started_while_one_runs_mail_each_record_once(
+        smtp, sherlock_dir, settings, monkeypatch):
+    """While a digest holds the lock, every other start hits it: the command line refuses
+    loudly (exit 1, one clear line, no email), the scheduled entry point returns ``skipped``.
+    Then three rounds of three real ``sherlock digest`` processes at once: each exits 0 or,
+    having lost the race for the lock, 1 saying so; each record reaches the inbox exactly once."""
+    for node in NODES:
+        capture_on(monkeypatch, node, divide, 0, request_id=f"r0-{node}")
+    with digest._DigestLock(settings):
+        held = finish(start_digests(3, scheduled_runs=2))
+        assert smtp.messages == []
+    for code, out, err in held[:3]:
+        assert code == 1 and out == "", (code, out, err)
+        assert err.startswith("sherlock: error: another digest is running (lock "), err
+        assert err.count("\n") == 1
+    for code, out, err in held[3:]:
+        assert code == 0, (code, out, err)
+        summary = json.loads(out)
+        assert summary["sent"] is False
+        assert "another digest is running" in summary["skipped"]
+    assert not (sherlock_dir / "digest-state.json").exists()  # none of them ran a digest
+
     for round_ in range(3):
-        for node in NODES:
-            capture_on(monkeypatch, node, divide, round_, request_id=f"r{round_}-{node}")
-        runs = [subprocess.Popen([sys.executable, "-m", "sherlock.cli", "digest"],
-                                 env=dict(os.environ), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for _ in range(3)]
-        for run in runs:
-            run.communicate(timeout=60)
+        if round_:
+            for node in NODES:
+                capture_on(monkeypatch, node, divide, round_, request_id=f"r{round_}-{node}")
+        results = finish(start_digests(3))
+        for code, out, err in results:
+            assert code == 0 or (code == 1 and "another digest is running" in err), \
+                (code, out, err)
+        assert any(code == 0 and out.startswith("sherlock: sent") for code, out, _e in results)
     mailed = [line for message in smtp.messages for line in text_of(message).splitlines()
               if "request_id=r" in line]
     ids = sorted(line.split("request_id=")[1] for line in mailed)
