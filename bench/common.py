@@ -102,9 +102,11 @@ def start_py_spy(pid, out):
                                 [str(Path(sys.executable).parent), os.environ.get("PATH", "")])))
 
 
-def report_py_spy(profiler, out, stages, title, top=8):
+def report_py_spy(profiler, out, stages, title, top=8, innermost=False):
     """Stop py-spy and print its samples by stage (``stages``: ``(name, marks)`` pairs, the
-    first whose mark is in a frame of a sample wins) and the top functions by self time."""
+    first whose mark is in a frame of a sample wins; with ``innermost``, the stage of the
+    innermost frame matching any mark wins: self time by layer) and the top functions by self
+    time."""
     import collections
     profiler.send_signal(signal.SIGINT)
     try:
@@ -123,8 +125,12 @@ def report_py_spy(profiler, out, stages, title, top=8):
         count, frames = int(count), stack.split(";")
         total += count
         leaves[re.sub(r":\d+\)$", ")", frames[-1])] += count
-        stage = next((name for name, marks in stages
-                      if any(mark in frame for frame in frames for mark in marks)), "other")
+        if innermost:
+            stage = next((name for frame in reversed(frames) for name, marks in stages
+                          if any(mark in frame for mark in marks)), "other")
+        else:
+            stage = next((name for name, marks in stages
+                          if any(mark in frame for frame in frames for mark in marks)), "other")
         by_stage[stage] += count
     if not total:
         print("profile: no samples")

@@ -203,8 +203,8 @@ def main():
             print(f"{name:<17} / {base:<17} req/s {ratios}   p50 {p50}")
 
 
-# Stages of a request in the API process, most specific first (a sample counts for the first
-# stage one of whose marks is in one of its frames).
+# Layers of a request in the API process (a sample counts for the layer of its innermost frame
+# that matches a mark: self time by layer).
 STAGES = (
     ("model (scikit-learn)", ("sklearn/", "modules/rent_predictor")),
     ("metrics (prometheus)", ("prometheus_client/", "cerebro/metrics.py")),
@@ -216,6 +216,8 @@ STAGES = (
     ("handler", ("cerebro/api/",)),
     ("HTTP (tornado)", ("tornado/",)),
     ("event loop", ("asyncio/", "selectors")),
+    ("numpy", ("numpy/",)),
+    ("threads", ("threading.py", "queue.py")),
 )
 
 
@@ -229,7 +231,8 @@ def _profile(server_pid, url, body, level, duration):
     time.sleep(1.0)  # py-spy attached
     run = wrk(url, body.decode(), level, duration)
     print(f"\nprofiled run: c={level} {run['rps']:.0f} req/s")
-    report_py_spy(profiler, out, STAGES, "API profile", top=12)
+    report_py_spy(profiler, out, STAGES, "API profile, self time by layer", top=25,
+                  innermost=True)
 
 
 def _print_ceiling(results, levels):

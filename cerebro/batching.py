@@ -5,8 +5,8 @@ Subject: Adaptive micro-batching: concurrent requests to a batch function become
 Tagline: Many small questions, one vectorised answer, each reply to its own asker.
 
 One :class:`Batcher` per batch endpoint per API process. A request that finds
-the endpoint idle runs at once (after ``max_wait_ms``, 0 by default), so a lone
-request is never held back. Requests arriving while a call runs gather, and run
+the endpoint idle runs at the IOLoop's next turn (after ``max_wait_ms``, 0 by default), so
+a lone request is never held back, while the requests read in the same turn join it. Requests arriving while a call runs gather, and run
 together as soon as it returns, up to ``max_size`` at a time: the batch grows
 with the load by itself. Validation happened before (one bad input fails alone);
 results and errors go back to their own requests.
@@ -49,7 +49,7 @@ class Batcher:
         self.max_wait = cast("Batching", endpoint.batch).max_wait_ms / 1000.0
         self._pending: list[_Pending] = []
         self._busy = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
 
     def submit(self, call: Call, request_id: str | None = None) -> asyncio.Future[bytes]:
         """Queue one validated call; returns a future of its JSON bytes (or its error)."""
@@ -57,10 +57,12 @@ class Batcher:
         future: asyncio.Future[bytes] = loop.create_future()
         self._pending.append((call, request_id, future))
         if not self._busy:
-            if self.max_wait == 0 or len(self._pending) >= self.max_size:
+            if len(self._pending) >= self.max_size:
                 self._launch()
             elif self._timer is None:
-                self._timer = loop.call_later(self.max_wait, self._launch)
+                # 0: at the IOLoop's next turn, so requests already read in this turn join
+                self._timer = loop.call_later(self.max_wait, self._launch) if self.max_wait \
+                    else loop.call_soon(self._launch)
         return future
 
     def _launch(self) -> None:
