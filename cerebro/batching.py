@@ -6,10 +6,10 @@ Tagline: Many small questions, one vectorised answer, each reply to its own aske
 
 One :class:`Batcher` per batch endpoint per API process. A request that finds
 the endpoint idle runs at the IOLoop's next turn (after ``max_wait_ms``, 0 by default), so
-a lone request is never held back, while the requests read in the same turn join it. Requests arriving while a call runs gather, and run
-together as soon as it returns, up to ``max_size`` at a time: the batch grows
-with the load by itself. Validation happened before (one bad input fails alone);
-results and errors go back to their own requests.
+a lone request is never held back, while the requests read in the same turn join it.
+Requests arriving while a call runs gather, and run together as soon as it returns, up to
+``max_size`` at a time: the batch grows with the load by itself. Validation happened
+before (one bad input fails alone); results and errors go back to their own requests.
 """
 
 from __future__ import annotations
