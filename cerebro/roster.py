@@ -174,7 +174,7 @@ class Beacon:
             if entry is None or now - number(entry.get("seen")) > FORGET_SECONDS:
                 stale.append(name)
             elif (entry.get("node") == self.settings.node_name and entry.get("host") == _host()
-                  and not _alive(int(number(entry.get("pid"))))) and name != self.field:
+                  and not process_exists(int(number(entry.get("pid"))))) and name != self.field:
                 stale.append(name)
         if stale:
             client.hdel(self.key, *stale)
@@ -268,8 +268,9 @@ def _host() -> str:
     return os.uname().nodename
 
 
-def _alive(pid: int) -> bool:
-    """True when process ``pid`` exists on this machine."""
+def process_exists(pid: int) -> bool:
+    """True when process ``pid`` exists on this machine and is not a zombie (another user's
+    process counts: it exists)."""
     if pid <= 0:
         return False
     try:
@@ -278,4 +279,8 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return not os.path.isdir("/proc")  # gone meanwhile, or no /proc: the signal said so

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -146,12 +145,9 @@ def _beat_status(path: Path) -> dict[str, object]:
 
 def _is_beat(pid: int) -> bool:
     """True when process ``pid`` is alive and, where ``/proc`` says, a ``cerebro beat``."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    from cerebro.roster import process_exists
+    if not process_exists(pid):
         return False
-    except PermissionError:
-        pass  # alive, another user's
     try:
         return b"beat" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
     except OSError:

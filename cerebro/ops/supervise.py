@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from cerebro.ops import conf, leftovers, probes, programs, secretfile
 from cerebro.ops.inspection import address, api_url, flower_url, reachable, served_modules
+from cerebro.roster import process_exists
 from cerebro.settings import PROJECT_ROOT, ConfigurationError, parse_tristate
 
 if TYPE_CHECKING:
@@ -331,17 +332,7 @@ def endpoints(settings: Settings, env: Mapping[str, str]) -> list[str]:
 
 def _gone(pid: int) -> bool:
     """True when no process ``pid`` exists (or it is a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    return not process_exists(pid)
 
 
 def stop_supervisord(settings: Settings, timeout: float = 90,
