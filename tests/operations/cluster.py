@@ -20,12 +20,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
 from kafka_broker import test_broker
-from procs import Inbox, Proc, wait_for
+from procs import Inbox, Proc, Senders, wait_for
 from rabbit import RabbitNode, RedisNode
 from stack import alive, descendants, port_open
 from support import REPO, AmenitiesServer, cerebro_env, free_port, http
@@ -210,35 +209,21 @@ class Cluster:
         return {(m["name"], f["name"]): f["example"] for m in modules for f in m["functions"]}
 
 
-class Traffic:
+class Traffic(Senders):
     """Kafka events and async calls sent at a steady pace, each counted when accepted."""
 
     def __init__(self, cluster, apis, event_every=0.02, task_every=0.1):
+        super().__init__(self._events, self._tasks)
         self.cluster = cluster
         self.apis = apis
         self.event_every = event_every
         self.task_every = task_every
-        self.stop = threading.Event()
         self.produced = set()       # event ids the broker acknowledged
         self.accepted = set()       # task ids an API answered 202
         self.refused = 0
         examples = cluster.examples()
         self.event = examples[("vigilante", "screen")]
         self.listing = examples[("listing_enrichment", "enrich")]
-        self.threads = [threading.Thread(target=t, daemon=True)
-                        for t in (self._events, self._tasks)]
-
-    def start(self):
-        """Start sending."""
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def finish(self):
-        """Stop sending and wait for the senders."""
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(30)
 
     def _events(self):
         """vigilante events on the topic, each acknowledged by the broker (acks=all)."""

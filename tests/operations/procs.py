@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from email import policy
 
@@ -64,6 +65,27 @@ class Proc:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+class Senders:
+    """Threads sending steady traffic until told to stop: subclasses pass their send loops
+    (each watching ``self.stop``) to ``__init__``."""
+
+    def __init__(self, *loops):
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=loop, daemon=True) for loop in loops]
+
+    def start(self):
+        """Start sending."""
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def finish(self):
+        """Stop sending and wait for the senders."""
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(30)
 
 
 class Inbox:

@@ -9,13 +9,12 @@ process left after `cerebro down`. Bounded: about two minutes.
 import json
 import os
 import signal
-import threading
 import time
 import uuid
 
 import pytest
 
-from procs import wait_for
+from procs import Senders, wait_for
 from stack import alive, descendants, running_stack
 from support import http
 
@@ -25,12 +24,12 @@ VICTIMS = ("api", "worker", "consumer", "subscriber", "beat", "flower", "rabbitm
 SETTLE_SECONDS = 2.0  # load keeps flowing between one program back to ready and the next kill
 
 
-class Load:
+class Load(Senders):
     """Three threads of steady traffic, each recording what the stack accepted."""
 
     def __init__(self, stack):
+        super().__init__(self._sync, self._async, self._kafka)
         self.stack = stack
-        self.stop = threading.Event()
         self.sync = []            # (monotonic time, ok)
         self.accepted = set()     # task ids answered 202
         self.refused = 0          # async submits not accepted (the API was down)
@@ -38,20 +37,6 @@ class Load:
         modules = http("GET", stack.api + "/v1/modules")[2]["modules"]
         self.examples = {(m["name"], f["name"]): f["example"]
                          for m in modules for f in m["functions"]}
-        self.threads = [threading.Thread(target=t, daemon=True)
-                        for t in (self._sync, self._async, self._kafka)]
-
-    def start(self):
-        """Start the traffic."""
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def finish(self):
-        """Stop the traffic and wait for the threads."""
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(30)
 
     def _sync(self):
         """rent_predictor.predict, back to back."""

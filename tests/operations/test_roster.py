@@ -15,6 +15,7 @@ from cerebro.consumer.runner import Runner
 from cerebro.ops import deployment
 from cerebro.registry import Registry
 from cerebro.settings import load_settings
+from procs import wait_for
 
 
 @pytest.fixture
@@ -46,7 +47,8 @@ def test_a_heartbeat_is_alive_and_a_clean_stop_leaves_nothing(settings, client):
     beacon = _beacon(settings)
     beacon.start()
     key = roster.roster_key(settings)
-    found = _wait(lambda: roster.entries(client, key))
+    found = wait_for(lambda: roster.entries(client, key), 5, interval=0.05,
+                     what="this process in the roster")
     assert [(e["node"], e["service"], e["pid"], e["alive"]) for e in found] == \
         [("node-a", "api", os.getpid(), True)]
     assert 1 <= client.ttl(roster.alive_key(key, beacon.field)) <= 4
@@ -134,14 +136,3 @@ def _dead_pid():
         except PermissionError:
             pass
         pid += 1
-
-
-def _wait(predicate, timeout=5.0):
-    """Poll until ``predicate()`` is truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
