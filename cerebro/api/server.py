@@ -215,3 +215,11 @@ async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> 
     except asyncio.TimeoutError:
         log.warning("connections still open after the grace period; closing")
     ctx.shutdown()
+    # Close RabbitMQ and Redis here, not in asyncio.run's cancel-everything teardown: there
+    # aiormq's reader could be cancelled under the publisher's supervisor, which logged an
+    # outage and reconnected, and the new connection kept the process from exiting until
+    # SIGKILL (about one stop in twenty).
+    try:
+        await asyncio.wait_for(submitter.close(), 2)
+    except asyncio.TimeoutError:
+        log.warning("the RabbitMQ connection did not close within 2s; leaving it")

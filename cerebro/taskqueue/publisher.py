@@ -170,7 +170,7 @@ class TaskPublisher:
         """Connect, wait for the connection to close, reconnect with backoff; forever."""
         delay = self.backoff
         loop = asyncio.get_running_loop()
-        while not self._closed:
+        while not self._closed and not _cancelling():
             if self._attempt is None or self._attempt.done():
                 self._attempt = loop.create_future()
             try:
@@ -195,6 +195,9 @@ class TaskPublisher:
                 self._outage_logged = False
             closing = [connection.closing, channel.closing]
             await asyncio.wait(closing, return_when=asyncio.FIRST_COMPLETED)
+            if _cancelling():  # the loop is being torn down: not an outage, never reconnect
+                await _close_quietly(connection)
+                raise asyncio.CancelledError
             reason = _closing_reason(closing)
             for future in closing:
                 future.cancel()  # stop observing the one still open
@@ -355,6 +358,13 @@ class TaskPublisher:
                 pass
         if self._connection is not None:
             await _close_quietly(self._connection)
+
+
+def _cancelling() -> bool:
+    """True when the running task has been asked to cancel (its connection's tasks may be
+    cancelled first: the loop is being torn down)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _closing_reason(futures: Iterable[asyncio.Future[object]]) -> BaseException | str:

@@ -319,3 +319,35 @@ def test_queues_delete_keeps_queues_holding_messages_unless_forced(rabbit_url, r
         assert _declared_type(rabbit_url, names[0]) == "quorum"
     finally:
         _cleanup(rabbit_url, settings, "jobs", "default")
+
+
+def test_a_loop_torn_down_under_the_publisher_never_hangs(rabbit_url, redis_url):
+    """asyncio.run's teardown cancels every task, in any order. When aiormq's own tasks went
+    first, the publisher's supervisor could take the closed connection for an outage, swallow
+    its own cancellation while tidying up and reconnect: the teardown then waited forever for
+    it (`cerebro serve` ignored SIGTERM about one stop in twenty). Whatever the number of loop
+    turns between the two cancellations, the supervisor must end."""
+    app = make_app(_settings(rabbit_url, redis_url))
+
+    async def teardown(turns):
+        publisher = TaskPublisher(rabbit_url, app.amqp.queues.__getitem__)
+        publisher.start()
+        assert await asyncio.shield(publisher._attempt), "connected"
+        supervisor, connection = publisher._supervisor, publisher._connection
+        connection_tasks = [t for t in asyncio.all_tasks()  # aiormq's reader, writer...
+                            if "aiormq" in getattr(t.get_coro(), "cr_code").co_filename]
+        assert connection_tasks
+        for task in connection_tasks:  # ... cancelled first
+            task.cancel()
+        while not connection.closing.done():
+            await asyncio.sleep(0)
+        for _ in range(turns):  # the supervisor sees the connection closed, tidies up...
+            await asyncio.sleep(0)
+        supervisor.cancel()  # ... and is cancelled meanwhile
+        done, _ = await asyncio.wait([supervisor], timeout=3)
+        await publisher.close()
+        return bool(done)
+
+    for turns in range(7):
+        assert asyncio.run(asyncio.wait_for(teardown(turns), 15)), \
+            f"the supervisor went on after it was cancelled ({turns} turns in)"
