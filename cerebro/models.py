@@ -20,7 +20,7 @@ candidate, so an ``expose.py`` needs no change to be tried with a new model.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -63,11 +63,17 @@ class ModelHandle:
     ``ready`` (serving ``version``), ``failed`` (nothing serving; ``error``
     says why). A handle that is ``ready`` may still carry an ``error`` when a
     newer version failed to load and the older one kept serving.
+
+    ``prepare(obj)``, when given, runs on every loaded version (live or candidate)
+    before it serves, off the request path: a warm-up such as compiling trees. If it
+    raises, that version is refused like a corrupt one and the older one keeps serving.
     """
 
-    def __init__(self, module: str, artifact: str = "model") -> None:
+    def __init__(self, module: str, artifact: str = "model",
+                 prepare: Callable[[Any], object] | None = None) -> None:
         self.module = module
         self.artifact = artifact
+        self.prepare = prepare  # run on each loaded object before it serves (a warm-up)
         self.state = "unloaded"
         self.expected = False  # a version was published at its first look, or it served one
         self.error: str | None = None
@@ -157,8 +163,7 @@ class ModelHandle:
             if version == self._rejected:
                 return False
             try:
-                obj, meta = volume.load_version(root, self.module, version, self.artifact,
-                                                key=key)
+                obj, meta = self._load_version(root, version, key)
             except volume.VolumeError as exc:
                 self._rejected = version
                 self._fail(str(exc))
@@ -184,8 +189,7 @@ class ModelHandle:
             if version == self._candidate_rejected:
                 return False
             try:  # the earlier candidate serves until the new one is loaded
-                obj, meta = volume.load_version(root, self.module, version, self.artifact,
-                                                key=key)
+                obj, meta = self._load_version(root, version, key)
             except volume.VolumeError as exc:
                 self._candidate_rejected, self.candidate_error = version, str(exc)
                 raise
@@ -200,6 +204,20 @@ class ModelHandle:
         self.refresh(settings.data_volume if root is None else root,
                      key=settings.model_signing_key.get_secret_value() or None)
         return self.get()
+
+    def _load_version(self, root: StrPath, version: str,
+                      key: str | None) -> tuple[object, dict[str, Any]]:
+        """Load one version and run :attr:`prepare` on it; a failing ``prepare`` fails the
+        load (:class:`~cerebro.volume.VolumeError`), so the version never serves."""
+        obj, meta = volume.load_version(root, self.module, version, self.artifact, key=key)
+        if self.prepare is not None:
+            try:
+                self.prepare(obj)
+            except Exception as exc:
+                raise volume.VolumeError(f"{self.module} version {version}: preparing the "
+                                         f"loaded model failed: {type(exc).__name__}: {exc}"
+                                         ) from exc
+        return obj, meta
 
     def _fail(self, message: str) -> None:
         """Record a load failure without dropping a model that is serving."""

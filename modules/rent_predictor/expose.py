@@ -16,7 +16,7 @@ from modules.rent_predictor.src import model, transform
 from modules.rent_predictor.src.utilities import (AMENITIES, CITIES, FURNISHING, MODULE, PARKING,
                                                   round_rent)
 
-MODEL = ModelHandle(MODULE)
+MODEL = ModelHandle(MODULE, prepare=model.prepare)  # trees compiled before they serve
 
 EXAMPLE = {"city": "mumbai", "locality": "Andheri West", "bhk": 2, "area_sqft": 950, "bathrooms": 2,
            "floor": 7, "total_floors": 14, "age_years": 6, "furnishing": "semi",

@@ -56,6 +56,29 @@ def test_handle_states_and_swap(tmp_path):
     assert handle.refresh(tmp_path) is True and handle.get() == "three" and handle.error is None
 
 
+def test_prepare_runs_before_a_version_serves_and_a_failing_one_is_refused(tmp_path):
+    """``ModelHandle(prepare=...)`` runs on each loaded version (live and candidate) before it
+    serves; a version whose prepare raises is refused and the older one keeps serving."""
+    prepared = []
+
+    def prepare(obj):
+        if obj == "bad":
+            raise ValueError("cannot compile")
+        prepared.append(obj)
+
+    handle = ModelHandle("m", prepare=prepare)
+    volume.publish(tmp_path, "m", {"model": "one"})
+    assert handle.refresh(tmp_path) and handle.get() == "one" and prepared == ["one"]
+    candidate = volume.publish(tmp_path, "m", {"model": "two"})["version"]  # tried, not live
+    assert handle.refresh_candidate(tmp_path, candidate) and prepared == ["one", "two"]
+    bad = volume.publish(tmp_path, "m", {"model": "bad"})["version"]
+    with pytest.raises(volume.VolumeError, match="preparing the loaded model failed: "
+                                                 "ValueError: cannot compile"):
+        handle.refresh(tmp_path)
+    assert handle.get() == "one" and handle.state == "ready" and bad in handle.error
+    assert handle.refresh(tmp_path) is False, "a refused version is not tried again"
+
+
 def test_unreadable_pointer_is_a_volume_error(tmp_path):
     """A corrupt current.json is reported, not guessed around."""
     (tmp_path / "m").mkdir()

@@ -11,11 +11,11 @@ through: trees need no scaling) feeding a ``HistGradientBoostingRegressor``
 with a gamma loss, whose log link suits a price that is a product of factors.
 
 :func:`predict_one` predicts one feature record without pandas: it lays the
-record out exactly as the fitted ``ColumnTransformer`` would and calls the
-regressor directly: about 1.5 ms a listing, where ``pipeline.predict`` on a
-one-row ``DataFrame`` takes tens of milliseconds (the encoders' input checks
-dominate). The build checks that both agree before publishing, and the tests
-check it again.
+record out exactly as the fitted ``ColumnTransformer`` would and runs the
+regressor's trees through treelite: about 0.1 ms a listing, where
+``pipeline.predict`` on a one-row ``DataFrame`` takes tens of milliseconds (the
+encoders' input checks dominate) and the regressor's own ``predict`` 1.4 ms.
+The build checks that both agree before publishing, and the tests check it again.
 """
 
 import weakref
@@ -39,6 +39,7 @@ DEFAULT_PARAMS = {
 TARGET_ENCODER_FOLDS = 5
 
 _LAYOUTS = weakref.WeakKeyDictionary()
+_COMPILED = weakref.WeakKeyDictionary()
 
 
 def build_pipeline(params=None, seed=DEFAULT_SEED):
@@ -89,12 +90,43 @@ def predict_many(pipeline, records):
     import numpy as np
 
     matrix = np.vstack([feature_vector(pipeline, record) for record in records])
-    return [float(rent) for rent in pipeline.named_steps["regressor"].predict(matrix)]
+    return [float(rent) for rent in _predict_matrix(pipeline, matrix)]
 
 
 def predict_one(pipeline, record):
     """Predicted rent (float) for one feature record from ``transform.engineer``."""
-    return float(pipeline.named_steps["regressor"].predict(feature_vector(pipeline, record))[0])
+    return float(_predict_matrix(pipeline, feature_vector(pipeline, record))[0])
+
+
+def _predict_matrix(pipeline, matrix):
+    """The fitted regressor's predictions for a feature matrix, through treelite.
+
+    ``HistGradientBoostingRegressor.predict`` walks its trees one Python call at a
+    time: about 1.3 ms per call whatever the rows (1.4 ms for 1 row, 1.7 ms for 64).
+    treelite's tree inference (GTIL, no compiler) does the same sums in one call:
+    82 µs for 1 row, 314 µs for 16. Outputs agree to 1e-15 relative (the build and
+    the tests check it against ``pipeline.predict``).
+    """
+    import treelite.gtil
+
+    return treelite.gtil.predict(_compiled(pipeline), matrix, nthread=1).ravel()
+
+
+def prepare(pipeline):
+    """Compile a loaded pipeline's trees for treelite now (about 20 ms), so its first request
+    does not (``ModelHandle(..., prepare=prepare)`` runs it before the version serves)."""
+    _compiled(pipeline)
+
+
+def _compiled(pipeline):
+    """The pipeline's regressor as a treelite model, made once per fitted pipeline."""
+    compiled = _COMPILED.get(pipeline)
+    if compiled is None:
+        import treelite.sklearn
+
+        compiled = _COMPILED[pipeline] = treelite.sklearn.import_model(
+            pipeline.named_steps["regressor"])
+    return compiled
 
 
 def _layout(pipeline):
