@@ -238,10 +238,10 @@ def test_exactly_one_digest_per_period_with_three_nodes(cluster):
     """Every node runs beat; one Sherlock digest per period covers every node's exceptions."""
     nodes = [node.name for node in cluster.nodes]
     started = time.time()
-    mails = _digest_rounds(cluster, nodes, 3, "three")
-    _check_rounds(mails, nodes, 3, "three")
+    mails = _digest_rounds(cluster, nodes, 2, "three")
+    _check_rounds(mails, nodes, 2, "three")
     runs = _one_run_per_period(cluster, started)
-    print(f"\ndigests with 3 nodes (3 beats): {len(mails)} mails for 3 periods with "
+    print(f"\ndigests with 3 nodes (3 beats): {len(mails)} mails for 2 periods with "
           f"exceptions; {runs} digest runs in {time.time() - started:.0f}s, never two in one "
           f"{DIGEST_EVERY}s period")
 
@@ -255,14 +255,14 @@ def test_killing_a_whole_node_loses_no_event_task_or_callback(cluster):
     traffic = Traffic(cluster, [n.api for n in survivors], event_every=0.02,
                       task_every=0.3).start()
     try:
-        time.sleep(5)
+        time.sleep(3)
         before = dict(cluster.key_counts())
         processes = victim.kill()
         killed_at = time.monotonic()
         # what node-3's processes wrote last, left in its own Sherlock store on the shared
         # volume: no process of node-3 will ever read or send it
         _capture(cluster, victim.name, "last-words-of-node-3")
-        time.sleep(12)
+        time.sleep(9)
     finally:
         traffic.finish()
     expected_events, expected_tasks = set(traffic.produced), set(traffic.accepted)
@@ -283,7 +283,7 @@ def test_killing_a_whole_node_loses_no_event_task_or_callback(cluster):
           f"duplicated {tasks_dup} ({len(in_flight)} held by the dead worker, redelivered); "
           f"partitions taken over "
           f"{time.monotonic() - killed_at:.1f}s after the kill at the latest: {taken_over}")
-    assert len(expected_events) > 300 and len(expected_tasks) > 30
+    assert len(expected_events) > 250 and len(expected_tasks) > 20
     assert traffic.refused == 0
     assert cluster.received()["bad_signatures"] == 0
 
@@ -341,8 +341,8 @@ def test_exactly_one_digest_per_period_with_two_nodes(cluster):
     assert len(_mails_with(cluster, "last-words-of-node-3")) == 1
     nodes = [node.name for node in survivors(cluster)]
     started = time.time()
-    mails = _digest_rounds(cluster, nodes, 3, "two")
-    _check_rounds(mails, nodes, 3, "two")
+    mails = _digest_rounds(cluster, nodes, 2, "two")
+    _check_rounds(mails, nodes, 2, "two")
     runs = _one_run_per_period(cluster, started)
-    print(f"\ndigests with 2 nodes (2 beats): {len(mails)} mails for 3 periods with "
+    print(f"\ndigests with 2 nodes (2 beats): {len(mails)} mails for 2 periods with "
           f"exceptions; {runs} digest runs in {time.time() - started:.0f}s")
