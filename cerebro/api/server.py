@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 6  # within supervisord's 8 s stop, within Docker's 10 s grace
+CLOSE_SECONDS = 1.0  # then idle keep-alive connections are closed
+BROKERS_CLOSE_SECONDS = 0.5  # then RabbitMQ and Redis: 7.5 s at worst in all
 BIND_PATIENCE_SECONDS = SHUTDOWN_GRACE_SECONDS + 5  # an old server's drain, and its close
 
 
@@ -211,7 +213,7 @@ async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> 
         log.warning("%d request(s) still in flight after %ds; closing", left,
                     SHUTDOWN_GRACE_SECONDS)
     try:
-        await asyncio.wait_for(server.close_all_connections(), 2)
+        await asyncio.wait_for(server.close_all_connections(), CLOSE_SECONDS)
     except asyncio.TimeoutError:
         log.warning("connections still open after the grace period; closing")
     ctx.shutdown()
@@ -220,6 +222,7 @@ async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> 
     # outage and reconnected, and the new connection kept the process from exiting until
     # SIGKILL (about one stop in twenty).
     try:
-        await asyncio.wait_for(submitter.close(), 2)
+        await asyncio.wait_for(submitter.close(), BROKERS_CLOSE_SECONDS)
     except asyncio.TimeoutError:
-        log.warning("the RabbitMQ connection did not close within 2s; leaving it")
+        log.warning("the RabbitMQ connection did not close within %.1fs; leaving it",
+                    BROKERS_CLOSE_SECONDS)

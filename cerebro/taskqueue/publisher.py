@@ -355,7 +355,8 @@ class TaskPublisher:
             try:
                 await self._supervisor
             except asyncio.CancelledError:
-                pass
+                if _cancelling():  # this close itself was cancelled (its time is up): go
+                    raise
         if self._connection is not None:
             await _close_quietly(self._connection)
 

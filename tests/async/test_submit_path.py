@@ -321,6 +321,11 @@ def test_queues_delete_keeps_queues_holding_messages_unless_forced(rabbit_url, r
         _cleanup(rabbit_url, settings, "jobs", "default")
 
 
+def _source_file(task):
+    """The file of the coroutine a task runs ("" when it is not a plain coroutine)."""
+    return getattr(getattr(task.get_coro(), "cr_code", None), "co_filename", "")
+
+
 def test_a_loop_torn_down_under_the_publisher_never_hangs(rabbit_url, redis_url):
     """asyncio.run's teardown cancels every task, in any order. When aiormq's own tasks went
     first, the publisher's supervisor could take the closed connection for an outage, swallow
@@ -335,7 +340,7 @@ def test_a_loop_torn_down_under_the_publisher_never_hangs(rabbit_url, redis_url)
         assert await asyncio.shield(publisher._attempt), "connected"
         supervisor, connection = publisher._supervisor, publisher._connection
         connection_tasks = [t for t in asyncio.all_tasks()  # aiormq's reader, writer...
-                            if "aiormq" in getattr(t.get_coro(), "cr_code").co_filename]
+                            if "aiormq" in _source_file(t)]
         assert connection_tasks
         for task in connection_tasks:  # ... cancelled first
             task.cancel()

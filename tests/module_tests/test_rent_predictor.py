@@ -236,6 +236,22 @@ def test_treelite_prices_every_listing_as_scikit_learn_does(build):
     assert [round_rent(x) for x in served] == [round_rent(x) for x in own]
 
 
+def test_a_treelite_that_reads_the_model_differently_refuses_the_version(build, monkeypatch):
+    """``model.prepare`` (run as each version loads) checks treelite against the regressor's
+    own predict: a treelite giving the log of the rent (as versions before 4.8 did with the
+    gamma loss) makes the version fail to load instead of serving wrong rents."""
+    import numpy as np
+
+    from modules.rent_predictor.src import model
+
+    pipeline = ModelHandle(MODULE).load(build[0])
+    model.prepare(pipeline)  # agrees: no error
+    monkeypatch.setattr(model, "_predict_matrix",
+                        lambda p, rows: np.log(p.named_steps["regressor"].predict(rows)))
+    with pytest.raises(ValueError, match="treelite disagrees"):
+        model.prepare(pipeline)
+
+
 def test_predict_without_a_model_is_not_ready(tmp_path, monkeypatch):
     """Before any build, predict raises ModelNotReady (a 503), not an internal error."""
     from modules.rent_predictor import expose
