@@ -220,16 +220,19 @@ class Registry:
     def _scan(self) -> tuple[list[str], list[str]]:
         """:meth:`scan`, with the lock held."""
         package = self._package()
-        importlib.invalidate_caches()  # the import system caches folder listings
         found = _folders(package)
         wanted = self.settings.modules or tuple(found)
         modules: dict[str, Module] = {}
         added: list[str] = []
+        fresh = False
         for name in wanted:
             known = self.modules.get(name)
             if known is not None and not _stale(known, found.get(name)):
                 modules[name] = known
                 continue
+            if not fresh:  # the import system caches folder listings: once, before importing
+                importlib.invalidate_caches()  # (it walks every cached path: ~10 ms in a
+                fresh = True                   # service, too dear for every scan)
             modules[name] = self._import(package, name, found.get(name))
             if modules[name].import_error is None or known is None:
                 added.append(name)
