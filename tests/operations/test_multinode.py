@@ -256,6 +256,9 @@ def test_killing_a_whole_node_loses_no_event_task_or_callback(cluster):
                       task_every=0.3).start()
     try:
         time.sleep(3)
+        # kill while node-3's worker holds a task (each lasts 0.8 s): its redelivery is tested
+        wait_for(lambda: _unfinished_tasks(worker_log), 20, interval=0.05,
+                 what="a task in flight in node-3's worker")
         before = dict(cluster.key_counts())
         processes = victim.kill()
         killed_at = time.monotonic()
