@@ -197,11 +197,12 @@ def open_loop(port, rate, seconds, connections=64):
 
 # -- CPU accounting --------------------------------------------------------------
 
-def _proc_ticks(pid):
-    """utime + stime of one process, in clock ticks (0 when it is gone)."""
+def _proc_ticks(pid, kernel_only=False):
+    """utime + stime of one process (only stime with ``kernel_only``), in clock ticks (0 when
+    it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
+        return int(fields[12]) + (0 if kernel_only else int(fields[11]))
     except (OSError, IndexError, ValueError):
         return 0
 
@@ -250,6 +251,7 @@ class CPUMeter:
     def sample(self):
         """Ticks per group, plus the box's busy and steal ticks."""
         snap = {name: sum(_proc_ticks(p) for p in pids) for name, pids in self.groups.items()}
+        snap["api_kernel"] = sum(_proc_ticks(p, kernel_only=True) for p in self.groups["api"])
         snap["box"], snap["steal"] = _box_busy()
         snap["t"] = time.monotonic()
         return snap
@@ -261,7 +263,9 @@ class CPUMeter:
         cores = {k: (after[k] - before[k]) / TICK / wall for k in before if k != "t"}
         ours = sum(cores[k] for k in ("api", "rabbitmq", "redis", "loadgen"))
         per_submit = (after["api"] - before["api"]) / TICK / max(1, requests) * 1e6
-        return (f"  cpu (cores): api {cores['api']:.2f} ({per_submit:.0f} us/submit), "
+        kernel = (after["api_kernel"] - before["api_kernel"]) / TICK / max(1, requests) * 1e6
+        return (f"  cpu (cores): api {cores['api']:.2f} ({per_submit:.0f} us/submit, "
+                f"{kernel:.0f} of them in the kernel), "
                 f"rabbitmq {cores['rabbitmq']:.2f}, redis {cores['redis']:.2f}, "
                 f"loadgen {cores['loadgen']:.2f}, everything else {cores['box'] - ours:.2f}, "
                 f"steal {cores['steal']:.2f}")
@@ -416,7 +420,8 @@ def run(args, base_env, queue_type, receiver, work, rates="", throughput=False):
 # Stages of an accepted async call, by the frames on the stack (first match wins).
 STAGES = (
     ("Redis marker", ("cerebro/clients/redis",)),
-    ("task message + publish + confirm", ("cerebro/taskqueue/publisher", "aiormq", "pamqp")),
+    ("task message + publish + confirm", ("cerebro/taskqueue/publisher", "cerebro/clients/amqp",
+                                          "pamqp")),
     ("submit (ids, meta, JSON, body)", ("cerebro/api/submit", "cerebro/jsonio")),
     ("validation (schema, callback URL)", ("cerebro/schema", "cerebro/callbacks",
                                            "cerebro/dispatch")),
