@@ -60,6 +60,7 @@ def parse_tristate(value: object) -> str:
 
 LogLevel = Annotated[str, BeforeValidator(parse_log_level)]
 QueueType = Annotated[str, choice("quorum", "classic")]
+EventLoop = Annotated[str, choice("uvloop", "asyncio")]
 Tristate = Annotated[str, BeforeValidator(parse_tristate)]
 MIN_API_KEY_LENGTH = 16
 
@@ -129,6 +130,10 @@ class Settings(EnvSettings):
     cpu_affinity: Tristate = setting(
         "CEREBRO_CPU_AFFINITY", "auto",
         "Pin API process i to CPU i (auto: when there is one process per CPU).")
+    event_loop: EventLoop = setting(
+        "CEREBRO_EVENT_LOOP", "uvloop",
+        "The API processes' event loop: uvloop (libuv; less CPU per request) or asyncio (the "
+        "standard library's).")
     max_body_bytes: int = setting(
         "CEREBRO_MAX_BODY_BYTES", 1024 * 1024,
         "Largest accepted request body; larger bodies get 413.")

@@ -18,7 +18,7 @@ import signal
 import socket
 import tempfile
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tornado.netutil import bind_sockets
 
@@ -26,6 +26,8 @@ from cerebro import logsetup
 from cerebro.settings import ConfigurationError
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from cerebro.core import Core
     from cerebro.settings import Settings
 
@@ -67,7 +69,18 @@ def serve(settings: Settings) -> None:
                 sock.close()
             sockets = bind_sockets(port, settings.host, reuse_port=True)
     pin_to_cpu(settings.cpu_affinity, index, processes)
-    asyncio.run(_run(settings, sockets, core))
+    run_loop(settings.event_loop, _run(settings, sockets, core))
+
+
+def run_loop(kind: str, main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` to the end on a new event loop of ``kind`` (``CEREBRO_EVENT_LOOP``):
+    ``uvloop`` (libuv: each loop turn and callback costs less, measured in
+    ``bench/async_ack.py``) or ``asyncio`` (the standard library's)."""
+    if kind == "uvloop":
+        import uvloop
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 def _load(settings: Settings) -> Core:

@@ -221,12 +221,16 @@ class RedisPipe:
         protocol.waiters.append(waiter)
         # connected: connection_made set the transport before create_connection returned
         protocol.transport.write(encode_command(*args))  # type: ignore[union-attr]
-        timer = loop.call_later(self.timeout, protocol._fail,
-                                TimeoutError(f"no answer from Redis in {self.timeout:g}s"))
+        timer = loop.call_later(self.timeout, self._timed_out, protocol)
         try:
             return await waiter
         finally:
             timer.cancel()
+
+    def _timed_out(self, protocol: _Protocol) -> None:
+        """No answer within the timeout: fail the connection's commands (the error is built
+        here, not for every command sent)."""
+        protocol._fail(TimeoutError(f"no answer from Redis in {self.timeout:g}s"))
 
     async def _connect(self) -> _Protocol:
         """Open the connection (one attempt shared by concurrent callers)."""

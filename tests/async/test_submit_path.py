@@ -193,6 +193,11 @@ def test_submitter_marks_queued_publishes_and_reads_the_state(rabbit_url, redis_
             meta = await submitter.task_meta(task_id)
             assert meta["status"] == "PENDING"
             assert meta["result"]["module"] == "jobs" and meta["result"]["function"] == "square"
+            # the marker is written as JSON by the submitter itself: Celery's own backend
+            # (what a worker and Flower use) reads it back as the same state
+            raw = await submitter.redis.execute("GET", app.backend.get_key_for_task(task_id))
+            assert app.backend.serializer == "json"
+            assert app.backend.decode_result(raw) == meta
             # second call: marker and message at once (Redis proven healthy)
             status, body = await submitter(handler, call, {"x": 4})
             assert status == 202
