@@ -34,6 +34,11 @@ the machine's noise shows in the spread.
     python bench/async_ack.py --rates 200,500 --seconds 10 --tasks 2000
     python bench/async_ack.py --rates 500 --queue-types quorum --tasks 0 --profile
     python bench/async_ack.py --rates 200,500 --repeat 3
+    python bench/async_ack.py --rates 500 --queue-types quorum --baseline-tree /tmp/before
+
+With ``--baseline-tree``, a change is measured side by side with the commit
+before it: both servers run at once and the load alternates between them in
+short windows, so the machine's drift (other tenants, frequency) hits both.
 """
 
 import argparse
@@ -305,6 +310,20 @@ def main(argv=None):
                         help="apply a RabbitMQ policy making the benchmark's classic queue a "
                              "classic queue of this version (needs a local rabbitmqctl; "
                              "default: leave the broker's default)")
+    parser.add_argument("--baseline-tree", default=None, metavar="DIR",
+                        help="side by side instead: a server from this checkout (e.g. `git "
+                             "worktree add /tmp/before HEAD~1`) and one from this tree run at "
+                             "once; the load alternates between them in short windows (the "
+                             "first --rates value, the first queue type) and the API CPU per "
+                             "submit of each is summed over its windows")
+    parser.add_argument("--baseline-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="an environment variable of the baseline server only (repeatable; "
+                             "e.g. --baseline-tree . --baseline-env CEREBRO_EVENT_LOOP=asyncio "
+                             "compares two settings of one tree)")
+    parser.add_argument("--windows", type=int, default=20,
+                        help="windows per server for --baseline-tree")
+    parser.add_argument("--window-seconds", type=float, default=2.0,
+                        help="length of each --baseline-tree window")
     parser.add_argument("--repeat", type=int, default=1,
                         help="measure every queue type this many times, interleaved (the "
                              "machine's noise shows in the spread)")
@@ -327,6 +346,11 @@ def main(argv=None):
     # Celery's shared objects our workers create (events, pidbox, native delayed delivery)
     # are removed at the end; those that were there before are left alone
     shared = SharedSnapshot(_broker_url(env))
+    if args.baseline_tree:
+        try:
+            return side_by_side(args, env, types[0], work)
+        finally:
+            shared.restore()
     verdicts = []
     try:
         for _ in range(max(1, args.repeat)):
@@ -417,11 +441,68 @@ def run(args, base_env, queue_type, receiver, work, rates="", throughput=False):
     return results
 
 
+def side_by_side(args, base_env, queue_type, work):
+    """Two servers at once, the baseline tree's and this tree's, loaded in alternating windows
+    (the order flips every window): the machine's drift hits both alike. Prints each one's API
+    CPU per submit (all windows), the median of its windows, and its ack latencies."""
+    rate = float(args.rates.split(",")[0])
+    trees = {"baseline": Path(args.baseline_tree).resolve(), "this tree": REPO}
+    servers, seen = {}, {}
+    try:
+        for name, tree in trees.items():
+            env = dict(base_env, PYTHONPATH=f"{tree}{os.pathsep}{tree / 'tests'}",
+                       CEREBRO_QUEUE_PREFIX=f"bench-{uuid.uuid4().hex[:8]}",
+                       CEREBRO_QUEUE_TYPE=queue_type)
+            if name == "baseline":
+                env.update(item.split("=", 1) for item in args.baseline_env)
+            port = free_port()
+            slug = name.replace(" ", "-")
+            servers[name] = (spawn(["serve", "--port", str(port), "--processes",
+                                    str(args.processes)], env, work / f"serve-{slug}.log"),
+                             port, env)
+        for name, (server, port, _) in servers.items():
+            wait_http(port, "/healthz")
+            open_loop(port, 100, 2, args.connections)  # warm-up: connections, declaration
+            seen[name] = {"meter": CPUMeter(server.pid), "ticks": 0, "kernel": 0, "n": 0,
+                          "lat": [], "windows": [], "bad": 0}
+        print(f"# side by side: {args.windows} windows of {args.window_seconds:g}s at "
+              f"{rate:g} req/s per server, {args.processes} API processes each, {queue_type} "
+              f"queues, {loadavg()}")
+        order = list(servers)
+        for window in range(args.windows):
+            for name in (order if window % 2 == 0 else order[::-1]):
+                port, mine = servers[name][1], seen[name]
+                before = mine["meter"].sample()
+                lat, bad = open_loop(port, rate, args.window_seconds, args.connections)
+                after = mine["meter"].sample()
+                ticks = after["api"] - before["api"]
+                mine["ticks"] += ticks
+                mine["kernel"] += after["api_kernel"] - before["api_kernel"]
+                mine["n"] += len(lat)
+                mine["lat"] += lat
+                mine["bad"] += bad
+                mine["windows"].append(ticks / TICK / max(1, len(lat)) * 1e6)
+        for name, mine in seen.items():
+            per = mine["ticks"] / TICK / max(1, mine["n"]) * 1e6
+            kernel = mine["kernel"] / TICK / max(1, mine["n"]) * 1e6
+            print(f"{name:>9}: API CPU {per:4.0f} us/submit ({kernel:.0f} in the kernel), window "
+                  f"median {statistics.median(mine['windows']):4.0f} us; ack p50 "
+                  f"{percentile(mine['lat'], 50):.2f} ms p99 {percentile(mine['lat'], 99):.2f} ms, "
+                  f"non-202 {mine['bad']}")
+        base, this = (seen[n]["ticks"] / max(1, seen[n]["n"]) for n in trees)
+        print(f"# this tree / baseline, API CPU per submit: {this / base:.2f} ({loadavg()})")
+    finally:
+        for server, _, env in servers.values():
+            stop(server)
+            names = [f"{env['CEREBRO_QUEUE_PREFIX']}.{m}" for m in ("jobs", "default")]
+            delete(_broker_url(env), names, names)
+    return 0
+
+
 # Stages of an accepted async call, by the frames on the stack (first match wins).
 STAGES = (
     ("Redis marker", ("cerebro/clients/redis",)),
-    ("task message + publish + confirm", ("cerebro/taskqueue/publisher", "cerebro/clients/amqp",
-                                          "pamqp")),
+    ("task message + publish + confirm", ("cerebro/taskqueue/publisher", "aiormq", "pamqp")),
     ("submit (ids, meta, JSON, body)", ("cerebro/api/submit", "cerebro/jsonio")),
     ("validation (schema, callback URL)", ("cerebro/schema", "cerebro/callbacks",
                                            "cerebro/dispatch")),
