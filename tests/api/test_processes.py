@@ -8,6 +8,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from support import CerebroServer
 
 
@@ -32,6 +34,8 @@ def test_two_processes_serve_and_stop_cleanly(tmp_path):
             assert sorted(cpu for cpus in pinned for cpu in cpus) == allowed
         else:
             assert all(sorted(cpus) == allowed for cpus in pinned)
+        for pid in children:  # CEREBRO_EVENT_LOOP=uvloop (the default): libuv's loop serves
+            assert "uvloop/loop" in open(f"/proc/{pid}/maps").read()
         for i in range(40):
             assert server.post("/v1/echo/say", {"text": str(i)})[0] == 200
         text = server.get("/metrics")[2].decode()
@@ -61,6 +65,28 @@ def test_cpu_affinity_modes():
     assert _affinity_after("false", 0, len(allowed)) == allowed
     assert _affinity_after("auto", 0, len(allowed)) == [allowed[0]]
     assert _affinity_after("auto", 0, len(allowed) + 1) == allowed
+
+
+def test_the_event_loop_setting_picks_the_loop_and_refuses_others():
+    import asyncio
+
+    import uvloop
+
+    from cerebro.api.server import run_loop
+    from cerebro.settings import ConfigurationError, load_settings
+
+    seen = []
+
+    async def record():
+        seen.append(type(asyncio.get_running_loop()))
+
+    run_loop("uvloop", record())
+    run_loop("asyncio", record())
+    assert seen[0] is uvloop.Loop and not issubclass(seen[1], uvloop.Loop)
+    assert load_settings({}).event_loop == "uvloop"
+    assert load_settings({"CEREBRO_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(ConfigurationError, match="CEREBRO_EVENT_LOOP"):
+        load_settings({"CEREBRO_EVENT_LOOP": "tokio"})
 
 
 def test_sigterm_answers_requests_in_flight_before_exiting(tmp_path):
