@@ -106,11 +106,12 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def spawn(args, env, log):
-    """Start a cerebro sub-command in its own process group."""
+def spawn(args, env, log, tree=REPO):
+    """Start a cerebro sub-command of the checkout ``tree`` in its own process group (run from
+    ``tree``: ``python -m`` puts the working directory ahead of ``PYTHONPATH``)."""
     return subprocess.Popen([sys.executable, "-m", "cerebro", *args], env=env,
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, cwd=tree)
 
 
 def stop(proc):
@@ -458,7 +459,8 @@ def side_by_side(args, base_env, queue_type, work):
             port = free_port()
             slug = name.replace(" ", "-")
             servers[name] = (spawn(["serve", "--port", str(port), "--processes",
-                                    str(args.processes)], env, work / f"serve-{slug}.log"),
+                                    str(args.processes)], env, work / f"serve-{slug}.log",
+                                   tree),
                              port, env)
         for name, (server, port, _) in servers.items():
             wait_http(port, "/healthz")
@@ -502,7 +504,8 @@ def side_by_side(args, base_env, queue_type, work):
 # Stages of an accepted async call, by the frames on the stack (first match wins).
 STAGES = (
     ("Redis marker", ("cerebro/clients/redis",)),
-    ("task message + publish + confirm", ("cerebro/taskqueue/publisher", "aiormq", "pamqp")),
+    ("task message + publish + confirm", ("cerebro/taskqueue/publisher", "cerebro/clients/amqp",
+                                          "pamqp")),
     ("submit (ids, meta, JSON, body)", ("cerebro/api/submit", "cerebro/jsonio")),
     ("validation (schema, callback URL)", ("cerebro/schema", "cerebro/callbacks",
                                            "cerebro/dispatch")),

@@ -231,9 +231,9 @@ async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> 
         log.warning("connections still open after the grace period; closing")
     ctx.shutdown()
     # Close RabbitMQ and Redis here, not in asyncio.run's cancel-everything teardown: there
-    # aiormq's reader could be cancelled under the publisher's supervisor, which logged an
-    # outage and reconnected, and the new connection kept the process from exiting until
-    # SIGKILL (about one stop in twenty).
+    # the connection could close under the publisher's supervisor (with aiormq, its reader was
+    # cancelled), which logged an outage and reconnected, and the new connection kept the
+    # process from exiting until SIGKILL (about one stop in twenty).
     try:
         await asyncio.wait_for(submitter.close(), BROKERS_CLOSE_SECONDS)
     except asyncio.TimeoutError:

@@ -4,7 +4,7 @@ Date:    2026-11-29
 Subject: RabbitMQ refusals retrying cannot fix: a refused login, a vhost missing or out of reach.
 Tagline: A locked door is not a busy line: stop dialling and say which key is wrong.
 
-Every program talking to RabbitMQ (the API's publisher on aiormq, the Celery
+Every program talking to RabbitMQ (the API's publisher on pamqp, the Celery
 worker on py-amqp, the subscriber on pika) tells two kinds of failure apart
 with :func:`refusal`:
 
@@ -41,9 +41,9 @@ _AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 
 def refusal(exc: BaseException) -> str | None:
     """The broker's reason when ``exc`` says RabbitMQ refused the login or the virtual host
-    (py-amqp, pika or aiormq), else None (unreachable, lost, timed out: transient)."""
+    (py-amqp, pika or the API's publisher), else None (unreachable, lost, timed out: transient)."""
     text = str(getattr(exc, "reply_text", "") or "")
-    if not text:  # pika's Probable*Error and aiormq's carry the broker's words as text
+    if not text:  # pika's Probable*Error carry the broker's words as text
         text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
     if "limit" in text.lower():  # a vhost or user connection limit reached: that passes
         return None

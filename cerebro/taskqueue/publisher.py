@@ -5,9 +5,10 @@ Subject: Celery task messages published from the IOLoop on one long-lived, confi
 Tagline: One line kept open, every letter signed for.
 
 :class:`TaskPublisher` keeps one connection and one channel per API process
-(aiormq, on the running asyncio loop: no threads, no per-request pool
-checkout) and publishes Celery *protocol 2* messages that the unchanged
-Celery worker consumes. The message is exactly what ``app.send_task`` sends:
+(:class:`~cerebro.clients.amqp.AMQPConnection`, an asyncio protocol on the
+running loop: no threads, no per-request pool checkout) and publishes Celery
+*protocol 2* messages that the unchanged Celery worker consumes. The message is
+exactly what ``app.send_task`` sends:
 
 * properties ``correlation_id`` (the task id), ``content_type``
   ``application/json``, ``content_encoding`` ``utf-8``, ``delivery_mode`` 2
@@ -46,17 +47,16 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
-import aiormq
-from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ProtocolSyntaxError
+from pamqp import commands
 from pamqp.commands import Basic
 from yarl import URL
 
+from cerebro.clients.amqp import AMQPConnection, HandshakeLost, Nacked, Returned
 from cerebro.clients.rabbitmq import probe, refusal, refused
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
 
-    from aiormq.abc import AbstractChannel
     from kombu import Queue
     from pamqp.common import FieldTable
 
@@ -65,24 +65,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # What a publish or connection attempt may raise when the broker is away or refuses.
-AMQP_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError, TimeoutError,
-               asyncio.TimeoutError)
+AMQP_ERRORS = (ConnectionError, OSError, TimeoutError, asyncio.TimeoutError, Returned, Nacked)
 
 _EMBED = b'{"callbacks":null,"errbacks":null,"chain":null,"chord":null}'
 _REPR_MAX = 1024  # Celery's argsrepr_maxsize
-
-
-class _OwnOutageFilter(logging.Filter):
-    """Drop aiormq's "error when creating transport" (one per reconnect attempt, every
-    couple of seconds during an outage): the publisher logs the outage once, with its cause,
-    and each failed attempt at DEBUG."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """False for the per-attempt connection error."""
-        return not record.getMessage().startswith("error when creating transport")
-
-
-logging.getLogger("aiormq.connection").addFilter(_OwnOutageFilter())
 
 
 class BrokerUnavailable(Exception):
@@ -138,8 +124,7 @@ class TaskPublisher:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.down_reason: str | None = "not connected yet"
-        self._connection: aiormq.Connection | None = None
-        self._channel: AbstractChannel | None = None
+        self._connection: AMQPConnection | None = None
         # queue -> its declaration (the exchange type), once per connection
         self._declared: dict[str, asyncio.Future[str]] = {}
         self._attempt: asyncio.Future[bool] | None = None
@@ -161,8 +146,8 @@ class TaskPublisher:
         if self._closed:
             return False
         self.start()
-        channel = self._channel
-        if channel is not None and not channel.is_closed:
+        connection = self._connection
+        if connection is not None and not connection.is_closed:
             return True
         return self._attempt is not None and not self._attempt.done()
 
@@ -174,7 +159,7 @@ class TaskPublisher:
             if self._attempt is None or self._attempt.done():
                 self._attempt = loop.create_future()
             try:
-                connection, channel = await asyncio.wait_for(self._open(), self.timeout)
+                connection = await asyncio.wait_for(self._open(), self.timeout)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # anything: the supervisor must never die
@@ -185,7 +170,7 @@ class TaskPublisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
                 continue
-            self._connection, self._channel, self._declared = connection, channel, {}
+            self._connection, self._declared = connection, {}
             self._attempt.set_result(True)
             delay = self.backoff
             self.down_reason = None
@@ -193,36 +178,24 @@ class TaskPublisher:
                 log.warning("RabbitMQ reachable again (%s): async calls are accepted",
                             self._where())
                 self._outage_logged = False
-            closing = [connection.closing, channel.closing]
-            await asyncio.wait(closing, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([connection.closing])
             if _cancelling():  # the loop is being torn down: not an outage, never reconnect
                 await _close_quietly(connection)
                 raise asyncio.CancelledError
-            reason = _closing_reason(closing)
-            for future in closing:
-                future.cancel()  # stop observing the one still open
-            self._channel = None
-            self._set_down(reason)
+            self._set_down(connection.closing.exception() or "connection closed")
             await _close_quietly(connection)
 
-    async def _open(self) -> tuple[aiormq.Connection, AbstractChannel]:
+    async def _open(self) -> AMQPConnection:
         """One connection with one channel in confirm mode (or not, per ``confirm``)."""
-        connection = aiormq.Connection(
-            self.url, client_properties={"connection_name": f"cerebro-api-{os.getpid()}"})
-        try:
-            await connection.connect()
-            channel = await connection.channel(publisher_confirms=self.confirm)
-        except BaseException:
-            await _close_quietly(connection)
-            raise
-        return connection, channel
+        return await AMQPConnection.open(self.url, timeout=self.timeout, confirm=self.confirm,
+                                         name=f"cerebro-api-{os.getpid()}")
 
     async def _stop_if_refused(self, exc: Exception) -> bool:
         """True (and the publisher stopped, its handler called) when ``exc`` is RabbitMQ
-        refusing the URL. aiormq does not say why the broker closed a connection it was
-        opening on a virtual host: that case is asked again with py-amqp, which does."""
+        refusing the URL. A broker may drop a connection it was opening without saying why
+        (no ``Connection.Close``): that case is asked again with py-amqp, which finds out."""
         reason = refusal(exc)
-        if reason is None and isinstance(exc, ProtocolSyntaxError):
+        if reason is None and isinstance(exc, HandshakeLost):
             loop = asyncio.get_running_loop()
             try:
                 reason = await loop.run_in_executor(None, probe, self.given_url, self.timeout)
@@ -255,47 +228,48 @@ class TaskPublisher:
         """The broker's address without credentials."""
         return f"{self.url.host}:{self.url.port}"
 
-    async def _ready_channel(self) -> AbstractChannel:
-        """The open channel, waiting for a connection attempt under way; else raise at once."""
-        channel = self._channel
-        if channel is not None and not channel.is_closed:
-            return channel
+    async def _ready_connection(self) -> AMQPConnection:
+        """The open connection, waiting for a connection attempt under way; else raise at once."""
+        connection = self._connection
+        if connection is not None and not connection.is_closed:
+            return connection
         self.start()
         attempt = self._attempt
         if attempt is not None and not attempt.done():
             await asyncio.shield(attempt)
-            channel = self._channel
-            if channel is not None and not channel.is_closed:
-                return channel
+            connection = self._connection
+            if connection is not None and not connection.is_closed:
+                return connection
         raise BrokerUnavailable(self.down_reason or "connection closed")
 
-    async def _declare(self, channel: AbstractChannel, name: str) -> str:
+    async def _declare(self, connection: AMQPConnection, name: str) -> str:
         """Declare ``name``'s exchange, queue and binding as Celery does, once per connection."""
         queue = self.queue_spec(name)
         exchange = queue.exchange
         if exchange.name:
-            await channel.exchange_declare(
-                exchange.name, exchange_type=exchange.type, durable=exchange.durable,
-                auto_delete=exchange.auto_delete, arguments=exchange.arguments,
-                timeout=self.timeout)
-        await channel.queue_declare(
-            queue.name, durable=queue.durable, exclusive=queue.exclusive,
-            auto_delete=queue.auto_delete, arguments=queue.queue_arguments,
-            timeout=self.timeout)
+            await connection.rpc(commands.Exchange.Declare(
+                exchange=exchange.name, exchange_type=exchange.type, durable=exchange.durable,
+                auto_delete=exchange.auto_delete, arguments=exchange.arguments),
+                commands.Exchange.DeclareOk)
+        await connection.rpc(commands.Queue.Declare(
+            queue=queue.name, durable=queue.durable, exclusive=queue.exclusive,
+            auto_delete=queue.auto_delete, arguments=queue.queue_arguments),
+            commands.Queue.DeclareOk)
         if exchange.name:
-            await channel.queue_bind(queue.name, exchange.name, routing_key=queue.routing_key,
-                                     arguments=queue.binding_arguments, timeout=self.timeout)
+            await connection.rpc(commands.Queue.Bind(
+                queue=queue.name, exchange=exchange.name, routing_key=queue.routing_key or "",
+                arguments=queue.binding_arguments), commands.Queue.BindOk)
         return exchange.type
 
     # -- publishing -------------------------------------------------------
 
-    async def _declared_type(self, channel: AbstractChannel, queue: str) -> str:
+    async def _declared_type(self, connection: AMQPConnection, queue: str) -> str:
         """Declare ``queue`` once per connection (shared by concurrent callers); its exchange
         type."""
         declared = self._declared.get(queue)
         if declared is None:
             declared = self._declared[queue] = asyncio.ensure_future(
-                self._declare(channel, queue))
+                self._declare(connection, queue))
         try:
             return await asyncio.shield(declared)
         except BaseException:
@@ -307,7 +281,7 @@ class TaskPublisher:
         """Declare ``queue`` now, as before its first publish (a module just added); False
         when the broker is not usable now (the first publish declares it then)."""
         try:
-            await self._declared_type(await self._ready_channel(), queue)
+            await self._declared_type(await self._ready_connection(), queue)
         except (BrokerUnavailable, *AMQP_ERRORS) as exc:
             log.debug("queue %s not declared ahead: %s: %s", queue, type(exc).__name__, exc)
             return False
@@ -325,9 +299,10 @@ class TaskPublisher:
         if self._closed:
             raise BrokerUnavailable("the publisher is closed")
         try:
-            channel = await self._ready_channel()
+            connection = await self._ready_connection()
             # one declaration per queue per connection, shared by concurrent requests
-            exchange_type = await self._declared_type(channel, queue)
+            exchange_type = (self._declared_now(queue)
+                             or await self._declared_type(connection, queue))
             if exchange_type not in ("direct", "topic"):
                 raise BrokerUnavailable(f"queue {queue} uses a {exchange_type} exchange; "
                                         "only queues on direct or topic exchanges are "
@@ -335,17 +310,20 @@ class TaskPublisher:
             properties = Basic.Properties(
                 content_type="application/json", content_encoding="utf-8", delivery_mode=2,
                 priority=0, correlation_id=task_id, message_id=task_id, headers=headers)
-            # aiormq's Channel takes ``wait``; its AbstractChannel does not declare it
-            confirmation = await channel.basic_publish(  # type: ignore[call-arg]
-                body, exchange="", routing_key=queue, properties=properties, mandatory=True,
-                timeout=self.timeout, wait=False)
+            await connection.publish(queue, properties, body, mandatory=True)
         except BrokerUnavailable:
             raise
         except AMQP_ERRORS as exc:
             self._declared.pop(queue, None)  # e.g. returned: the queue is gone, declare again
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        if self.confirm and not isinstance(confirmation, Basic.Ack):
-            raise BrokerUnavailable(f"RabbitMQ did not confirm task {task_id}: {confirmation!r}")
+
+    def _declared_now(self, queue: str) -> str | None:
+        """``queue``'s exchange type when its declaration is done and succeeded (no wait)."""
+        declared = self._declared.get(queue)
+        if declared is not None and declared.done() and not declared.cancelled() \
+                and declared.exception() is None:
+            return declared.result()
+        return None
 
     async def close(self) -> None:
         """Stop reconnecting and close the connection."""
@@ -368,17 +346,6 @@ def _cancelling() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def _closing_reason(futures: Iterable[asyncio.Future[object]]) -> BaseException | str:
-    """Why a connection or channel closed, from their ``closing`` futures."""
-    for future in futures:
-        if future.done() and not future.cancelled() and future.exception() is not None:
-            return future.exception()  # type: ignore[return-value]  # not None: see above
-    return "connection closed"
-
-
-async def _close_quietly(connection: aiormq.Connection) -> None:
-    """Close ``connection``; a broker already gone is no news (it was logged)."""
-    try:
-        await asyncio.wait_for(connection.close(), 1.0)
-    except (*AMQP_ERRORS, RuntimeError) as exc:
-        log.debug("closing the AMQP connection: %s: %s", type(exc).__name__, exc)
+async def _close_quietly(connection: AMQPConnection) -> None:
+    """Close ``connection`` (within 1 s); a broker already gone is no news (it was logged)."""
+    await connection.close(1.0)
