@@ -175,17 +175,17 @@ class Submitter:
         else:
             # The marker (SET NX: it never overwrites a worker's state, whatever the order)
             # and the message travel at once: one wait on the critical path, not two.
-            marker = asyncio.ensure_future(self._mark_queued(task_id, module, function,
-                                                             submitted_at))
+            marker = self._send_marker(task_id, module, function, submitted_at)
         try:
             await self.publisher.publish(queue, task_id, headers, body)
         except BaseException as exc:
-            if marker is not None:
-                marker.add_done_callback(_retrieve)
+            if marker is not None:  # its outcome still counts (Redis down is noted)
+                outcome = asyncio.ensure_future(self._marker_written(marker))
+                outcome.add_done_callback(_retrieve)
             if isinstance(exc, BrokerUnavailable):
                 raise self._broker_down(exc) from None
             raise
-        if marker is not None and not await marker:
+        if marker is not None and not await self._marker_written(marker):
             # RabbitMQ has the task (it will run), so the answer is still 202; its state
             # shows once Redis is back and the worker reports. Never silently:
             log.error("task %s (%s.%s) accepted without its queued marker: GET /v1/tasks/%s "
@@ -202,16 +202,26 @@ class Submitter:
 
         The worker's states overwrite it; with NX it can never overwrite theirs.
         """
+        return await self._marker_written(self._send_marker(task_id, module, function,
+                                                            submitted_at))
+
+    def _send_marker(self, task_id: str, module: str, function: str,
+                     submitted_at: float) -> asyncio.Future[Any]:
+        """Send the marker's ``SET NX`` now; the future of Redis's answer."""
         marker: dict[str, object] = {"status": states.PENDING, "task_id": task_id,
                                      "traceback": None, "children": [], "date_done": None,
                                      "result": {"module": module, "function": function,
                                                 "submitted_at": submitted_at}}
+        # the result backend's JSON (result_serializer "json"), encoded by orjson: what
+        # Celery's encode writes, at a fraction of its cost on this hot path
+        return self.redis.send("SET", self.backend.get_key_for_task(task_id),
+                               jsonio.dumps(marker), "EX", self.settings.result_expires, "NX")
+
+    async def _marker_written(self, answer: asyncio.Future[Any]) -> bool:
+        """True once Redis stored the marker; False when it failed (logged, and async calls
+        answer 503 for :data:`REDIS_RETRY_SECONDS`)."""
         try:
-            # the result backend's JSON (result_serializer "json"), encoded by orjson: what
-            # Celery's encode writes, at a fraction of its cost on this hot path
-            await self.redis.execute("SET", self.backend.get_key_for_task(task_id),
-                                     jsonio.dumps(marker),
-                                     "EX", self.settings.result_expires, "NX")
+            await answer
         except RedisRefused as exc:
             self._redis_refused(exc)
         except (RedisError, OSError) as exc:

@@ -216,16 +216,29 @@ class RedisPipe:
         protocol = self._protocol
         if protocol is None or protocol.closed.done():
             protocol = await self._connect()
+        return await self._write(protocol, args)
+
+    def send(self, *args: str | bytes | int) -> asyncio.Future[_Reply]:
+        """Send one command now; a future of its reply. Connected, that is one write and no
+        task (the caller awaits the future when it needs the answer: a command sent alongside
+        other work costs no coroutine, task or loop turn of its own); else a task connecting
+        first."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed.done():
+            return asyncio.ensure_future(self.execute(*args))
+        return self._write(protocol, args)
+
+    def _write(self, protocol: _Protocol, args: tuple[str | bytes | int, ...]
+               ) -> asyncio.Future[_Reply]:
+        """Queue the reply's future, write the command, and time it out."""
         loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
+        waiter: asyncio.Future[_Reply] = loop.create_future()
         protocol.waiters.append(waiter)
         # connected: connection_made set the transport before create_connection returned
         protocol.transport.write(encode_command(*args))  # type: ignore[union-attr]
         timer = loop.call_later(self.timeout, self._timed_out, protocol)
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
+        waiter.add_done_callback(lambda _: timer.cancel())
+        return waiter
 
     def _timed_out(self, protocol: _Protocol) -> None:
         """No answer within the timeout: fail the connection's commands (the error is built

@@ -257,6 +257,10 @@ def test_redis_pipe_pipelines_reports_errors_and_reconnects(redis_url):
         pipe = RedisPipe(redis_url)
         key = f"cerebro-test-pipe-{uuid.uuid4().hex}"
         try:
+            first = pipe.send("PING")  # not connected yet: a task connects, then sends
+            assert isinstance(first, asyncio.Task) and await first == "PONG"
+            sent = pipe.send("PING")  # connected: written at once, a plain future, no task
+            assert not isinstance(sent, asyncio.Task) and await sent == "PONG"
             replies = await asyncio.gather(
                 pipe.execute("SET", key, "v1", "EX", 60, "NX"),
                 pipe.execute("SET", key, "v2", "EX", 60, "NX"),
@@ -284,6 +288,21 @@ def test_redis_pipe_pipelines_reports_errors_and_reconnects(redis_url):
         assert time.perf_counter() - started < 1.0
 
     asyncio.run(refused())
+
+    async def silent():
+        """A server that accepts and never answers: the sent command times out."""
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pipe = RedisPipe(f"redis://127.0.0.1:{port}/0", timeout=0.2)
+        try:
+            await pipe._connect()
+            with pytest.raises(redis.exceptions.TimeoutError):
+                await asyncio.wait_for(pipe.send("PING"), 2)
+        finally:
+            pipe.close()
+            server.close()
+
+    asyncio.run(silent())
 
 
 def test_queues_delete_keeps_queues_holding_messages_unless_forced(rabbit_url, redis_url):
