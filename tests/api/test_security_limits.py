@@ -112,6 +112,39 @@ def test_silent_half_headed_and_trickling_clients_are_closed(server, sent):
     assert 0.8 < took < 3.0, took
 
 
+def test_a_keep_alive_connection_idle_after_a_request_is_closed(server):
+    """After its answer, a kept-alive connection waits for the next head: closed once idle
+    for the timeout (1 s here)."""
+    with _connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        answer = _answer(sock)
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1") == 1
+    assert 0.8 < took < 3.0, took
+
+
+def test_a_request_still_being_answered_is_never_timed_out(server_factory):
+    """The timeouts bound the wait for a client's head and body, not the answer: a call
+    running longer than both (2.5 s against 1 s) is answered, and the connection then serves
+    the next request."""
+    slow = server_factory({**LIMITS, "CEREBRO_MODULES": "slow"})
+    with _connect(slow) as sock:
+        sock.settimeout(10)
+        body = b'{"seconds": 2.5}'
+        request = (b"POST /v1/slow/wait HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                   b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        sock.sendall(request)
+        data = b""
+        while b"slept" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before the answer: {data!r}"
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
 def test_at_the_connection_cap_new_ones_get_503_and_open_ones_are_served(server_factory):
     """Over CEREBRO_MAX_CONNECTIONS, a new connection gets a JSON 503 at once and is closed,
     while the connections already open are still answered."""
