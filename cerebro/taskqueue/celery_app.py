@@ -39,7 +39,9 @@ in a process that imported them:
   (:func:`beat_key_prefix`), and only the beat holding the Redis lock sends tasks.
   Every node of a deployment may run ``cerebro beat``: one is active, the others
   wait for the lock, and one of them takes over within about
-  ``CEREBRO_BEAT_LOCK_TIMEOUT`` when the active one dies.
+  ``CEREBRO_BEAT_LOCK_TIMEOUT`` when the active one dies. The scheduler
+  (:class:`~cerebro.taskqueue.beat.CerebroBeatScheduler`) stores the schedule
+  again when Redis lost it (a restart without persistence).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from cerebro.settings import Settings
 
 RUN_TASK = "cerebro.run"
 DELIVER_TASK = "cerebro.deliver_callback"
-BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+BEAT_SCHEDULER = "cerebro.taskqueue.beat:CerebroBeatScheduler"
 BEAT_STATUS_NAME = "beat.json"
 
 

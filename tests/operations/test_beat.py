@@ -97,6 +97,33 @@ def test_beat_schedules_the_digest_at_the_configured_time(tmp_path, rabbit_url, 
     client.delete(*client.keys(beat_key_prefix(settings) + "*"))
 
 
+def test_beat_stores_its_schedule_again_when_redis_lost_it(tmp_path, rabbit_url, redis_url,
+                                                           queue_prefix):
+    """A Redis restarted without persistence (as Cerebro's own runs) or flushed loses the
+    schedule redbeat stored at start: the running beat puts it back within a tick or two,
+    instead of running on with no digest until it is restarted."""
+    env = _env(tmp_path, rabbit_url, redis_url, f"{queue_prefix}-beat3", free_port())
+    settings = load_settings(env)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    beat = Proc(["cerebro", "beat", "--loglevel", "INFO"], env, tmp_path / "beat.log").start()
+    try:
+        beat.wait_log("beat: Acquired lock", timeout=30)
+        entry = beat_entry_key(settings, ENTRY_NAME)
+        assert client.exists(entry)
+        lock = beat_lock_key(settings)
+        wiped = [k for k in client.keys(beat_key_prefix(settings) + "*") if k != lock]
+        client.delete(*wiped)  # what a restart without persistence leaves: nothing but the lock
+        assert not client.exists(entry) and probes.beat(settings, {})[0] is False
+        wait_for(lambda: client.exists(entry), 15, what="the schedule stored again")
+        beat.wait_log("stored again", timeout=5)
+        assert wait_for(lambda: _ready(settings), 10, what="the beat probe")[0]
+        stored = json.loads(client.hget(entry, "definition"), cls=RedBeatJSONDecoder)
+        assert stored["task"] == "sherlock.digest"
+    finally:
+        beat.stop()
+        client.delete(*client.keys(beat_key_prefix(settings) + "*"))
+
+
 def _ready(settings):
     """The beat probe's answer once it is ready, else ``None``."""
     ready, detail = probes.beat(settings, {})
