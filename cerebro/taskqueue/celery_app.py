@@ -30,6 +30,10 @@ in a process that imported them:
   ``CEREBRO_QUEUE_TYPE=classic`` declares exactly what Cerebro declared before
   (classic queues, direct exchanges), for a deployment not migrated yet;
 * messages and results are plain JSON (ids, payloads, results), never pickles;
+* a task's states go to Redis through :class:`~cerebro.taskqueue.backend.RedisBackend`:
+  Celery's rule (a stored ``SUCCESS`` is never overwritten) in one script call instead
+  of a read and a write; the worker's monitoring events (for Flower) go out without
+  publisher confirms (:mod:`cerebro.taskqueue.events`), every task message with them;
 * Sherlock's digest is registered here (task ``sherlock.digest`` on the
   default queue, and its Celery beat entry at ``SHERLOCK_DIGEST_AT``, or every
   ``SHERLOCK_DIGEST_EVERY`` seconds): ``cerebro beat`` schedules it, any ``cerebro
@@ -54,6 +58,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from cerebro.names import Names
+from cerebro.taskqueue.backend import backend_url
 from cerebro.settings import Settings
 
 RUN_TASK = "cerebro.run"
@@ -142,9 +147,11 @@ def countdown(settings: Settings, seconds: float) -> float:
 
 
 class CerebroApp(Celery):
-    """A Celery app that keeps the settings it was made from (the tasks read them)."""
+    """A Celery app that keeps the settings it was made from (the tasks read them), and
+    sends its monitoring events without publisher confirms (:mod:`.events`)."""
 
     cerebro_settings: Settings
+    events_cls = "cerebro.taskqueue.events:Events"
 
 
 def make_app(settings: Settings, schedules: bool = True) -> CerebroApp:
@@ -156,7 +163,7 @@ def make_app(settings: Settings, schedules: bool = True) -> CerebroApp:
     app = CerebroApp("cerebro", set_as_current=False)
     app.conf.update(
         broker_url=settings.broker_url.get_secret_value(),
-        result_backend=settings.result_backend.get_secret_value(),
+        result_backend=backend_url(settings.result_backend.get_secret_value()),
         result_expires=settings.result_expires,
         result_extended=True,
         task_serializer="json",
