@@ -31,7 +31,7 @@ import socket
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, PositiveInt
 
 from envsettings import (Csv, EnvSettings, Flag, SecretCsv, SecretStr, SecretURL, Seconds, choice,
                          parse_flag, setting)
@@ -321,6 +321,11 @@ class Settings(EnvSettings):
         "Wait for RabbitMQ's publisher confirm before answering 202.")
     worker_concurrency: int = setting(
         "CEREBRO_WORKER_CONCURRENCY", 0, "Celery worker processes (0: one per CPU core).")
+    worker_prefetch: PositiveInt = setting(
+        "CEREBRO_WORKER_PREFETCH", 1,
+        "Tasks each worker process holds from RabbitMQ at once: 1, one at a time (a long task "
+        "never holds another back while an idle worker could run it); 2 lets the next task "
+        "arrive while one runs (measured: 1.3x the tasks/s of one process for short tasks).")
     beat_lock_timeout: Seconds = setting(
         "CEREBRO_BEAT_LOCK_TIMEOUT", 20.0,
         "Seconds the active `cerebro beat` keeps its Redis lock without renewing it; when it "

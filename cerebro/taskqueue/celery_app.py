@@ -12,9 +12,10 @@ in a process that imported them:
 
 * tasks are acknowledged *after* they run (``task_acks_late``) and requeued
   when a worker process dies (``task_reject_on_worker_lost``), one at a time
-  per process (``worker_prefetch_multiplier=1``): a worker killed with
-  ``kill -9`` loses nothing, the task runs again on the next worker. Delivery
-  is therefore at-least-once;
+  per process by default (``worker_prefetch_multiplier`` is
+  ``CEREBRO_WORKER_PREFETCH``, 1; 2 lets the next task arrive while one runs):
+  a worker killed with ``kill -9`` loses nothing, its tasks run again on the
+  next worker. Delivery is therefore at-least-once;
 * messages are persistent and every queue is durable: one queue per module,
   ``<CEREBRO_QUEUE_PREFIX>.<module>`` (:mod:`cerebro.names`), so a slow module never starves the
   others and workers can be started for chosen modules;
@@ -178,7 +179,7 @@ def make_app(settings: Settings, schedules: bool = True) -> CerebroApp:
         task_default_queue=Names.from_settings(settings).default_task_queue,
         task_create_missing_queues=True,
         **queue_options(settings),
-        worker_prefetch_multiplier=1,
+        worker_prefetch_multiplier=settings.worker_prefetch,
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
         worker_cancel_long_running_tasks_on_connection_loss=False,

@@ -159,3 +159,32 @@ def test_a_workers_task_events_reach_the_event_exchange(async_env, worker_factor
         rec.stop()
     types = {event["type"] for event in seen if event.get("uuid") == body["task_id"]}
     assert {"task-received", "task-started", "task-succeeded"} <= types, types
+
+
+@pytest.mark.parametrize("prefetch,reserved", [("1", 0), ("2", 1)])
+def test_a_worker_process_holds_as_many_tasks_as_worker_prefetch_says(
+        async_env, worker_factory, server_factory, prefetch, reserved):
+    """CEREBRO_WORKER_PREFETCH: 1 (the default) takes the next task only once one is done; 2
+    holds the next one while a task runs. Either way nothing is acknowledged before it ran."""
+    env = dict(async_env, CEREBRO_WORKER_PREFETCH=prefetch)
+    server = server_factory(env)
+    worker = worker_factory(env, concurrency=1)
+    for tag in ("a", "b", "c"):
+        status, _, body = server.post("/v1/jobs/nap", {"seconds": 4, "tag": tag})
+        assert status == 202, body
+    settings = load_settings({"CEREBRO_BROKER_URL": env["CEREBRO_BROKER_URL"],
+                              "CEREBRO_RESULT_BACKEND": env["CEREBRO_RESULT_BACKEND"]})
+    app = make_app(settings, schedules=False)
+    try:
+        def held():
+            """(running, reserved) once the worker runs a task, else None."""
+            inspect = app.control.inspect(timeout=1.0)
+            active, waiting = inspect.active() or {}, inspect.reserved() or {}
+            running = sum(len(tasks) for tasks in active.values())
+            return (running, sum(len(tasks) for tasks in waiting.values())) if running else None
+
+        wait_for(held, timeout=20, what="a running task")
+        time.sleep(0.5)  # the broker has delivered what the prefetch allows
+        assert held() == (1, reserved), worker.log()[-2000:]
+    finally:
+        app.close()
