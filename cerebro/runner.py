@@ -77,6 +77,11 @@ class Runner:
         self.call(fn, *args, callback=lambda result, error: _settle(future, result, error))
         return future
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`shutdown` was called."""
+        return self._closed
+
     def shutdown(self) -> None:
         """Stop the threads after the call in progress; queued calls fail with RunnerClosed."""
         if self._closed:

@@ -84,3 +84,40 @@ def test_lone_request_is_not_held_back(server):
         elapsed = time.monotonic() - started
         assert code == 200 and body["batch"] == 1
         assert elapsed < budget + 0.1, f"{path} took {elapsed * 1000:.1f} ms"
+
+
+def _thread_of(server, delay_ms=0.0):
+    """The thread a lone call of batchy.where ran on."""
+    code, _, body = server.post("/v1/batchy/where", {"delay_ms": delay_ms})
+    assert code == 200 and body["batch"] == 1, body
+    return body["thread"]
+
+
+def test_a_fast_lone_call_runs_on_the_ioloop_once_it_was_measured(server):
+    """The first lone call goes to the runner thread (its time is unknown); once one was
+    measured fast, lone calls run on the IOLoop (no hand-over)."""
+    first = _thread_of(server)
+    assert first == "cerebro-batchy-0", first
+    threads = [_thread_of(server) for _ in range(20)]
+    assert "MainThread" in threads, threads
+
+
+def test_a_slow_function_never_runs_on_the_ioloop_and_never_blocks_it(server):
+    """Every lone call of a function slower than the limit runs on the runner thread, and
+    the loop answers meanwhile."""
+    assert {_thread_of(server, delay_ms=2) for _ in range(4)} == {"cerebro-batchy-0"}
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(_thread_of, server, 1500)
+        time.sleep(0.3)
+        started = time.monotonic()
+        code, _, _ = server.get("/healthz")
+        assert code == 200 and time.monotonic() - started < 0.5, "the loop was blocked"
+        assert slow.result() == "cerebro-batchy-0"
+
+
+def test_batches_of_several_calls_run_on_the_runner(server):
+    """Calls that gathered into one batch go to the runner thread, fast or not."""
+    payloads = [{"delay_ms": 30 if i == 0 else 0} for i in range(40)]
+    responses = _burst(server, "/v1/batchy/where", payloads)
+    threads = {body["thread"] for code, _, body in responses if body["batch"] > 1}
+    assert threads == {"cerebro-batchy-0"}

@@ -48,3 +48,10 @@ def sizes():
     """The batch sizes seen so far in this process."""
     with _LOCK:
         return {"sizes": list(SIZES)}
+
+
+@endpoint(inputs={"delay_ms": Field(float, minimum=0, default=0.0)}, batch=True)
+def where(rows):
+    """Name the thread the call ran on (sleeping the largest delay_ms first)."""
+    time.sleep(max(row["delay_ms"] for row in rows) / 1000.0)
+    return [{"thread": threading.current_thread().name, "batch": len(rows)} for _ in rows]

@@ -1,0 +1,99 @@
+"""Where a batcher runs a lone call: the IOLoop while the last one was fast, the runner thread
+otherwise, and the thread for a pause after one was slow on the loop (a real Runner and loop;
+the dispatcher is a stand-in that sleeps as told and names the thread it ran on)."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from cerebro import batching
+from cerebro.batching import Batcher
+from cerebro.dispatch import Call
+from cerebro.endpoint import Batching, Endpoint
+from cerebro.runner import Runner
+
+LIMIT = 0.05  # the test's INLINE_SECONDS: far above a call that does not sleep
+
+
+class SleepyDispatcher:
+    """``run_batch`` sleeps for the largest ``sleep`` of its calls and names its thread."""
+
+    def run_batch(self, calls, service, request_ids):
+        """One outcome per call: the name of the thread that ran the batch."""
+        time.sleep(max(call.kwargs["sleep"] for call in calls))
+        return [threading.current_thread().name for _ in calls]
+
+    def encode(self, outcome, call, service, request_id):
+        """The outcome as bytes."""
+        return outcome.encode()
+
+
+@pytest.fixture
+def lone(monkeypatch):
+    """``await lone(sleep)``: the thread a lone call sleeping ``sleep`` s ran on, through one
+    batcher (its runner thread is "test-runner-0")."""
+    monkeypatch.setattr(batching, "INLINE_SECONDS", LIMIT)
+    monkeypatch.setattr(batching, "INLINE_PAUSE_SECONDS", 0.5)
+    endpoint = Endpoint(module="m", name="f", func=lambda rows: rows, schema=None,
+                        batch=Batching(max_size=8))
+    runner = Runner(1, "test-runner")
+    batcher = Batcher(SleepyDispatcher(), endpoint, runner)
+
+    async def call(sleep=0.0):
+        """One lone call."""
+        return (await batcher.submit(Call(endpoint, {"sleep": sleep}))).decode()
+
+    yield call
+    runner.shutdown()
+
+
+def test_a_lone_call_runs_on_the_loop_only_after_one_was_measured_fast(lone):
+    async def main():
+        return [await lone() for _ in range(3)]
+
+    assert asyncio.run(main()) == ["test-runner-0", "MainThread", "MainThread"]
+
+
+def test_a_slow_call_on_the_thread_sends_the_next_one_to_the_thread(lone):
+    async def main():
+        return [await lone(), await lone(), await lone(0.1), await lone(), await lone()]
+
+    # the slow one ran on the loop (the one before it was fast); then a pause (0.5 s here):
+    # the next calls run on the thread, fast as they are
+    assert asyncio.run(main()) == ["test-runner-0", "MainThread", "MainThread",
+                                   "test-runner-0", "test-runner-0"]
+
+
+def test_after_the_pause_a_fast_call_runs_on_the_loop_again(lone):
+    async def main():
+        threads = [await lone(), await lone(), await lone(0.1)]
+        await asyncio.sleep(0.6)  # the pause is over: one call measured fast on the thread,
+        threads += [await lone(), await lone(), await lone()]  # then the loop again
+        return threads
+
+    assert asyncio.run(main())[3:] == ["test-runner-0", "MainThread", "MainThread"]
+
+
+def test_a_slow_call_on_the_thread_sets_no_pause(lone):
+    async def main():
+        # slow on the thread (unknown yet), then fast on the thread: the loop takes the next
+        return [await lone(0.1), await lone(), await lone()]
+
+    assert asyncio.run(main()) == ["test-runner-0", "test-runner-0", "MainThread"]
+
+
+def test_a_failing_lone_call_on_the_loop_fails_its_request_only(lone, monkeypatch):
+    async def main():
+        await lone()
+        await lone()  # on the loop from now on
+        original = SleepyDispatcher.run_batch
+        monkeypatch.setattr(SleepyDispatcher, "run_batch", lambda *a, **k: 1 / 0)
+        with pytest.raises(Exception) as failed:
+            await lone()
+        monkeypatch.setattr(SleepyDispatcher, "run_batch", original)
+        return type(failed.value).__name__, await lone()
+
+    name, after = asyncio.run(main())
+    assert name == "InternalError" and after == "MainThread"
