@@ -12,13 +12,15 @@ Requests arriving while a call runs gather, and run together as soon as it retur
 before (one bad input fails alone); results and errors go back to their own requests.
 
 A batch goes to the module's runner thread, so a slow model never holds up the IOLoop.
-A *lone* call of a fast function is the exception: while the endpoint's last lone call
-was measured under :data:`INLINE_SECONDS`, a lone call runs on the IOLoop itself, which
-saves the hand-over to the thread and back (about 30 µs, 5 % of a request at
-concurrency 1, measured). Each lone call is timed wherever it runs. A slow one sends lone
-calls back to the thread; one that was slow *on the IOLoop* keeps them there for
-:data:`INLINE_PAUSE_SECONDS` whatever the next ones measure, so a function that turns
-slow (or an input that makes it slow) blocks the loop at most once per pause.
+A *lone* call of a fast function is the exception: while the endpoint's lone calls take
+under :data:`INLINE_SECONDS` on average (an exponential average of every lone call, timed
+wherever it ran; none before the first), a lone call runs on the IOLoop itself, which
+saves the hand-over to the thread and back. A function that turns slow moves its lone
+calls back to the thread as its average rises; a single lone call that held the IOLoop
+over :data:`INLINE_STALL_SECONDS` (an input that makes the function slow) keeps them on
+the thread for :data:`INLINE_PAUSE_SECONDS`, so such a stall happens at most once per
+pause. The occasional slower call (a collection, a drift sample) moves the average only
+a little.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ if TYPE_CHECKING:
     #: The outcome of one call: its JSON bytes, or the error it failed with.
     _Outcome: TypeAlias = bytes | CerebroError
 
-INLINE_SECONDS = 0.0005  # a lone call measured under this may run on the IOLoop
-INLINE_PAUSE_SECONDS = 10.0  # after a slower lone call, lone calls use the thread this long
+INLINE_SECONDS = 0.0005  # lone calls run on the IOLoop while their average is under this
+INLINE_STALL_SECONDS = 0.005  # one lone call this long on the IOLoop...
+INLINE_PAUSE_SECONDS = 10.0  # ...sends lone calls to the thread for this long
+_NEWEST_WEIGHT = 0.2  # the newest lone call's weight in the (exponential) average
 
 
 class Batcher:
@@ -63,7 +67,7 @@ class Batcher:
         self._pending: list[_Pending] = []
         self._busy = False
         self._timer: asyncio.Handle | None = None
-        self._lone_fast = False  # the last lone call was measured under INLINE_SECONDS
+        self._lone_seconds = float("inf")  # lone calls' average run time (none measured yet)
         self._paused_until = 0.0  # no lone call on the IOLoop before (monotonic)
 
     def submit(self, call: Call, request_id: str | None = None) -> asyncio.Future[bytes]:
@@ -90,8 +94,8 @@ class Batcher:
         batch, self._pending = self._pending[:self.max_size], self._pending[self.max_size:]
         self._busy = True
         lone = len(batch) == 1
-        if lone and self._lone_fast and time.monotonic() >= self._paused_until \
-                and not self.runner.closed:
+        if lone and self._lone_seconds <= INLINE_SECONDS \
+                and time.monotonic() >= self._paused_until and not self.runner.closed:
             try:
                 outcomes = self._run_lone(batch, True)
             except Exception as exc:  # as a runner hands it over: _finish reports it
@@ -107,15 +111,17 @@ class Batcher:
             self._finish(batch, None, closed)
 
     def _run_lone(self, batch: list[_Pending], inline: bool) -> list[_Outcome]:
-        """:meth:`_run` for one call, timed wherever it runs: fast, lone calls may run on
-        the IOLoop; slow, they go to the thread (and after a slow one on the IOLoop, for
-        :data:`INLINE_PAUSE_SECONDS` whatever the next ones measure)."""
+        """:meth:`_run` for one call, timed wherever it runs into the lone calls' average;
+        one that stalled the IOLoop pauses lone calls on it (see the module docstring)."""
         started = time.perf_counter()
         try:
             return self._run(batch)
         finally:
-            self._lone_fast = time.perf_counter() - started <= INLINE_SECONDS
-            if inline and not self._lone_fast:
+            seconds = time.perf_counter() - started
+            average = self._lone_seconds
+            self._lone_seconds = seconds if average == float("inf") \
+                else average + _NEWEST_WEIGHT * (seconds - average)
+            if inline and seconds > INLINE_STALL_SECONDS:
                 self._paused_until = time.monotonic() + INLINE_PAUSE_SECONDS
 
     def _run(self, batch: list[_Pending]) -> list[_Outcome]:
