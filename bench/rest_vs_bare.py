@@ -84,8 +84,10 @@ def _measure(servers, body, levels, duration, rounds, after=None):
             wrk(url, body.decode(), 16, duration=2)  # warm-up
         runs = {name: {c: [] for c in levels} for name, *_ in servers}
         for number in range(1, rounds + 1):
+            # every other round in reverse order: no server is always measured first
+            order = servers if number % 2 else servers[::-1]
             for c in levels:
-                for name, _, _, url, _ in servers:
+                for name, _, _, url, _ in order:
                     runs[name][c].append(wrk(url, body.decode(), c, duration))
             if rounds > 1:
                 print(f"round {number}/{rounds}: " + "  ".join(
