@@ -17,6 +17,7 @@ from tornado.web import Application, RequestHandler
 
 from cerebro.api import handlers, tasks
 from cerebro.api.limits import FailedKeys
+from cerebro.api.deadlines import BodyDeadlines
 from cerebro.batching import Batcher
 from cerebro.runner import Runner
 
@@ -47,6 +48,7 @@ class Context:
     stopping: bool = False
     api_keys: tuple[bytes, ...] = field(init=False)
     failed_keys: FailedKeys = field(init=False)
+    bodies: BodyDeadlines = field(init=False)  # CEREBRO_BODY_TIMEOUT, kept by one sweep
 
     def __post_init__(self) -> None:
         """Shortcuts to the core's parts, and the API keys encoded once."""
@@ -56,6 +58,7 @@ class Context:
         self.api_keys = tuple(key.get_secret_value().encode()
                               for key in self.settings.api_keys)
         self.failed_keys = FailedKeys(self.settings.auth_failure_limit)
+        self.bodies = BodyDeadlines(self.settings.body_timeout)
 
     def runner(self, module: str) -> Runner:
         """The threads running ``module``'s model calls in this process."""
@@ -91,7 +94,8 @@ class Context:
         return len(self.inflight)
 
     def shutdown(self) -> None:
-        """Stop every runner (calls not started are cancelled)."""
+        """Stop the body sweep and every runner (calls not started are cancelled)."""
+        self.bodies.stop()
         for runner in self.runners.values():
             runner.shutdown()
 

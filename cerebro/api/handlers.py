@@ -229,6 +229,9 @@ class EndpointHandler(BaseHandler):
                     f"{self.request.headers.get('Content-Type', 'none')[:60]!r})", "Content-Type")
         except CerebroError as error:
             self._done(error)
+            return
+        if _has_body(self.request.headers):
+            self.ctx.bodies.start(self)  # closed if the body is not complete in time
 
     def data_received(self, chunk: bytes) -> None:
         """Collect the body; once it is over the limit (a body sent in chunks, with no
@@ -244,6 +247,7 @@ class EndpointHandler(BaseHandler):
 
     async def post(self, module: str, function: str) -> None:
         """Validate the payload and call the function off the IOLoop."""
+        self.ctx.bodies.done(self)  # the body is complete
         if self._finished:  # refused before its body was read
             return
         try:
@@ -282,10 +286,12 @@ class EndpointHandler(BaseHandler):
     def on_finish(self) -> None:
         """The answer is sent: no longer in flight."""
         self.ctx.inflight.discard(self)
+        self.ctx.bodies.done(self)
 
     def on_connection_close(self) -> None:
         """The client went away: no longer in flight (the call, if running, just finishes)."""
         self.ctx.inflight.discard(self)
+        self.ctx.bodies.done(self)
         super().on_connection_close()
 
     def _too_large_error(self) -> PayloadTooLarge:

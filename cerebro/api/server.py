@@ -208,7 +208,7 @@ async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> 
         max_connections=settings.max_connections,
         max_body_size=2 * settings.max_body_bytes + 65536,
         idle_connection_timeout=settings.idle_timeout or None,
-        body_timeout=settings.body_timeout or None)
+        body_timeout=None)  # CEREBRO_BODY_TIMEOUT is ctx.bodies' (cerebro.api.deadlines)
     server.add_sockets(sockets)
     core.watch()
 

@@ -112,6 +112,33 @@ def test_silent_half_headed_and_trickling_clients_are_closed(server, sent):
     assert 0.8 < took < 3.0, took
 
 
+@pytest.mark.parametrize("first", [b"", b"POST /v1/echo/say HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                   b"application/json\r\nContent-Length: 13\r\n\r\n"
+                                   b"{\"text\": \"a\"}"])
+def test_a_body_still_trickling_in_at_the_timeout_is_cut(server, first):
+    """The body timeout bounds the whole body, not the gap between its bytes: a body sent a
+    byte every 0.2 s is cut about 1 s (the timeout here) after its head, on a fresh
+    connection or after an answered request on the same one."""
+    with _connect(server) as sock:
+        if first:
+            sock.sendall(first)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"POST /v1/echo/say HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: 100\r\n\r\n")
+        started, cut = time.monotonic(), None
+        while time.monotonic() - started < 4 and cut is None:
+            try:
+                sock.sendall(b" ")
+                sock.settimeout(0.2)
+                if sock.recv(65536) == b"":
+                    cut = time.monotonic() - started
+            except socket.timeout:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                cut = time.monotonic() - started
+    assert cut is not None and 0.8 < cut < 2.0, cut
+
+
 def test_a_keep_alive_connection_idle_after_a_request_is_closed(server):
     """After its answer, a kept-alive connection waits for the next head: closed once idle
     for the timeout (1 s here)."""
