@@ -16,8 +16,8 @@ from tornado.log import access_log
 from tornado.web import Application, RequestHandler
 
 from cerebro.api import handlers, tasks
-from cerebro.api.limits import FailedKeys
 from cerebro.api.deadlines import BodyDeadlines
+from cerebro.api.limits import FailedKeys
 from cerebro.batching import Batcher
 from cerebro.runner import Runner
 
