@@ -7,9 +7,10 @@ Tagline: A door that stays open for everyone cannot be held open by anyone.
 :class:`BoundedHTTPServer` is Tornado's HTTP server with a cap on open
 connections: over ``CEREBRO_MAX_CONNECTIONS`` a new connection gets a JSON
 503 at once and is closed, while the connections already open go on being
-served. Idle, header and body timeouts are Tornado's own
-(``idle_connection_timeout`` also bounds the wait for a request head;
-``body_timeout``), set from the settings in :mod:`cerebro.api.server`.
+served. The idle and header timeouts are Tornado's own
+(``idle_connection_timeout`` also bounds the wait for a request head), set
+from the settings in :mod:`cerebro.api.server`; the body timeout is kept by
+one sweep per process (:mod:`cerebro.api.deadlines`).
 
 :class:`FailedKeys` counts wrong API keys per client address in the current
 minute; over ``CEREBRO_AUTH_FAILURE_LIMIT`` the address gets 429 until the
