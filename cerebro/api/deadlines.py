@@ -1,7 +1,7 @@
 """
 Author:  Cerebro team
 Date:    2026-11-30
-Subject: CEREBRO_BODY_TIMEOUT kept by one sweep per process instead of a timer per request.
+Subject: CEREBRO_IDLE_TIMEOUT and CEREBRO_BODY_TIMEOUT kept by sweeps, not a timer per request.
 Tagline: One watchman on his rounds, not a guard at every door.
 
 A client that announces a body and sends it slowly (or stops) must not hold a
@@ -19,6 +19,15 @@ so). A body is therefore cut between one and one and a quarter timeouts after it
 head; the answer to a request whose body arrived is never cut, however long the
 call takes. Only :class:`~cerebro.api.handlers.EndpointHandler` reads bodies;
 every other route refuses one before reading it.
+
+:class:`HeadDeadlines` does the same for ``CEREBRO_IDLE_TIMEOUT``, the wait for a
+request head (an idle keep-alive connection, or a head sent slowly), which
+Tornado also wraps in a ``gen.with_timeout`` per request (even with no idle
+timeout set: it then waits an hour). Each connection is noted with its deadline
+when it starts waiting for a head (one entry per connection, overwritten by its
+next request, dropped when it closes); the sweep closes a connection whose head
+has not fully arrived by its deadline, silently, as Tornado did. A request whose
+head arrived is never cut by it, however long its answer takes.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tornado.http1connection import HTTP1Connection
     from tornado.web import RequestHandler
 
 log = logging.getLogger("tornado.general")  # where Tornado logs its own body timeouts
@@ -36,14 +46,48 @@ log = logging.getLogger("tornado.general")  # where Tornado logs its own body ti
 SWEEPS_PER_TIMEOUT = 4
 
 
-class BodyDeadlines:
+class _Sweeper:
+    """A sweep every quarter of ``timeout`` while :meth:`_pending` says there is something to
+    watch (``timeout`` 0: no limit, never sweeps)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._sweep: asyncio.TimerHandle | None = None
+
+    def _schedule(self) -> None:
+        """Sweep in a quarter of the timeout."""
+        self._sweep = asyncio.get_running_loop().call_later(
+            self.timeout / SWEEPS_PER_TIMEOUT, self._run)
+
+    def _run(self) -> None:
+        """One sweep, and the next one while anything is watched."""
+        self._sweep = None
+        self.sweep()
+        if self._pending():
+            self._schedule()
+
+    def sweep(self) -> None:
+        """Close what is late (the subclass's)."""
+        raise NotImplementedError
+
+    def _pending(self) -> bool:
+        """True while anything is watched (the subclass's)."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop sweeping (the server is stopping)."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+
+
+class BodyDeadlines(_Sweeper):
     """The requests still reading a body, with their deadlines, and the sweep that closes
     the late ones. ``timeout`` 0 (``CEREBRO_BODY_TIMEOUT=0``): no limit, nothing noted."""
 
     def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
+        super().__init__(timeout)
         self._reading: dict[RequestHandler, float] = {}
-        self._sweep: asyncio.TimerHandle | None = None
 
     def start(self, handler: RequestHandler) -> None:
         """``handler``'s head has arrived and its body is to be read: note its deadline."""
@@ -56,14 +100,12 @@ class BodyDeadlines:
         """``handler``'s body is complete, or it was answered, or its client left."""
         self._reading.pop(handler, None)
 
-    def _schedule(self) -> None:
-        """Sweep again in a quarter of the timeout."""
-        self._sweep = asyncio.get_running_loop().call_later(
-            self.timeout / SWEEPS_PER_TIMEOUT, self.sweep)
+    def _pending(self) -> bool:
+        """True while a body is awaited."""
+        return bool(self._reading)
 
     def sweep(self) -> None:
-        """Close the connections whose body is late; sweep again while any body is awaited."""
-        self._sweep = None
+        """Close the connections whose body is late."""
         now = time.monotonic()
         late = [handler for handler, deadline in self._reading.items() if deadline <= now]
         for handler in late:
@@ -72,11 +114,37 @@ class BodyDeadlines:
             connection = handler.request.connection
             if connection is not None:
                 connection.close()  # type: ignore[attr-defined]  # an HTTP1Connection
-        if self._reading:
-            self._schedule()
 
-    def stop(self) -> None:
-        """Stop sweeping (the server is stopping)."""
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep = None
+
+class HeadDeadlines(_Sweeper):
+    """The connections waiting for a request head, with their deadlines, and the sweep that
+    closes the late ones. ``timeout`` 0 (``CEREBRO_IDLE_TIMEOUT=0``): no limit."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout)
+        # connection (Tornado's HTTP1ServerConnection) -> (its current request, deadline)
+        self._waiting: dict[object, tuple[HTTP1Connection, float]] = {}
+
+    def start(self, connection: object, request: HTTP1Connection) -> None:
+        """``connection`` starts reading the head of ``request``: note its deadline."""
+        if self.timeout:
+            self._waiting[connection] = (request, time.monotonic() + self.timeout)
+            if self._sweep is None:
+                self._schedule()
+
+    def closed(self, connection: object) -> None:
+        """``connection`` is closed: nothing to watch any more."""
+        self._waiting.pop(connection, None)
+
+    def _pending(self) -> bool:
+        """True while a connection is open."""
+        return bool(self._waiting)
+
+    def sweep(self) -> None:
+        """Close the connections still without a complete head at their deadline (a request
+        whose head arrived is being served: never cut)."""
+        now = time.monotonic()
+        for request, deadline in list(self._waiting.values()):
+            # Tornado sets the start line once the whole head is in and parsed
+            if deadline <= now and request._request_start_line is None:
+                request.close()

@@ -7,10 +7,10 @@ Tagline: A door that stays open for everyone cannot be held open by anyone.
 :class:`BoundedHTTPServer` is Tornado's HTTP server with a cap on open
 connections: over ``CEREBRO_MAX_CONNECTIONS`` a new connection gets a JSON
 503 at once and is closed, while the connections already open go on being
-served. The idle and header timeouts are Tornado's own
-(``idle_connection_timeout`` also bounds the wait for a request head), set
-from the settings in :mod:`cerebro.api.server`; the body timeout is kept by
-one sweep per process (:mod:`cerebro.api.deadlines`).
+served. It also keeps ``CEREBRO_IDLE_TIMEOUT`` (the wait for a request head)
+with one sweep per process instead of Tornado's timer around every head read
+(:class:`~cerebro.api.deadlines.HeadDeadlines`); the body timeout is kept the
+same way (:class:`~cerebro.api.deadlines.BodyDeadlines`).
 
 :class:`FailedKeys` counts wrong API keys per client address in the current
 minute; over ``CEREBRO_AUTH_FAILURE_LIMIT`` the address gets 429 until the
@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tornado.httpserver import HTTPServer
 
 from cerebro import jsonio
+from cerebro.api.deadlines import HeadDeadlines
 
 if TYPE_CHECKING:
+    from tornado.http1connection import HTTP1Connection
+    from tornado.httputil import HTTPConnection, HTTPMessageDelegate
     from tornado.iostream import IOStream
 
 log = logging.getLogger(__name__)
@@ -50,11 +53,17 @@ def _busy_response(limit: int) -> bytes:
 
 
 class BoundedHTTPServer(HTTPServer):
-    """An :class:`HTTPServer` serving at most ``max_connections`` connections at once."""
+    """An :class:`HTTPServer` serving at most ``max_connections`` connections at once, and
+    closing a connection left ``idle_timeout`` seconds without a complete request head
+    (0: never)."""
 
-    def initialize(self, *args: Any, max_connections: int = 1000, **kwargs: Any) -> None:
-        """Tornado's arguments, plus the cap on open connections."""
+    def initialize(self, *args: Any, max_connections: int = 1000, idle_timeout: float = 0.0,
+                   **kwargs: Any) -> None:
+        """Tornado's arguments (but ``idle_connection_timeout``: ``idle_timeout`` replaces
+        it), plus the cap on open connections."""
         super().initialize(*args, **kwargs)
+        self.conn_params.header_timeout = None  # no timer per head: kept by self.heads
+        self.heads = HeadDeadlines(idle_timeout)
         self.max_connections = max_connections
         self.refused = 0
         self._busy = _busy_response(max_connections)
@@ -72,6 +81,22 @@ class BoundedHTTPServer(HTTPServer):
             log.warning("at the cap of %d open connections: %d new one(s) refused so far "
                         "(CEREBRO_MAX_CONNECTIONS)", self.max_connections, self.refused)
         stream.write(self._busy).add_done_callback(lambda _done: stream.close())
+
+    def start_request(self, server_conn: object,
+                      request_conn: HTTPConnection) -> HTTPMessageDelegate:
+        """A connection starts waiting for its next request's head: note its deadline."""
+        self.heads.start(server_conn, cast("HTTP1Connection", request_conn))
+        return super().start_request(server_conn, request_conn)
+
+    def on_close(self, server_conn: object) -> None:
+        """A connection closed: no head to wait for."""
+        self.heads.closed(server_conn)
+        super().on_close(server_conn)
+
+    async def close_all_connections(self) -> None:
+        """Close every connection, and stop the sweep."""
+        self.heads.stop()
+        await super().close_all_connections()
 
 
 class FailedKeys:

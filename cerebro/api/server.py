@@ -207,7 +207,7 @@ async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> 
         # chunk announced larger than this before reading it (a bare 400).
         max_connections=settings.max_connections,
         max_body_size=2 * settings.max_body_bytes + 65536,
-        idle_connection_timeout=settings.idle_timeout or None,
+        idle_timeout=settings.idle_timeout,  # kept by server.heads (cerebro.api.deadlines)
         body_timeout=None)  # CEREBRO_BODY_TIMEOUT is ctx.bodies' (cerebro.api.deadlines)
     server.add_sockets(sockets)
     core.watch()

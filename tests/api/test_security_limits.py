@@ -139,6 +139,32 @@ def test_a_body_still_trickling_in_at_the_timeout_is_cut(server, first):
     assert cut is not None and 0.8 < cut < 2.0, cut
 
 
+@pytest.mark.parametrize("first", [b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"])
+def test_a_head_still_trickling_in_at_the_timeout_is_cut(server, first):
+    """The idle timeout bounds the whole request head, not the gap between its bytes: a head
+    sent a byte every 0.2 s is cut about 1 s (the timeout here) after its first byte, on a
+    fresh connection or after an answered request on the same one."""
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 100
+    with _connect(server) as sock:
+        if first:
+            sock.sendall(first)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        started, cut = time.monotonic(), None
+        for byte in head:
+            try:
+                sock.sendall(bytes([byte]))
+                sock.settimeout(0.2)
+                if sock.recv(65536) == b"":
+                    cut = time.monotonic() - started
+                    break
+            except socket.timeout:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                cut = time.monotonic() - started
+                break
+    assert cut is not None and 0.8 < cut < 2.0, cut
+
+
 def test_a_keep_alive_connection_idle_after_a_request_is_closed(server):
     """After its answer, a kept-alive connection waits for the next head: closed once idle
     for the timeout (1 s here)."""
