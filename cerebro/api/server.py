@@ -211,6 +211,10 @@ async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> 
         body_timeout=None)  # CEREBRO_BODY_TIMEOUT is ctx.bodies' (cerebro.api.deadlines)
     server.add_sockets(sockets)
     core.watch()
+    # What this process built to serve (its app, clients, imports) lives as long as it does:
+    # out of the collector too, so a full collection walks only what requests leave behind
+    # (9.5 ms -> 0.5 ms per full pass here, each of which holds the IOLoop)
+    gc.freeze()
 
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
