@@ -48,10 +48,10 @@ import socket
 from typing import TYPE_CHECKING
 
 from pamqp import commands
-from pamqp.commands import Basic
 from yarl import URL
 
 from cerebro.clients.amqp import AMQPConnection, HandshakeLost, Nacked, Returned
+from cerebro.clients.amqpcodec import encode_properties
 from cerebro.clients.rabbitmq import probe, refusal, refused
 
 if TYPE_CHECKING:
@@ -307,7 +307,7 @@ class TaskPublisher:
                 raise BrokerUnavailable(f"queue {queue} uses a {exchange_type} exchange; "
                                         "only queues on direct or topic exchanges are "
                                         "published to")
-            properties = Basic.Properties(
+            properties = encode_properties(
                 content_type="application/json", content_encoding="utf-8", delivery_mode=2,
                 priority=0, correlation_id=task_id, message_id=task_id, headers=headers)
             await connection.publish(queue, properties, body, mandatory=True)
