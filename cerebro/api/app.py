@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tornado.log import access_log
 from tornado.web import Application, RequestHandler
 
 from cerebro.api import handlers, tasks
 from cerebro.api.deadlines import BodyDeadlines
+from cerebro.api.endpoint_route import EndpointCall, EndpointRouter
 from cerebro.api.limits import FailedKeys
 from cerebro.batching import Batcher
 from cerebro.runner import Runner
@@ -44,7 +45,7 @@ class Context:
     submitter: Submitter | None = None
     runners: dict[str, Runner] = field(default_factory=dict)
     batchers: dict[str, Batcher] = field(default_factory=dict)
-    inflight: set[handlers.EndpointHandler] = field(default_factory=set)
+    inflight: set[EndpointCall] = field(default_factory=set)
     stopping: bool = False
     api_keys: tuple[bytes, ...] = field(init=False)
     failed_keys: FailedKeys = field(init=False)
@@ -100,7 +101,7 @@ class Context:
             runner.shutdown()
 
 
-def log_request(handler: RequestHandler) -> None:
+def log_request(handler: RequestHandler | EndpointCall) -> None:
     """The access log line: status, method, path (never the query string, which may carry
     data or keys), duration and client address; 4xx as warnings, 5xx as errors."""
     status = handler.get_status()
@@ -113,7 +114,7 @@ def log_request(handler: RequestHandler) -> None:
 def make_app(ctx: Context) -> Application:
     """The Tornado :class:`Application` serving ``ctx``."""
     args = {"ctx": ctx}
-    routes = [
+    routes: list[tuple[Any, ...]] = [
         (r"/v1/tasks/([^/]+)", tasks.TaskStatusHandler, args),
         (r"/healthz", handlers.HealthHandler, args),
         (r"/readyz", handlers.ReadyHandler, args),
@@ -121,7 +122,7 @@ def make_app(ctx: Context) -> Application:
         (r"/openapi.json", handlers.OpenAPIHandler, args),
         (r"/v1/modules", handlers.ModulesHandler, args),
         (rf"/v1/modules/{_NAME}/drift", handlers.DriftHandler, args),
-        (rf"/v1/{_NAME}/{_NAME}", handlers.EndpointHandler, args),
+        (rf"/v1/{_NAME}/{_NAME}", EndpointRouter(ctx, log_request)),
     ]
     return Application(routes, default_handler_class=handlers.NotFoundHandler,
                        default_handler_args=args, compress_response=False,

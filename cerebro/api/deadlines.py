@@ -17,7 +17,7 @@ sweep every quarter of the timeout closes the connections whose body is late, as
 Tornado did (the connection is closed without an answer, and an INFO line says
 so). A body is therefore cut between one and one and a quarter timeouts after its
 head; the answer to a request whose body arrived is never cut, however long the
-call takes. Only :class:`~cerebro.api.handlers.EndpointHandler` reads bodies;
+call takes. Only :class:`~cerebro.api.endpoint_route.EndpointCall` reads bodies;
 every other route refuses one before reading it.
 
 :class:`HeadDeadlines` does the same for ``CEREBRO_IDLE_TIMEOUT``, the wait for a
@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tornado.http1connection import HTTP1Connection
-    from tornado.web import RequestHandler
+
+    from cerebro.api.endpoint_route import EndpointCall
 
 log = logging.getLogger("tornado.general")  # where Tornado logs its own body timeouts
 
@@ -87,16 +88,16 @@ class BodyDeadlines(_Sweeper):
 
     def __init__(self, timeout: float) -> None:
         super().__init__(timeout)
-        self._reading: dict[RequestHandler, float] = {}
+        self._reading: dict[EndpointCall, float] = {}
 
-    def start(self, handler: RequestHandler) -> None:
+    def start(self, handler: EndpointCall) -> None:
         """``handler``'s head has arrived and its body is to be read: note its deadline."""
         if self.timeout:
             self._reading[handler] = time.monotonic() + self.timeout
             if self._sweep is None:
                 self._schedule()
 
-    def done(self, handler: RequestHandler) -> None:
+    def done(self, handler: EndpointCall) -> None:
         """``handler``'s body is complete, or it was answered, or its client left."""
         self._reading.pop(handler, None)
 

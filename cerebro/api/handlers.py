@@ -32,7 +32,7 @@ from cerebro.volume import VolumeError
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from tornado.httputil import HTTPHeaders
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest
 
     from cerebro.api.app import Context
     from cerebro.registry import Registry
@@ -60,9 +60,10 @@ class _RequestIds:
 
 
 _request_ids = _RequestIds()
+next_request_id = _request_ids.next
 
 
-def _has_body(headers: HTTPHeaders) -> bool:
+def has_body(headers: HTTPHeaders) -> bool:
     """True when a request announces a body (a non-zero length, or chunks)."""
     length = headers.get("Content-Length", "0").strip()
     return length not in ("", "0") or "Transfer-Encoding" in headers
@@ -78,12 +79,48 @@ def _matching_key(given: bytes, keys: tuple[bytes, ...]) -> int | None:
     return found
 
 
-def _is_json(headers: HTTPHeaders) -> bool:
+def is_json(headers: HTTPHeaders) -> bool:
     """True when the body is declared JSON: ``application/json`` or ``application/*+json``,
     parameters (``; charset=utf-8``) allowed."""
     kind = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
     return kind == "application/json" or (kind.startswith("application/")
                                           and kind.endswith("+json"))
+
+
+def check_api_key(ctx: Context, request: HTTPServerRequest) -> None:
+    """Raise :class:`Unauthorized` unless a configured API key is presented.
+
+    Only a key presented and wrong counts against the address (a missing one never
+    does: load-balancer probes send none). Over ``CEREBRO_AUTH_FAILURE_LIMIT`` in a
+    minute the address gets :class:`TooManyRequests` for every key it has not used
+    successfully before: guessing stops, while the clients behind a shared address
+    (a proxy) whose keys worked go on.
+    """
+    keys = ctx.api_keys
+    if not keys:
+        return
+    given = _presented_key(request)
+    match = _matching_key(given, keys)
+    address = request.remote_ip or "-"
+    limiter = ctx.failed_keys
+    wait = limiter.blocked(address)
+    if wait and not (match is not None and limiter.known(address, match)):
+        raise TooManyRequests(f"too many wrong API keys from {address}; retry in "
+                              f"{wait:.0f}s (CEREBRO_AUTH_FAILURE_LIMIT)", wait)
+    if match is None:
+        if given:
+            limiter.failed(address)
+        raise Unauthorized("a valid API key is required (header X-API-Key)", "X-API-Key")
+    limiter.succeeded(address, match)
+
+
+def _presented_key(request: HTTPServerRequest) -> bytes:
+    """The key a request presents (``X-API-Key``, or a Bearer token), or ``b""``."""
+    given = request.headers.get("X-API-Key", "")
+    if not given:
+        auth = request.headers.get("Authorization", "")
+        given = auth[7:] if auth.lower().startswith("bearer ") else ""
+    return given.encode("utf-8", "replace")
 
 
 @stream_request_body
@@ -93,7 +130,8 @@ class BaseHandler(RequestHandler):
     Every route streams its body (``stream_request_body``), so a route decides
     after the headers, before a byte of body is read: the routes here take no
     body and refuse one with 413 (the connection is then closed, the body never
-    read); :class:`EndpointHandler` takes up to ``CEREBRO_MAX_BODY_BYTES``.
+    read). The endpoint route, which takes up to ``CEREBRO_MAX_BODY_BYTES``, is served
+    without a handler (:mod:`cerebro.api.endpoint_route`).
     """
 
     def initialize(self, ctx: Context) -> None:
@@ -107,7 +145,7 @@ class BaseHandler(RequestHandler):
         if getattr(type(self), method, None) is getattr(RequestHandler, method, None):
             self.fail(MethodNotAllowed(f"{self.request.method} is not served on "
                                        f"{self.request.path}"))
-        elif _has_body(self.request.headers):
+        elif has_body(self.request.headers):
             self.fail(PayloadTooLarge(f"{self.request.path} takes no request body"))
 
     def data_received(self, chunk: bytes) -> None:
@@ -160,38 +198,9 @@ class BaseHandler(RequestHandler):
                error_id=self._internal_error.error_id, path=self.request.path)
 
     def require_api_key(self) -> None:
-        """Raise :class:`Unauthorized` unless a configured API key is presented.
-
-        Only a key presented and wrong counts against the address (a missing one never
-        does: load-balancer probes send none). Over ``CEREBRO_AUTH_FAILURE_LIMIT`` in a
-        minute the address gets :class:`TooManyRequests` for every key it has not used
-        successfully before: guessing stops, while the clients behind a shared address
-        (a proxy) whose keys worked go on.
-        """
-        keys = self.ctx.api_keys
-        if not keys:
-            return
-        given = self._presented_key()
-        match = _matching_key(given, keys)
-        address = self.request.remote_ip or "-"
-        limiter = self.ctx.failed_keys
-        wait = limiter.blocked(address)
-        if wait and not (match is not None and limiter.known(address, match)):
-            raise TooManyRequests(f"too many wrong API keys from {address}; retry in "
-                                  f"{wait:.0f}s (CEREBRO_AUTH_FAILURE_LIMIT)", wait)
-        if match is None:
-            if given:
-                limiter.failed(address)
-            raise Unauthorized("a valid API key is required (header X-API-Key)", "X-API-Key")
-        limiter.succeeded(address, match)
-
-    def _presented_key(self) -> bytes:
-        """The key the request presents (``X-API-Key``, or a Bearer token), or ``b""``."""
-        given = self.request.headers.get("X-API-Key", "")
-        if not given:
-            auth = self.request.headers.get("Authorization", "")
-            given = auth[7:] if auth.lower().startswith("bearer ") else ""
-        return given.encode("utf-8", "replace")
+        """Raise :class:`Unauthorized` unless a configured API key is presented (see
+        :func:`check_api_key`)."""
+        check_api_key(self.ctx, self.request)
 
     def _request_summary(self) -> str:
         """How Tornado's own warnings name a request: method and path, never the query
@@ -202,124 +211,11 @@ class BaseHandler(RequestHandler):
         """True when no key is configured or a valid one is presented (never raises, and
         never counts a wrong key: the caller answers less instead)."""
         keys = self.ctx.api_keys
-        return not keys or _matching_key(self._presented_key(), keys) is not None
+        return not keys or _matching_key(_presented_key(self.request), keys) is not None
 
 
-class EndpointHandler(BaseHandler):
-    """``POST /v1/<module>/<function>``: validate, then call at once or queue."""
-
-    def prepare(self) -> None:
-        """Check the API key and the declared body size before reading the body."""
-        self.ctx.inflight.add(self)
-        self._chunks: list[bytes]
-        self._chunks, self._size, self._too_large = [], 0, False
-        self._started = time.perf_counter()
-        given = self.request.headers.get("X-Request-Id", "")
-        self.request_id = (given if 0 < len(given) <= MAX_REQUEST_ID and given.isprintable()
-                           else _request_ids.next())
-        self.set_header("X-Request-Id", self.request_id)
-        try:
-            self.require_api_key()
-            length = self.request.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > self.ctx.settings.max_body_bytes:
-                raise self._too_large_error()
-            if _has_body(self.request.headers) and not _is_json(self.request.headers):
-                raise UnsupportedMediaType(
-                    "send the body as JSON with 'Content-Type: application/json' (got "
-                    f"{self.request.headers.get('Content-Type', 'none')[:60]!r})", "Content-Type")
-        except CerebroError as error:
-            self._done(error)
-            return
-        if _has_body(self.request.headers):
-            self.ctx.bodies.start(self)  # closed if the body is not complete in time
-
-    def data_received(self, chunk: bytes) -> None:
-        """Collect the body; once it is over the limit (a body sent in chunks, with no
-        length announced), answer 413 at once: the rest is never read."""
-        if self._finished:
-            return
-        self._size += len(chunk)
-        if self._size > self.ctx.settings.max_body_bytes:
-            self._too_large, self._chunks = True, []
-            self._done(self._too_large_error())
-        else:
-            self._chunks.append(chunk)
-
-    async def post(self, module: str, function: str) -> None:
-        """Validate the payload and call the function off the IOLoop."""
-        self.ctx.bodies.done(self)  # the body is complete
-        if self._finished:  # refused before its body was read
-            return
-        try:
-            if self._too_large:
-                raise self._too_large_error()
-            body = b"".join(self._chunks)
-            payload = jsonio.loads(body) if body.strip() else {}
-            callback_url = _pop_callback_url(self.ctx.registry, module, function, payload)
-            call = self.ctx.dispatcher.prepare(module, function, payload, self._sticky_key())
-            if call.endpoint.external:
-                if self.ctx.submitter is None:
-                    raise Unavailable("the async path (RabbitMQ + Celery) is not configured")
-                status, body = await self.ctx.submitter(self, call, payload,
-                                                        callback_url=callback_url)
-                return self._done(None, body, status)
-            if call.endpoint.batch is not None:
-                data = await self.ctx.batcher(call.endpoint).submit(call, self.request_id)
-            else:
-                run = partial(self.ctx.dispatcher.run_json, call, service="api",
-                              request_id=self.request_id)
-                data = await self.ctx.runner(module).run(run)
-            self._done(None, data)
-        except CerebroError as error:
-            self._done(error)
-        except RunnerClosed:
-            self._done(Unavailable("the server is shutting down; retry on another instance"))
-
-    def _sticky_key(self) -> str | None:
-        """The ``X-Cerebro-Sticky-Key`` header (a canary sends the same key to the same
-        version), or ``None`` when absent, too long or not printable."""
-        given = self.request.headers.get(STICKY_KEY_HEADER)
-        if given and len(given) <= MAX_REQUEST_ID and given.isprintable():
-            return given
-        return None
-
-    def on_finish(self) -> None:
-        """The answer is sent: no longer in flight."""
-        self.ctx.inflight.discard(self)
-        self.ctx.bodies.done(self)
-
-    def on_connection_close(self) -> None:
-        """The client went away: no longer in flight (the call, if running, just finishes)."""
-        self.ctx.inflight.discard(self)
-        self.ctx.bodies.done(self)
-        super().on_connection_close()
-
-    def _too_large_error(self) -> PayloadTooLarge:
-        """The 413 error naming the limit."""
-        limit = self.ctx.settings.max_body_bytes
-        return PayloadTooLarge(f"request body is over the limit of {limit} bytes "
-                               "(CEREBRO_MAX_BODY_BYTES)")
-
-    def _done(self, error: CerebroError | None, data: bytes | None = None,
-              status: int = 200) -> None:
-        """Finish with a result or an error, and record the request's metrics."""
-        if self.ctx.stopping:  # the client should not send its next request on this connection
-            self.set_header("Connection", "close")
-        if error is None:
-            self.set_status(status)
-            self.finish(data)
-        else:
-            self.fail(error)
-        module, function = self.path_args or ("-", "-")
-        mod = self.ctx.registry.modules.get(module)  # one read: the table may be swapped
-        known = mod is not None and function in mod.endpoints
-        metrics.observe(module if known else "-", function if known else "-",
-                        self.get_status(), time.perf_counter() - self._started,
-                        error.type if error else None)
-
-
-def _pop_callback_url(registry: Registry, module: str, function: str,
-                      payload: object) -> object:
+def pop_callback_url(registry: Registry, module: str, function: str,
+                     payload: object) -> object:
     """Take the transport-level ``callback_url`` out of an async call's payload.
 
     It tells the worker where to send the result and is not an input of the

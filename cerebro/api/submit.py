@@ -62,8 +62,8 @@ from cerebro.taskqueue.publisher import (BrokerUnavailable, TaskPublisher, origi
 if TYPE_CHECKING:
     from celery import Celery
     from celery.backends.redis import RedisBackend
-    from tornado.web import RequestHandler
 
+    from cerebro.api.endpoint_route import EndpointCall
     from cerebro.dispatch import Call
     from cerebro.settings import ConfigurationError, Settings
 
@@ -139,7 +139,7 @@ class Submitter:
             self._declaring.add(declaring)
             declaring.add_done_callback(self._declaring.discard)
 
-    async def __call__(self, handler: RequestHandler, call: Call, payload: object,
+    async def __call__(self, handler: EndpointCall, call: Call, payload: object,
                        callback_url: object = None) -> tuple[int, bytes]:
         """Queue ``call`` for a worker; return ``(202, JSON body bytes)``.
 
