@@ -1,0 +1,110 @@
+"""The endpoint route's answers on the wire (it is served without a RequestHandler, so what a
+handler gave for free is checked here): the standard headers, keep-alive and pipelining,
+HEAD without a body, a client that leaves before its answer, the bug path's 500."""
+
+import json
+import socket
+import time
+
+import pytest
+
+FIXTURES = {"CEREBRO_MODULES_PACKAGE": "fixture_modules", "CEREBRO_MODULES": "echo,boom,slow"}
+SAY = b'{"text": "a", "times": 2, "ratio": 0.5}'
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for the module's tests."""
+    from support import CerebroServer
+    tmp = tmp_path_factory.mktemp("answers")
+    server = CerebroServer(dict(FIXTURES, CEREBRO_DATA_VOLUME=tmp / "volume",
+                                SHERLOCK_DIR=tmp / "sherlock"), log_path=tmp / "serve.log")
+    yield server.start(ready=True)
+    server.stop()
+
+
+def _post(path, body, extra=""):
+    """A POST request with a JSON body."""
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def _read_answer(sock):
+    """One answer: (status line, headers as a list of (name, value), body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = [tuple(line.split(": ", 1)) for line in lines[1:]]
+    length = int(dict(headers)["Content-Length"])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return lines[0], headers, body
+
+
+def _connect(server):
+    """A raw connection to the server."""
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+
+
+def test_an_answer_has_the_standard_headers_and_the_connection_stays_open(server):
+    with _connect(server) as sock:
+        for _ in range(2):  # the same connection serves the next request
+            sock.sendall(_post("/v1/echo/say", SAY, "X-Request-Id: mine-7\r\n"))
+            status, headers, body = _read_answer(sock)
+            assert status == "HTTP/1.1 200 OK"
+            assert [name for name, _ in headers] == ["Server", "Content-Type", "Date",
+                                                     "X-Request-Id", "Content-Length"]
+            assert dict(headers)["Content-Type"] == "application/json"
+            assert dict(headers)["X-Request-Id"] == "mine-7"
+            assert json.loads(body) == {"text": "a a", "ratio": 0.5}
+
+
+def test_pipelined_requests_are_answered_in_order(server):
+    with _connect(server) as sock:
+        sock.sendall(_post("/v1/echo/say", SAY) + _post("/v1/echo/say", b'{"text": "b"}'))
+        first, second = _read_answer(sock), _read_answer(sock)
+    assert json.loads(first[2])["text"] == "a a"
+    assert json.loads(second[2])["text"] == "b"
+
+
+def test_head_on_an_endpoint_is_405_with_allow_and_no_body(server):
+    with _connect(server) as sock:
+        sock.sendall(b"HEAD /v1/echo/say HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = sock.recv(65536)
+        sock.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            sock.recv(65536)  # nothing after the head, though it announces a length
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: POST" in head
+    assert b"Content-Length: " in head and rest == b""
+
+
+def test_a_bug_is_a_500_naming_the_error_id_sherlock_has(server):
+    with _connect(server) as sock:
+        sock.sendall(_post("/v1/boom/explode", b'{"n": 1}'))
+        status, headers, body = _read_answer(sock)
+    error = json.loads(body)["error"]
+    assert status == "HTTP/1.1 500 Internal Server Error"
+    assert error["type"] == "internal" and error["error_id"] in error["message"]
+    assert "Traceback" not in body.decode()
+
+
+def test_a_client_gone_before_its_answer_leaves_nothing_in_flight(server_factory):
+    """Nothing is left in flight: the next request is served, and a stop finishes at once
+    instead of waiting out its grace period for a request that will never be answered."""
+    alone = server_factory(FIXTURES, ready=True)
+    sock = _connect(alone)
+    sock.sendall(_post("/v1/slow/wait", b'{"seconds": 0.5}'))
+    time.sleep(0.1)
+    sock.close()  # the call finishes; its answer has nowhere to go
+    time.sleep(0.8)
+    with _connect(alone) as again:
+        again.sendall(_post("/v1/echo/say", SAY))
+        assert _read_answer(again)[0] == "HTTP/1.1 200 OK"
+    started = time.monotonic()
+    alone.stop()
+    assert time.monotonic() - started < 5
+    log = alone.log_path.read_text(errors="replace")
+    assert "still in flight" not in log and "StreamClosedError" not in log
