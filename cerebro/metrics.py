@@ -12,7 +12,7 @@ sums all of them.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
                                Histogram, generate_latest, multiprocess, values)
@@ -63,11 +63,21 @@ if TYPE_CHECKING:
 _versions: dict[tuple[str, str], str | None] = {}
 
 
+# (module, function, status) -> its request counter and latency histogram: a labelled child
+# is found once, not per request (labels() validates and locks); the families never drop one
+_children: dict[tuple[str, str, int | str], tuple[Any, Any]] = {}
+
+
 def observe(module: str, function: str, status: int | str, seconds: float,
             error_type: str | None = None) -> None:
     """Count one request and its latency (and its error type, if any)."""
-    REQUESTS.labels(module, function, str(status)).inc()
-    LATENCY.labels(module, function).observe(seconds)
+    key = (module, function, status)
+    children = _children.get(key)
+    if children is None:
+        children = _children[key] = (REQUESTS.labels(module, function, str(status)),
+                                     LATENCY.labels(module, function))
+    children[0].inc()
+    children[1].observe(seconds)
     if error_type:
         ERRORS.labels(module, function, error_type).inc()
 

@@ -106,6 +106,8 @@ def log_request(handler: RequestHandler | EndpointCall) -> None:
     data or keys), duration and client address; 4xx as warnings, 5xx as errors."""
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if not access_log.isEnabledFor(level):  # the usual case for 2xx: nothing to format
+        return
     request = handler.request
     access_log.log(level, "%d %s %s %.2fms %s", status, request.method, request.path,
                    1000.0 * request.request_time(), request.remote_ip)

@@ -45,17 +45,20 @@ _HTTP_ERRORS: dict[int, type[CerebroError]] = {400: InvalidPayload, 404: NotFoun
 
 class _RequestIds:
     """Unique request ids without a random read per request: a random prefix per
-    process (re-drawn after a fork) and a counter."""
+    process (re-drawn in a forked child, by an ``os.register_at_fork`` hook: no
+    ``getpid`` per request) and a counter."""
 
     def __init__(self) -> None:
-        self._pid: int | None
-        self._pid, self._prefix, self._counter = None, "", itertools.count()
+        self._prefix, self._counter = "", itertools.count()
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        """A new prefix and counter (this process is new)."""
+        self._prefix, self._counter = os.urandom(8).hex(), itertools.count()
 
     def next(self) -> str:
         """The next id, such as ``3f9c2a7be01d44a1-2a``."""
-        if self._pid != os.getpid():
-            self._pid, self._prefix = os.getpid(), os.urandom(8).hex()
-            self._counter = itertools.count()
         return f"{self._prefix}-{next(self._counter):x}"
 
 
