@@ -19,7 +19,7 @@ kind of value.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pamqp import encode
@@ -46,6 +46,41 @@ class EncodedProperties:
 
     data: bytes
     message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedTable:
+    """A field table already encoded (its size, then its entries)."""
+
+    data: bytes
+
+
+class TableTemplate:
+    """A field table whose keys are fixed and whose values are constant but for a few strings
+    (``varying``): the constant entries are encoded once, the strings per table, into the
+    bytes :func:`encode_table` writes for the same values."""
+
+    def __init__(self, sample: Mapping[str, object], varying: Iterable[str]) -> None:
+        varying = set(varying)
+        self._pieces: list[tuple[bytes, str]] = []  # (constant bytes before, varying key)
+        constant = b""
+        for key, value in sorted(sample.items()):
+            if key in varying:
+                self._pieces.append((constant + _short(key) + b"S", key))
+                constant = b""
+            else:
+                constant += _short(key) + encode_value(value)
+        self._tail = constant
+
+    def encode(self, values: Mapping[str, str]) -> EncodedTable:
+        """The table with ``values`` for the varying keys."""
+        parts: list[bytes] = []
+        for before, key in self._pieces:
+            data = values[key].encode("utf-8")
+            parts += (before, _U32.pack(len(data)), data)
+        parts.append(self._tail)
+        data = b"".join(parts)
+        return EncodedTable(_U32.pack(len(data)) + data)
 
 
 def frame(frame_type: int, channel: int, payload: bytes) -> bytes:
@@ -128,13 +163,13 @@ def encode_table(table: Mapping[str, object]) -> bytes:
 
 
 def encode_properties(*, content_type: str | None = None, content_encoding: str | None = None,
-                      headers: Mapping[str, object] | None = None,
+                      headers: Mapping[str, object] | EncodedTable | None = None,
                       delivery_mode: int | None = None, priority: int | None = None,
                       correlation_id: str | None = None,
                       message_id: str | None = None) -> EncodedProperties:
     """The ``Basic.Properties`` a publisher sets, encoded as pamqp's
     ``Basic.Properties(...).marshal()`` writes them (a property that is ``None`` or ``""``
-    is left out, as there)."""
+    is left out, as there). ``headers`` may come encoded already (:class:`TableTemplate`)."""
     flags, parts = 0, []
     for flag, value in ((_CONTENT_TYPE, content_type), (_CONTENT_ENCODING, content_encoding)):
         if value is not None and value != "":
@@ -142,7 +177,7 @@ def encode_properties(*, content_type: str | None = None, content_encoding: str 
             parts.append(_short(value))
     if headers is not None:
         flags |= _HEADERS
-        parts.append(encode_table(headers))
+        parts.append(headers.data if isinstance(headers, EncodedTable) else encode_table(headers))
     for flag, number in ((_DELIVERY_MODE, delivery_mode), (_PRIORITY, priority)):
         if number is not None:
             flags |= flag

@@ -42,6 +42,7 @@ The publisher stops, logs why (naming ``CEREBRO_BROKER_URL``) and calls its
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -51,7 +52,7 @@ from pamqp import commands
 from yarl import URL
 
 from cerebro.clients.amqp import AMQPConnection, HandshakeLost, Nacked, Returned
-from cerebro.clients.amqpcodec import encode_properties
+from cerebro.clients.amqpcodec import EncodedTable, TableTemplate, encode_properties
 from cerebro.clients.rabbitmq import probe, refusal, refused
 
 if TYPE_CHECKING:
@@ -75,14 +76,9 @@ class BrokerUnavailable(Exception):
     """RabbitMQ did not take the message: down, reconnecting, refused, or no confirm in time."""
 
 
-def task_message(task_id: str, name: str, args_json: bytes, argsrepr: str,
-                 origin: str) -> tuple[FieldTable, bytes]:
-    """``(headers, body)`` of a Celery protocol-2 message with no kwargs, workflow or ETA.
-
-    ``args_json`` is the JSON array of the positional arguments (bytes),
-    ``argsrepr`` their ``repr`` (shown by Flower and the worker's logs).
-    """
-    headers: FieldTable = {
+def task_headers(task_id: str, name: str, argsrepr: str, origin: str) -> FieldTable:
+    """The headers of a Celery protocol-2 task message with no kwargs, workflow or ETA."""
+    return {
         "lang": "py", "task": name, "id": task_id, "shadow": None, "eta": None,
         "expires": None, "group": None, "group_index": None, "retries": 0,
         "timelimit": [None, None], "root_id": task_id, "parent_id": None,
@@ -90,6 +86,25 @@ def task_message(task_id: str, name: str, args_json: bytes, argsrepr: str,
         "ignore_result": None, "replaced_task_nesting": 0, "stamped_headers": None,
         "stamps": {},
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _headers_template(name: str, origin: str) -> TableTemplate:
+    """The encoding of :func:`task_headers` for one task name and origin: only the id (twice)
+    and the argsrepr change from message to message."""
+    return TableTemplate(task_headers("", name, "", origin), ("id", "root_id", "argsrepr"))
+
+
+def task_message(task_id: str, name: str, args_json: bytes, argsrepr: str,
+                 origin: str) -> tuple[EncodedTable, bytes]:
+    """``(headers, body)`` of a Celery protocol-2 message with no kwargs, workflow or ETA:
+    :func:`task_headers`, encoded as an AMQP table, and the body.
+
+    ``args_json`` is the JSON array of the positional arguments (bytes),
+    ``argsrepr`` their ``repr`` (shown by Flower and the worker's logs).
+    """
+    headers = _headers_template(name, origin).encode(
+        {"id": task_id, "root_id": task_id, "argsrepr": argsrepr[:_REPR_MAX]})
     return headers, b"[" + args_json + b",{}," + _EMBED + b"]"
 
 
@@ -291,7 +306,8 @@ class TaskPublisher:
         """Declare ``queue`` again before its next publish (its module was removed)."""
         self._declared.pop(queue, None)
 
-    async def publish(self, queue: str, task_id: str, headers: FieldTable, body: bytes) -> None:
+    async def publish(self, queue: str, task_id: str, headers: EncodedTable | FieldTable,
+                      body: bytes) -> None:
         """Publish one persistent task message to ``queue``; return once RabbitMQ confirmed it.
 
         Raises :class:`BrokerUnavailable` when it cannot be (or was not) confirmed.

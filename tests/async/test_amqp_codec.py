@@ -10,11 +10,10 @@ from pamqp import commands, encode, frame, header
 from pamqp.body import ContentBody
 
 from cerebro.clients import amqpcodec
-from cerebro.taskqueue.publisher import task_message
+from cerebro.taskqueue.publisher import task_headers, task_message
 
 TASK_ID = str(uuid.uuid4())
-CELERY_HEADERS, _ = task_message(TASK_ID, "cerebro.run", b'["m","f",{"x":1},{}]',
-                                 '["m", "f"]', "gen1@host")
+CELERY_HEADERS = task_headers(TASK_ID, "cerebro.run", '["m", "f"]', "gen1@host")
 VALUES = [None, "", "text", "ünïcødé ✓", "x" * 300, 0, 1, -1, 127, 128, -128, -129, 32767,
           32768, -32768, -32769, 65535, 65536, 2 ** 31, -2 ** 31 - 1, 2 ** 40, True, False,
           1.5, [], [None, None], [1, "a", None, [2]], {}, {"a": 1, "b": {"c": None}},
@@ -32,6 +31,17 @@ def test_every_kind_of_value_is_encoded_as_pamqp_does(value):
                          ids=["empty", "celery", "unsorted", "every-kind", "long-key"])
 def test_tables_are_encoded_as_pamqp_does(table):
     assert amqpcodec.encode_table(table) == encode.field_table(table)
+
+
+@pytest.mark.parametrize("argsrepr", ["", '["m", "f", {"x": 1}]', "ünï ✓" * 100, "r" * 5000])
+def test_a_task_messages_headers_are_celerys_table_as_pamqp_writes_it(argsrepr):
+    task_id = str(uuid.uuid4())
+    headers, body = task_message(task_id, "cerebro.run", b'["m","f",{},{}]', argsrepr, "o@h")
+    expected = task_headers(task_id, "cerebro.run", argsrepr, "o@h")
+    assert expected["argsrepr"] == argsrepr[:1024]  # Celery's argsrepr_maxsize
+    assert headers.data == encode.field_table(expected)
+    assert amqpcodec.encode_properties(headers=headers).data == \
+        commands.Basic.Properties(headers=expected).marshal()
 
 
 def test_an_unknown_type_is_refused_as_pamqp_refuses_it():
