@@ -19,8 +19,10 @@ reason, ``Server``, ``Content-Type``, ``Date``, ``X-Request-Id``, ``Location``,
 ``Allow``, ``Retry-After``, ``Content-Length``): the API key, body size and
 content type are checked from the head before a byte of body is read (an answer
 sent before the body closes the connection, as Tornado does), a method other than
-POST gets 405 once its body is in, a bug gets a 500 naming an error id reported to
-Sherlock, and every answer is logged and counted as before.
+POST gets 405 once its body is in (one Tornado does not know, at once, before any check),
+a bug gets a 500 naming an error id reported to Sherlock, a client that leaves before its
+answer is no longer in flight (a stop does not wait for it), and every answer is logged
+and counted as before.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import tornado
 from tornado import httputil
 from tornado.routing import Router
+from tornado.web import RequestHandler
 
 from cerebro import jsonio, metrics
 from cerebro.api.handlers import (MAX_REQUEST_ID, STICKY_KEY_HEADER, check_api_key, has_body,
@@ -104,25 +107,41 @@ class EndpointCall(httputil.HTTPMessageDelegate):
     def headers_received(self, start_line: RequestStartLine | ResponseStartLine,
                          headers: httputil.HTTPHeaders) -> None:
         """Check the API key and the declared body before the body is read."""
+        if self.request.method not in RequestHandler.SUPPORTED_METHODS:
+            self._fail(MethodNotAllowed(httputil.responses[405]))  # as a handler: no checks
+            return
         self.ctx.inflight.add(self)
+        connection = self.request.connection
+        if connection is not None:  # the client leaving after its body, before the answer
+            connection.set_close_callback(  # type: ignore[attr-defined]
+                self.on_connection_close)  # an HTTP1Connection
         given = headers.get("X-Request-Id", "")
         self.request_id = (given if 0 < len(given) <= MAX_REQUEST_ID and given.isprintable()
                            else next_request_id())
         self._headers["X-Request-Id"] = self.request_id
         try:
-            check_api_key(self.ctx, self.request)
-            length = headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > self.ctx.settings.max_body_bytes:
-                raise self._too_large_error()
-            if has_body(headers) and not is_json(headers):
-                raise UnsupportedMediaType(
-                    "send the body as JSON with 'Content-Type: application/json' (got "
-                    f"{headers.get('Content-Type', 'none')[:60]!r})", "Content-Type")
+            self._check_head(headers)
         except CerebroError as error:
             self._done(error)
             return
+        except Exception as exc:  # noqa: BLE001 - a bug: 500 with an error id, reported
+            self._bug(exc)
+            return
         if has_body(headers):
             self.ctx.bodies.start(self)  # closed if the body is not complete in time
+
+    def _check_head(self, headers: httputil.HTTPHeaders) -> None:
+        """Raise the :class:`CerebroError` refusing the request from its head, if any."""
+        check_api_key(self.ctx, self.request)
+        length = headers.get("Content-Length")
+        # a length that is not plain digits is Tornado's to refuse (400) when it reads the body
+        if length and length.isascii() and length.isdigit() \
+                and int(length) > self.ctx.settings.max_body_bytes:
+            raise self._too_large_error()
+        if has_body(headers) and not is_json(headers):
+            raise UnsupportedMediaType(
+                "send the body as JSON with 'Content-Type: application/json' (got "
+                f"{headers.get('Content-Type', 'none')[:60]!r})", "Content-Type")
 
     def data_received(self, chunk: bytes) -> None:
         """Collect the body; once it is over the limit (a body sent in chunks, with no
@@ -273,6 +292,7 @@ class EndpointCall(httputil.HTTPMessageDelegate):
         headers["Content-Length"] = str(len(body))
         connection = self.request.connection
         assert connection is not None  # a server-side request always has its connection
+        connection.set_close_callback(None)  # type: ignore[attr-defined]  # answered
         connection.write_headers(httputil.ResponseStartLine("", status, httputil.responses.get(
             status, "Unknown")), headers, b"" if self.request.method == "HEAD" else body)
         connection.finish()

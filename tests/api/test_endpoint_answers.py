@@ -92,14 +92,15 @@ def test_a_bug_is_a_500_naming_the_error_id_sherlock_has(server):
 
 
 def test_a_client_gone_before_its_answer_leaves_nothing_in_flight(server_factory):
-    """Nothing is left in flight: the next request is served, and a stop finishes at once
-    instead of waiting out its grace period for a request that will never be answered."""
+    """A client that sent its whole request and left while its call runs is no longer in
+    flight: the next request is served, and a stop does not wait out its grace period for
+    an answer nobody will read."""
     alone = server_factory(FIXTURES, ready=True)
     sock = _connect(alone)
-    sock.sendall(_post("/v1/slow/wait", b'{"seconds": 0.5}'))
-    time.sleep(0.1)
-    sock.close()  # the call finishes; its answer has nowhere to go
-    time.sleep(0.8)
+    sock.sendall(_post("/v1/slow/wait", b'{"seconds": 8}'))
+    time.sleep(0.3)
+    sock.close()  # the call goes on; its answer has nowhere to go
+    time.sleep(0.3)
     with _connect(alone) as again:
         again.sendall(_post("/v1/echo/say", SAY))
         assert _read_answer(again)[0] == "HTTP/1.1 200 OK"
@@ -108,3 +109,21 @@ def test_a_client_gone_before_its_answer_leaves_nothing_in_flight(server_factory
     assert time.monotonic() - started < 5
     log = alone.log_path.read_text(errors="replace")
     assert "still in flight" not in log and "StreamClosedError" not in log
+
+
+def test_a_content_length_that_is_not_digits_is_a_bare_400_not_a_500(server):
+    with _connect(server) as sock:  # "²" passes str.isdigit() but int() refuses it
+        sock.sendall("POST /v1/echo/say HTTP/1.1\r\nHost: x\r\nContent-Type: application/"
+                     "json\r\nContent-Length: \u00b2\r\n\r\n{}".encode("latin-1"))
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert "Uncaught exception" not in server.log_path.read_text(errors="replace")
+
+
+def test_a_method_tornado_does_not_know_is_405_before_any_key_check(server_factory):
+    keyed = server_factory(dict(FIXTURES, CEREBRO_API_KEYS="k" * 40))
+    with _connect(keyed) as sock:
+        sock.sendall(b"TRACE /v1/echo/say HTTP/1.1\r\nHost: x\r\nX-API-Key: wrong\r\n\r\n")
+        status, headers, body = _read_answer(sock)
+    assert status == "HTTP/1.1 405 Method Not Allowed" and dict(headers)["Allow"] == "POST"
+    assert json.loads(body)["error"]["type"] == "method_not_allowed"
