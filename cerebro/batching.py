@@ -20,11 +20,11 @@ calls back to the thread as its average rises; a single lone call that held the 
 over :data:`INLINE_STALL_SECONDS` (an input that makes the function slow) keeps them on
 the thread for :data:`INLINE_PAUSE_SECONDS`, so such a stall happens at most once per
 pause. The occasional slower call (a collection, a drift sample) moves the average only
-a little, and a call during which the garbage collector made a full (generation 2) pass
-is never taken for a stall: the collector holds the GIL whichever thread it runs on, so
-the thread would not have spared the IOLoop that pause, while a 10 s pause of inlining
-costs every lone call of those 10 s its hand-over (at concurrency 1 it did, about once
-in 25 s).
+a little, and the time the garbage collector spent in full (generation 2) passes during
+a call is not counted towards a stall: the collector holds the GIL whichever thread it
+runs on, so the thread would not have spared the IOLoop that pause, while a 10 s pause of
+inlining costs every lone call of those 10 s its hand-over (at concurrency 1 it did,
+about once in 25 s). What the function itself spent still counts.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ class Batcher:
     def _run_lone(self, batch: list[_Pending], inline: bool) -> list[_Outcome]:
         """:meth:`_run` for one call, timed wherever it runs into the lone calls' average;
         one that stalled the IOLoop pauses lone calls on it (see the module docstring)."""
+        collecting = _full_collections_seconds
         started = time.perf_counter()
         try:
             return self._run(batch)
@@ -126,8 +127,9 @@ class Batcher:
             average = self._lone_seconds
             self._lone_seconds = seconds if average == float("inf") \
                 else average + _NEWEST_WEIGHT * (seconds - average)
-            if inline and seconds > INLINE_STALL_SECONDS \
-                    and _last_full_collection < started:  # else the collector's pause
+            # the collector's full passes during the call are not the function's doing
+            if inline and seconds - (_full_collections_seconds - collecting) \
+                    > INLINE_STALL_SECONDS:
                 self._paused_until = time.monotonic() + INLINE_PAUSE_SECONDS
 
     def _run(self, batch: list[_Pending]) -> list[_Outcome]:
@@ -172,15 +174,20 @@ class Batcher:
             self._launch()
 
 
-_last_full_collection = 0.0  # time.perf_counter() when the last full collection ended
+_full_collections_seconds = 0.0  # time spent in full (generation 2) collections so far
+_full_collection_started = 0.0
 
 
-def _note_full_collection(phase: str, info: dict[str, int]) -> None:
-    """A ``gc.callbacks`` hook: note when a full (generation 2) collection ends (it runs once
-    per collection, not per call: nothing is paid on the way of a call)."""
-    global _last_full_collection
-    if phase == "stop" and info["generation"] == 2:
-        _last_full_collection = time.perf_counter()
+def _time_full_collections(phase: str, info: dict[str, int]) -> None:
+    """A ``gc.callbacks`` hook: add up the time of full (generation 2) collections (it runs
+    twice per collection, not per call: nothing is paid on the way of a call)."""
+    global _full_collections_seconds, _full_collection_started
+    if info["generation"] != 2:
+        return
+    if phase == "start":
+        _full_collection_started = time.perf_counter()
+    else:
+        _full_collections_seconds += time.perf_counter() - _full_collection_started
 
 
-gc.callbacks.append(_note_full_collection)
+gc.callbacks.append(_time_full_collections)

@@ -73,13 +73,22 @@ def test_a_call_that_stalled_the_loop_sends_the_next_ones_to_the_thread(lone):
     assert asyncio.run(main()) == [RUNNER, LOOP, LOOP, RUNNER, RUNNER]
 
 
-def test_a_call_held_up_by_a_full_garbage_collection_is_no_stall(lone):
+def test_a_call_held_up_by_a_full_garbage_collection_is_no_stall(lone, monkeypatch):
+    heap = [[] for _ in range(400_000)]  # live objects a full collection must walk
+    started = time.perf_counter()
+    gc.collect()
+    took = time.perf_counter() - started
+    monkeypatch.setattr(batching, "INLINE_STALL_SECONDS", took / 3)  # the pass is a "stall"
+
     async def main():
-        return [await lone(), await lone(), await lone(0.1, collect=True), await lone()]
+        return [await lone(), await lone(), await lone(0.0, collect=True), await lone(),
+                await lone(took), await lone()]
 
     # the collector holds the GIL on any thread: the thread would not have spared the loop
-    # that pause, so lone calls stay on the loop (the same call without it pauses them)
-    assert asyncio.run(main()) == [RUNNER, LOOP, LOOP, LOOP]
+    # that pause, so lone calls stay on the loop; a call as long that is the function's own
+    # doing (it sleeps) still sends the next ones to the thread
+    assert asyncio.run(main()) == [RUNNER, LOOP, LOOP, LOOP, LOOP, RUNNER]
+    assert len(heap) == 400_000
 
 
 def test_after_the_pause_fast_calls_run_on_the_loop_again(lone):
