@@ -46,6 +46,8 @@ from cerebro.reporting import report
 from cerebro.runner import RunnerClosed
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tornado.httputil import HTTPServerRequest, RequestStartLine, ResponseStartLine
 
     from cerebro.api.app import Context
@@ -164,14 +166,7 @@ class EndpointCall(httputil.HTTPMessageDelegate):
             self._headers = {}  # as the handler's 405 had: no X-Request-Id
             self._fail(MethodNotAllowed(httputil.responses[405]))
             return
-        try:
-            self._call()
-        except CerebroError as error:
-            self._done(error)
-        except RunnerClosed:
-            self._done(Unavailable("the server is shutting down; retry on another instance"))
-        except Exception as exc:  # noqa: BLE001 - a bug: 500 with an error id, reported
-            self._bug(exc)
+        self._guarded(self._call)
 
     def on_connection_close(self) -> None:
         """The client went away: no longer in flight (the call, if running, just finishes)."""
@@ -203,21 +198,29 @@ class EndpointCall(httputil.HTTPMessageDelegate):
         future.add_done_callback(self._answered)
 
     def _answered(self, future: asyncio.Future[Any]) -> None:
-        """The call's outcome: the answer (an async call's is ``(status, body)``), or an
+        """The call is over: answer its outcome or its error."""
+        self._guarded(self._answer, future)
+
+    def _answer(self, future: asyncio.Future[Any]) -> None:
+        """Answer the call's outcome (an async call's is ``(status, body)``); raises its
         error."""
+        outcome = future.result()
+        if isinstance(outcome, tuple):
+            self._done(None, outcome[1], outcome[0])
+        else:
+            self._done(None, outcome)
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        """Run ``step(*args)``; an error it raises is the answer: a :class:`CerebroError`
+        as itself, a runner shut down as 503, anything else as a bug (500, reported)."""
         try:
-            outcome = future.result()
+            step(*args)
         except CerebroError as error:
             self._done(error)
         except RunnerClosed:
             self._done(Unavailable("the server is shutting down; retry on another instance"))
         except Exception as exc:  # noqa: BLE001 - a bug: 500 with an error id, reported
             self._bug(exc)
-        else:
-            if isinstance(outcome, tuple):
-                self._done(None, outcome[1], outcome[0])
-            else:
-                self._done(None, outcome)
 
     def _sticky_key(self) -> str | None:
         """The ``X-Cerebro-Sticky-Key`` header (a canary sends the same key to the same
