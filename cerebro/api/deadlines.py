@@ -55,6 +55,12 @@ class _Sweeper:
         self.timeout = timeout
         self._sweep: asyncio.TimerHandle | None = None
 
+    def _deadline(self) -> float:
+        """The deadline of what is noted now; a sweep is scheduled if none is."""
+        if self._sweep is None:
+            self._schedule()
+        return time.monotonic() + self.timeout
+
     def _schedule(self) -> None:
         """Sweep in a quarter of the timeout."""
         self._sweep = asyncio.get_running_loop().call_later(
@@ -93,9 +99,7 @@ class BodyDeadlines(_Sweeper):
     def start(self, handler: EndpointCall) -> None:
         """``handler``'s head has arrived and its body is to be read: note its deadline."""
         if self.timeout:
-            self._reading[handler] = time.monotonic() + self.timeout
-            if self._sweep is None:
-                self._schedule()
+            self._reading[handler] = self._deadline()
 
     def done(self, handler: EndpointCall) -> None:
         """``handler``'s body is complete, or it was answered, or its client left."""
@@ -129,9 +133,7 @@ class HeadDeadlines(_Sweeper):
     def start(self, connection: object, request: HTTP1Connection) -> None:
         """``connection`` starts reading the head of ``request``: note its deadline."""
         if self.timeout:
-            self._waiting[connection] = (request, time.monotonic() + self.timeout)
-            if self._sweep is None:
-                self._schedule()
+            self._waiting[connection] = (request, self._deadline())
 
     def closed(self, connection: object) -> None:
         """``connection`` is closed: nothing to watch any more."""
