@@ -503,15 +503,16 @@ def side_by_side(args, base_env, queue_type, work):
 
 # Stages of an accepted async call, by the frames on the stack (first match wins).
 STAGES = (
-    ("Redis marker", ("cerebro/clients/redis",)),
+    ("Redis marker", ("cerebro/clients/redis", "(redis.py")),
     ("task message + publish + confirm", ("cerebro/taskqueue/publisher", "cerebro/clients/amqp",
-                                          "pamqp")),
+                                          "(amqp.py", "(amqpcodec.py", "pamqp")),
     ("submit (ids, meta, JSON, body)", ("cerebro/api/submit", "cerebro/jsonio")),
     ("validation (schema, callback URL)", ("cerebro/schema", "cerebro/callbacks",
                                            "cerebro/dispatch")),
     ("handler (keys, ids, answer)", ("cerebro/api/handlers", "cerebro/api/limits")),
     ("metrics, logging", ("prometheus_client", "logging")),
-    ("HTTP (tornado)", ("tornado/",)),
+    ("HTTP (wire, Tornado app)", ("cerebro/api/wire", "cerebro/api/exchange", "(wire.py",
+                                  "(exchange.py", "tornado/", "httptools")),
     ("event loop", ("asyncio/", "selectors")),
 )
 

@@ -24,8 +24,8 @@ every other route refuses one before reading it.
 request head (an idle keep-alive connection, or a head sent slowly), which
 Tornado also wraps in a ``gen.with_timeout`` per request (even with no idle
 timeout set: it then waits an hour). Each connection is noted with its deadline
-when it starts waiting for a head (one entry per connection, overwritten by its
-next request, dropped when it closes); the sweep closes a connection whose head
+when it starts waiting for a head (one entry per connection, dropped once the
+head is in or the connection closed); the sweep closes a connection whose head
 has not fully arrived by its deadline, silently, as Tornado did. A request whose
 head arrived is never cut by it, however long its answer takes.
 """
@@ -38,9 +38,8 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tornado.http1connection import HTTP1Connection
-
     from cerebro.api.endpoint_route import EndpointCall
+    from cerebro.api.wire import HTTPWire
 
 log = logging.getLogger("tornado.general")  # where Tornado logs its own body timeouts
 
@@ -118,7 +117,7 @@ class BodyDeadlines(_Sweeper):
             log.info("Timeout reading body from %s", handler.request.remote_ip)
             connection = handler.request.connection
             if connection is not None:
-                connection.close()  # type: ignore[attr-defined]  # an HTTP1Connection
+                connection.close()  # type: ignore[attr-defined]  # an Exchange
 
 
 class HeadDeadlines(_Sweeper):
@@ -127,27 +126,28 @@ class HeadDeadlines(_Sweeper):
 
     def __init__(self, timeout: float) -> None:
         super().__init__(timeout)
-        # connection (Tornado's HTTP1ServerConnection) -> (its current request, deadline)
-        self._waiting: dict[object, tuple[HTTP1Connection, float]] = {}
+        self._waiting: dict[HTTPWire, float] = {}
 
-    def start(self, connection: object, request: HTTP1Connection) -> None:
-        """``connection`` starts reading the head of ``request``: note its deadline."""
+    def start(self, wire: HTTPWire) -> None:
+        """``wire`` starts waiting for a request head: note its deadline."""
         if self.timeout:
-            self._waiting[connection] = (request, self._deadline())
+            self._waiting[wire] = self._deadline()
 
-    def closed(self, connection: object) -> None:
-        """``connection`` is closed: nothing to watch any more."""
-        self._waiting.pop(connection, None)
+    def done(self, wire: HTTPWire) -> None:
+        """``wire``'s head is in: it is being served, never cut by this timeout."""
+        if self._waiting:
+            self._waiting.pop(wire, None)
+
+    closed = done  # a closed connection waits for nothing
 
     def _pending(self) -> bool:
-        """True while a connection is open."""
+        """True while a connection waits for a head."""
         return bool(self._waiting)
 
     def sweep(self) -> None:
-        """Close the connections still without a complete head at their deadline (a request
-        whose head arrived is being served: never cut)."""
+        """Close the connections still without a complete head at their deadline."""
         now = time.monotonic()
-        for request, deadline in list(self._waiting.values()):
-            # Tornado sets the start line once the whole head is in and parsed
-            if deadline <= now and request._request_start_line is None:
-                request.close()
+        late = [wire for wire, deadline in self._waiting.items() if deadline <= now]
+        for wire in late:
+            del self._waiting[wire]
+            wire.close()

@@ -4,13 +4,13 @@ Date:    2026-11-29
 Subject: Limits for clients nobody has authenticated yet: connections per process, wrong keys.
 Tagline: A door that stays open for everyone cannot be held open by anyone.
 
-:class:`BoundedHTTPServer` is Tornado's HTTP server with a cap on open
+:class:`BoundedHTTPServer` serves the Tornado application on the API's own
+connections (:class:`~cerebro.api.wire.HTTPWire`) with a cap on open
 connections: over ``CEREBRO_MAX_CONNECTIONS`` a new connection gets a JSON
 503 at once and is closed, while the connections already open go on being
-served. It also keeps ``CEREBRO_IDLE_TIMEOUT`` (the wait for a request head)
-with one sweep per process instead of Tornado's timer around every head read
-(:class:`~cerebro.api.deadlines.HeadDeadlines`); the body timeout is kept the
-same way (:class:`~cerebro.api.deadlines.BodyDeadlines`).
+served. It keeps ``CEREBRO_IDLE_TIMEOUT`` (the wait for a request head) with
+one sweep per process (:class:`~cerebro.api.deadlines.HeadDeadlines`); the
+body timeout is kept the same way (:class:`~cerebro.api.deadlines.BodyDeadlines`).
 
 :class:`FailedKeys` counts wrong API keys per client address in the current
 minute; over ``CEREBRO_AUTH_FAILURE_LIMIT`` the address gets 429 until the
@@ -21,19 +21,21 @@ address (a proxy) go on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
-from tornado.httpserver import HTTPServer
+from tornado import httputil
+from tornado.httpserver import _ProxyAdapter
 
 from cerebro import jsonio
 from cerebro.api.deadlines import HeadDeadlines
+from cerebro.api.wire import HTTPWire
 
 if TYPE_CHECKING:
-    from tornado.http1connection import HTTP1Connection
-    from tornado.httputil import HTTPConnection, HTTPMessageDelegate
-    from tornado.iostream import IOStream
+    import socket
+    from collections.abc import Iterable
 
 log = logging.getLogger(__name__)
 
@@ -52,62 +54,95 @@ def _busy_response(limit: int) -> bytes:
             + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
-class BoundedHTTPServer(HTTPServer):
-    """An :class:`HTTPServer` serving at most ``max_connections`` connections at once, and
-    closing a connection left ``idle_timeout`` seconds without a complete request head
-    (0: never)."""
+class BoundedHTTPServer(httputil.HTTPServerConnectionDelegate):
+    """The API's HTTP server: ``app`` served on :class:`~cerebro.api.wire.HTTPWire`
+    connections, at most ``max_connections`` at once, each closed when left
+    ``idle_timeout`` seconds without a complete request head (0: never).
 
-    def initialize(self, *args: Any, max_connections: int = 1000, idle_timeout: float = 0.0,
-                   **kwargs: Any) -> None:
-        """Tornado's arguments (but ``idle_connection_timeout``: ``idle_timeout`` replaces
-        it), plus the cap on open connections."""
-        super().initialize(*args, **kwargs)
-        self.conn_params.header_timeout = None  # no timer per head: kept by self.heads
+    Tornado's :class:`~tornado.httpserver.HTTPServer` arguments that the API uses keep
+    their meaning: ``xheaders`` (the client address and scheme from ``X-Real-Ip``,
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto``), ``protocol``, ``trusted_downstream``,
+    ``max_header_size`` and ``max_body_size`` (a backstop: the handlers refuse a body over
+    ``CEREBRO_MAX_BODY_BYTES`` themselves).
+    """
+
+    def __init__(self, app: httputil.HTTPServerConnectionDelegate, *, xheaders: bool = False,
+                 protocol: str | None = None, trusted_downstream: list[str] | None = None,
+                 max_connections: int = 1000, idle_timeout: float = 0.0,
+                 max_header_size: int = 65536, max_body_size: int = 100 * 1024 * 1024) -> None:
+        self.app = app
+        self.xheaders, self.protocol = xheaders, protocol
+        self.trusted_downstream = trusted_downstream
+        self.max_header_size, self.max_body_size = max_header_size, max_body_size
         self.heads = HeadDeadlines(idle_timeout)
         self.max_connections = max_connections
+        self.connections: set[HTTPWire] = set()
         self.refused = 0
         self._busy = _busy_response(max_connections)
         self._last_log = 0.0
+        self._servers: list[asyncio.AbstractServer] = []
+        self._all_closed: asyncio.Future[None] | None = None
 
-    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
-        """Serve the connection, or answer 503 and close it when at the cap.
+    async def serve(self, sockets: Iterable[socket.socket]) -> None:
+        """Accept connections on ``sockets`` (bound and listening) from now on."""
+        loop = asyncio.get_running_loop()
+        for sock in sockets:
+            self._servers.append(await loop.create_server(
+                lambda: HTTPWire(self), sock=sock))
 
-        A served connection sends every answer at once (``TCP_NODELAY``, set once): each
-        answer is written whole, so Nagle's algorithm has nothing to gather, and Tornado's
-        switching it on and off around every answer (two system calls) is skipped.
+    def admit(self, wire: HTTPWire) -> bool:
+        """Take ``wire`` under the cap, or answer it 503 and close it (False).
+
+        Every connection sends each answer whole and at once, with ``TCP_NODELAY`` (the
+        event loop sets it on every TCP connection).
         """
-        if len(self._connections) < self.max_connections:
-            stream.set_nodelay(True)
-            stream.set_nodelay = _nodelay_kept  # type: ignore[method-assign]
-            super().handle_stream(stream, address)
-            return
+        if len(self.connections) < self.max_connections:
+            self.connections.add(wire)
+            return True
         self.refused += 1
         now = time.monotonic()
         if now - self._last_log >= BUSY_LOG_INTERVAL:
             self._last_log = now
             log.warning("at the cap of %d open connections: %d new one(s) refused so far "
                         "(CEREBRO_MAX_CONNECTIONS)", self.max_connections, self.refused)
-        stream.write(self._busy).add_done_callback(lambda _done: stream.close())
+        assert wire.transport is not None
+        wire.transport.write(self._busy)
+        wire.close()
+        return False
 
     def start_request(self, server_conn: object,
-                      request_conn: HTTPConnection) -> HTTPMessageDelegate:
-        """A connection starts waiting for its next request's head: note its deadline."""
-        self.heads.start(server_conn, cast("HTTP1Connection", request_conn))
-        return super().start_request(server_conn, request_conn)
+                      request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
+        """The application's delegate for one request (behind Tornado's ``xheaders``
+        adapter when the proxy headers are trusted)."""
+        delegate = self.app.start_request(server_conn, request_conn)
+        if self.xheaders:
+            delegate = _ProxyAdapter(delegate, request_conn)
+        return delegate
 
     def on_close(self, server_conn: object) -> None:
-        """A connection closed: no head to wait for."""
-        self.heads.closed(server_conn)
-        super().on_close(server_conn)
+        """A connection closed: no head to wait for, one less under the cap."""
+        wire = cast("HTTPWire", server_conn)
+        self.heads.closed(wire)
+        self.connections.discard(wire)
+        if not self.connections and self._all_closed is not None \
+                and not self._all_closed.done():
+            self._all_closed.set_result(None)
+
+    def stop(self) -> None:
+        """Accept no new connection (the open ones go on)."""
+        for server in self._servers:
+            server.close()
 
     async def close_all_connections(self) -> None:
-        """Close every connection, and stop the sweep."""
+        """Close every connection (what is written goes out first), stop the sweep, and
+        wait until they are gone."""
         self.heads.stop()
-        await super().close_all_connections()
-
-
-def _nodelay_kept(value: bool) -> None:
-    """Tornado's ``IOStream.set_nodelay`` on a served connection: it stays on."""
+        if not self.connections:
+            return
+        self._all_closed = asyncio.get_running_loop().create_future()
+        for wire in list(self.connections):
+            wire.close()
+        await self._all_closed
 
 
 class FailedKeys:

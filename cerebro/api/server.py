@@ -202,14 +202,12 @@ async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> 
         ctx.forget, [*added, *removed]))
     server = BoundedHTTPServer(
         make_app(ctx), xheaders=settings.trust_proxy_headers,
-        # Tornado's own cap is a backstop above ours: the handlers answer 413 themselves
-        # (from Content-Length, or once chunks pass the limit); Tornado refuses a single
-        # chunk announced larger than this before reading it (a bare 400).
+        # a backstop above our own cap: the handlers answer 413 themselves (from
+        # Content-Length, or once chunks pass the limit)
         max_connections=settings.max_connections,
         max_body_size=2 * settings.max_body_bytes + 65536,
-        idle_timeout=settings.idle_timeout,  # kept by server.heads (cerebro.api.deadlines)
-        body_timeout=None)  # CEREBRO_BODY_TIMEOUT is ctx.bodies' (cerebro.api.deadlines)
-    server.add_sockets(sockets)
+        idle_timeout=settings.idle_timeout)  # kept by server.heads (cerebro.api.deadlines)
+    await server.serve(sockets)
     core.watch()
     # What this process built to serve (its app, clients, imports) lives as long as it does:
     # out of the collector too, so a full collection walks only what requests leave behind

@@ -1,0 +1,244 @@
+"""The API's own HTTP/1.1 connection (cerebro.api.wire) under a small Tornado application, over
+real sockets: what Tornado's HTTP1Connection promised still holds (order of pipelined answers,
+100-continue, HTTP/1.0 keep-alive, chunked bodies both ways, HEAD, bare 400s for malformed
+requests, an answer sent before the body closes the connection), and the headers it builds are
+Tornado's own."""
+
+import asyncio
+import socket
+import threading
+
+import pytest
+from tornado import httputil, web
+
+from cerebro.api.limits import BoundedHTTPServer
+from cerebro.api.wire import request_headers
+
+
+class Echo(web.RequestHandler):
+    """POST: the method, the body's length and the client address; GET after a pause."""
+
+    def post(self):
+        """Answer at once."""
+        self.write({"method": self.request.method, "size": len(self.request.body),
+                    "ip": self.request.remote_ip, "protocol": self.request.protocol})
+
+    async def get(self):
+        """Answer a little later (so a request pipelined behind it is parsed first)."""
+        await asyncio.sleep(float(self.get_argument("wait", "0.05")))
+        self.write({"path": self.request.uri})
+
+
+class Stream(web.RequestHandler):
+    """An answer written in two flushed pieces, with no Content-Length: chunked."""
+
+    async def get(self):
+        """Two pieces."""
+        self.write("first,")
+        await self.flush()
+        self.write("second")
+
+
+def _serve(app, **limits):
+    """Serve ``app`` on a fresh port in a background event loop; returns (port, stop)."""
+    loop = asyncio.new_event_loop()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    sock.setblocking(False)
+    server = BoundedHTTPServer(app, **limits)
+    ready = threading.Event()
+
+    def run():
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.serve([sock]))
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(5)
+
+    def stop():
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+    return sock.getsockname()[1], stop
+
+
+@pytest.fixture(scope="module")
+def port():
+    """The test application's port."""
+    app = web.Application([(r"/echo", Echo), (r"/stream", Stream)])
+    port, stop = _serve(app, max_connections=16, max_header_size=4096, max_body_size=1000)
+    yield port
+    stop()
+
+
+def _exchange(port, data, until_closed=True, timeout=5):
+    """Send ``data`` on a new connection; everything received until it closes (or a pause)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+                if not until_closed and received.count(b"HTTP/1.1 ") and \
+                        received.endswith(b"}"):
+                    break
+        except (socket.timeout, ConnectionResetError):
+            pass
+    return received
+
+
+def _post(path, body=b"{}", version="1.1", extra=""):
+    """A POST request."""
+    return (f"POST {path} HTTP/{version}\r\nHost: x\r\n{extra}Content-Length: {len(body)}"
+            "\r\n\r\n").encode() + body
+
+
+def test_pipelined_requests_are_answered_in_the_order_they_came(port):
+    """A slow GET then two POSTs sent at once: three answers, in order, then close."""
+    data = (b"GET /echo?wait=0.1 HTTP/1.1\r\nHost: x\r\n\r\n" + _post("/echo", b"12")
+            + _post("/echo", b"1234", extra="Connection: close\r\n"))
+    answer = _exchange(port, data)
+    assert answer.count(b"HTTP/1.1 200 OK") == 3, answer
+    first, second, third = (answer.index(part) for part in
+                            (b'"path": "/echo?wait=0.1"', b'"size": 2', b'"size": 4'))
+    assert first < second < third
+    assert answer.rstrip().endswith(b'"protocol": "http"}')
+
+
+def test_expect_100_continue_is_answered_before_the_body(port):
+    """The client waits for 100 Continue before it sends its body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: 3\r\n\r\n")
+        assert sock.recv(100) == b"HTTP/1.1 100 (Continue)\r\n\r\n"
+        sock.sendall(b"abc")
+        assert b'"size": 3' in sock.recv(65536)
+
+
+def test_http_1_0_keeps_alive_only_when_asked(port):
+    """An HTTP/1.0 request asking for keep-alive is told so and kept; one that does not is
+    answered and closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for _ in range(2):
+            sock.sendall(_post("/echo", version="1.0", extra="Connection: keep-alive\r\n"))
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection: Keep-Alive" in answer
+    answer = _exchange(port, _post("/echo", version="1.0"))
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection:" not in answer
+
+
+def test_a_chunked_request_body_is_read_and_a_flushed_answer_is_chunked(port):
+    """Chunks in, chunks out."""
+    answer = _exchange(port, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                             b"Connection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    assert b'"size": 5' in answer
+    answer = _exchange(port, b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in answer
+    assert answer.endswith(b"6\r\nfirst,\r\n6\r\nsecond\r\n0\r\n\r\n")
+
+
+def test_head_gets_no_body(port):
+    """HEAD on a route without it: 405 with its length, and no body after the head."""
+    answer = _exchange(port, b"HEAD /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 405 ") and answer.endswith(b"\r\n\r\n")
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /echo HTTP/2.0\r\nHost: x\r\n\r\n",
+    b"BREW /echo HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
+    b"GET /echo HTTP/1.1\r\nHost x\r\n\r\n"])
+def test_a_malformed_request_is_a_bare_400_and_the_connection_closes(port, request_bytes):
+    """Bad versions, unknown methods, smuggling-prone framing, a body over the backstop, a
+    broken header line: 400, nothing else, closed."""
+    assert _exchange(port, request_bytes) == b"HTTP/1.1 400 Bad Request\r\n\r\n"
+
+
+def test_requests_before_a_malformed_one_are_answered_first(port):
+    """Two good requests, then garbage: two answers, then the 400, then close."""
+    answer = _exchange(port, _post("/echo") + _post("/echo") + b"NOT HTTP\r\n\r\n")
+    assert answer.count(b"HTTP/1.1 200 OK") == 2
+    assert answer.endswith(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+
+def test_a_head_over_the_limit_is_431(port):
+    """A head over max_header_size (4 KiB here) is refused, not buffered for ever."""
+    answer = _exchange(port, b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+def test_an_upgrade_offer_is_ignored_as_tornado_did(port):
+    """No route upgrades, so Upgrade is ignored (RFC 9110 7.8): a POST offering h2c, with a
+    body (what Java's HTTP client sends), is read and answered as HTTP/1.1, and the connection
+    goes on with the next request; a GET offering websocket likewise."""
+    h2c = ("Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+           "HTTP2-Settings: AAEAAEAAAAIAAAAAAAMAAAAAAAQBAAAAAAUAAEAA\r\n")
+    answer = _exchange(port, _post("/echo", b'{"a": 1}', extra=h2c)
+                       + b"POST /echo HTTP/1.1\r\nHost: x\r\n" + h2c.encode()
+                       + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+                       + b"GET /echo?wait=0 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                       + b"Upgrade: websocket\r\n\r\n"
+                       + _post("/echo", b"123", extra="Connection: close\r\n"))
+    assert answer.count(b"HTTP/1.1 200 OK") == 4, answer
+    assert [answer.index(part) for part in (b'"size": 8', b'"size": 2', b'"path"',
+                                            b'"size": 3')] == sorted(
+        answer.index(part) for part in (b'"size": 8', b'"size": 2', b'"path"', b'"size": 3'))
+
+
+def test_xheaders_apply_per_request_and_not_to_the_next(port):
+    """With xheaders, X-Real-Ip names the client for its own request only."""
+    app = web.Application([(r"/echo", Echo)])
+    proxied, stop = _serve(app, xheaders=True)
+    try:
+        answer = _exchange(proxied, _post("/echo", extra="X-Real-Ip: 10.1.2.3\r\n"
+                                          "X-Forwarded-Proto: https\r\n")
+                           + _post("/echo", extra="Connection: close\r\n"))
+    finally:
+        stop()
+    assert b'"ip": "10.1.2.3", "protocol": "https"' in answer
+    assert b'"ip": "127.0.0.1", "protocol": "http"' in answer
+
+
+def test_the_connection_cap_answers_503_and_serves_the_open_ones():
+    """Over max_connections a new connection gets the JSON 503 and is closed."""
+    app = web.Application([(r"/echo", Echo)])
+    capped, stop = _serve(app, max_connections=1)
+    try:
+        with socket.create_connection(("127.0.0.1", capped), timeout=5) as first:
+            first.sendall(_post("/echo"))
+            assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
+            refused = _exchange(capped, _post("/echo"))
+            first.sendall(_post("/echo"))
+            assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
+    finally:
+        stop()
+    assert refused.startswith(b"HTTP/1.1 503 ") and b"CEREBRO_MAX_CONNECTIONS=1" in refused
+
+
+@pytest.mark.parametrize("fields", [
+    [(b"Host", b"x"), (b"content-TYPE", b"application/json"), (b"X-API-Key", b"k")],
+    [(b"X-Thing", b"a"), (b"x-thing", b"b"), (b"X-Empty", b""), (b"x-latin", b"caf\xe9")],
+    []])
+def test_request_headers_are_what_tornado_builds(fields):
+    """The wire's header builder against HTTPHeaders.add: same names, values, order and
+    lookups (it writes Tornado's internals, so a Tornado upgrade that changes them fails
+    here)."""
+    built = request_headers(fields)
+    expected = httputil.HTTPHeaders()
+    for name, value in fields:
+        expected.add(name.decode("latin1"), value.decode("latin1"))
+    assert list(built.get_all()) == list(expected.get_all())
+    assert dict(built) == dict(expected)
+    for name, _ in fields:
+        key = name.decode().upper()
+        assert built.get(key) == expected.get(key)
+        assert built.get_list(key) == expected.get_list(key)
+    built.add("X-New", "1")
+    assert built["x-new"] == "1"
