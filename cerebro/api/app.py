@@ -116,15 +116,17 @@ def log_request(handler: RequestHandler | EndpointCall) -> None:
 def make_app(ctx: Context) -> Application:
     """The Tornado :class:`Application` serving ``ctx``."""
     args = {"ctx": ctx}
+    # Tornado tries the routes in order: the endpoint route, which nearly every request
+    # takes, comes first after the one route it would shadow (/v1/tasks/<id>)
     routes: list[tuple[Any, ...]] = [
         (r"/v1/tasks/([^/]+)", tasks.TaskStatusHandler, args),
+        (rf"/v1/{_NAME}/{_NAME}", EndpointRouter(ctx, log_request)),
         (r"/healthz", handlers.HealthHandler, args),
         (r"/readyz", handlers.ReadyHandler, args),
         (r"/metrics", handlers.MetricsHandler, args),
         (r"/openapi.json", handlers.OpenAPIHandler, args),
         (r"/v1/modules", handlers.ModulesHandler, args),
         (rf"/v1/modules/{_NAME}/drift", handlers.DriftHandler, args),
-        (rf"/v1/{_NAME}/{_NAME}", EndpointRouter(ctx, log_request)),
     ]
     return Application(routes, default_handler_class=handlers.NotFoundHandler,
                        default_handler_args=args, compress_response=False,

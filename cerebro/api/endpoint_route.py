@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import tornado
 from tornado import httputil
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from tornado.httputil import HTTPServerRequest, RequestStartLine, ResponseStartLine
 
     from cerebro.api.app import Context
+    from cerebro.api.exchange import Exchange
 
 _SERVER = f"TornadoServer/{tornado.version}"  # what RequestHandler.clear sets
 
@@ -116,7 +117,7 @@ class EndpointCall(httputil.HTTPMessageDelegate):
         connection = self.request.connection
         if connection is not None:  # the client leaving after its body, before the answer
             connection.set_close_callback(  # type: ignore[attr-defined]
-                self.on_connection_close)  # an HTTP1Connection
+                self.on_connection_close)  # an Exchange
         given = headers.get("X-Request-Id", "")
         self.request_id = (given if 0 < len(given) <= MAX_REQUEST_ID and given.isprintable()
                            else next_request_id())
@@ -284,21 +285,12 @@ class EndpointCall(httputil.HTTPMessageDelegate):
         if self._finished:
             return
         self._finished, self._status = True, status
-        headers = httputil.HTTPHeaders()
-        headers["Server"] = _SERVER
-        headers["Content-Type"] = "application/json"
-        headers["Date"] = _http_date()
-        for name, value in self._headers.items():
-            headers[name] = value
-        if self.ctx.stopping:  # the client should not send its next request on this connection
-            headers["Connection"] = "close"
-        headers["Content-Length"] = str(len(body))
-        connection = self.request.connection
-        assert connection is not None  # a server-side request always has its connection
-        connection.set_close_callback(None)  # type: ignore[attr-defined]  # answered
-        connection.write_headers(httputil.ResponseStartLine("", status, httputil.responses.get(
-            status, "Unknown")), headers, b"" if self.request.method == "HEAD" else body)
-        connection.finish()
+        fields = [("Server", _SERVER), ("Content-Type", "application/json"),
+                  ("Date", _http_date()), *self._headers.items()]
+        connection = cast("Exchange", self.request.connection)
+        connection.set_close_callback(None)  # answered
+        # ctx.stopping: the client should not send its next request on this connection
+        connection.answer(status, fields, body, close=self.ctx.stopping)
         self._on_finish()
         self.log(self)
 

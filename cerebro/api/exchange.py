@@ -231,6 +231,30 @@ class Exchange(httputil.HTTPConnection):
             return b"%x\r\n%s\r\n" % (len(chunk), chunk)
         return chunk
 
+    def answer(self, code: int, fields: list[tuple[str, str]], body: bytes,
+               close: bool = False) -> None:
+        """Write a whole answer at once and finish: the status line, ``fields``, ``Connection``
+        when the request needs it, ``Content-Length`` and ``body`` (none for ``HEAD``); with
+        ``close``, the connection closes after it. What :meth:`write_headers` and
+        :meth:`finish` do for such an answer, without building an ``HTTPHeaders``."""
+        request = self.start_line
+        if close:
+            self.disconnect_on_finish = True
+        head = f"HTTP/1.1 {code} {httputil.responses.get(code, 'Unknown')}\r\n"
+        for name, value in fields:
+            if _CR_OR_LF.search(value):
+                raise ValueError(f"Illegal characters (CR or LF) in header: {name}: {value!r}")
+            head += f"{name}: {value}\r\n"
+        if request.version == "HTTP/1.1":
+            if self.disconnect_on_finish:
+                head += "Connection: close\r\n"
+        elif self.headers.get("Connection", "").lower() == "keep-alive":
+            head += "Connection: Keep-Alive\r\n"
+        head += f"Content-Length: {len(body)}\r\n\r\n"
+        data = head.encode("latin1")
+        self.wire.write(data if request.method == "HEAD" else data + body)
+        self._finished()
+
     def finish(self) -> None:
         """The answer is complete: go on to the next request, or close."""
         if self._remaining and not self.wire.closed:
@@ -239,6 +263,10 @@ class Exchange(httputil.HTTPConnection):
                 f"Tried to write {self._remaining} bytes less than Content-Length")
         if self._chunking:
             self.wire.write(b"0\r\n\r\n")
+        self._finished()
+
+    def _finished(self) -> None:
+        """The answer is written."""
         self.write_finished = True
         self._close_callback = None
         if not self.read_finished:  # answered before its body was read: nothing else to read
