@@ -32,10 +32,11 @@ head arrived is never cut by it, however long its answer takes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
+
+from cerebro.sweep import SWEEPS_PER_TIMEOUT, Sweep
 
 if TYPE_CHECKING:
     from cerebro.api.endpoint_route import EndpointCall
@@ -43,34 +44,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tornado.general")  # where Tornado logs its own body timeouts
 
-SWEEPS_PER_TIMEOUT = 4
-
 
 class _Sweeper:
-    """A sweep every quarter of ``timeout`` while :meth:`_pending` says there is something to
-    watch (``timeout`` 0: no limit, never sweeps)."""
+    """A :class:`~cerebro.sweep.Sweep` every quarter of ``timeout`` while :meth:`_pending`
+    says there is something to watch (``timeout`` 0: no limit, never sweeps)."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep = Sweep(timeout / SWEEPS_PER_TIMEOUT, self._check)
 
     def _deadline(self) -> float:
-        """The deadline of what is noted now; a sweep is scheduled if none is."""
-        if self._sweep is None:
-            self._schedule()
+        """The deadline of what is noted now; the sweep runs from now on."""
+        self._sweep.start()
         return time.monotonic() + self.timeout
 
-    def _schedule(self) -> None:
-        """Sweep in a quarter of the timeout."""
-        self._sweep = asyncio.get_running_loop().call_later(
-            self.timeout / SWEEPS_PER_TIMEOUT, self._run)
-
-    def _run(self) -> None:
-        """One sweep, and the next one while anything is watched."""
-        self._sweep = None
+    def _check(self) -> bool:
+        """One sweep; True while anything is still watched."""
         self.sweep()
-        if self._pending():
-            self._schedule()
+        return self._pending()
 
     def sweep(self) -> None:
         """Close what is late (the subclass's)."""
@@ -82,9 +73,7 @@ class _Sweeper:
 
     def stop(self) -> None:
         """Stop sweeping (the server is stopping)."""
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep = None
+        self._sweep.stop()
 
 
 class BodyDeadlines(_Sweeper):

@@ -49,6 +49,7 @@ from yarl import URL
 
 from cerebro.clients import amqpcodec
 from cerebro.clients.amqpcodec import EncodedProperties
+from cerebro.sweep import SWEEPS_PER_TIMEOUT, Sweep
 
 if TYPE_CHECKING:
     from pamqp.base import Frame
@@ -111,7 +112,9 @@ class AMQPConnection(asyncio.Protocol):
         self._reply: asyncio.Future[Frame] | None = None  # the one RPC under way
         self._rpc_lock = asyncio.Lock()
         self._tag = 0
-        self._confirms: dict[int, asyncio.Future[None]] = {}
+        # delivery tag -> (its confirm, its message id, its deadline), oldest first
+        self._confirms: dict[int, tuple[asyncio.Future[None], str | None, float]] = {}
+        self._sweep = Sweep(timeout / SWEEPS_PER_TIMEOUT, self._expire_late)
         self._tags: dict[str, int] = {}  # message_id -> delivery tag, for returns
         # (exchange, routing key, mandatory) -> its Basic.Publish frame, written once
         self._publish_frames: dict[tuple[str, str, bool], bytes] = {}
@@ -232,26 +235,30 @@ class AMQPConnection(asyncio.Protocol):
             return settled
         self._tag += 1
         tag = self._tag
-        self._confirms[tag] = settled
+        self._confirms[tag] = (settled, message_id, loop.time() + self.timeout)
         if message_id:
             self._tags[message_id] = tag
-        timer = loop.call_later(self.timeout, self._expire, tag)
-        settled.add_done_callback(lambda _: self._forget(tag, message_id, timer))
+        self._sweep.start()
         self._write(b"".join(parts))
         return settled
 
-    def _expire(self, tag: int) -> None:
-        """No confirm for ``tag`` within the timeout."""
-        settled = self._confirms.get(tag)
-        if settled is not None and not settled.done():
-            settled.set_exception(TimeoutError(f"no confirm from RabbitMQ in {self.timeout:g}s"))
+    def _expire_late(self) -> bool:
+        """The sweep: fail the confirms overdue (the oldest first: one timeout for all, so the
+        deadlines are in tag order); True while confirms are awaited."""
+        now = asyncio.get_running_loop().time()
+        for tag, (_, _, deadline) in list(self._confirms.items()):
+            if deadline > now:
+                return True
+            self._settle(tag, False, TimeoutError(
+                f"no confirm from RabbitMQ in {self.timeout:g}s"))
+        return False
 
-    def _forget(self, tag: int, message_id: str | None, timer: asyncio.TimerHandle) -> None:
-        """A settled message: drop its bookkeeping and its timer."""
-        timer.cancel()
-        self._confirms.pop(tag, None)
-        if message_id and self._tags.get(message_id) == tag:
-            del self._tags[message_id]
+    def _forget(self, tag: int) -> tuple[asyncio.Future[None], str | None, float] | None:
+        """Drop the bookkeeping of ``tag`` (settled); what it was, or None."""
+        pending = self._confirms.pop(tag, None)
+        if pending is not None and pending[1] and self._tags.get(pending[1]) == tag:
+            del self._tags[pending[1]]
+        return pending
 
     # -- reading ---------------------------------------------------------------
 
@@ -322,11 +329,10 @@ class AMQPConnection(asyncio.Protocol):
             return
         reply, self._returned = self._returned, None
         tag = self._tags.get(self._returned_id or "")
-        settled = self._confirms.get(tag) if tag is not None else None
-        if settled is not None and not settled.done():
-            settled.set_exception(Returned(f"{reply.reply_code} {reply.reply_text}: "
-                                           f"no queue took it (routing key "
-                                           f"{reply.routing_key!r})"))
+        if tag is not None and tag in self._confirms:
+            self._settle(tag, False, Returned(f"{reply.reply_code} {reply.reply_text}: "
+                                              f"no queue took it (routing key "
+                                              f"{reply.routing_key!r})"))
         else:
             log.warning("RabbitMQ returned message %s (%s %s)", self._returned_id,
                         reply.reply_code, reply.reply_text)
@@ -335,12 +341,12 @@ class AMQPConnection(asyncio.Protocol):
         """Settle the confirm of ``tag`` (and every earlier one, with ``multiple``)."""
         tags = [t for t in self._confirms if t <= tag] if multiple else [tag]
         for each in tags:
-            settled = self._confirms.get(each)
-            if settled is not None and not settled.done():
+            pending = self._forget(each)
+            if pending is not None and not pending[0].done():
                 if error is None:
-                    settled.set_result(None)
+                    pending[0].set_result(None)
                 else:
-                    settled.set_exception(error)
+                    pending[0].set_exception(error)
 
     # -- heartbeats, closing -----------------------------------------------------
 
@@ -370,9 +376,9 @@ class AMQPConnection(asyncio.Protocol):
             self.closing.exception()  # retrieved: nobody has to await it
         if self._reply is not None and not self._reply.done():
             self._reply.set_exception(error)
-        for settled in list(self._confirms.values()):
-            if not settled.done():
-                settled.set_exception(error)
+        self._sweep.stop()
+        for tag in list(self._confirms):
+            self._settle(tag, False, error)
         if self.transport is not None:
             self.transport.close()
 

@@ -45,6 +45,7 @@ from redis.exceptions import (AuthenticationError, ConnectionError, NoPermission
 from envsettings import redact
 
 from cerebro.settings import ConfigurationError
+from cerebro.sweep import SWEEPS_PER_TIMEOUT, Sweep
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.waiters: collections.deque[asyncio.Future[_Reply]] = collections.deque()
+        self.deadlines: collections.deque[float] = collections.deque()  # of the waiters, in order
         self.closed: asyncio.Future[RedisError] = asyncio.get_running_loop().create_future()
 
     # a stream connection (loop.create_connection) is always given a Transport
@@ -145,6 +147,7 @@ class _Protocol(asyncio.Protocol):
                 self._fail(ConnectionError("Redis sent a reply nobody asked for"))
                 return
             waiter = self.waiters.popleft()
+            self.deadlines.popleft()
             if not waiter.done():
                 if isinstance(reply, ResponseError):
                     waiter.set_exception(reply)
@@ -156,8 +159,16 @@ class _Protocol(asyncio.Protocol):
         reason = f"{type(exc).__name__}: {exc}" if exc else "closed by the server"
         self._fail(ConnectionError(f"Redis connection lost ({reason})"), close=False)
 
+    def expect(self, deadline: float) -> asyncio.Future[_Reply]:
+        """The future of the next command's reply, due by ``deadline`` (loop time)."""
+        waiter: asyncio.Future[_Reply] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        self.deadlines.append(deadline)
+        return waiter
+
     def _fail(self, error: RedisError, close: bool = True) -> None:
         """Fail all waiters with ``error`` and drop the connection."""
+        self.deadlines.clear()
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -210,6 +221,7 @@ class RedisPipe:
         self.timeout = timeout
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
+        self._sweep = Sweep(timeout / SWEEPS_PER_TIMEOUT, self._overdue)
 
     async def execute(self, *args: str | bytes | int) -> _Reply:
         """Send one command; return its reply (``str``, ``int``, ``bytes`` or ``None``)."""
@@ -230,20 +242,23 @@ class RedisPipe:
 
     def _write(self, protocol: _Protocol, args: tuple[str | bytes | int, ...]
                ) -> asyncio.Future[_Reply]:
-        """Queue the reply's future, write the command, and time it out."""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[_Reply] = loop.create_future()
-        protocol.waiters.append(waiter)
+        """Queue the reply's future, write the command; the sweep times it out."""
+        waiter = protocol.expect(asyncio.get_running_loop().time() + self.timeout)
         # connected: connection_made set the transport before create_connection returned
         protocol.transport.write(encode_command(*args))  # type: ignore[union-attr]
-        timer = loop.call_later(self.timeout, self._timed_out, protocol)
-        waiter.add_done_callback(lambda _: timer.cancel())
+        self._sweep.start()
         return waiter
 
-    def _timed_out(self, protocol: _Protocol) -> None:
-        """No answer within the timeout: fail the connection's commands (the error is built
-        here, not for every command sent)."""
-        protocol._fail(TimeoutError(f"no answer from Redis in {self.timeout:g}s"))
+    def _overdue(self) -> bool:
+        """The sweep: an answer overdue fails the connection's commands (the replies come in
+        order, so the oldest is the one to look at); True while answers are awaited."""
+        protocol = self._protocol
+        if protocol is None or not protocol.deadlines:
+            return False
+        if protocol.deadlines[0] <= asyncio.get_running_loop().time():
+            protocol._fail(TimeoutError(f"no answer from Redis in {self.timeout:g}s"))
+            return False
+        return True
 
     async def _connect(self) -> _Protocol:
         """Open the connection (one attempt shared by concurrent callers)."""
@@ -269,8 +284,7 @@ class RedisPipe:
             hello.append(("SELECT", self.db))
         waiters = []
         for command in hello:
-            waiter = loop.create_future()
-            protocol.waiters.append(waiter)
+            waiter = protocol.expect(float("inf"))  # awaited with its own timeout below
             # connection_made set the transport before create_connection returned
             protocol.transport.write(encode_command(*command))  # type: ignore[union-attr]
             waiters.append(waiter)
@@ -284,6 +298,7 @@ class RedisPipe:
 
     def close(self) -> None:
         """Close the connection."""
+        self._sweep.stop()
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.close()
         self._protocol = None

@@ -296,8 +296,11 @@ def test_redis_pipe_pipelines_reports_errors_and_reconnects(redis_url):
         pipe = RedisPipe(f"redis://127.0.0.1:{port}/0", timeout=0.2)
         try:
             await pipe._connect()
+            started = time.perf_counter()
             with pytest.raises(redis.exceptions.TimeoutError):
                 await asyncio.wait_for(pipe.send("PING"), 2)
+            # cut by the sweep: between the timeout and the timeout plus a quarter of it
+            assert 0.2 <= time.perf_counter() - started < 0.2 * 1.25 + 0.15
         finally:
             pipe.close()
             server.close()
