@@ -17,7 +17,7 @@ from tornado.web import Application, RequestHandler
 
 from cerebro.api import handlers, tasks
 from cerebro.api.deadlines import BodyDeadlines
-from cerebro.api.endpoint_route import EndpointCall, EndpointRouter
+from cerebro.api.endpoint_route import ENDPOINT_PATH, NAME, EndpointCall, EndpointRouter
 from cerebro.api.limits import FailedKeys
 from cerebro.batching import Batcher
 from cerebro.runner import Runner
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from cerebro.api.submit import Submitter
     from cerebro.core import Core
     from cerebro.endpoint import Endpoint
-
-_NAME = r"([A-Za-z_][A-Za-z0-9_]*)"
 
 
 @dataclass
@@ -120,13 +118,13 @@ def make_app(ctx: Context) -> Application:
     # takes, comes first after the one route it would shadow (/v1/tasks/<id>)
     routes: list[tuple[Any, ...]] = [
         (r"/v1/tasks/([^/]+)", tasks.TaskStatusHandler, args),
-        (rf"/v1/{_NAME}/{_NAME}", EndpointRouter(ctx, log_request)),
+        (ENDPOINT_PATH, EndpointRouter(ctx, log_request)),
         (r"/healthz", handlers.HealthHandler, args),
         (r"/readyz", handlers.ReadyHandler, args),
         (r"/metrics", handlers.MetricsHandler, args),
         (r"/openapi.json", handlers.OpenAPIHandler, args),
         (r"/v1/modules", handlers.ModulesHandler, args),
-        (rf"/v1/modules/{_NAME}/drift", handlers.DriftHandler, args),
+        (rf"/v1/modules/{NAME}/drift", handlers.DriftHandler, args),
     ]
     return Application(routes, default_handler_class=handlers.NotFoundHandler,
                        default_handler_args=args, compress_response=False,

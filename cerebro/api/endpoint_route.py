@@ -28,6 +28,7 @@ and counted as before.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -54,6 +55,36 @@ if TYPE_CHECKING:
     from cerebro.api.exchange import Exchange
 
 _SERVER = f"TornadoServer/{tornado.version}"  # what RequestHandler.clear sets
+
+
+NAME = r"([A-Za-z_][A-Za-z0-9_]*)"  # a module or function name, as a route's group
+ENDPOINT_PATH = rf"/v1/{NAME}/{NAME}"  # the route: /v1/<module>/<function>
+# the same path at the start of a request target, before its query (Tornado matches the path)
+_LANE_TARGET = re.compile(ENDPOINT_PATH + r"(?:\?|$)")
+_SHADOWED = "tasks"  # /v1/tasks/<id> is the task status route, tried first
+
+
+class EndpointLane:
+    """The endpoint route taken by the API's own server before Tornado's router: for a request
+    whose target is ``/v1/<module>/<function>``, the :class:`EndpointCall` Tornado's routing
+    would make (:class:`EndpointRouter`, the application's route for the same paths), made at
+    once; ``None`` for any other request, which Tornado routes. What is skipped is the walk
+    through the application's rules, the path's regular expression run again and its groups
+    unquoted (names have nothing to unquote)."""
+
+    def __init__(self, ctx: Context, log: Any) -> None:
+        self.ctx = ctx
+        self.log = log
+
+    def __call__(self, exchange: Exchange) -> EndpointCall | None:
+        """The delegate of ``exchange``'s request, or ``None`` when it is not an endpoint call."""
+        target = _LANE_TARGET.match(exchange.start_line.path)
+        if target is None or target[1] == _SHADOWED:
+            return None
+        request = httputil.HTTPServerRequest(
+            connection=exchange, server_connection=exchange.wire,
+            start_line=exchange.start_line, headers=exchange.headers)
+        return EndpointCall(self.ctx, request, target[1], target[2], self.log)
 
 
 class EndpointRouter(Router):

@@ -27,7 +27,6 @@ import time
 from typing import TYPE_CHECKING, cast
 
 from tornado import httputil
-from tornado.httpserver import _ProxyAdapter
 
 from cerebro import jsonio
 from cerebro.api.deadlines import HeadDeadlines
@@ -35,7 +34,9 @@ from cerebro.api.wire import HTTPWire
 
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
+
+    from cerebro.api.exchange import Exchange
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +64,19 @@ class BoundedHTTPServer(httputil.HTTPServerConnectionDelegate):
     their meaning: ``xheaders`` (the client address and scheme from ``X-Real-Ip``,
     ``X-Forwarded-For`` and ``X-Forwarded-Proto``), ``protocol``, ``trusted_downstream``,
     ``max_header_size`` and ``max_body_size`` (a backstop: the handlers refuse a body over
-    ``CEREBRO_MAX_BODY_BYTES`` themselves).
+    ``CEREBRO_MAX_BODY_BYTES`` themselves). ``lane(exchange)`` may serve a request before the
+    application's router sees it (the endpoint route's
+    :class:`~cerebro.api.endpoint_route.EndpointLane`); ``None`` leaves it to the router.
     """
 
     def __init__(self, app: httputil.HTTPServerConnectionDelegate, *, xheaders: bool = False,
                  protocol: str | None = None, trusted_downstream: list[str] | None = None,
                  max_connections: int = 1000, idle_timeout: float = 0.0,
-                 max_header_size: int = 65536, max_body_size: int = 100 * 1024 * 1024) -> None:
+                 max_header_size: int = 65536, max_body_size: int = 100 * 1024 * 1024,
+                 lane: Callable[[Exchange], httputil.HTTPMessageDelegate | None] | None = None,
+                 ) -> None:
         self.app = app
+        self.lane = lane
         self.xheaders, self.protocol = xheaders, protocol
         self.trusted_downstream = trusted_downstream
         self.max_header_size, self.max_body_size = max_header_size, max_body_size
@@ -112,11 +118,20 @@ class BoundedHTTPServer(httputil.HTTPServerConnectionDelegate):
 
     def start_request(self, server_conn: object,
                       request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
-        """The application's delegate for one request (behind Tornado's ``xheaders``
-        adapter when the proxy headers are trusted)."""
-        delegate = self.app.start_request(server_conn, request_conn)
-        if self.xheaders:
-            delegate = _ProxyAdapter(delegate, request_conn)
+        """The delegate of one request (its head is in): the lane's, else the application's.
+
+        With ``xheaders``, the connection's client address and scheme become the request's
+        proxy headers' first (Tornado's own rules, undone for the next request), so the
+        request reads them when it is made.
+        """
+        exchange = cast("Exchange", request_conn)
+        context = exchange.context
+        if self.xheaders and context is not None:
+            context._unapply_xheaders()
+            context._apply_xheaders(exchange.headers)
+        delegate = self.lane(exchange) if self.lane is not None else None
+        if delegate is None:
+            return self.app.start_request(server_conn, request_conn)
         return delegate
 
     def on_close(self, server_conn: object) -> None:

@@ -186,7 +186,8 @@ def prepare_multiprocess_metrics() -> None:
 async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> None:
     """Serve on ``sockets`` in this process, with ``core`` (loaded before the fork), until a
     stop signal."""
-    from cerebro.api.app import Context, make_app
+    from cerebro.api.app import Context, log_request, make_app
+    from cerebro.api.endpoint_route import EndpointLane
     from cerebro.api.limits import BoundedHTTPServer
     from cerebro.api.submit import Submitter
 
@@ -206,7 +207,8 @@ async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> 
         # Content-Length, or once chunks pass the limit)
         max_connections=settings.max_connections,
         max_body_size=2 * settings.max_body_bytes + 65536,
-        idle_timeout=settings.idle_timeout)  # kept by server.heads (cerebro.api.deadlines)
+        idle_timeout=settings.idle_timeout,  # kept by server.heads (cerebro.api.deadlines)
+        lane=EndpointLane(ctx, log_request))  # endpoint calls, before Tornado's router
     await server.serve(sockets)
     core.watch()
     # What this process built to serve (its app, clients, imports) lives as long as it does:

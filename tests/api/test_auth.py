@@ -77,6 +77,26 @@ def test_wrong_keys_are_rate_limited_per_address(server_factory):
     assert server.post("/v1/echo/say", {"text": "a"}, {"X-API-Key": KEY_ONE})[0] == 200
 
 
+def test_behind_a_trusted_proxy_the_limit_is_per_forwarded_address(server_factory):
+    """With CEREBRO_TRUST_PROXY_HEADERS, the client address is X-Real-Ip's, request by
+    request on one connection: one forwarded address over the limit gets 429, another one
+    behind the same proxy does not; without the setting, the header is ignored."""
+    env = {"CEREBRO_MODULES_PACKAGE": "fixture_modules", "CEREBRO_MODULES": "echo",
+           "CEREBRO_API_KEYS": f"{KEY_ONE},{KEY_TWO}", "CEREBRO_AUTH_FAILURE_LIMIT": "2"}
+    proxied = server_factory(dict(env, CEREBRO_TRUST_PROXY_HEADERS="true"))
+    direct = server_factory(env)
+
+    def guess(server, address):
+        """A wrong key sent from ``address`` (as the proxy says)."""
+        return server.post("/v1/echo/say", {"text": "a"},
+                           {"X-API-Key": "g" * 40, "X-Real-Ip": address})[0]
+
+    assert [guess(proxied, "10.0.0.1") for _ in range(3)] == [401, 401, 429]
+    assert [guess(proxied, "10.0.0.2") for _ in range(3)] == [401, 401, 429]
+    assert [guess(direct, "10.0.0.1"), guess(direct, "10.0.0.2"),
+            guess(direct, "10.0.0.3")] == [401, 401, 429]
+
+
 def test_short_keys_are_refused_at_start_without_printing_them(tmp_path):
     """A guessable key stops `cerebro serve` with exit 2; the message never shows the keys."""
     result = subprocess.run(

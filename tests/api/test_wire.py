@@ -242,3 +242,32 @@ def test_request_headers_are_what_tornado_builds(fields):
         assert built.get_list(key) == expected.get_list(key)
     built.add("X-New", "1")
     assert built["x-new"] == "1"
+
+
+@pytest.mark.parametrize("target", [
+    "/v1/jobs/noop", "/v1/jobs/noop?x=1&y=2", "/v1/tasks/abc", "/v1/modules", "/v1/modules/x/drift",
+    "/v1/modules/x", "/v1/a/b/c", "/v1/9a/b", "/v1/a%62/b", "/v1/_a/b_1", "/healthz",
+    "/v1/jobs/noop/", "/v1//b", "/v2/a/b", "/v1/a/b#frag"])
+def test_the_endpoint_lane_takes_what_the_application_routes_to_the_endpoint_route(target):
+    """The server's lane and Tornado's route table decide alike, path by path."""
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+
+    from cerebro.api.app import make_app
+    from cerebro.api.endpoint_route import EndpointLane, EndpointRouter
+
+    start_line = RequestStartLine("POST", target, "HTTP/1.1")
+    request = HTTPServerRequest(start_line=start_line, headers=HTTPHeaders({"Host": "x"}))
+    routed = next(((rule.target, match) for rule in make_app(None).wildcard_router.rules
+                   if (match := rule.matcher.match(request)) is not None), (None, None))
+
+    class Exchange:
+        """What the lane reads of an exchange."""
+        wire = None
+        context = None
+        headers = HTTPHeaders({"Host": "x"})
+
+    Exchange.start_line = start_line
+    taken = EndpointLane(None, None)(Exchange())
+    assert (taken is not None) == isinstance(routed[0], EndpointRouter)
+    if taken is not None:  # the same module and function as the route's own groups
+        assert taken.path_args == tuple(arg.decode() for arg in routed[1]["path_args"])
