@@ -79,8 +79,8 @@ def test_wrong_keys_are_rate_limited_per_address(server_factory):
 
 def test_behind_a_trusted_proxy_the_limit_is_per_forwarded_address(server_factory):
     """With CEREBRO_TRUST_PROXY_HEADERS, the client address is X-Real-Ip's, request by
-    request on one connection: one forwarded address over the limit gets 429, another one
-    behind the same proxy does not; without the setting, the header is ignored."""
+    request: one forwarded address over the limit gets 429, another one behind the same
+    proxy does not; without the setting, the header is ignored."""
     env = {"CEREBRO_MODULES_PACKAGE": "fixture_modules", "CEREBRO_MODULES": "echo",
            "CEREBRO_API_KEYS": f"{KEY_ONE},{KEY_TWO}", "CEREBRO_AUTH_FAILURE_LIMIT": "2"}
     proxied = server_factory(dict(env, CEREBRO_TRUST_PROXY_HEADERS="true"))
