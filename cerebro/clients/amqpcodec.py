@@ -83,6 +83,27 @@ class TableTemplate:
         return EncodedTable(_U32.pack(len(data)) + data)
 
 
+class PropertiesTemplate:
+    """``Basic.Properties`` whose content type, encoding, delivery mode and priority are
+    fixed and set, with the headers (encoded), correlation id and message id given per
+    message: the bytes :func:`encode_properties` writes for the same values, the fixed ones
+    encoded once."""
+
+    def __init__(self, *, content_type: str, content_encoding: str, delivery_mode: int,
+                 priority: int) -> None:
+        flags = (_CONTENT_TYPE | _CONTENT_ENCODING | _HEADERS | _DELIVERY_MODE | _PRIORITY
+                 | _CORRELATION_ID | _MESSAGE_ID)
+        self._head = struct.pack(">H", flags) + _short(content_type) + _short(content_encoding)
+        self._middle = struct.pack(">BB", delivery_mode, priority)
+
+    def encode(self, headers: EncodedTable, correlation_id: str,
+               message_id: str) -> EncodedProperties:
+        """The properties of one message (both ids non-empty: they are always set here)."""
+        return EncodedProperties(b"".join((self._head, headers.data, self._middle,
+                                           _short(correlation_id), _short(message_id))),
+                                 message_id)
+
+
 def frame(frame_type: int, channel: int, payload: bytes) -> bytes:
     """One whole frame: head, payload, frame end."""
     return _FRAME_HEAD.pack(frame_type, channel, len(payload)) + payload + FRAME_END_CHAR

@@ -46,13 +46,14 @@ import functools
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pamqp import commands
 from yarl import URL
 
 from cerebro.clients.amqp import AMQPConnection, HandshakeLost, Nacked, Returned
-from cerebro.clients.amqpcodec import EncodedTable, TableTemplate, encode_properties
+from cerebro.clients.amqpcodec import (EncodedTable, PropertiesTemplate, TableTemplate,
+                                       encode_properties)
 from cerebro.clients.rabbitmq import probe, refusal, refused
 
 if TYPE_CHECKING:
@@ -69,6 +70,10 @@ log = logging.getLogger(__name__)
 AMQP_ERRORS = (ConnectionError, OSError, TimeoutError, asyncio.TimeoutError, Returned, Nacked)
 
 _EMBED = b'{"callbacks":null,"errbacks":null,"chain":null,"chord":null}'
+# the properties of every task message (persistent JSON), and their encoding but for the ids
+_TASK_FIXED: dict[str, Any] = {"content_type": "application/json",
+                               "content_encoding": "utf-8", "delivery_mode": 2, "priority": 0}
+_TASK_PROPERTIES = PropertiesTemplate(**_TASK_FIXED)
 _REPR_MAX = 1024  # Celery's argsrepr_maxsize
 
 
@@ -323,9 +328,10 @@ class TaskPublisher:
                 raise BrokerUnavailable(f"queue {queue} uses a {exchange_type} exchange; "
                                         "only queues on direct or topic exchanges are "
                                         "published to")
-            properties = encode_properties(
-                content_type="application/json", content_encoding="utf-8", delivery_mode=2,
-                priority=0, correlation_id=task_id, message_id=task_id, headers=headers)
+            properties = (_TASK_PROPERTIES.encode(headers, task_id, task_id)
+                          if isinstance(headers, EncodedTable) else encode_properties(
+                              **_TASK_FIXED, correlation_id=task_id, message_id=task_id,
+                              headers=headers))
             await connection.publish(queue, properties, body, mandatory=True)
         except BrokerUnavailable:
             raise

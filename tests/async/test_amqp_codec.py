@@ -88,3 +88,16 @@ def test_a_basic_ack_is_read_as_pamqp_reads_it(tag, multiple):
                          ids=lambda f: type(f).__name__)
 def test_any_other_frame_is_left_to_pamqp(other):
     assert amqpcodec.ack_of(frame.marshal(other, 1)) is None
+
+
+@pytest.mark.parametrize("task_id", [TASK_ID, "t", "ü" * 60])
+def test_the_task_properties_template_writes_what_pamqp_writes(task_id):
+    """The publisher's properties (fixed content type, encoding, delivery mode and priority;
+    the ids and headers per message) are pamqp's Basic.Properties, byte for byte."""
+    from cerebro.taskqueue.publisher import _TASK_FIXED, _TASK_PROPERTIES
+    headers, _ = task_message(task_id, "cerebro.run", b"[]", "[]", "o@h")
+    encoded = _TASK_PROPERTIES.encode(headers, task_id, task_id)
+    expected = commands.Basic.Properties(
+        **_TASK_FIXED, correlation_id=task_id, message_id=task_id,
+        headers=task_headers(task_id, "cerebro.run", "[]", "o@h")).marshal()
+    assert encoded.data == expected and encoded.message_id == task_id

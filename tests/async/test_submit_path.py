@@ -190,6 +190,7 @@ def test_submitter_marks_queued_publishes_and_reads_the_state(rabbit_url, redis_
             status, body = await submitter(handler, call, {"x": 3})
             task_id = json.loads(body)["task_id"]
             assert status == 202 and headers["Location"] == f"/v1/tasks/{task_id}"
+            assert str(uuid.UUID(task_id)) == task_id and uuid.UUID(task_id).version == 4
             meta = await submitter.task_meta(task_id)
             assert meta["status"] == "PENDING"
             assert meta["result"]["module"] == "jobs" and meta["result"]["function"] == "square"
@@ -215,6 +216,20 @@ def test_submitter_marks_queued_publishes_and_reads_the_state(rabbit_url, redis_
         assert ids == [first, second]
     finally:
         _cleanup(rabbit_url, settings, "jobs")
+
+
+def test_task_ids_are_random_version_4_uuids_in_their_usual_form():
+    """new_task_id() gives what str(uuid.uuid4()) gives: the RFC 4122 variant, version 4, the
+    rest random (every one of 2000 differs, and every free hex digit takes many values)."""
+    from cerebro.api.submit import new_task_id
+    ids = [new_task_id() for _ in range(2000)]
+    for task_id in ids:
+        parsed = uuid.UUID(task_id)
+        assert str(parsed) == task_id and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+    assert len(set(ids)) == len(ids)
+    for position in (0, 9, 15, 20, 35):
+        assert len({task_id[position] for task_id in ids}) == 16
 
 
 def test_submitter_answers_503_at_once_when_redis_is_down_and_publishes_nothing(
