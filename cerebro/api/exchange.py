@@ -127,6 +127,8 @@ class Exchange(httputil.HTTPConnection):
         if not self.write_finished:
             assert self.delegate is not None
             self._call(self.delegate.finish)
+        if self.write_finished:
+            self.delegate = None  # done: no cycle left for the collector (see _finished)
 
     def _call(self, method: Callable[..., Awaitable[None] | None], *args: object) -> bool:
         """Call a delegate method; False when it failed (logged, the connection closed) or
@@ -160,6 +162,7 @@ class Exchange(httputil.HTTPConnection):
         elif self._close_callback is not None:
             callback, self._close_callback = self._close_callback, None
             callback()
+        self.delegate = None
 
     # -- writing: Tornado's HTTPConnection ----------------------------------------------
 
@@ -271,6 +274,10 @@ class Exchange(httputil.HTTPConnection):
         self._close_callback = None
         if not self.read_finished:  # answered before its body was read: nothing else to read
             self.disconnect_on_finish = True
+        else:
+            # read and answered: let go of the delegate, whose request points back here, so
+            # the request's objects are freed at once, not left to the cyclic collector
+            self.delegate = None
         self.wire.answered(self)
 
 
