@@ -110,7 +110,7 @@ class Exchange(httputil.HTTPConnection):
         length = self.headers.get("Content-Length")
         if (length is not None and not self.write_finished
                 and int(length) > self.max_body_size):
-            self.wire.malformed("Content-Length too long")
+            self.wire.malformed("Content-Length too long", self)
             return
         while self._held and not self._waiting:
             chunk = self._held.pop(0)
@@ -135,6 +135,9 @@ class Exchange(httputil.HTTPConnection):
         asked to wait (the rest is held until what it returned is done)."""
         try:
             waited = method(*args)
+        except httputil.HTTPInputError as exc:  # a request Tornado cannot make (no Host...)
+            self.wire.malformed(str(exc), self)
+            return False
         except Exception:  # noqa: BLE001 - a delegate's bug: logged, as Tornado does
             app_log.error("Uncaught exception", exc_info=True)
             self.wire.close()

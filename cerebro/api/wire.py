@@ -159,7 +159,7 @@ class HTTPWire(asyncio.Protocol):
         try:
             self._feed(data)
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _Malformed):
+            if isinstance(exc.__context__, (_Malformed, httputil.HTTPInputError)):
                 self.malformed(str(exc.__context__))
                 return
             raise
@@ -263,18 +263,23 @@ class HTTPWire(asyncio.Protocol):
     def _start(self, exchange: Exchange) -> None:
         """Serve ``exchange`` now: its delegate gets its head, and what is in of its body."""
         self._serving = exchange
-        exchange.start(self.server.start_request(self, exchange))
+        try:
+            delegate = self.server.start_request(self, exchange)
+        except httputil.HTTPInputError as exc:  # e.g. no Host: the request cannot be made
+            self.malformed(str(exc), exchange)
+            return
+        exchange.start(delegate)
 
-    def malformed(self, reason: str) -> None:
-        """A request that cannot be read: 400 and close, once the ones before it are
-        answered."""
+    def malformed(self, reason: str, exchange: Exchange | None = None) -> None:
+        """A request that cannot be read (``exchange``, else the one being read): 400 and
+        close, once the requests before it are answered."""
         gen_log.info("Malformed HTTP message from %s: %s", self.context, reason)
         self._ignore_rest = True
-        reading = self._reading
-        if reading is not None and reading is self._serving and reading.delegate is not None:
+        failed = exchange if exchange is not None else self._reading
+        if failed is not None and failed is self._serving:
             self._serving = None
-            reading.connection_lost()  # its delegate was reading: tell it, as Tornado does
-        self._queue = deque(exchange for exchange in self._queue if exchange is not reading)
+            failed.connection_lost()  # a delegate still reading is told, as Tornado does
+        self._queue = deque(queued for queued in self._queue if queued is not failed)
         if self._serving is None:
             self._refuse(_BAD_REQUEST)
         else:

@@ -127,3 +127,16 @@ def test_a_method_tornado_does_not_know_is_405_before_any_key_check(server_facto
         status, headers, body = _read_answer(sock)
     assert status == "HTTP/1.1 405 Method Not Allowed" and dict(headers)["Allow"] == "POST"
     assert json.loads(body)["error"]["type"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("head", ["POST /v1/echo/say HTTP/1.1\r\n",
+                                  "POST /v1/echo/say HTTP/1.1\r\nHost: a,b\r\n"])
+def test_an_endpoint_request_tornado_cannot_make_is_a_bare_400(server, head):
+    """No Host header, or two: the endpoint route answers 400 as Tornado's router does, and
+    nothing is logged as a bug."""
+    with _connect(server) as sock:
+        sock.sendall(f"{head}Content-Type: application/json\r\nContent-Length: 2\r\n\r\n"
+                     "{}".encode())
+        answer = sock.recv(65536)
+    assert answer == b"HTTP/1.1 400 Bad Request\r\n\r\n"
+    assert "Uncaught exception" not in server.log_path.read_text(errors="replace")

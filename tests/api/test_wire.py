@@ -154,10 +154,14 @@ def test_head_gets_no_body(port):
     b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
     b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
-    b"GET /echo HTTP/1.1\r\nHost x\r\n\r\n"])
+    b"GET /echo HTTP/1.1\r\nHost x\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+    b"POST /echo HTTP/1.1\r\nHost: a b\r\nContent-Length: 2\r\n\r\n{}",
+    b"POST /echo?a=%zz&" + b"x=1&" * 2000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"])
 def test_a_malformed_request_is_a_bare_400_and_the_connection_closes(port, request_bytes):
     """Bad versions, unknown methods, smuggling-prone framing, a body over the backstop, a
-    broken header line: 400, nothing else, closed."""
+    broken header line, no Host or a bad one, a query string over Tornado's limit: 400,
+    nothing else, closed."""
     assert _exchange(port, request_bytes) == b"HTTP/1.1 400 Bad Request\r\n\r\n"
 
 
