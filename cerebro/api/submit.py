@@ -188,7 +188,8 @@ class Submitter:
             if isinstance(exc, BrokerUnavailable):
                 raise self._broker_down(exc) from None
             raise
-        if marker is not None and not await self._marker_written(marker):
+        if marker is not None and not (self._marker_outcome(marker) if marker.done()
+                                       else await self._marker_written(marker)):
             # RabbitMQ has the task (it will run), so the answer is still 202; its state
             # shows once Redis is back and the worker reports. Never silently:
             log.error("task %s (%s.%s) accepted without its queued marker: GET /v1/tasks/%s "
@@ -225,9 +226,17 @@ class Submitter:
         answer 503 for :data:`REDIS_RETRY_SECONDS`)."""
         try:
             await answer
-        except RedisRefused as exc:
+        except Exception:  # noqa: BLE001 - read below (a cancellation still propagates)
+            pass
+        return self._marker_outcome(answer)
+
+    def _marker_outcome(self, answer: asyncio.Future[Any]) -> bool:
+        """:meth:`_marker_written` for an answer already in (the usual case by the time
+        RabbitMQ confirmed: no coroutine for it)."""
+        exc = answer.exception()
+        if isinstance(exc, RedisRefused):
             self._redis_refused(exc)
-        except (RedisError, OSError) as exc:
+        if isinstance(exc, (RedisError, OSError)):
             if not self._redis_outage_logged:
                 self._redis_outage_logged = True
                 log.error("result backend (Redis) unreachable, async calls answer 503: %s: %s",
@@ -235,6 +244,8 @@ class Submitter:
             self._redis_down = True
             self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
             return False
+        if exc is not None:
+            raise exc
         if self._redis_outage_logged:
             log.warning("result backend (Redis) reachable again")
             self._redis_outage_logged = False

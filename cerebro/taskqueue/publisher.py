@@ -320,7 +320,9 @@ class TaskPublisher:
         if self._closed:
             raise BrokerUnavailable("the publisher is closed")
         try:
-            connection = await self._ready_connection()
+            connection = self._connection  # open, as nearly always: no coroutine to get it
+            if connection is None or connection.is_closed:
+                connection = await self._ready_connection()
             # one declaration per queue per connection, shared by concurrent requests
             exchange_type = (self._declared_now(queue)
                              or await self._declared_type(connection, queue))

@@ -240,12 +240,26 @@ def test_request_headers_are_what_tornado_builds(fields):
         expected.add(name.decode("latin1"), value.decode("latin1"))
     assert list(built.get_all()) == list(expected.get_all())
     assert dict(built) == dict(expected)
-    for name, _ in fields:
-        key = name.decode().upper()
-        assert built.get(key) == expected.get(key)
-        assert built.get_list(key) == expected.get_list(key)
-    built.add("X-New", "1")
-    assert built["x-new"] == "1"
+    for name in [name.decode() for name, _ in fields] + ["X-Absent", "content-length"]:
+        for key in (name, name.upper(), name.lower()):
+            assert built.get(key) == expected.get(key)
+            assert built.get(key, "dflt") == expected.get(key, "dflt")
+            assert built.get_list(key) == expected.get_list(key)
+            assert (key in built) == (key in expected)
+            if key in expected:
+                assert built[key] == expected[key]
+            else:
+                with pytest.raises(KeyError):
+                    built[key]
+    assert 3 not in built and 3 not in expected
+    for changed in (built, expected):
+        changed.add("X-New", "1")
+        changed.add("x-new", "2")
+        changed["X-Set"] = "s"
+        if "x-thing" in changed:
+            del changed["X-THING"]
+    assert dict(built) == dict(expected) and built["x-new"] == expected["x-new"] == "1,2"
+    assert built.get("x-thing") is None and built["x-set"] == "s"
 
 
 @pytest.mark.parametrize("target", [
