@@ -139,4 +139,4 @@ class HeadDeadlines(_Sweeper):
         late = [wire for wire, deadline in self._waiting.items() if deadline <= now]
         for wire in late:
             del self._waiting[wire]
-            wire.close()
+            wire.expire()

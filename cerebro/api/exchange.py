@@ -77,6 +77,7 @@ class Exchange(httputil.HTTPConnection):
         self._held: list[bytes] = []  # body chunks the delegate is not ready for yet
         self._ended = False  # the whole request is in (delivered or held)
         self._waiting = True  # the delegate is not ready: not started, or asked to wait
+        self._body_started = False  # the head's checks done, 100 Continue sent if asked
 
     # -- reading: the wire's events, passed on in order ----------------------------------
 
@@ -84,8 +85,6 @@ class Exchange(httputil.HTTPConnection):
         """Hand the request's head to ``delegate``, then what is held of its body."""
         self.delegate = delegate
         if self._call(delegate.headers_received, self.start_line, self.headers):
-            if self.headers.get("Expect") == "100-continue" and not self.write_finished:
-                self.wire.write(_CONTINUE)
             self._release()
 
     def deliver_body(self, chunk: bytes) -> None:
@@ -107,11 +106,15 @@ class Exchange(httputil.HTTPConnection):
         body announced over the server's backstop is refused here, where Tornado does)."""
         self._waiting = False
         assert self.delegate is not None
-        length = self.headers.get("Content-Length")
-        if (length is not None and not self.write_finished
-                and int(length) > self.max_body_size):
-            self.wire.malformed("Content-Length too long", self)
-            return
+        if not self._body_started:  # the delegate has taken the head: the body may come
+            self._body_started = True
+            length = self.headers.get("Content-Length")
+            if (length is not None and not self.write_finished
+                    and int(length) > self.max_body_size):
+                self.wire.malformed("Content-Length too long", self)
+                return
+            if self.headers.get("Expect") == "100-continue" and not self.write_finished:
+                self.wire.write(_CONTINUE)
         while self._held and not self._waiting:
             chunk = self._held.pop(0)
             if not self.write_finished and not self._call(self.delegate.data_received, chunk):
@@ -146,12 +149,17 @@ class Exchange(httputil.HTTPConnection):
             return True
         self._waiting = True
         self.wire.hold(self)
-        convert_yielded(waited).add_done_callback(lambda _done: self._resume())
+        convert_yielded(waited).add_done_callback(self._resume)
         return False
 
-    def _resume(self) -> None:
-        """What the delegate waited for is done: go on reading."""
+    def _resume(self, waited: Future[None]) -> None:
+        """What the delegate waited for is done: go on reading (if it failed, the error is
+        logged and the connection closed, as Tornado does)."""
         self.wire.unhold(self)
+        if not waited.cancelled() and waited.exception() is not None:
+            app_log.error("Uncaught exception", exc_info=waited.exception())
+            self.wire.close()
+            return
         if not self.wire.closed:
             self._release()
 
@@ -186,8 +194,8 @@ class Exchange(httputil.HTTPConnection):
         raise NotImplementedError("this server does not hand its connections over")
 
     def close(self) -> None:
-        """Close the connection (the body timeout's sweep cuts a late body this way)."""
-        self.wire.close()
+        """Close the connection now (the body timeout's sweep cuts a late body this way)."""
+        self.wire.expire()
 
     def write_headers(self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
                       headers: httputil.HTTPHeaders, chunk: bytes | None = None,
@@ -198,7 +206,8 @@ class Exchange(httputil.HTTPConnection):
         code = start_line.code
         self._chunking = (request.version == "HTTP/1.1" and request.method != "HEAD"
                           and code not in _NO_BODY_STATUSES and not 100 <= code < 200
-                          and "Content-Length" not in headers)
+                          and "Content-Length" not in headers
+                          and "Transfer-Encoding" not in headers)
         if headers.get("Connection", "").lower() == "close":
             self.disconnect_on_finish = True
         if request.version == "HTTP/1.1" and self.disconnect_on_finish:

@@ -73,17 +73,22 @@ def request_headers(fields: list[tuple[bytes, bytes]]) -> httputil.HTTPHeaders:
                 _NAMES.clear()
             name = _NAMES[raw] = "-".join(
                 word.capitalize() for word in raw.decode("latin1").split("-"))
+        text = value.rstrip(b" \t").decode("latin1")  # llhttp keeps trailing blanks
         values = as_list.get(name)
         if values is None:
-            as_list[name] = [value.decode("latin1")]
+            as_list[name] = [text]
         else:
-            values.append(value.decode("latin1"))
+            values.append(text)
     headers._as_list, headers._combined_cache = as_list, {}
     return headers
 
 
 class _Malformed(Exception):
     """A request the wire refuses (raised in a parser callback; its text is logged)."""
+
+
+class _HeadTooLarge(_Malformed):
+    """A request head over the server's ``max_header_size``: refused with a 431."""
 
 
 class _Socket:
@@ -108,12 +113,15 @@ class HTTPWire(asyncio.Protocol):
         self._serving: Exchange | None = None  # the request being answered
         self._queue: deque[Exchange] = deque()  # parsed while another one is answered
         self._in_head = False
-        self._head_bytes = 0
+        self._head_bytes = 0  # the head's bytes counted field by field
+        self._head_raw = 0  # bytes of chunks that arrived while a head was under way
+        self._completed = 0  # requests completed in the chunk being parsed
+        self._starting = False  # serve_next is running (a request answered at once re-enters)
         self._holds = 0  # delegates that asked the wire to wait
         self._paused = False
         self._ignore_rest = False  # after a malformed request: nothing more is read
         self._continuing: Exchange | None = None  # an upgrade request whose body is next
-        self._failed: str | None = None  # a malformed request behind ones being answered
+        self._failed: bytes | None = None  # the bare answer owed after the ones being answered
         self._drains: list[Future[None]] = []
         self._done: Future[None] | None = None  # a write's outcome while not backed up
 
@@ -150,15 +158,30 @@ class HTTPWire(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
 
+    def expire(self) -> None:
+        """Close the connection for a timeout: an answer the client has not taken is dropped
+        (a client that stopped reading would otherwise hold it, and its place under the cap,
+        for as long as TCP keeps the connection)."""
+        transport = self.transport
+        if transport is not None and transport.get_write_buffer_size():
+            self.closed = True
+            transport.abort()
+        else:
+            self.close()
+
     # -- reading ---------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         """Parse what arrived; each complete head starts (or queues) a request."""
         if self._ignore_rest or self.closed:
             return
+        self._completed = 0
         try:
             self._feed(data)
         except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self.malformed(str(exc.__context__), answer=_HEAD_TOO_LARGE)
+                return
             if isinstance(exc.__context__, (_Malformed, httputil.HTTPInputError)):
                 self.malformed(str(exc.__context__))
                 return
@@ -166,11 +189,13 @@ class HTTPWire(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self.malformed(str(exc))
             return
-        if self._in_head and not self.closed:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.server.max_header_size:
-                self._refuse(_HEAD_TOO_LARGE, "request head over %d bytes" %
-                             self.server.max_header_size)
+        if self._in_head and not self._completed and not self.closed:
+            # the whole chunk is (more of) the head under way: a field not finished yet, which
+            # llhttp holds and the count by field has not seen, counts too
+            self._head_raw += len(data)
+            if self._head_raw > self.server.max_header_size:
+                self.malformed(f"request head over {self.server.max_header_size} bytes",
+                               answer=_HEAD_TOO_LARGE)
                 return
         self._flow()
 
@@ -201,16 +226,24 @@ class HTTPWire(asyncio.Protocol):
         if self._continuing is not None:  # the framing of an upgrade request's body
             return
         self._url, self._fields = b"", []
-        self._in_head, self._head_bytes = True, 0
+        self._in_head, self._head_bytes, self._head_raw = True, 0, 0
 
     def on_url(self, url: bytes) -> None:
         """(Part of) the request target."""
         self._url += url
+        self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """One header field."""
         if self._continuing is None:
             self._fields.append((name, value))
+            self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, size: int) -> None:
+        """Count ``size`` bytes of the head being read; over the limit, it is refused (431)."""
+        self._head_bytes += size
+        if self._head_bytes > self.server.max_header_size:
+            raise _HeadTooLarge(f"request head over {self.server.max_header_size} bytes")
 
     def on_headers_complete(self) -> None:
         """The head is in: a request to answer now, or after the ones before it."""
@@ -250,6 +283,7 @@ class HTTPWire(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         """The request being read is complete."""
+        self._completed += 1
         exchange, self._reading = self._reading, None
         if exchange is None or self.closed:
             return
@@ -262,6 +296,7 @@ class HTTPWire(asyncio.Protocol):
 
     def _start(self, exchange: Exchange) -> None:
         """Serve ``exchange`` now: its delegate gets its head, and what is in of its body."""
+        self.server.heads.done(self)  # being served: no idle timeout
         self._serving = exchange
         try:
             delegate = self.server.start_request(self, exchange)
@@ -270,9 +305,10 @@ class HTTPWire(asyncio.Protocol):
             return
         exchange.start(delegate)
 
-    def malformed(self, reason: str, exchange: Exchange | None = None) -> None:
-        """A request that cannot be read (``exchange``, else the one being read): 400 and
-        close, once the requests before it are answered."""
+    def malformed(self, reason: str, exchange: Exchange | None = None,
+                  answer: bytes = _BAD_REQUEST) -> None:
+        """A request that cannot be read (``exchange``, else the one being read): ``answer``
+        (a bare 400) and close, once the requests before it are answered."""
         gen_log.info("Malformed HTTP message from %s: %s", self.context, reason)
         self._ignore_rest = True
         failed = exchange if exchange is not None else self._reading
@@ -280,15 +316,12 @@ class HTTPWire(asyncio.Protocol):
             self._serving = None
             failed.connection_lost()  # a delegate still reading is told, as Tornado does
         self._queue = deque(queued for queued in self._queue if queued is not failed)
+        self._failed = answer
         if self._serving is None:
-            self._refuse(_BAD_REQUEST)
-        else:
-            self._failed = reason
+            self._serve_next()
 
-    def _refuse(self, answer: bytes, reason: str | None = None) -> None:
+    def _refuse(self, answer: bytes) -> None:
         """Write a bare error answer and close."""
-        if reason is not None:
-            gen_log.info("Refused HTTP message from %s: %s", self.context, reason)
         if self.transport is not None and not self.closed:
             self.transport.write(answer)
         self.close()
@@ -309,7 +342,7 @@ class HTTPWire(asyncio.Protocol):
         """Read while nothing waits; pause while requests are queued or a delegate waits."""
         if self.transport is None or self.closed:
             return
-        stop = bool(self._queue) or self._holds > 0
+        stop = bool(self._queue) or self._holds > 0 or bool(self._drains)
         if stop != self._paused:
             self._paused = stop
             if stop:
@@ -339,11 +372,13 @@ class HTTPWire(asyncio.Protocol):
         self._drains.append(asyncio.get_running_loop().create_future())
 
     def resume_writing(self) -> None:
-        """The transport drained."""
+        """The transport drained: what waited for it goes on (the next request too)."""
         drains, self._drains = self._drains, []
         for drain in drains:
             if not drain.done():
                 drain.set_result(None)
+        if self._serving is None and not self.closed:
+            self._serve_next()
 
     def answered(self, exchange: Exchange) -> None:
         """``exchange``'s answer is complete: close, or serve the next request."""
@@ -353,11 +388,29 @@ class HTTPWire(asyncio.Protocol):
         if exchange.disconnect_on_finish:
             self.close()
             return
-        if self._queue:
-            self._start(self._queue.popleft())
-        elif self._failed is not None:
-            self._refuse(_BAD_REQUEST)
+        self._serve_next()
+
+    def _serve_next(self) -> None:
+        """Serve the requests queued behind the one answered, one after the other, while the
+        client takes its answers (nothing more is started or read while the transport is
+        backed up: a client that never reads cannot make answers pile up); then the answer
+        owed to a malformed request, or wait for the next head. A request answered at once
+        comes back here: the loop below goes on with the next one (no recursion)."""
+        if self._starting:
             return
-        elif not self._ignore_rest:
-            self.server.heads.start(self)  # waiting for the next head
+        self._starting = True
+        try:
+            while (self._serving is None and self._queue and not self._drains
+                   and not self.closed):
+                self._start(self._queue.popleft())
+        finally:
+            self._starting = False
+        if self._serving is None and not self.closed:
+            if self._failed is not None and not self._queue:
+                self._refuse(self._failed)
+                return
+            if not self._ignore_rest or self._queue:
+                # waiting for the next head, or for the client to take its answers: the idle
+                # timeout runs (a client that stops reading is dropped, see expire)
+                self.server.heads.start(self)
         self._flow()
