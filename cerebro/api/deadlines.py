@@ -110,17 +110,19 @@ class BodyDeadlines(_Sweeper):
 
 
 class HeadDeadlines(_Sweeper):
-    """The connections waiting for a request head, with their deadlines, and the sweep that
-    closes the late ones. ``timeout`` 0 (``CEREBRO_IDLE_TIMEOUT=0``): no limit."""
+    """The connections waiting for a request head (or for their client to take its answers),
+    with their deadlines, and the sweep that closes the late ones. ``timeout`` 0
+    (``CEREBRO_IDLE_TIMEOUT=0``): no limit."""
 
     def __init__(self, timeout: float) -> None:
         super().__init__(timeout)
-        self._waiting: dict[HTTPWire, float] = {}
+        # connection -> (its deadline, its bytes unsent when the deadline was set)
+        self._waiting: dict[HTTPWire, tuple[float, int]] = {}
 
     def start(self, wire: HTTPWire) -> None:
         """``wire`` starts waiting for a request head: note its deadline."""
         if self.timeout:
-            self._waiting[wire] = self._deadline()
+            self._waiting[wire] = (self._deadline(), wire.unsent())
 
     def done(self, wire: HTTPWire) -> None:
         """``wire``'s head is in: it is being served, never cut by this timeout."""
@@ -134,9 +136,16 @@ class HeadDeadlines(_Sweeper):
         return bool(self._waiting)
 
     def sweep(self) -> None:
-        """Close the connections still without a complete head at their deadline."""
+        """Close the connections still without a complete head at their deadline; one whose
+        client took some of its answers since is given another timeout (a slow reader, not
+        a stuck one)."""
         now = time.monotonic()
-        late = [wire for wire, deadline in self._waiting.items() if deadline <= now]
-        for wire in late:
+        late = [(wire, unsent) for wire, (deadline, unsent) in self._waiting.items()
+                if deadline <= now]
+        for wire, unsent in late:
+            left = wire.unsent()
+            if 0 < left < unsent:
+                self._waiting[wire] = (now + self.timeout, left)
+                continue
             del self._waiting[wire]
             wire.expire()

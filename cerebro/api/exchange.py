@@ -156,8 +156,12 @@ class Exchange(httputil.HTTPConnection):
         """What the delegate waited for is done: go on reading (if it failed, the error is
         logged and the connection closed, as Tornado does)."""
         self.wire.unhold(self)
-        if not waited.cancelled() and waited.exception() is not None:
-            app_log.error("Uncaught exception", exc_info=waited.exception())
+        error = None if waited.cancelled() else waited.exception()
+        if isinstance(error, httputil.HTTPInputError):
+            self.wire.malformed(str(error), self)
+            return
+        if error is not None:
+            app_log.error("Uncaught exception", exc_info=error)
             self.wire.close()
             return
         if not self.wire.closed:

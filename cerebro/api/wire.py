@@ -266,7 +266,7 @@ class HTTPWire(asyncio.Protocol):
         start_line = httputil.RequestStartLine(
             parser.get_method().decode("latin1"), self._url.decode("latin1"), "HTTP/" + version)
         exchange = self._reading = Exchange(self, start_line, headers)
-        if self._serving is None:
+        if self._serving is None and not self._drains:
             self._start(exchange)
         else:
             self._queue.append(exchange)
@@ -314,6 +314,7 @@ class HTTPWire(asyncio.Protocol):
         failed = exchange if exchange is not None else self._reading
         if failed is not None and failed is self._serving:
             self._serving = None
+            self._queue.clear()  # every request queued came after it: none is answered
             failed.connection_lost()  # a delegate still reading is told, as Tornado does
         self._queue = deque(queued for queued in self._queue if queued is not failed)
         self._failed = answer
@@ -379,6 +380,12 @@ class HTTPWire(asyncio.Protocol):
                 drain.set_result(None)
         if self._serving is None and not self.closed:
             self._serve_next()
+        else:
+            self._flow()
+
+    def unsent(self) -> int:
+        """Bytes of answers handed to the transport and not yet sent."""
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def answered(self, exchange: Exchange) -> None:
         """``exchange``'s answer is complete: close, or serve the next request."""
@@ -411,6 +418,7 @@ class HTTPWire(asyncio.Protocol):
                 return
             if not self._ignore_rest or self._queue:
                 # waiting for the next head, or for the client to take its answers: the idle
-                # timeout runs (a client that stops reading is dropped, see expire)
+                # timeout runs (a client taking nothing of its answers for that long is
+                # dropped; one still reading gets more time: HeadDeadlines.sweep)
                 self.server.heads.start(self)
         self._flow()

@@ -71,8 +71,8 @@ class AtOnce(httputil.HTTPServerConnectionDelegate):
                 self.path = start_line.path
 
             def finish(self):
-                """Answer now."""
-                body = self.path.encode()
+                """Answer now (8 MB for /big)."""
+                body = b"B" * 8_000_000 if self.path == "/big" else self.path.encode()
                 request_conn.write_headers(
                     httputil.ResponseStartLine("HTTP/1.1", 200, "OK"),
                     httputil.HTTPHeaders({"Content-Length": str(len(body))}), body)
@@ -234,6 +234,39 @@ def test_pipelined_requests_answered_at_once_do_not_recurse():
         stop()
     bodies = [part.split(b"\r\n\r\n", 1)[1] for part in answer.split(b"HTTP/1.1 200 OK")[1:]]
     assert bodies == [b"/%d" % i for i in range(400)] + [b"/last"]
+
+
+def test_reading_resumes_once_a_backed_up_answer_drains():
+    """An 8 MB answer backs the connection up while the next request's head and half its body
+    are in: once the client takes the answer, the rest of the body is read and answered."""
+    quick, stop = _serve(AtOnce())
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(5)
+            sock.connect(("127.0.0.1", quick))
+            sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\nPOST /after HTTP/1.1\r\n"
+                         b"Host: x\r\nConnection: close\r\nContent-Length: 10\r\n\r\n12345")
+            time.sleep(0.2)
+            received = b""
+            while len(received) < 8_000_000:
+                received += sock.recv(1 << 20)
+            sock.sendall(b"67890")
+            received += _exchange_rest(sock)
+    finally:
+        stop()
+    assert received.endswith(b"\r\n\r\n/after"), received[-200:]
+
+
+def test_requests_queued_behind_one_that_cannot_be_made_are_not_answered(port):
+    """A slow request, then one without Host, then a good one: the slow one's answer, the
+    400, and the connection closes; the third is never answered (its answer would be taken
+    for the second's)."""
+    answer = _exchange(port, b"GET /echo?wait=0.2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                             b"GET /echo?n=2 HTTP/1.1\r\n\r\n"
+                             b"GET /echo?wait=0&n=3 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.count(b"HTTP/1.1 ") == 2 and b"n=3" not in answer
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"HTTP/1.1 400 Bad Request\r\n\r\n")
 
 
 def test_a_large_body_and_the_start_of_the_next_head_are_not_a_large_head():
