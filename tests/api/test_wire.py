@@ -266,7 +266,8 @@ def test_requests_queued_behind_one_that_cannot_be_made_are_not_answered(port):
                              b"GET /echo?n=2 HTTP/1.1\r\n\r\n"
                              b"GET /echo?wait=0&n=3 HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.count(b"HTTP/1.1 ") == 2 and b"n=3" not in answer
-    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b"HTTP/1.1 400 Bad Request\r\n\r\n")
 
 
 def test_a_large_body_and_the_start_of_the_next_head_are_not_a_large_head():
