@@ -17,16 +17,20 @@ request on a 2-core VM at 250 requests/s (measured: a bare delegate answering a
 constant cost 468-500 us per request over Tornado's stack, 92-96 us over this).
 
 It keeps Tornado's promises: requests on a connection are answered one at a
-time, in order (pipelined ones wait, parsed, with reading paused); a malformed
-request gets a bare 400 and the connection is closed (as does a method llhttp
-does not know, a version other than HTTP/1.x, a ``Transfer-Encoding`` other
-than ``chunked``, both ``Content-Length`` and ``Transfer-Encoding``, or a body
-over the server's backstop); a request head over 64 KiB gets a bare 431; a
-delegate's exception is logged as Tornado logs it and closes the connection. An
-end of stream from the client closes the connection (its delegate is told, as
-with Tornado). ``CEREBRO_IDLE_TIMEOUT`` is kept by the server's
+time, in order (pipelined ones wait, parsed, with reading paused, and none is
+started while the client's answers back up); a malformed request gets a bare
+400 and the connection is closed after the answers before it (as does a request
+Tornado cannot make, a method llhttp does not know, a version other than
+HTTP/1.x, a ``Transfer-Encoding`` other than ``chunked``, both
+``Content-Length`` and ``Transfer-Encoding``, or a body over the server's
+backstop); a request head over ``max_header_size`` (64 KiB) gets a bare 431; an
+``Upgrade`` offer is ignored, as Tornado ignored it; a delegate's exception is
+logged as Tornado logs it and closes the connection. An end of stream from the
+client closes the connection (its delegate is told, as with Tornado).
+``CEREBRO_IDLE_TIMEOUT`` is kept by the server's
 :class:`~cerebro.api.deadlines.HeadDeadlines`: the connection is noted when it
-starts waiting for a head and forgotten once the head is in.
+starts waiting for a head (or for its client to take its answers) and forgotten
+once the next head is in.
 """
 
 from __future__ import annotations
