@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from tornado import httputil
@@ -214,11 +214,9 @@ class Exchange(httputil.HTTPConnection):
                           and "Transfer-Encoding" not in headers)
         if headers.get("Connection", "").lower() == "close":
             self.disconnect_on_finish = True
-        if request.version == "HTTP/1.1" and self.disconnect_on_finish:
-            headers["Connection"] = "close"
-        if (request.version == "HTTP/1.0"
-                and self.headers.get("Connection", "").lower() == "keep-alive"):
-            headers["Connection"] = "Keep-Alive"
+        connection = self._connection_header()
+        if connection is not None:
+            headers["Connection"] = connection
         if self._chunking:
             headers["Transfer-Encoding"] = "chunked"
         if request.method == "HEAD" or code == 304:
@@ -227,12 +225,7 @@ class Exchange(httputil.HTTPConnection):
             self._remaining = int(headers["Content-Length"])
         else:
             self._remaining = None
-        head = f"HTTP/1.1 {code} {start_line.reason}\r\n"
-        for name, value in headers.get_all():
-            if _CR_OR_LF.search(name) or _CR_OR_LF.search(value):
-                raise ValueError(f"Illegal characters (CR or LF) in header: {name}: {value!r}")
-            head += f"{name}: {value}\r\n"
-        data = (head + "\r\n").encode("latin1")
+        data = _head(code, start_line.reason, headers.get_all())
         return self.wire.write(data + self._framed(chunk) if chunk else data)
 
     def write(self, chunk: bytes) -> Future[None]:
@@ -256,23 +249,25 @@ class Exchange(httputil.HTTPConnection):
         when the request needs it, ``Content-Length`` and ``body`` (none for ``HEAD``); with
         ``close``, the connection closes after it. What :meth:`write_headers` and
         :meth:`finish` do for such an answer, without building an ``HTTPHeaders``."""
-        request = self.start_line
         if close:
             self.disconnect_on_finish = True
-        head = f"HTTP/1.1 {code} {httputil.responses.get(code, 'Unknown')}\r\n"
-        for name, value in fields:
-            if _CR_OR_LF.search(value):
-                raise ValueError(f"Illegal characters (CR or LF) in header: {name}: {value!r}")
-            head += f"{name}: {value}\r\n"
-        if request.version == "HTTP/1.1":
-            if self.disconnect_on_finish:
-                head += "Connection: close\r\n"
-        elif self.headers.get("Connection", "").lower() == "keep-alive":
-            head += "Connection: Keep-Alive\r\n"
-        head += f"Content-Length: {len(body)}\r\n\r\n"
-        data = head.encode("latin1")
-        self.wire.write(data if request.method == "HEAD" else data + body)
+        connection = self._connection_header()
+        if connection is not None:
+            fields = [*fields, ("Connection", connection)]
+        data = _head(code, httputil.responses.get(code, "Unknown"),
+                     [*fields, ("Content-Length", str(len(body)))])
+        self.wire.write(data if self.start_line.method == "HEAD" else data + body)
         self._finished()
+
+    def _connection_header(self) -> str | None:
+        """The answer's ``Connection`` header, when the request needs one (Tornado's rule):
+        ``close`` on HTTP/1.1 when the connection closes after it, ``Keep-Alive`` on an
+        HTTP/1.0 request that asked to stay."""
+        if self.start_line.version == "HTTP/1.1":
+            return "close" if self.disconnect_on_finish else None
+        if self.headers.get("Connection", "").lower() == "keep-alive":
+            return "Keep-Alive"
+        return None
 
     def finish(self) -> None:
         """The answer is complete: go on to the next request, or close."""
@@ -295,6 +290,17 @@ class Exchange(httputil.HTTPConnection):
             # the request's objects are freed at once, not left to the cyclic collector
             self.delegate = None
         self.wire.answered(self)
+
+
+def _head(code: int, reason: str, fields: Iterable[tuple[str, str]]) -> bytes:
+    """An answer's head: the status line and ``fields``; raises when a field would smuggle in
+    a line of its own (a CR or LF)."""
+    head = f"HTTP/1.1 {code} {reason}\r\n"
+    for name, value in fields:
+        if _CR_OR_LF.search(name) or _CR_OR_LF.search(value):
+            raise ValueError(f"Illegal characters (CR or LF) in header: {name}: {value!r}")
+        head += f"{name}: {value}\r\n"
+    return (head + "\r\n").encode("latin1")
 
 
 def closed_future() -> Future[None]:
