@@ -1,11 +1,39 @@
-"""Fixtures shared by every test suite."""
+"""Fixtures shared by every test suite, and the run-wide clean-up of several test processes."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
+from rabbit import SHARED_URL, reachable
 from support import QUICK_BUILD_ARGS, REPO, CerebroServer, cerebro_env, module_names
+
+_SHARED = pytest.StashKey()  # the controller's snapshot of Celery's shared objects
+
+
+def pytest_sessionstart(session):
+    """In the controller of a parallel run (pytest-xdist, ``-n``), note which of Celery's
+    shared objects the machine's RabbitMQ has before any test process starts a worker: they
+    are restored once every test process is done (a test process restoring them on its own
+    would pull them from under another's workers)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not _parallel(session.config):
+        return
+    if reachable("127.0.0.1", 5672):
+        from cerebro.taskqueue.topology import SharedSnapshot
+        session.config.stash[_SHARED] = SharedSnapshot(SHARED_URL)
+
+
+def pytest_sessionfinish(session):
+    """Remove the shared objects the whole parallel run created (see above)."""
+    snapshot = session.config.stash.get(_SHARED, None)
+    if snapshot is not None:
+        snapshot.restore()
+
+
+def _parallel(config):
+    """True when this run spreads its tests over several processes."""
+    return bool(getattr(config.option, "numprocesses", None))
 
 
 @pytest.fixture(scope="session", autouse=True)

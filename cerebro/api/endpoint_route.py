@@ -5,11 +5,13 @@ Subject: POST /v1/<module>/<function> served by a lean Tornado message delegate,
 Tagline: The busiest door gets the shortest corridor.
 
 Every model call and every async call comes through this one route, so it is
-served by :class:`EndpointCall`, a :class:`tornado.httputil.HTTPMessageDelegate`
-that Tornado's own router hands the request to (:class:`EndpointRouter` is the
-route's target), instead of a :class:`~tornado.web.RequestHandler`. Tornado still
-parses and writes HTTP, keeps connections alive and applies ``xheaders``; what
-is skipped is the handler's per-request machinery this route never used: its UI
+served by :class:`EndpointCall`, a :class:`tornado.httputil.HTTPMessageDelegate`,
+instead of a :class:`~tornado.web.RequestHandler`. The API's own server hands it
+the request through :class:`EndpointLane` before Tornado's router is consulted
+(:class:`EndpointRouter`, the application's route for the same paths, serves a
+request that reaches the router some other way). The connection is the API's own
+(:mod:`cerebro.api.wire`: llhttp parses, :mod:`cerebro.api.exchange` writes);
+what is skipped is the handler's per-request machinery this route never used: its UI
 namespace, header bookkeeping, the coroutine and task around every method, the
 ETag and cookie checks. That was measured side by side at about a tenth of the
 API's CPU per accepted async call and a seventh of a lone model call's latency.
