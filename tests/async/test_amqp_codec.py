@@ -90,7 +90,7 @@ def test_any_other_frame_is_left_to_pamqp(other):
     assert amqpcodec.ack_of(frame.marshal(other, 1)) is None
 
 
-@pytest.mark.parametrize("task_id", [TASK_ID, "t", "ü" * 60])
+@pytest.mark.parametrize("task_id", [TASK_ID, "t", "ü" * 60], ids=["uuid", "short", "non-ascii"])
 def test_the_task_properties_template_writes_what_pamqp_writes(task_id):
     """The publisher's properties (fixed content type, encoding, delivery mode and priority;
     the ids and headers per message) are pamqp's Basic.Properties, byte for byte."""
