@@ -195,9 +195,12 @@ def test_canary_share_stickiness_and_automatic_rollback(stack):
     candidate = publish(root, scale=2.0)
     lifecycle.promote(root, MODULE, base, key=TEST_SIGNING_KEY)
     assert run_cli(env, "canary", MODULE, candidate, "--percent", "20")[0] == 0
-    time.sleep(RELOAD * 4)
-    on_call = status._modules(load_settings({"CEREBRO_PORT": str(server.port)}))
-    assert on_call[0]["candidate"] == f"{candidate} in canary at 20%"
+    settings = load_settings({"CEREBRO_PORT": str(server.port)})
+    # both processes follow before the count starts (each read is a new connection, so
+    # twenty in a row reach both; a loaded box may take longer than a few reload intervals)
+    _until(lambda: all(status._modules(settings)[0]["candidate"]
+                       == f"{candidate} in canary at 20%" for _ in range(20)),
+           30, "both processes serving the canary")
     versions, lock = [], threading.Lock()
 
     def client(n):
