@@ -10,7 +10,8 @@ message is built here (protocol 2, JSON) and published by
 long-lived AMQP channel, while the "queued" marker goes to Redis in one
 ``SET NX`` on a pipelined connection (:class:`~cerebro.clients.redis.RedisPipe`,
 the process's one Redis client, which also reads task states), at the same
-time. With ``CEREBRO_PUBLISH_CONFIRM`` (the default) the 202 is sent only
+time; while connected, with no coroutine or task: the confirm's future calls
+the submitter back. With ``CEREBRO_PUBLISH_CONFIRM`` (the default) the 202 is sent only
 after RabbitMQ confirmed the persistent
 message, so an acknowledged task survives a broker restart and will run.
 
@@ -43,7 +44,8 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NoReturn
+from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, cast
 
 from celery import states
 from redis.exceptions import RedisError
@@ -62,6 +64,9 @@ from cerebro.taskqueue.publisher import (BrokerUnavailable, TaskPublisher, origi
 if TYPE_CHECKING:
     from celery import Celery
     from celery.backends.redis import RedisBackend
+    from pamqp.common import FieldTable
+
+    from cerebro.clients.amqpcodec import EncodedTable
 
     from cerebro.api.endpoint_route import EndpointCall
     from cerebro.dispatch import Call
@@ -74,8 +79,19 @@ REDIS_RETRY_SECONDS = 1.0  # after a Redis failure, answer 503 without trying fo
 EXIT_GRACE_SECONDS = 1.0  # a refused configuration found while serving: calls in flight finish
 
 
+class _Task(NamedTuple):
+    """What the steps of one submit share: its handler, queue, id and call."""
+
+    handler: EndpointCall
+    queue: str
+    task_id: str
+    module: str
+    function: str
+
+
 class Submitter:
-    """``await submitter(handler, call, payload, callback_url=None)`` -> ``(202, body)``.
+    """``await submitter(handler, call, payload, callback_url=None)`` -> ``(202, body)``
+    (a future, no coroutine: see :meth:`__call__`).
 
     One per API process (built after the fork, on the IOLoop); it also reads
     task states for ``GET /v1/tasks/<id>`` (:meth:`task_meta`).
@@ -142,12 +158,15 @@ class Submitter:
             self._declaring.add(declaring)
             declaring.add_done_callback(self._declaring.discard)
 
-    async def __call__(self, handler: EndpointCall, call: Call, payload: object,
-                       callback_url: object = None) -> tuple[int, bytes]:
-        """Queue ``call`` for a worker; return ``(202, JSON body bytes)``.
+    def __call__(self, handler: EndpointCall, call: Call, payload: object,
+                 callback_url: object = None) -> asyncio.Future[tuple[int, bytes]]:
+        """Queue ``call`` for a worker: the future of ``(202, JSON body bytes)``, settled once
+        RabbitMQ confirmed the message and Redis answered the marker.
 
-        Raises :class:`InvalidPayload` for a callback URL off the allow-list and
-        :class:`Unavailable` when the broker or result backend is unreachable.
+        Raises :class:`InvalidPayload` for a callback URL off the allow-list, and
+        :class:`Unavailable` when the broker or the result backend is known to be
+        unreachable, at once; the future fails with :class:`Unavailable` when the message is
+        not confirmed.
         """
         if callback_url is not None:
             self.urls.check(callback_url)
@@ -161,44 +180,97 @@ class Submitter:
         if call.sticky_key is not None:
             meta["sticky_key"] = call.sticky_key
         args_json = jsonio.dumps([module, function, payload, meta])
-        body: bytes | dict[str, str]  # the task message's, then the answer's
         headers, body = task_message(task_id, RUN_TASK, args_json,
                                      args_json[:_ARGSREPR_BYTES].decode(errors="ignore"),
                                      self.origin)
         if not self.publisher.usable():  # fail fast, and leave no marker behind
             raise self._broker_down(self.publisher.down_reason)
+        task = _Task(handler, queue, task_id, module, function)
         if self._redis_down:
             # Redis failed lately (or never answered yet): make sure it answers before
             # anything is published
-            if time.monotonic() < self._redis_retry_at or not await self._mark_queued(
-                    task_id, module, function, submitted_at):
-                raise Unavailable("the result backend (Redis) is unreachable: async calls "
-                                  "are unavailable, retry later")
-            marker = None
+            if time.monotonic() < self._redis_retry_at:
+                raise self._redis_unavailable()
+            return asyncio.ensure_future(self._submit_checked(task, submitted_at, headers, body))
+        # The marker (SET NX: it never overwrites a worker's state, whatever the order) and
+        # the message travel at once: one wait on the critical path, not two; no coroutine
+        # or task while the connection is open and the queue declared.
+        marker = self._send_marker(task_id, module, function, submitted_at)
+        confirmed = self.publisher.publish_now(queue, task_id, headers, body)
+        if confirmed is None:
+            confirmed = asyncio.ensure_future(self.publisher.publish(queue, task_id, headers,
+                                                                     body))
+        accepted: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        confirmed.add_done_callback(partial(self._confirmed, accepted, task, marker))
+        return accepted
+
+    def _confirmed(self, accepted: asyncio.Future[tuple[int, bytes]], task: _Task,
+                   marker: asyncio.Future[Any], confirmed: asyncio.Future[None]) -> None:
+        """The message is confirmed (or failed): answer once the marker's answer is in too."""
+        if accepted.done():
+            return
+        if confirmed.cancelled() or confirmed.exception() is not None:
+            # the marker's outcome still counts (Redis down is noted)
+            outcome = asyncio.ensure_future(self._marker_written(marker))
+            outcome.add_done_callback(_retrieve)
+            if confirmed.cancelled():
+                accepted.cancel()
+                return
+            error = self.publisher.failure(task.queue, cast(BaseException, confirmed.exception()))
+            accepted.set_exception(self._broker_down(error)
+                                   if isinstance(error, BrokerUnavailable) else error)
+        elif marker.done():
+            self._answer(accepted, task, marker)
         else:
-            # The marker (SET NX: it never overwrites a worker's state, whatever the order)
-            # and the message travel at once: one wait on the critical path, not two.
-            marker = self._send_marker(task_id, module, function, submitted_at)
+            marker.add_done_callback(partial(self._answer, accepted, task))
+
+    def _answer(self, accepted: asyncio.Future[tuple[int, bytes]], task: _Task,
+                marker: asyncio.Future[Any]) -> None:
+        """Settle ``accepted`` with the 202 (the message is confirmed; ``marker`` answered)."""
+        if accepted.done():
+            return
+        if marker.cancelled():
+            accepted.cancel()
+            return
         try:
-            await self.publisher.publish(queue, task_id, headers, body)
-        except BaseException as exc:
-            if marker is not None:  # its outcome still counts (Redis down is noted)
-                outcome = asyncio.ensure_future(self._marker_written(marker))
-                outcome.add_done_callback(_retrieve)
-            if isinstance(exc, BrokerUnavailable):
-                raise self._broker_down(exc) from None
-            raise
-        if marker is not None and not (self._marker_outcome(marker) if marker.done()
-                                       else await self._marker_written(marker)):
+            stored = self._marker_outcome(marker)
+        except Exception as exc:  # noqa: BLE001 - the call's error (Redis refused us, a bug)
+            accepted.set_exception(exc)
+            return
+        if not stored:
             # RabbitMQ has the task (it will run), so the answer is still 202; its state
             # shows once Redis is back and the worker reports. Never silently:
             log.error("task %s (%s.%s) accepted without its queued marker: GET /v1/tasks/%s "
-                      "answers 404 until a worker reports it", task_id, module, function,
-                      task_id)
-        body = {"task_id": task_id, "status": "queued", "module": module, "function": function,
-                "status_url": f"/v1/tasks/{task_id}"}
-        handler.set_header("Location", body["status_url"])
-        return 202, jsonio.dumps(body)
+                      "answers 404 until a worker reports it", task.task_id, task.module,
+                      task.function, task.task_id)
+        accepted.set_result(self._accepted(task))
+
+    async def _submit_checked(self, task: _Task, submitted_at: float,
+                              headers: EncodedTable | FieldTable,
+                              body: bytes) -> tuple[int, bytes]:
+        """The submit while Redis is in doubt: the marker first, then the message."""
+        if not await self._mark_queued(task.task_id, task.module, task.function, submitted_at):
+            raise self._redis_unavailable()
+        try:
+            await self.publisher.publish(task.queue, task.task_id, headers, body)
+        except BrokerUnavailable as exc:
+            raise self._broker_down(exc) from None
+        return self._accepted(task)
+
+    @staticmethod
+    def _accepted(task: _Task) -> tuple[int, bytes]:
+        """The 202 of an accepted task (its ``Location`` header set on the handler)."""
+        status_url = f"/v1/tasks/{task.task_id}"
+        task.handler.set_header("Location", status_url)
+        return 202, jsonio.dumps({"task_id": task.task_id, "status": "queued",
+                                  "module": task.module, "function": task.function,
+                                  "status_url": status_url})
+
+    @staticmethod
+    def _redis_unavailable() -> Unavailable:
+        """The 503 while the result backend (Redis) is unreachable."""
+        return Unavailable("the result backend (Redis) is unreachable: async calls are "
+                           "unavailable, retry later")
 
     async def _mark_queued(self, task_id: str, module: str, function: str,
                            submitted_at: float) -> bool:

@@ -52,8 +52,8 @@ from pamqp import commands
 from yarl import URL
 
 from cerebro.clients.amqp import AMQPConnection, HandshakeLost, Nacked, Returned
-from cerebro.clients.amqpcodec import (EncodedTable, PropertiesTemplate, TableTemplate,
-                                       encode_properties)
+from cerebro.clients.amqpcodec import (EncodedProperties, EncodedTable, PropertiesTemplate,
+                                       TableTemplate, encode_properties)
 from cerebro.clients.rabbitmq import probe, refusal, refused
 
 if TYPE_CHECKING:
@@ -111,6 +111,29 @@ def task_message(task_id: str, name: str, args_json: bytes, argsrepr: str,
     headers = _headers_template(name, origin).encode(
         {"id": task_id, "root_id": task_id, "argsrepr": argsrepr[:_REPR_MAX]})
     return headers, b"[" + args_json + b",{}," + _EMBED + b"]"
+
+
+def _properties(headers: EncodedTable | FieldTable, task_id: str) -> EncodedProperties:
+    """The task message's properties, encoded (from the template when ``headers`` are)."""
+    if isinstance(headers, EncodedTable):
+        return _TASK_PROPERTIES.encode(headers, task_id, task_id)
+    return encode_properties(**_TASK_FIXED, correlation_id=task_id, message_id=task_id,
+                             headers=headers)
+
+
+def _unpublishable(queue: str, exchange_type: str) -> BrokerUnavailable | None:
+    """Why ``queue`` cannot be published to (its exchange is neither direct nor topic)."""
+    if exchange_type in ("direct", "topic"):
+        return None
+    return BrokerUnavailable(f"queue {queue} uses a {exchange_type} exchange; only queues on "
+                             "direct or topic exchanges are published to")
+
+
+def _failed(error: BaseException) -> asyncio.Future[None]:
+    """A future failed with ``error`` (a publish that could not start)."""
+    failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    failed.set_exception(error)
+    return failed
 
 
 def origin_nodename() -> str:
@@ -317,29 +340,50 @@ class TaskPublisher:
 
         Raises :class:`BrokerUnavailable` when it cannot be (or was not) confirmed.
         """
-        if self._closed:
-            raise BrokerUnavailable("the publisher is closed")
         try:
-            connection = self._connection  # open, as nearly always: no coroutine to get it
-            if connection is None or connection.is_closed:
+            confirmed = self.publish_now(queue, task_id, headers, body)
+            if confirmed is None:  # not connected, or the queue not declared yet: wait for it
                 connection = await self._ready_connection()
-            # one declaration per queue per connection, shared by concurrent requests
-            exchange_type = (self._declared_now(queue)
-                             or await self._declared_type(connection, queue))
-            if exchange_type not in ("direct", "topic"):
-                raise BrokerUnavailable(f"queue {queue} uses a {exchange_type} exchange; "
-                                        "only queues on direct or topic exchanges are "
-                                        "published to")
-            properties = (_TASK_PROPERTIES.encode(headers, task_id, task_id)
-                          if isinstance(headers, EncodedTable) else encode_properties(
-                              **_TASK_FIXED, correlation_id=task_id, message_id=task_id,
-                              headers=headers))
-            await connection.publish(queue, properties, body, mandatory=True)
-        except BrokerUnavailable:
-            raise
-        except AMQP_ERRORS as exc:
-            self._declared.pop(queue, None)  # e.g. returned: the queue is gone, declare again
-            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                refusal = _unpublishable(queue, await self._declared_type(connection, queue))
+                if refusal is not None:
+                    raise refusal
+                confirmed = connection.publish(queue, _properties(headers, task_id), body,
+                                               mandatory=True)
+            await confirmed
+        except BaseException as exc:
+            error = self.failure(queue, exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def publish_now(self, queue: str, task_id: str, headers: EncodedTable | FieldTable,
+                    body: bytes) -> asyncio.Future[None] | None:
+        """:meth:`publish` without a coroutine when the connection is open and ``queue`` is
+        declared, as nearly always: the message is written now and the future settles with
+        RabbitMQ's confirm (an error it fails with goes through :meth:`failure`); ``None``
+        when :meth:`publish` has to wait for the connection or the declaration first."""
+        if self._closed:
+            return _failed(BrokerUnavailable("the publisher is closed"))
+        connection = self._connection
+        exchange_type = self._declared_now(queue)
+        if connection is None or connection.is_closed or exchange_type is None:
+            return None
+        refusal = _unpublishable(queue, exchange_type)
+        if refusal is not None:
+            return _failed(refusal)
+        return connection.publish(queue, _properties(headers, task_id), body, mandatory=True)
+
+    def failure(self, queue: str, exc: BaseException) -> BaseException:
+        """What a publish to ``queue`` that failed with ``exc`` raises: an AMQP error (a
+        connection gone, a return, a nack, no confirm in time) as :class:`BrokerUnavailable`,
+        with the queue declared again before its next publish (a return: the queue is gone);
+        anything else as itself."""
+        if isinstance(exc, AMQP_ERRORS) and not isinstance(exc, BrokerUnavailable):
+            self._declared.pop(queue, None)
+            error = BrokerUnavailable(f"{type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            return error
+        return exc
 
     def _declared_now(self, queue: str) -> str | None:
         """``queue``'s exchange type when its declaration is done and succeeded (no wait)."""

@@ -459,3 +459,50 @@ def test_the_endpoint_lane_takes_what_the_application_routes_to_the_endpoint_rou
     assert (taken is not None) == isinstance(routed[0], EndpointRouter)
     if taken is not None:  # the same module and function as the route's own groups
         assert taken.path_args == tuple(arg.decode() for arg in routed[1]["path_args"])
+
+
+@pytest.mark.parametrize("target,version,host", [
+    ("/v1/jobs/noop", "HTTP/1.1", "127.0.0.1:8000"),
+    ("/v1/jobs/noop?x=1&x=2&y=", "HTTP/1.1", "a.b"),
+    ("/v1/jobs/noop", "HTTP/1.0", None), ("/v1/jobs/noop", "HTTP/1.1", "[::1]:80")])
+def test_an_endpoint_calls_request_is_the_one_tornado_makes(target, version, host):
+    """LaneRequest, the first time a Host is seen (Tornado makes it) and every time after (made
+    the quick way), has exactly the attributes of Tornado's own HTTPServerRequest."""
+    from types import SimpleNamespace
+
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+
+    from cerebro.api.endpoint_route import LaneRequest
+
+    LaneRequest._checked.clear()
+    headers = HTTPHeaders({"Host": host} if host else {})
+    exchange = SimpleNamespace(start_line=RequestStartLine("POST", target, version),
+                               headers=headers, wire=object(),
+                               context=SimpleNamespace(remote_ip="10.0.0.7", protocol="https"))
+    tornados = HTTPServerRequest(connection=exchange, server_connection=exchange.wire,
+                                 start_line=exchange.start_line, headers=headers)
+    for _ in range(2):  # first Tornado's checks, then (without a query) the quick way
+        ours = LaneRequest(exchange)
+        mine, theirs = vars(ours), vars(tornados)
+        assert set(mine) == set(theirs)
+        assert {k: v for k, v in mine.items() if k != "_start_time"} == \
+            {k: v for k, v in theirs.items() if k != "_start_time"}
+        assert abs(ours._start_time - tornados._start_time) < 5
+
+
+@pytest.mark.parametrize("host", ["a,b", "bad host", "x/y"])
+def test_a_host_tornado_refuses_is_refused_every_time(host):
+    """A Host that Tornado refuses (400) is never remembered as checked: each request with it
+    is refused again."""
+    from types import SimpleNamespace
+
+    from tornado.httputil import HTTPHeaders, HTTPInputError, RequestStartLine
+
+    from cerebro.api.endpoint_route import LaneRequest
+
+    exchange = SimpleNamespace(start_line=RequestStartLine("POST", "/v1/jobs/noop", "HTTP/1.1"),
+                               headers=HTTPHeaders({"Host": host}), wire=None, context=None)
+    for _ in range(2):
+        with pytest.raises(HTTPInputError):
+            LaneRequest(exchange)
+    assert host not in LaneRequest._checked

@@ -218,6 +218,42 @@ def test_submitter_marks_queued_publishes_and_reads_the_state(rabbit_url, redis_
         _cleanup(rabbit_url, settings, "jobs")
 
 
+def test_a_submit_whose_message_is_returned_answers_503_and_the_next_one_is_accepted(
+        rabbit_url, redis_url):
+    """The submit's own path (no coroutine while connected): a queue deleted behind the API's
+    back returns the message, which is a 503 (Unavailable), never a 202; the queue is declared
+    again and the next submit is accepted and lands in it."""
+    from cerebro.api.submit import Submitter
+    from cerebro.errors import Unavailable
+    settings = _settings(rabbit_url, redis_url)
+    app = make_app(settings)
+    queue = Names.from_settings(settings).task_queue("jobs")
+
+    async def scenario():
+        submitter = Submitter(settings, app)
+        handler, call, _ = _submit_call()
+        try:
+            assert (await submitter(handler, call, {"x": 1}))[0] == 202  # declares the queue
+            probe = submitter.publisher.publish_now(queue, "probe", *task_message(
+                "probe", RUN_TASK, b"[]", "[]", "o"))
+            assert probe is not None, "connected and declared: the coroutine-free path"
+            await probe
+            _cleanup(rabbit_url, settings, "jobs")
+            with pytest.raises(Unavailable, match="RabbitMQ"):
+                await submitter(handler, call, {"x": 2})
+            status, body = await submitter(handler, call, {"x": 3})
+            assert status == 202
+            return json.loads(body)["task_id"]
+        finally:
+            await submitter.close()
+
+    try:
+        accepted = asyncio.run(scenario())
+        assert _get(rabbit_url, queue)[2]["id"] == accepted
+    finally:
+        _cleanup(rabbit_url, settings, "jobs")
+
+
 def test_task_ids_are_random_version_4_uuids_in_their_usual_form():
     """new_task_id() gives what str(uuid.uuid4()) gives: the RFC 4122 variant, version 4, the
     rest random (every one of 2000 differs, and every free hex digit takes many values)."""
