@@ -146,7 +146,7 @@ class Cluster:
         """Start the shared parts, then every node at once; fails when one is not ready."""
         self.rabbit.start()
         self.redis = RedisNode(self.tmp)
-        self.kafka = test_broker(self.tmp / "kafka.log").start()
+        self.kafka = test_broker(self.tmp / "kafka.log")  # started already
         self.kafka.create_topics(TOPIC, partitions=PARTITIONS)
         self.inbox.start()
         self.simulator = Proc(["cerebro", "simulate"], dict(
