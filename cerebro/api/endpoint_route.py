@@ -284,7 +284,7 @@ class EndpointCall(httputil.HTTPMessageDelegate):
             step(*args)
         except CerebroError as error:
             self._done(error)
-        except RunnerClosed:
+        except (RunnerClosed, asyncio.CancelledError):  # a call cancelled: the loop is closing
             self._done(Unavailable("the server is shutting down; retry on another instance"))
         except Exception as exc:  # noqa: BLE001 - a bug: 500 with an error id, reported
             self._bug(exc)

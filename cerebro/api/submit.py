@@ -192,11 +192,12 @@ class Submitter:
             if time.monotonic() < self._redis_retry_at:
                 raise self._redis_unavailable()
             return asyncio.ensure_future(self._submit_checked(task, submitted_at, headers, body))
-        # The marker (SET NX: it never overwrites a worker's state, whatever the order) and
-        # the message travel at once: one wait on the critical path, not two; no coroutine
-        # or task while the connection is open and the queue declared.
-        marker = self._send_marker(task_id, module, function, submitted_at)
+        # The message and the marker (SET NX: it never overwrites a worker's state, whatever
+        # the order) travel at once: one wait on the critical path, not two; no coroutine or
+        # task while the connection is open and the queue declared. The message goes first:
+        # a publish that cannot even start leaves no marker behind.
         confirmed = self.publisher.publish_now(queue, task_id, headers, body)
+        marker = self._send_marker(task_id, module, function, submitted_at)
         if confirmed is None:
             confirmed = asyncio.ensure_future(self.publisher.publish(queue, task_id, headers,
                                                                      body))
@@ -206,44 +207,45 @@ class Submitter:
 
     def _confirmed(self, accepted: asyncio.Future[tuple[int, bytes]], task: _Task,
                    marker: asyncio.Future[Any], confirmed: asyncio.Future[None]) -> None:
-        """The message is confirmed (or failed): answer once the marker's answer is in too."""
-        if accepted.done():
-            return
-        if confirmed.cancelled() or confirmed.exception() is not None:
-            # the marker's outcome still counts (Redis down is noted)
-            outcome = asyncio.ensure_future(self._marker_written(marker))
-            outcome.add_done_callback(_retrieve)
-            if confirmed.cancelled():
-                accepted.cancel()
-                return
-            error = self.publisher.failure(task.queue, cast(BaseException, confirmed.exception()))
-            accepted.set_exception(self._broker_down(error)
-                                   if isinstance(error, BrokerUnavailable) else error)
-        elif marker.done():
-            self._answer(accepted, task, marker)
-        else:
-            marker.add_done_callback(partial(self._answer, accepted, task))
+        """The message is confirmed (or failed): answer once the marker's answer is in too.
+        Whatever happens, the marker's outcome is read (a Redis outage is noted) and
+        ``accepted`` is settled, unless its caller gave up on it."""
+        try:
+            error = None if confirmed.cancelled() else confirmed.exception()
+            if confirmed.cancelled() or error is not None or accepted.done():
+                outcome = asyncio.ensure_future(self._marker_written(marker))
+                outcome.add_done_callback(_retrieve)
+                _settle(accepted, exception=self._publish_error(task.queue, error))
+            elif marker.done():
+                self._answer(accepted, task, marker)
+            else:
+                marker.add_done_callback(partial(self._answer, accepted, task))
+        except Exception as exc:  # noqa: BLE001 - a bug: the call's 500, never left unanswered
+            _settle(accepted, exception=exc)
+
+    def _publish_error(self, queue: str, error: BaseException | None) -> BaseException:
+        """The call's error for a publish that failed with ``error`` (``None``: cancelled)."""
+        if error is None:
+            return self._broker_down("the publish was cancelled")
+        error = self.publisher.failure(queue, error)
+        return self._broker_down(error) if isinstance(error, BrokerUnavailable) else error
 
     def _answer(self, accepted: asyncio.Future[tuple[int, bytes]], task: _Task,
                 marker: asyncio.Future[Any]) -> None:
         """Settle ``accepted`` with the 202 (the message is confirmed; ``marker`` answered)."""
-        if accepted.done():
-            return
-        if marker.cancelled():
-            accepted.cancel()
-            return
         try:
-            stored = self._marker_outcome(marker)
-        except Exception as exc:  # noqa: BLE001 - the call's error (Redis refused us, a bug)
-            accepted.set_exception(exc)
-            return
-        if not stored:
-            # RabbitMQ has the task (it will run), so the answer is still 202; its state
-            # shows once Redis is back and the worker reports. Never silently:
-            log.error("task %s (%s.%s) accepted without its queued marker: GET /v1/tasks/%s "
-                      "answers 404 until a worker reports it", task.task_id, task.module,
-                      task.function, task.task_id)
-        accepted.set_result(self._accepted(task))
+            # a marker cancelled (the connection torn down) is a marker not stored
+            stored = not marker.cancelled() and self._marker_outcome(marker)
+            if not stored:
+                # RabbitMQ has the task (it will run), so the answer is still 202; its state
+                # shows once Redis is back and the worker reports. Never silently:
+                log.error("task %s (%s.%s) accepted without its queued marker: GET "
+                          "/v1/tasks/%s answers 404 until a worker reports it", task.task_id,
+                          task.module, task.function, task.task_id)
+            if not accepted.done():
+                accepted.set_result(self._accepted(task))
+        except Exception as exc:  # noqa: BLE001 - Redis refused us (503), or a bug (500)
+            _settle(accepted, exception=exc)
 
     async def _submit_checked(self, task: _Task, submitted_at: float,
                               headers: EncodedTable | FieldTable,
@@ -372,6 +374,12 @@ def new_task_id() -> str:
     raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
     text = raw.hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _settle(future: asyncio.Future[Any], *, exception: BaseException) -> None:
+    """Fail ``future`` with ``exception``, unless it is settled already (or given up)."""
+    if not future.done():
+        future.set_exception(exception)
 
 
 def _retrieve(future: asyncio.Future[bool]) -> None:

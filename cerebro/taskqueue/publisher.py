@@ -344,9 +344,9 @@ class TaskPublisher:
             confirmed = self.publish_now(queue, task_id, headers, body)
             if confirmed is None:  # not connected, or the queue not declared yet: wait for it
                 connection = await self._ready_connection()
-                refusal = _unpublishable(queue, await self._declared_type(connection, queue))
-                if refusal is not None:
-                    raise refusal
+                denial = _unpublishable(queue, await self._declared_type(connection, queue))
+                if denial is not None:
+                    raise denial
                 confirmed = connection.publish(queue, _properties(headers, task_id), body,
                                                mandatory=True)
             await confirmed
@@ -368,9 +368,9 @@ class TaskPublisher:
         exchange_type = self._declared_now(queue)
         if connection is None or connection.is_closed or exchange_type is None:
             return None
-        refusal = _unpublishable(queue, exchange_type)
-        if refusal is not None:
-            return _failed(refusal)
+        denial = _unpublishable(queue, exchange_type)
+        if denial is not None:
+            return _failed(denial)
         return connection.publish(queue, _properties(headers, task_id), body, mandatory=True)
 
     def failure(self, queue: str, exc: BaseException) -> BaseException:
