@@ -30,17 +30,24 @@ def _post(path, body, extra=""):
 
 
 def _read_answer(sock):
-    """One answer: (status line, headers as a list of (name, value), body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    headers = [tuple(line.split(": ", 1)) for line in lines[1:]]
-    length = int(dict(headers)["Content-Length"])
-    while len(body) < length:
-        body += sock.recv(65536)
-    return lines[0], headers, body
+    """One answer: (status line, headers as a list of (name, value), body). Not a byte more
+    is taken from the socket: the answers to pipelined requests may arrive in one read."""
+    while True:
+        data = sock.recv(65536, socket.MSG_PEEK)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            lines = data[:end].decode().split("\r\n")
+            headers = [tuple(line.split(": ", 1)) for line in lines[1:]]
+            total = end + 4 + int(dict(headers)["Content-Length"])
+            if len(data) >= total:
+                break
+        time.sleep(0.005)  # the rest is on its way
+    answer = b""
+    while len(answer) < total:
+        answer += sock.recv(total - len(answer))
+    return lines[0], headers, answer[end + 4:]
 
 
 def _connect(server):
