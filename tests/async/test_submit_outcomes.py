@@ -79,6 +79,14 @@ def _call():
     return handler, call, headers
 
 
+def _submitted():
+    """One submit on the controlled path: (publisher, submitter, the call's future, the
+    answer's headers)."""
+    publisher, (handler, call, headers) = _Publisher(), _call()
+    submitter = _submitter(publisher)
+    return publisher, submitter, submitter(handler, call, {}), headers
+
+
 def _run(scenario):
     """Run ``scenario`` on a loop that records what it was never told (unretrieved errors)."""
     unretrieved = []
@@ -95,9 +103,7 @@ def _run(scenario):
 
 def test_confirmed_then_marker_stored_is_a_202_with_its_location():
     async def scenario():
-        publisher, (handler, call, headers) = _Publisher(), _call()
-        submitter = _submitter(publisher)
-        accepted = submitter(handler, call, {})
+        publisher, submitter, accepted, headers = _submitted()
         publisher.confirms[0].set_result(None)
         await asyncio.sleep(0)
         assert not accepted.done(), "the marker's answer is not in yet"
@@ -110,9 +116,7 @@ def test_confirmed_then_marker_stored_is_a_202_with_its_location():
 
 def test_a_lost_connection_is_a_503_and_the_marker_failure_is_still_noted():
     async def scenario():
-        publisher, (handler, call, _) = _Publisher(), _call()
-        submitter = _submitter(publisher)
-        accepted = submitter(handler, call, {})
+        publisher, submitter, accepted, _ = _submitted()
         submitter.redis.sent[0].set_exception(RedisConnectionError("gone"))
         publisher.confirms[0].set_exception(ConnectionError("connection lost"))
         with pytest.raises(Unavailable, match="RabbitMQ"):
@@ -126,9 +130,7 @@ def test_a_lost_connection_is_a_503_and_the_marker_failure_is_still_noted():
 
 def test_a_caller_giving_up_leaves_no_error_unretrieved_and_the_outcomes_still_count():
     async def scenario():
-        publisher, (handler, call, _) = _Publisher(), _call()
-        submitter = _submitter(publisher)
-        accepted = submitter(handler, call, {})
+        publisher, submitter, accepted, _ = _submitted()
         accepted.cancel()  # e.g. asyncio.wait_for timing out
         publisher.confirms[0].set_exception(ConnectionError("connection lost"))
         submitter.redis.sent[0].set_exception(RedisConnectionError("gone"))
@@ -140,9 +142,7 @@ def test_a_caller_giving_up_leaves_no_error_unretrieved_and_the_outcomes_still_c
 
 def test_confirmed_but_marker_lost_is_still_a_202_and_logged(caplog):
     async def scenario():
-        publisher, (handler, call, _) = _Publisher(), _call()
-        submitter = _submitter(publisher)
-        accepted = submitter(handler, call, {})
+        publisher, submitter, accepted, _ = _submitted()
         publisher.confirms[0].set_result(None)
         submitter.redis.sent[0].cancel()  # the Redis connection torn down
         assert (await accepted)[0] == 202
