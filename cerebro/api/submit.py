@@ -208,27 +208,26 @@ class Submitter:
     def _confirmed(self, accepted: asyncio.Future[tuple[int, bytes]], task: _Task,
                    marker: asyncio.Future[Any], confirmed: asyncio.Future[None]) -> None:
         """The message is confirmed (or failed): answer once the marker's answer is in too.
-        Whatever happens, the marker's outcome is read (a Redis outage is noted) and
-        ``accepted`` is settled, unless its caller gave up on it."""
+        Whatever happens, the marker's outcome is read (a Redis outage is noted), a failed
+        publish is mapped (a queue gone is declared again) and ``accepted`` is settled,
+        unless its caller gave up on it."""
         try:
             error = None if confirmed.cancelled() else confirmed.exception()
-            if confirmed.cancelled() or error is not None or accepted.done():
-                outcome = asyncio.ensure_future(self._marker_written(marker))
-                outcome.add_done_callback(_retrieve)
-                _settle(accepted, exception=self._publish_error(task.queue, error))
-            elif marker.done():
-                self._answer(accepted, task, marker)
-            else:
-                marker.add_done_callback(partial(self._answer, accepted, task))
+            if error is None and not confirmed.cancelled() and not accepted.done():
+                if marker.done():
+                    self._answer(accepted, task, marker)
+                else:
+                    marker.add_done_callback(partial(self._answer, accepted, task))
+                return
+            outcome = asyncio.ensure_future(self._marker_written(marker))
+            outcome.add_done_callback(_retrieve)
+            if error is not None:
+                error = self.publisher.failure(task.queue, error)
+            if not accepted.done():
+                accepted.set_exception(error if error is not None and not isinstance(
+                    error, BrokerUnavailable) else self._broker_down(error or "cancelled"))
         except Exception as exc:  # noqa: BLE001 - a bug: the call's 500, never left unanswered
             _settle(accepted, exception=exc)
-
-    def _publish_error(self, queue: str, error: BaseException | None) -> BaseException:
-        """The call's error for a publish that failed with ``error`` (``None``: cancelled)."""
-        if error is None:
-            return self._broker_down("the publish was cancelled")
-        error = self.publisher.failure(queue, error)
-        return self._broker_down(error) if isinstance(error, BrokerUnavailable) else error
 
     def _answer(self, accepted: asyncio.Future[tuple[int, bytes]], task: _Task,
                 marker: asyncio.Future[Any]) -> None:

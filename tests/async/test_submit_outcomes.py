@@ -136,6 +136,7 @@ def test_a_caller_giving_up_leaves_no_error_unretrieved_and_the_outcomes_still_c
         submitter.redis.sent[0].set_exception(RedisConnectionError("gone"))
         await asyncio.sleep(0.01)
         assert submitter._redis_down
+        assert publisher.forgotten, "the failed publish was still mapped (queue declared again)"
 
     _run(scenario)
 
