@@ -7,11 +7,18 @@ Tagline: What is measured can be mended.
 With several API processes, ``cerebro serve`` points ``PROMETHEUS_MULTIPROC_DIR``
 at a fresh folder before this module is imported, so one scrape of any process
 sums all of them.
+
+A request's count and latency are tallied in the process and added to those
+shared files once a second (:func:`flush`; a scrape of the process flushes its
+own first), not written per request: a scrape may lag the other processes'
+last second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
@@ -27,9 +34,9 @@ REQUESTS = Counter("cerebro_requests_total", "Requests by endpoint and HTTP stat
                    ["module", "function", "status"], registry=REGISTRY)
 ERRORS = Counter("cerebro_errors_total", "Failed requests by endpoint and error type.",
                  ["module", "function", "type"], registry=REGISTRY)
+LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
 LATENCY = Histogram("cerebro_request_seconds", "Request latency by endpoint.",
-                    ["module", "function"], registry=REGISTRY,
-                    buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+                    ["module", "function"], registry=REGISTRY, buckets=LATENCY_BUCKETS)
 MODEL_VERSION = Gauge("cerebro_model_info", "Model version being served (1) per module.",
                       ["module", "artifact", "version"], registry=REGISTRY,
                       multiprocess_mode="max")
@@ -63,23 +70,85 @@ if TYPE_CHECKING:
 _versions: dict[tuple[str, str], str | None] = {}
 
 
-# (module, function, status) -> its request counter and latency histogram: a labelled child
-# is found once, not per request (labels() validates and locks); the families never drop one
-_children: dict[tuple[str, str, int | str], tuple[Any, Any]] = {}
+FLUSH_SECONDS = 1.0  # a request's count and latency reach the shared metrics within this
+_LATENCY_BOUNDS = (*LATENCY_BUCKETS, float("inf"))  # the histogram's buckets' bounds
+
+
+class _Tally:
+    """The requests of one (module, function, status) since the last :func:`flush`: their
+    count, latency sum and latency bucket counts, added to its Prometheus children then.
+
+    A request adds three numbers here instead of three writes to the multiprocess files,
+    each behind a lock and a ``getpid`` system call."""
+
+    __slots__ = ("count", "seconds", "buckets", "requests", "latency")
+
+    def __init__(self, requests: Any, latency: Any) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self.buckets = [0] * len(_LATENCY_BOUNDS)  # per bucket, not cumulative (as stored)
+        self.requests, self.latency = requests, latency
+
+    def flush(self) -> None:
+        """Add what was counted to the Prometheus children, and start again from zero."""
+        self.requests.inc(self.count)
+        # Histogram.observe adds one observation; these add many: its sum and its buckets
+        # (prometheus_client keeps them per bucket, and accumulates them when collected)
+        self.latency._sum.inc(self.seconds)
+        for value, count in zip(self.latency._buckets, self.buckets):
+            if count:
+                value.inc(count)
+        self.count, self.seconds = 0, 0.0
+        self.buckets = [0] * len(_LATENCY_BOUNDS)
+
+
+# (module, function, status) -> its tally (its labelled children are found once, not per
+# request: labels() validates and locks; the families never drop one)
+_tallies: dict[tuple[str, str, int | str], _Tally] = {}
+_flush_due = False  # a flush is scheduled on this process's IOLoop
 
 
 def observe(module: str, function: str, status: int | str, seconds: float,
             error_type: str | None = None) -> None:
-    """Count one request and its latency (and its error type, if any)."""
+    """Count one request and its latency (and its error type, if any).
+
+    Called on the IOLoop, the count reaches the shared metrics within :data:`FLUSH_SECONDS`
+    (:func:`flush`, scheduled on the loop); called on a thread without a running loop, at
+    once."""
     key = (module, function, status)
-    children = _children.get(key)
-    if children is None:
-        children = _children[key] = (REQUESTS.labels(module, function, str(status)),
-                                     LATENCY.labels(module, function))
-    children[0].inc()
-    children[1].observe(seconds)
+    tally = _tallies.get(key)
+    if tally is None:
+        tally = _tallies[key] = _Tally(REQUESTS.labels(module, function, str(status)),
+                                       LATENCY.labels(module, function))
+    tally.count += 1
+    tally.seconds += seconds
+    tally.buckets[bisect_left(_LATENCY_BOUNDS, seconds)] += 1
     if error_type:
         ERRORS.labels(module, function, error_type).inc()
+    if not _flush_due:
+        _schedule_flush()
+
+
+def _schedule_flush() -> None:
+    """Flush in :data:`FLUSH_SECONDS` on this thread's running loop, or now without one."""
+    global _flush_due
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        flush()
+        return
+    _flush_due = True
+    loop.call_later(FLUSH_SECONDS, flush)
+
+
+def flush() -> None:
+    """Add every tally to the shared metrics now (:func:`render` does first, and the API
+    process before it exits)."""
+    global _flush_due
+    _flush_due = False
+    for tally in _tallies.values():
+        if tally.count:
+            tally.flush()
 
 
 def set_model_versions(registry: Registry) -> None:
@@ -100,6 +169,7 @@ def set_model_versions(registry: Registry) -> None:
 
 def render() -> tuple[bytes, str]:
     """The metrics in Prometheus text format, and its content type."""
+    flush()
     if _MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

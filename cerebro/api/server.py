@@ -186,6 +186,7 @@ def prepare_multiprocess_metrics() -> None:
 async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> None:
     """Serve on ``sockets`` in this process, with ``core`` (loaded before the fork), until a
     stop signal."""
+    from cerebro import metrics
     from cerebro.api.app import Context, log_request, make_app
     from cerebro.api.endpoint_route import EndpointLane
     from cerebro.api.limits import BoundedHTTPServer
@@ -234,6 +235,7 @@ async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> 
     except asyncio.TimeoutError:
         log.warning("connections still open after the grace period; closing")
     ctx.shutdown()
+    metrics.flush()  # the last second's requests count too
     # Close RabbitMQ and Redis here, not in asyncio.run's cancel-everything teardown: there
     # the connection could close under the publisher's supervisor (with aiormq, its reader was
     # cancelled), which logged an outage and reconnected, and the new connection kept the

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from cerebro import metrics
 from support import CerebroServer
 
 
@@ -38,8 +39,14 @@ def test_two_processes_serve_and_stop_cleanly(tmp_path):
             assert "uvloop/loop" in open(f"/proc/{pid}/maps").read()
         for i in range(40):
             assert server.post("/v1/echo/say", {"text": str(i)})[0] == 200
-        text = server.get("/metrics")[2].decode()
-        assert 'cerebro_requests_total{function="say",module="echo",status="200"} 40.0' in text
+        # each process adds its requests to the shared metrics within a second
+        counted, deadline = "", time.monotonic() + 3 * metrics.FLUSH_SECONDS
+        while '{function="say",module="echo",status="200"} 40.0' not in counted \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+            counted = server.get("/metrics")[2].decode()
+        assert 'cerebro_requests_total{function="say",module="echo",status="200"} 40.0' \
+            in counted
     finally:
         server.proc.terminate()
         assert server.proc.wait(20) == 0
