@@ -10,8 +10,9 @@ sums all of them.
 
 A request's count and latency are tallied in the process and added to those
 shared files once a second (:func:`flush`; a scrape of the process flushes its
-own first), not written per request: a scrape may lag the other processes'
-last second.
+own first, and each process as it exits), not written per request: a scrape
+may lag the other processes' last second, and a process killed outright
+(``SIGKILL``) takes its last second's counts with it.
 """
 
 from __future__ import annotations
@@ -105,16 +106,16 @@ class _Tally:
 # (module, function, status) -> its tally (its labelled children are found once, not per
 # request: labels() validates and locks; the families never drop one)
 _tallies: dict[tuple[str, str, int | str], _Tally] = {}
-_flush_due = False  # a flush is scheduled on this process's IOLoop
+_flush_loop: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
 
 
 def observe(module: str, function: str, status: int | str, seconds: float,
             error_type: str | None = None) -> None:
     """Count one request and its latency (and its error type, if any).
 
-    Called on the IOLoop, the count reaches the shared metrics within :data:`FLUSH_SECONDS`
-    (:func:`flush`, scheduled on the loop); called on a thread without a running loop, at
-    once."""
+    Called on an event loop's thread (the API's IOLoop: one thread per process counts), the
+    count reaches the shared metrics within :data:`FLUSH_SECONDS` (:func:`flush`, scheduled
+    on that loop); called where no loop runs, at once."""
     key = (module, function, status)
     tally = _tallies.get(key)
     if tally is None:
@@ -125,27 +126,27 @@ def observe(module: str, function: str, status: int | str, seconds: float,
     tally.buckets[bisect_left(_LATENCY_BOUNDS, seconds)] += 1
     if error_type:
         ERRORS.labels(module, function, error_type).inc()
-    if not _flush_due:
-        _schedule_flush()
+    loop = asyncio._get_running_loop()
+    if loop is None or loop is not _flush_loop:
+        _schedule_flush(loop)
 
 
-def _schedule_flush() -> None:
-    """Flush in :data:`FLUSH_SECONDS` on this thread's running loop, or now without one."""
-    global _flush_due
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
+def _schedule_flush(loop: asyncio.AbstractEventLoop | None) -> None:
+    """Flush in :data:`FLUSH_SECONDS` on ``loop``, or now without one. (A loop that stopped
+    before its flush took it with it: the next request on another loop schedules its own.)"""
+    global _flush_loop
+    if loop is None:
         flush()
         return
-    _flush_due = True
+    _flush_loop = loop
     loop.call_later(FLUSH_SECONDS, flush)
 
 
 def flush() -> None:
     """Add every tally to the shared metrics now (:func:`render` does first, and the API
     process before it exits)."""
-    global _flush_due
-    _flush_due = False
+    global _flush_loop
+    _flush_loop = None
     for tally in _tallies.values():
         if tally.count:
             tally.flush()

@@ -69,7 +69,11 @@ def serve(settings: Settings) -> None:
                 sock.close()
             sockets = bind_sockets(port, settings.host, reuse_port=True)
     pin_to_cpu(settings.cpu_affinity, index, processes)
-    run_loop(settings.event_loop, _run(settings, sockets, core))
+    try:
+        run_loop(settings.event_loop, _run(settings, sockets, core))
+    finally:
+        from cerebro import metrics
+        metrics.flush()  # the requests of its last second, down to those cancelled at the end
 
 
 def run_loop(kind: str, main: Coroutine[Any, Any, None]) -> None:
@@ -186,7 +190,6 @@ def prepare_multiprocess_metrics() -> None:
 async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> None:
     """Serve on ``sockets`` in this process, with ``core`` (loaded before the fork), until a
     stop signal."""
-    from cerebro import metrics
     from cerebro.api.app import Context, log_request, make_app
     from cerebro.api.endpoint_route import EndpointLane
     from cerebro.api.limits import BoundedHTTPServer
@@ -235,7 +238,6 @@ async def _run(settings: Settings, sockets: list[socket.socket], core: Core) -> 
     except asyncio.TimeoutError:
         log.warning("connections still open after the grace period; closing")
     ctx.shutdown()
-    metrics.flush()  # the last second's requests count too
     # Close RabbitMQ and Redis here, not in asyncio.run's cancel-everything teardown: there
     # the connection could close under the publisher's supervisor (with aiormq, its reader was
     # cancelled), which logged an outage and reconnected, and the new connection kept the

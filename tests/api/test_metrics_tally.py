@@ -83,3 +83,13 @@ def test_without_a_loop_a_request_is_counted_at_once():
     text = _scrape()
     assert _count(text, "tally-c") == 1.0
     assert 'cerebro_errors_total{function="f",module="tally-c",type="ValueError"} 1.0' in text
+
+
+def test_a_loop_that_stopped_before_its_flush_does_not_stop_the_counting():
+    async def short():
+        metrics.observe("tally-d", "f", 200, 0.001)  # its flush is due on this loop only
+
+    asyncio.run(short())
+    held = _count(_scrape(), "tally-d")
+    metrics.observe("tally-d", "f", 200, 0.001)  # no loop: at once, with the one held
+    assert (held, _count(_scrape(), "tally-d")) == (0.0, 2.0)
