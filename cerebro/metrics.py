@@ -126,15 +126,15 @@ def observe(module: str, function: str, status: int | str, seconds: float,
     tally.buckets[bisect_left(_LATENCY_BOUNDS, seconds)] += 1
     if error_type:
         ERRORS.labels(module, function, error_type).inc()
-    loop = asyncio._get_running_loop()
-    if loop is None or loop is not _flush_loop:
-        _schedule_flush(loop)
+    if _flush_loop is None or _flush_loop.is_closed():
+        _schedule_flush()
 
 
-def _schedule_flush(loop: asyncio.AbstractEventLoop | None) -> None:
-    """Flush in :data:`FLUSH_SECONDS` on ``loop``, or now without one. (A loop that stopped
-    before its flush took it with it: the next request on another loop schedules its own.)"""
+def _schedule_flush() -> None:
+    """Flush in :data:`FLUSH_SECONDS` on the running loop, or now without one. (A loop closed
+    before its flush took it with it: the next request schedules its own.)"""
     global _flush_loop
+    loop = asyncio._get_running_loop()  # once a second, not per request: it calls getpid
     if loop is None:
         flush()
         return

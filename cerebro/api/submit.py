@@ -201,7 +201,8 @@ class Submitter:
         if confirmed is None:
             confirmed = asyncio.ensure_future(self.publisher.publish(queue, task_id, headers,
                                                                      body))
-        accepted: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        # the confirm's loop is this one (get_loop, not get_running_loop: no getpid call)
+        accepted: asyncio.Future[tuple[int, bytes]] = confirmed.get_loop().create_future()
         confirmed.add_done_callback(partial(self._confirmed, accepted, task, marker))
         return accepted
 

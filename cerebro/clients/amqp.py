@@ -104,7 +104,9 @@ class AMQPConnection(asyncio.Protocol):
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.transport: asyncio.Transport | None = None
-        self.closing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # its loop, kept: asyncio.get_running_loop() costs a getpid system call on Python 3.11
+        self.loop = asyncio.get_running_loop()
+        self.closing: asyncio.Future[None] = self.loop.create_future()
         self.confirm = False
         self.frame_max = DEFAULT_FRAME_MAX
         self.heartbeat = 0
@@ -212,7 +214,7 @@ class AMQPConnection(asyncio.Protocol):
         messages in flight (a return names the message by it). ``properties`` may come
         encoded already (:func:`~cerebro.clients.amqpcodec.encode_properties`: the publish
         path's, at a fraction of pamqp's cost)."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         settled: asyncio.Future[None] = loop.create_future()
         if self.closing.done():
             settled.set_exception(self._closed_error())
@@ -265,11 +267,11 @@ class AMQPConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
         self.transport = transport  # type: ignore[assignment]  # a stream transport
-        self._last_read = asyncio.get_running_loop().time()
+        self._last_read = self.loop.time()
 
     def data_received(self, data: bytes) -> None:
         """Parse every complete frame received and act on it."""
-        self._last_read = asyncio.get_running_loop().time()
+        self._last_read = self.loop.time()
         buffer = self._buffer
         buffer += data
         while len(buffer) >= FRAME_HEADER_SIZE:

@@ -124,7 +124,9 @@ class _Protocol(asyncio.Protocol):
         self.buffer = bytearray()
         self.waiters: collections.deque[asyncio.Future[_Reply]] = collections.deque()
         self.deadlines: collections.deque[float] = collections.deque()  # of the waiters, in order
-        self.closed: asyncio.Future[RedisError] = asyncio.get_running_loop().create_future()
+        # its loop, kept: asyncio.get_running_loop() costs a getpid system call on Python 3.11
+        self.loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[RedisError] = self.loop.create_future()
 
     # a stream connection (loop.create_connection) is always given a Transport
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -161,7 +163,7 @@ class _Protocol(asyncio.Protocol):
 
     def expect(self, deadline: float) -> asyncio.Future[_Reply]:
         """The future of the next command's reply, due by ``deadline`` (loop time)."""
-        waiter: asyncio.Future[_Reply] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[_Reply] = self.loop.create_future()
         self.waiters.append(waiter)
         self.deadlines.append(deadline)
         return waiter
@@ -243,7 +245,7 @@ class RedisPipe:
     def _write(self, protocol: _Protocol, args: tuple[str | bytes | int, ...]
                ) -> asyncio.Future[_Reply]:
         """Queue the reply's future, write the command; the sweep times it out."""
-        waiter = protocol.expect(asyncio.get_running_loop().time() + self.timeout)
+        waiter = protocol.expect(protocol.loop.time() + self.timeout)
         # connected: connection_made set the transport before create_connection returned
         protocol.transport.write(encode_command(*args))  # type: ignore[union-attr]
         self._sweep.start()
