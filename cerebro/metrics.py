@@ -113,9 +113,9 @@ def observe(module: str, function: str, status: int | str, seconds: float,
             error_type: str | None = None) -> None:
     """Count one request and its latency (and its error type, if any).
 
-    Called on an event loop's thread (the API's IOLoop: one thread per process counts), the
-    count reaches the shared metrics within :data:`FLUSH_SECONDS` (:func:`flush`, scheduled
-    on that loop); called where no loop runs, at once."""
+    Called on an event loop's thread (the API's IOLoop: one thread per process counts, with
+    no lock), the count reaches the shared metrics within :data:`FLUSH_SECONDS` (:func:`flush`,
+    scheduled on that loop); called where no loop runs and no flush is due, at once."""
     key = (module, function, status)
     tally = _tallies.get(key)
     if tally is None:
